@@ -1,0 +1,80 @@
+"""Citizens and their identities on the channels."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from sqlalchemy import select
+
+from callcenter.actions import audit
+from callcenter.domain.workflow import Actor
+from callcenter.runtime import Runtime
+from callcenter.store.db import Tx
+from callcenter.store.queries import insert_ignore
+from callcenter.store.tables import citizen_identities, citizens
+
+IDENTITY_KINDS = ("phone", "telegram", "web", "email", "open311")
+_CJK = re.compile(r"[\u3400-\u9fff]")
+_LATIN = re.compile(r"[A-Za-z]{2,}")
+
+
+def guess_locale(text: str, default: str) -> str:
+    """Chinese characters mean zh-CN; Latin words and no Chinese mean en."""
+    if _CJK.search(text):
+        return "zh-CN"
+    if _LATIN.search(text):
+        return "en"
+    return default
+
+
+async def find_citizen(tx: Tx, kind: str, value: str) -> Any:
+    return (
+        await tx.execute(
+            select(citizens)
+            .join(citizen_identities, citizen_identities.c.citizen_id == citizens.c.id)
+            .where(citizen_identities.c.kind == kind, citizen_identities.c.value == value)
+        )
+    ).first()
+
+
+async def find_or_create_citizen(
+    tx: Tx,
+    rt: Runtime,
+    *,
+    kind: str,
+    value: str,
+    actor: Actor,
+    name: str | None = None,
+    locale: str | None = None,
+) -> tuple[Any, bool]:
+    """The citizen with this identity, created if new. Returns (row, created)."""
+    if kind not in IDENTITY_KINDS:
+        raise ValueError(f"unknown identity kind {kind!r}")
+    found = await find_citizen(tx, kind, value)
+    if found is not None:
+        return found, False
+    now = tx.state["now"]
+    values = {
+        "name": name,
+        "phone": value if kind == "phone" else None,
+        "locale": rt.catalog.locale_or_default(locale),
+        "created_at": now,
+    }
+    citizen_id = (await tx.execute(citizens.insert().values(**values))).inserted_primary_key[0]
+    await insert_ignore(
+        tx,
+        citizen_identities,
+        {"citizen_id": citizen_id, "kind": kind, "value": value, "created_at": now},
+        conflict=("kind", "value"),
+    )
+    await audit.record(
+        tx,
+        actor=actor,
+        entity_type="citizen",
+        entity_id=citizen_id,
+        action="citizen.create",
+        after={**values, "identity": {kind: value}},
+    )
+    row = (await tx.execute(select(citizens).where(citizens.c.id == citizen_id))).one()
+    return row, True

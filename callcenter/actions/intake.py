@@ -1,0 +1,309 @@
+"""Inbound text from any channel: the one intake path.
+
+An adapter calls :func:`receive_message` and answers its provider only after it
+returned (DESIGN rule 3). The message extends the citizen's open conversation
+on that channel, or opens one. A fresh conversation first meets auto-intake:
+when the text reports a problem that routing recognises with enough
+confidence, a ticket is opened and dispatched at once and the citizen is told
+its number; otherwise the conversation waits in a queue for an agent.
+
+A provider id seen before (a retried webhook) changes nothing and returns what
+happened the first time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select, update
+
+from callcenter.actions import audit
+from callcenter.actions.citizens import find_or_create_citizen, guess_locale
+from callcenter.actions.messages import clean_body, queue_outbound
+from callcenter.actions.tickets import TicketDraft, apply_step, check_draft, insert_ticket
+from callcenter.bus import events
+from callcenter.domain.routing import classify
+from callcenter.domain.workflow import SYSTEM, Actor, Step
+from callcenter.runtime import Runtime
+from callcenter.store.db import Tx
+from callcenter.store.tables import conversations, messages, tickets
+
+
+@dataclass
+class Inbound:
+    """One inbound text, as an adapter hands it over."""
+
+    channel: str
+    identity_kind: str  # phone | telegram | web | email | open311
+    address: str  # the citizen's address on the channel (E.164 for phone channels)
+    body: str
+    provider_id: str | None = None
+    service_address: str | None = None
+    name: str | None = None
+    locale: str | None = None
+    address_text: str | None = None  # a place named by the citizen, for routing
+    lat: float | None = None
+    lon: float | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class IntakeResult:
+    duplicate: bool
+    citizen_id: int
+    conversation_id: int
+    message_id: int
+    conversation_state: str
+    queue: str | None
+    ticket: dict[str, Any] | None
+    reply_message_id: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+async def _existing(tx: Tx, inbound: Inbound) -> IntakeResult | None:
+    if inbound.provider_id is None:
+        return None
+    row = (
+        await tx.execute(
+            select(messages.c.id.label("message_id"), conversations)
+            .join(conversations, conversations.c.id == messages.c.conversation_id)
+            .where(
+                messages.c.channel == inbound.channel,
+                messages.c.direction == "in",
+                messages.c.provider_id == inbound.provider_id,
+            )
+        )
+    ).first()
+    if row is None:
+        return None
+    ticket = None
+    if row.ticket_id is not None:
+        found = (await tx.execute(select(tickets).where(tickets.c.id == row.ticket_id))).first()
+        ticket = found._asdict() if found else None
+    return IntakeResult(True, row.citizen_id, row.id, row.message_id, row.state, row.queue, ticket)
+
+
+async def _open_conversation(
+    tx: Tx, rt: Runtime, citizen: Any, inbound: Inbound, *, actor: Actor
+) -> Any:
+    found = (
+        await tx.execute(
+            select(conversations)
+            .where(
+                conversations.c.citizen_id == citizen.id,
+                conversations.c.channel == inbound.channel,
+                conversations.c.address == inbound.address,
+                conversations.c.state != "closed",
+            )
+            .order_by(conversations.c.id.desc())
+            .limit(1)
+        )
+    ).first()
+    if found is not None:
+        return found
+    now = tx.state["now"]
+    values = {
+        "citizen_id": citizen.id,
+        "channel": inbound.channel,
+        "address": inbound.address,
+        "service_address": inbound.service_address,
+        "state": "bot",
+        "locale": citizen.locale,
+        "created_at": now,
+        "updated_at": now,
+    }
+    conversation_id = (
+        await tx.execute(conversations.insert().values(**values))
+    ).inserted_primary_key[0]
+    await audit.record(
+        tx,
+        actor=actor,
+        entity_type="conversation",
+        entity_id=conversation_id,
+        action="conversation.open",
+        after=values,
+    )
+    return (
+        await tx.execute(select(conversations).where(conversations.c.id == conversation_id))
+    ).one()
+
+
+async def _set_conversation(tx: Tx, conversation: Any, *, actor: Actor, **values: Any) -> Any:
+    now = tx.state["now"]
+    await tx.execute(
+        update(conversations)
+        .where(conversations.c.id == conversation.id)
+        .values(**values, updated_at=now)
+    )
+    await audit.record(
+        tx,
+        actor=actor,
+        entity_type="conversation",
+        entity_id=conversation.id,
+        action="conversation.update",
+        before={k: getattr(conversation, k) for k in values},
+        after=values,
+    )
+    updated = (
+        await tx.execute(select(conversations).where(conversations.c.id == conversation.id))
+    ).one()
+    tx.publish(events.conversation_changed(updated._asdict(), now))
+    return updated
+
+
+async def receive_message(rt: Runtime, inbound: Inbound, *, actor: Actor = SYSTEM) -> IntakeResult:
+    """Persist an inbound text and decide where it goes. Idempotent on ``provider_id``."""
+    body = clean_body(inbound.body)
+    async with rt.transaction() as tx:
+        seen = await _existing(tx, inbound)
+        if seen is not None:
+            return seen
+        now = tx.state["now"]
+        citizen, _ = await find_or_create_citizen(
+            tx,
+            rt,
+            kind=inbound.identity_kind,
+            value=inbound.address,
+            actor=actor,
+            name=inbound.name,
+            locale=inbound.locale or guess_locale(body, rt.settings.default_locale),
+        )
+        conversation = await _open_conversation(tx, rt, citizen, inbound, actor=actor)
+        message = {
+            "conversation_id": conversation.id,
+            "channel": inbound.channel,
+            "direction": "in",
+            "body": body,
+            "provider_id": inbound.provider_id,
+            "status": "received",
+            "kind": "text",
+            "essential": True,
+            "meta": inbound.meta,
+            "created_at": now,
+        }
+        message_id = (await tx.execute(messages.insert().values(**message))).inserted_primary_key[0]
+        await audit.record(
+            tx,
+            actor=actor,
+            entity_type="message",
+            entity_id=message_id,
+            action="message.receive",
+            after={
+                "conversation_id": conversation.id,
+                "body": body,
+                "provider_id": inbound.provider_id,
+            },
+        )
+        tx.publish(
+            events.message_created({"id": message_id, **message}, conversation._asdict(), now)
+        )
+
+        ticket: dict[str, Any] | None = None
+        reply_id: int | None = None
+        locale = conversation.locale
+        if conversation.state == "bot":
+            ticket = await _auto_ticket(tx, rt, conversation, citizen, inbound, body)
+            if ticket is not None:
+                conversation = await _set_conversation(
+                    tx,
+                    conversation,
+                    actor=actor,
+                    state="closed",
+                    closed_at=now,
+                    ticket_id=ticket["id"],
+                    last_message_at=now,
+                )
+                reply_id = await queue_outbound(
+                    tx,
+                    rt,
+                    conversation,
+                    ticket_receipt(rt, ticket, locale),
+                    actor=SYSTEM,
+                    kind="auto_reply",
+                )
+            else:
+                queue = rt.settings.intake.default_queue
+                conversation = await _set_conversation(
+                    tx,
+                    conversation,
+                    actor=actor,
+                    state="queued",
+                    queue=queue,
+                    queued_at=now,
+                    last_message_at=now,
+                )
+                if rt.settings.intake.acknowledge_queued:
+                    reply_id = await queue_outbound(
+                        tx,
+                        rt,
+                        conversation,
+                        rt.text("intake.queued", locale, hotline=rt.settings.hotline_number),
+                        actor=SYSTEM,
+                        kind="auto_reply",
+                    )
+        else:
+            await tx.execute(
+                update(conversations)
+                .where(conversations.c.id == conversation.id)
+                .values(last_message_at=now, updated_at=now)
+            )
+        return IntakeResult(
+            False,
+            citizen.id,
+            conversation.id,
+            message_id,
+            conversation.state,
+            conversation.queue,
+            ticket,
+            reply_id,
+        )
+
+
+async def _auto_ticket(
+    tx: Tx, rt: Runtime, conversation: Any, citizen: Any, inbound: Inbound, body: str
+) -> dict[str, Any] | None:
+    settings = rt.settings.intake
+    if not settings.auto_ticket:
+        return None
+    found = classify(body, rt.directory.categories)
+    if found.category_code is None or found.confidence < settings.min_confidence:
+        return None
+    draft = check_draft(
+        rt,
+        TicketDraft(
+            description=body,
+            category=found.category_code,
+            type=found.ticket_type,
+            address=inbound.address_text,
+            lat=inbound.lat,
+            lon=inbound.lon,
+            citizen_id=citizen.id,
+            conversation_id=conversation.id,
+            origin_channel=inbound.channel,
+            locale=conversation.locale,
+            classification=found,
+        ),
+    )
+    ticket = await insert_ticket(tx, rt, draft, actor=SYSTEM)
+    if not ticket["routing"].get("to_desk"):
+        ticket = await apply_step(tx, rt, ticket["id"], Step.DISPATCH, actor=SYSTEM)
+    return ticket
+
+
+def ticket_receipt(rt: Runtime, ticket: dict[str, Any], locale: str) -> str:
+    """The text that tells a citizen their case was taken, and its number."""
+    directory = rt.directory
+    category = directory.category_by_id.get(ticket["category_id"] or -1)
+    dept = directory.by_id.get(ticket["department_id"] or -1)
+    params = {
+        "number": ticket["number"],
+        "category": category.name(locale) if category else "",
+        "department": dept.name(locale) if dept else "",
+        "due": rt.local_text(ticket["due_at"], with_time=False),
+        "hotline": rt.settings.hotline_number,
+    }
+    key = "intake.ticket_dispatched" if dept else "intake.ticket_created"
+    return rt.text(key, locale, **params)

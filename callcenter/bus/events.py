@@ -1,0 +1,70 @@
+"""The live events the core publishes, one constructor per type.
+
+Each event carries ids and the few fields a list needs to redraw a row;
+listeners fetch the rest through the API. ``scope`` says who may see it:
+department staff receive only events whose ``department_id`` is theirs.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from callcenter.bus import Event
+
+TICKET_CHANGED = "ticket.changed"
+MESSAGE_CREATED = "message.created"
+CONVERSATION_CHANGED = "conversation.changed"
+DIRECTORY_CHANGED = "directory.changed"
+
+EVENT_TYPES = (TICKET_CHANGED, MESSAGE_CREATED, CONVERSATION_CHANGED, DIRECTORY_CHANGED)
+
+
+def ticket_changed(ticket: dict[str, Any], action: str, at: datetime) -> Event:
+    return Event(
+        TICKET_CHANGED,
+        {
+            "ticket_id": ticket["id"],
+            "number": ticket["number"],
+            "action": action,
+            "state": ticket["state"],
+            "priority": ticket["priority"],
+            "department_id": ticket["department_id"],
+            "version": ticket["version"],
+        },
+        at,
+        scope={"department_id": ticket["department_id"], "staff_only": False},
+    )
+
+
+def message_created(message: dict[str, Any], conversation: dict[str, Any], at: datetime) -> Event:
+    return Event(
+        MESSAGE_CREATED,
+        {
+            "message_id": message["id"],
+            "conversation_id": conversation["id"],
+            "citizen_id": conversation["citizen_id"],
+            "channel": conversation["channel"],
+            "direction": message["direction"],
+            "status": message["status"],
+        },
+        at,
+        scope={"staff_only": True},
+    )
+
+
+def conversation_changed(conversation: dict[str, Any], at: datetime) -> Event:
+    return Event(
+        CONVERSATION_CHANGED,
+        {
+            "conversation_id": conversation["id"],
+            "citizen_id": conversation["citizen_id"],
+            "channel": conversation["channel"],
+            "state": conversation["state"],
+            "queue": conversation["queue"],
+            "agent_id": conversation["agent_id"],
+            "ticket_id": conversation["ticket_id"],
+        },
+        at,
+        scope={"staff_only": True},
+    )

@@ -1,0 +1,158 @@
+"""Settings: defaults that need nothing, a TOML file, and ``CALLCENTER_*`` variables.
+
+Precedence, highest first: explicit keyword arguments, environment variables
+(``CALLCENTER_PORT=9000``; nested sections with a double underscore,
+``CALLCENTER_INTAKE__MIN_CONFIDENCE=0.8``), the TOML file named by
+``CALLCENTER_CONFIG`` (or ``./callcenter.toml`` when it exists), then the
+defaults below. With no configuration at all the hotline runs in one process on
+SQLite under ``./data`` with the simulated SMS provider.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+Locale = Literal["zh-CN", "en"]
+LOCALES: tuple[Locale, ...] = ("zh-CN", "en")
+
+
+class Limit(BaseModel):
+    """A time limit: ``amount`` of ``unit``.
+
+    ``working_days`` and ``working_hours`` count only working time on the
+    configured calendar; ``hours`` and ``minutes`` are clock time (used for
+    urgent tickets, which do not wait for Monday).
+    """
+
+    amount: float = Field(gt=0)
+    unit: Literal["working_days", "working_hours", "hours", "minutes"] = "working_days"
+
+
+class SlaSettings(BaseModel):
+    """Deadlines per ticket type and priority. All of it is configuration."""
+
+    sign_for: Limit = Limit(amount=1)
+    handle: dict[str, Limit] = {
+        "inquiry": Limit(amount=2),
+        "help": Limit(amount=10),
+        "suggestion": Limit(amount=10),
+        "complaint": Limit(amount=15),
+        "report": Limit(amount=15),
+        "praise": Limit(amount=5),
+    }
+    urgent_sign_for: Limit = Limit(amount=30, unit="minutes")
+    urgent_handle: Limit = Limit(amount=24, unit="hours")
+    max_extension_days: int = Field(default=10, ge=0)
+    yellow_at: float = Field(default=0.75, gt=0, lt=1)
+
+
+class CalendarSettings(BaseModel):
+    """The working calendar: Chinese public holidays plus local overrides.
+
+    ``extra_holidays`` and ``extra_workdays`` take precedence over the
+    ``chinesecalendar`` package, and cover years it does not know yet (the
+    State Council publishes each year's arrangement late in the year before).
+    """
+
+    work_hours: list[str] = ["09:00-12:00", "13:30-17:30"]
+    extra_holidays: list[str] = []
+    extra_workdays: list[str] = []
+
+
+class IntakeSettings(BaseModel):
+    """What happens to an inbound text before an agent sees it."""
+
+    auto_ticket: bool = True
+    min_confidence: float = Field(default=0.6, ge=0, le=1)
+    acknowledge_queued: bool = True
+    default_queue: str = "general"
+
+
+class JobSettings(BaseModel):
+    """The durable job executor (outbox)."""
+
+    driver: Literal["inprocess", "celery", "none"] = "inprocess"
+    lease_seconds: float = Field(default=60, gt=0)
+    poll_seconds: float = Field(default=1.0, gt=0)
+    concurrency: int = Field(default=8, ge=1)
+    max_attempts: int = Field(default=8, ge=1)
+    backoff_base_seconds: float = Field(default=2.0, gt=0)
+    backoff_max_seconds: float = Field(default=3600, gt=0)
+
+
+class Settings(BaseSettings):
+    """Everything the hotline can be told. See ``docs/deployment.md``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CALLCENTER_", env_nested_delimiter="__", extra="ignore"
+    )
+
+    data_dir: Path = Path("data")
+    database_url: str | None = None
+    redis_url: str | None = None
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    public_url: str | None = None
+    timezone: str = "Asia/Shanghai"
+    default_locale: Locale = "zh-CN"
+    default_region: str = "CN"
+    hotline_number: str = "12345"
+    channels: list[str] = ["channels.simulated:SimulatedSms"]
+    intake: IntakeSettings = IntakeSettings()
+    sla: SlaSettings = SlaSettings()
+    calendar: CalendarSettings = CalendarSettings()
+    jobs: JobSettings = JobSettings()
+    channel_options: dict[str, dict[str, Any]] = {}
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo
+
+        ZoneInfo(value)
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get("CALLCENTER_CONFIG")
+        if config_file:
+            if not Path(config_file).is_file():
+                raise FileNotFoundError(f"CALLCENTER_CONFIG names a missing file: {config_file}")
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(config_file)))
+        elif Path("callcenter.toml").is_file():
+            sources.append(
+                TomlConfigSettingsSource(settings_cls, toml_file=Path("callcenter.toml"))
+            )
+        return tuple(sources)
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'callcenter.db').resolve()}"
+
+    @property
+    def effective_public_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    def options_for(self, channel: str) -> dict[str, Any]:
+        """The ``[channel_options.<name>]`` table for one adapter."""
+        return dict(self.channel_options.get(channel, {}))

@@ -1,0 +1,35 @@
+# Sourced by scripts/test.sh: finds, installs or starts the services the tests use.
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+apt_install() {
+  local missing=()
+  for pkg in "$@"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "installing Debian packages: ${missing[*]}"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  fi
+}
+
+# PostgreSQL on 127.0.0.1:5432. A server already there is used as it is (with trust
+# or with the password "postgres" for the user postgres); otherwise Debian's
+# server is installed, started, and given that password.
+PG_URL="postgresql+asyncpg://postgres:postgres@127.0.0.1:5432/postgres"
+ensure_postgres() {
+  if command -v pg_isready >/dev/null && pg_isready -q -h 127.0.0.1 -p 5432; then
+    return 0
+  fi
+  apt_install postgresql
+  local version
+  version=$(ls /etc/postgresql | sort -V | tail -n 1)
+  as_root pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
+  for _ in $(seq 1 30); do
+    pg_isready -q -h 127.0.0.1 -p 5432 && break
+    sleep 1
+  done
+  pg_isready -h 127.0.0.1 -p 5432
+  as_root su postgres -c "psql -q -c \"ALTER USER postgres PASSWORD 'postgres'\""
+}

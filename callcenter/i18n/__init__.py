@@ -1,7 +1,8 @@
 """Texts in zh-CN and en.
 
 Every text a person sees or hears comes from a catalog: the core's own
-(``callcenter/i18n/<locale>.json``) and one per adapter, added at start-up.
+(every ``callcenter/i18n/<locale>/*.json``, one file per subsystem) and one per
+adapter (``channels/<name>/strings/<locale>.json``), added at start-up.
 Keys are dotted (``errors.illegal_step``); values are ``str.format`` templates.
 A catalog that lacks a key in one language fails the test suite, not the user.
 """
@@ -34,7 +35,9 @@ class Catalog:
     @classmethod
     def core(cls, default_locale: str = "zh-CN") -> Catalog:
         catalog = cls(default_locale)
-        catalog.load_dir(HERE)
+        for locale in LOCALES:
+            for path in sorted((HERE / locale).glob("*.json")):
+                catalog.add(locale, json.loads(path.read_text("utf-8")))
         return catalog
 
     def load_dir(self, folder: Path, prefix: str = "") -> None:

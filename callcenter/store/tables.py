@@ -121,6 +121,8 @@ conversations = Table(
     Column("address", String(200), nullable=False),  # the citizen's address on that channel
     Column("service_address", String(200), nullable=True),  # the hotline's number / bot
     Column("state", String(20), nullable=False),  # bot | queued | assigned | closed
+    # message | call | callback (a request to be called back, kept in the agents' queue)
+    Column("kind", String(20), nullable=False, default="message", server_default="message"),
     Column("queue", String(64), nullable=True),
     Column("agent_id", Id, ForeignKey("users.id"), nullable=True),
     Column("ticket_id", Id, nullable=True),  # no FK: tickets reference conversations
@@ -283,4 +285,27 @@ jobs = Table(
     Column("updated_at", UTCDateTime, nullable=False),
     Column("finished_at", UTCDateTime, nullable=True),
     Index("ix_jobs_due", "state", "run_at"),
+)
+
+# the callback satisfaction survey (回访) of a closed ticket; one per closure
+surveys = Table(
+    "surveys",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("ticket_id", Id, ForeignKey("tickets.id"), nullable=False, index=True),
+    Column("citizen_id", Id, ForeignKey("citizens.id"), nullable=True, index=True),
+    Column("department_id", Id, ForeignKey("departments.id"), nullable=True),
+    Column("round", Integer, nullable=False),  # 1 for the first closure, 2 after a reopen...
+    Column("channel", String(20), nullable=False),  # where it is asked: sms | telegram ...
+    # scheduled | sent | reminded | answered | unanswered | cancelled
+    Column("state", String(20), nullable=False),
+    Column("score", Integer, nullable=True),  # 1..5 (满意 5, 基本满意 3, 不满意 1)
+    Column("solved", Boolean, nullable=True),
+    Column("answer_text", Text, nullable=True),
+    Column("clarifications", Integer, nullable=False, default=0),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("due_at", UTCDateTime, nullable=False),
+    Column("sent_at", UTCDateTime, nullable=True),
+    Column("answered_at", UTCDateTime, nullable=True),
+    UniqueConstraint("ticket_id", "round"),
 )

@@ -15,6 +15,7 @@ from callcenter.jobs.executor import PermanentFailure, RetryLater
 from callcenter.jobs.outbox import Job, enqueue
 from callcenter.runtime import Runtime
 from callcenter.store.db import Tx
+from callcenter.store.queries import insert_row, row_by_id
 from callcenter.store.tables import conversations, messages
 
 MAX_BODY = 4000
@@ -59,7 +60,7 @@ async def queue_outbound(
         "meta": meta or {},
         "created_at": now,
     }
-    message_id = (await tx.execute(messages.insert().values(**values))).inserted_primary_key[0]
+    message_id = (await insert_row(tx, messages, values)).id
     await enqueue(
         tx,
         DELIVER,
@@ -68,9 +69,6 @@ async def queue_outbound(
         now=now,
         run_at=run_at,
         max_attempts=rt.settings.jobs.max_attempts,
-    )
-    await tx.execute(
-        update(conversations).where(conversations.c.id == conversation.id).values(updated_at=now)
     )
     await audit.record(
         tx,
@@ -95,6 +93,11 @@ async def send_reply(rt: Runtime, conversation_id: int, body: Any, *, actor: Act
             raise NotFound("conversation_not_found", id=conversation_id)
         if rt.channels.get(conversation.channel) is None:
             raise Conflict("channel_unavailable", channel=conversation.channel)
+        await tx.execute(
+            update(conversations)
+            .where(conversations.c.id == conversation_id)
+            .values(updated_at=tx.state["now"])
+        )
         return await queue_outbound(tx, rt, conversation, text, actor=actor, kind="text")
 
 
@@ -108,7 +111,7 @@ async def record_delivery(
 ) -> None:
     """Store what the provider said about a message (sent, delivered, failed...)."""
     async with rt.transaction() as tx:
-        row = (await tx.execute(select(messages).where(messages.c.id == message_id))).first()
+        row = await row_by_id(tx, messages, message_id)
         if row is None:
             raise NotFound("message_not_found", id=message_id)
         now = tx.state["now"]
@@ -127,9 +130,7 @@ async def record_delivery(
             before={"status": row.status},
             after=values,
         )
-        conversation = (
-            await tx.execute(select(conversations).where(conversations.c.id == row.conversation_id))
-        ).one()
+        conversation = await row_by_id(tx, conversations, row.conversation_id)
         tx.publish(events.message_created({**row._asdict(), **values}, conversation._asdict(), now))
 
 

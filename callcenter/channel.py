@@ -79,6 +79,7 @@ class Channel(ABC):
 
     name: ClassVar[str]
     strings_dir: ClassVar[Path | None] = None
+    text_capable: ClassVar[bool] = True  # False for voice: notifications then go by SMS
 
     def __init__(self, rt: Runtime, options: dict[str, Any]) -> None:
         self.rt = rt

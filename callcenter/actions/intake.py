@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy import bindparam, select, update
 
-from callcenter.actions import audit
+from callcenter.actions import audit, notify, optout, surveys
 from callcenter.actions.citizens import find_or_create_citizen, guess_locale
 from callcenter.actions.messages import clean_body, queue_outbound
 from callcenter.actions.tickets import TicketDraft, check_draft, open_ticket
@@ -209,7 +209,22 @@ async def receive_message(rt: Runtime, inbound: Inbound, *, actor: Actor = SYSTE
         ticket: dict[str, Any] | None = None
         reply_id: int | None = None
         locale = conversation.locale
-        if conversation.state == "bot":
+        if await optout.handle_keywords(
+            tx, rt, inbound.channel, inbound.address, conversation, body
+        ) or await surveys.answer_from_text(
+            tx, rt, citizen.id, inbound.channel, conversation, body
+        ):
+            # a keyword or a survey answer: handled, no agent and no new ticket needed
+            if conversation.state == "bot":
+                conversation = await _set_conversation(
+                    tx,
+                    conversation,
+                    actor=actor,
+                    state="closed",
+                    closed_at=now,
+                    last_message_at=now,
+                )
+        elif conversation.state == "bot":
             ticket = await _auto_ticket(tx, rt, conversation, citizen, inbound, body)
             if ticket is not None:
                 conversation = await _set_conversation(
@@ -292,20 +307,10 @@ async def _auto_ticket(
             classification=found,
         ),
     )
-    return await open_ticket(tx, rt, draft, actor=SYSTEM, dispatch=True)
+    return await open_ticket(tx, rt, draft, actor=SYSTEM, dispatch=True, tell_citizen=False)
 
 
 def ticket_receipt(rt: Runtime, ticket: dict[str, Any], locale: str) -> str:
-    """The text that tells a citizen their case was taken, and its number."""
-    directory = rt.directory
-    category = directory.category_by_id.get(ticket["category_id"] or -1)
-    dept = directory.by_id.get(ticket["department_id"] or -1)
-    params = {
-        "number": ticket["number"],
-        "category": category.name(locale) if category else "",
-        "department": dept.name(locale) if dept else "",
-        "due": rt.local_text(ticket["due_at"], with_time=False),
-        "hotline": rt.settings.hotline_number,
-    }
-    key = "intake.ticket_dispatched" if dept else "intake.ticket_created"
-    return rt.text(key, locale, **params)
+    """The text that tells a citizen their case was taken: number, department, due date."""
+    key = "notify.ticket_dispatched_new" if ticket["department_id"] else "notify.ticket_created"
+    return notify.render(rt, key, locale, notify.ticket_params(rt, ticket, locale))

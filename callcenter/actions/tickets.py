@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import or_, select, update
 
-from callcenter.actions import audit
+from callcenter.actions import audit, followups
 from callcenter.bus import events
 from callcenter.domain.errors import InvalidInput, NotFound, VersionConflict
 from callcenter.domain.routing import (
@@ -152,7 +152,13 @@ def routing_record(decision: RoutingDecision, draft: TicketDraft) -> dict[str, A
 
 
 async def open_ticket(
-    tx: Tx, rt: Runtime, draft: TicketDraft, *, actor: Actor, dispatch: bool = False
+    tx: Tx,
+    rt: Runtime,
+    draft: TicketDraft,
+    *,
+    actor: Actor,
+    dispatch: bool = False,
+    tell_citizen: bool = True,
 ) -> dict[str, Any]:
     """Create a ticket inside ``tx``, routed; with ``dispatch``, already sent to the
     routed department (unless routing left it to the desk).
@@ -235,6 +241,9 @@ async def open_ticket(
             .where(conversations.c.id == draft.conversation_id)
             .values(ticket_id=row["id"], updated_at=now)
         )
+    await followups.after_create(
+        tx, rt, row, dispatched=dispatched is not None, tell_citizen=tell_citizen
+    )
     return row
 
 
@@ -331,6 +340,7 @@ async def apply_step(
     )
     updated: dict[str, Any] = updated_row._asdict()
     tx.publish(events.ticket_changed(updated, step.value, now))
+    await followups.after_step(tx, rt, step.value, updated, actor=actor, params=details)
     return updated
 
 

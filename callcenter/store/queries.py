@@ -70,3 +70,13 @@ async def row_by_id(tx: Tx, table: Table, id: int) -> Any:
     if statement is None:
         statement = _SELECTS[table.name] = select(table).where(table.c.id == bindparam("row_id"))
     return (await tx.execute(statement, {"row_id": id})).first()
+
+
+async def once(tx: Tx, key: str) -> bool:
+    """True the first time ``key`` is seen (inside ``tx``), False ever after.
+
+    Jobs that may run twice after a crash use it to do their work once.
+    """
+    return await insert_ignore(
+        tx, counters, {"name": f"once:{key}"[:64], "value": 1}, conflict=("name",)
+    )

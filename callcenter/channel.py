@@ -51,7 +51,12 @@ class SendResult:
 
 
 class DeliveryError(Exception):
-    """A send that failed. ``permanent`` failures are not retried."""
+    """A send that failed. ``permanent`` failures are not retried.
+
+    ``retry_after`` asks for the next try not before that many seconds; with
+    ``count_attempt=False`` (rate limits: the provider is fine, we are too
+    fast) the try does not count against the job's attempts.
+    """
 
     def __init__(
         self,
@@ -60,11 +65,13 @@ class DeliveryError(Exception):
         permanent: bool = False,
         code: str | None = None,
         retry_after: float | None = None,
+        count_attempt: bool = True,
     ) -> None:
         super().__init__(message)
         self.permanent = permanent
         self.code = code
         self.retry_after = retry_after
+        self.count_attempt = count_attempt
 
 
 class ChannelNotReady(HotlineError):

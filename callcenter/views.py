@@ -348,3 +348,26 @@ async def citizen_profile(conn: AsyncConnection, citizen_id: int) -> dict[str, A
             for c in call_rows
         ],
     }
+
+
+async def citizen_ticket(conn: Any, citizen_id: int, number: str) -> Any:
+    """A ticket by number, only if it is this citizen's (for status questions)."""
+    return (
+        await conn.execute(
+            select(tickets).where(tickets.c.number == number, tickets.c.citizen_id == citizen_id)
+        )
+    ).first()
+
+
+def ticket_status_params(rt: Runtime, row: Any, locale: str) -> dict[str, Any]:
+    """What a citizen may be told about their ticket."""
+    category = category_ref(rt, row.category_id, locale)
+    department = department_ref(rt, row.department_id, locale)
+    return {
+        "number": row.number,
+        "state": rt.catalog.label("state", row.state, locale),
+        "category": category["name"] if category else "",
+        "department": department["name"] if department else "",
+        "due": rt.local_text(row.due_at),
+        "reply": row.reply or "",
+    }

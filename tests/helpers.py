@@ -30,3 +30,24 @@ def cell_point(rt: Runtime, cell_code: str) -> tuple[float, float]:
     cell = next(c for c in rt.directory.cells if c.code == cell_code)
     point: Any = cell.geometry.representative_point()
     return point.y, point.x  # lat, lon
+
+
+async def settle(rt: Runtime, clock: Any, *, within: float = 300) -> None:
+    """Run every due job, letting the manual clock pass over short deferrals (pacing,
+    one conversation's messages in order) but not over scheduled work further away."""
+    from datetime import timedelta
+
+    from sqlalchemy import func
+
+    from callcenter.store.tables import jobs
+
+    assert rt.runner is not None
+    for _ in range(100):
+        await rt.runner.drain()
+        async with rt.db.read() as conn:
+            upcoming = await conn.scalar(
+                select(func.min(jobs.c.run_at)).where(jobs.c.state == "pending")
+            )
+        if upcoming is None or upcoming - clock.now() > timedelta(seconds=within):
+            return
+        clock.set(max(upcoming, clock.now()))

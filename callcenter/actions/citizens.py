@@ -5,14 +5,14 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, delete, select, update
 
 from callcenter.actions import audit
 from callcenter.domain.workflow import Actor
 from callcenter.runtime import Runtime
 from callcenter.store.db import Tx
 from callcenter.store.queries import insert_ignore, insert_row
-from callcenter.store.tables import citizen_identities, citizens
+from callcenter.store.tables import citizen_identities, citizens, conversations, surveys, tickets
 
 IDENTITY_KINDS = ("phone", "telegram", "web", "email", "open311")
 _CJK = re.compile(r"[\u3400-\u9fff]")
@@ -82,3 +82,80 @@ async def find_or_create_citizen(
         after={**values, "identity": {kind: value}},
     )
     return citizen, True
+
+
+async def link_identity(
+    tx: Tx, rt: Runtime, citizen: Any, kind: str, value: str, *, actor: Actor
+) -> Any:
+    """Give ``citizen`` another identity (e.g. the phone number a Telegram user shared).
+
+    When that identity already belongs to someone else, the two are one person:
+    the citizen who held it first is kept, and everything of the other one
+    (identities, conversations, tickets, surveys) moves to them. Returns the
+    citizen that remains.
+    """
+    owner = await find_citizen(tx, kind, value)
+    now = tx.state["now"]
+    if owner is not None and owner.id == citizen.id:
+        return citizen
+    if owner is None:
+        await insert_ignore(
+            tx,
+            citizen_identities,
+            {"citizen_id": citizen.id, "kind": kind, "value": value, "created_at": now},
+            conflict=("kind", "value"),
+        )
+        if kind == "phone" and not citizen.phone:
+            await tx.execute(
+                update(citizens).where(citizens.c.id == citizen.id).values(phone=value)
+            )
+        await audit.record(
+            tx,
+            actor=actor,
+            entity_type="citizen",
+            entity_id=citizen.id,
+            action="citizen.link",
+            after={"identity": {kind: value}},
+        )
+        return (await tx.execute(select(citizens).where(citizens.c.id == citizen.id))).one()
+    keep, drop = owner, citizen
+    moved: dict[str, int] = {}
+    for table in (citizen_identities, conversations, tickets, surveys):
+        result = await tx.execute(
+            update(table).where(table.c.citizen_id == drop.id).values(citizen_id=keep.id)
+        )
+        moved[table.name] = int(result.rowcount or 0)
+    if drop.name and not keep.name:
+        await tx.execute(update(citizens).where(citizens.c.id == keep.id).values(name=drop.name))
+    await tx.execute(delete(citizens).where(citizens.c.id == drop.id))
+    await audit.record(
+        tx,
+        actor=actor,
+        entity_type="citizen",
+        entity_id=keep.id,
+        action="citizen.merge",
+        before={"citizen_id": drop.id},
+        after={"citizen_id": keep.id, "moved": moved},
+        details={"identity": {kind: value}},
+    )
+    return (await tx.execute(select(citizens).where(citizens.c.id == keep.id))).one()
+
+
+async def set_locale(tx: Tx, rt: Runtime, citizen: Any, locale: str, *, actor: Actor) -> None:
+    """The language a citizen is written to, on every channel."""
+    chosen = rt.catalog.normalize(locale)
+    if chosen == citizen.locale:
+        return
+    await tx.execute(update(citizens).where(citizens.c.id == citizen.id).values(locale=chosen))
+    await tx.execute(
+        update(conversations).where(conversations.c.citizen_id == citizen.id).values(locale=chosen)
+    )
+    await audit.record(
+        tx,
+        actor=actor,
+        entity_type="citizen",
+        entity_id=citizen.id,
+        action="citizen.locale",
+        before={"locale": citizen.locale},
+        after={"locale": chosen},
+    )

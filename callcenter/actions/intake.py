@@ -13,12 +13,14 @@ happened the first time.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import bindparam, select, update
 
 from callcenter.actions import audit, notify, optout, surveys
+from callcenter.actions.attachments import StoredFile, add_attachment
 from callcenter.actions.citizens import find_or_create_citizen, guess_locale
 from callcenter.actions.messages import clean_body, queue_outbound
 from callcenter.actions.tickets import TicketDraft, check_draft, open_ticket
@@ -47,6 +49,73 @@ class Inbound:
     lat: float | None = None
     lon: float | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    auto_ticket: bool | None = None  # None: as configured (intake.auto_ticket)
+
+
+@dataclass
+class BotTurn:
+    """What a channel's bot sees of one inbound message, inside the intake transaction.
+
+    A bot (e.g. Telegram's /new dialog) answers through these methods only, so
+    that its work commits with the message, or not at all.
+    """
+
+    tx: Tx
+    rt: Runtime
+    citizen: Any
+    conversation: Any
+    message_id: int
+    inbound: Inbound
+    body: str
+    ticket: dict[str, Any] | None = None
+
+    async def reply(self, text: str, *, meta: dict[str, Any] | None = None) -> int:
+        return await queue_outbound(
+            self.tx, self.rt, self.conversation, text, actor=SYSTEM, kind="auto_reply", meta=meta
+        )
+
+    async def set_state(self, state: dict[str, Any] | None, *, close: bool = False) -> None:
+        """Keep the dialog's state on the conversation (None ends the dialog).
+
+        A conversation no agent has yet stays with the bot while the dialog runs;
+        ``close`` closes it when the dialog is over. One an agent already has keeps
+        its state either way.
+        """
+        values: dict[str, Any] = {"bot_state": state}
+        if self.conversation.state == "bot" and close:
+            values.update(state="closed", closed_at=self.tx.state["now"])
+        self.conversation = await _set_conversation(
+            self.tx, self.conversation, actor=SYSTEM, **values
+        )
+
+    async def attach(self, stored: StoredFile, *, kind: str, source_id: str | None) -> int:
+        """Keep a file the citizen sent, on the dialog's ticket if there is one yet."""
+        return await add_attachment(
+            self.tx,
+            stored,
+            kind=kind,
+            actor=SYSTEM,
+            source_id=source_id,
+            ticket_id=self.ticket["id"] if self.ticket else None,
+            conversation_id=self.conversation.id,
+        )
+
+    async def open_ticket(self, draft: TicketDraft) -> dict[str, Any]:
+        """A ticket from the dialog, dispatched to the routed department; the dialog ends."""
+        draft.citizen_id = self.citizen.id
+        draft.conversation_id = self.conversation.id
+        draft.origin_channel = self.inbound.channel
+        draft.locale = self.conversation.locale
+        check_draft(self.rt, draft)
+        self.ticket = await open_ticket(
+            self.tx, self.rt, draft, actor=SYSTEM, dispatch=True, tell_citizen=False
+        )
+        await self.set_state(None, close=True)
+        await self.reply(ticket_receipt(self.rt, self.ticket, self.conversation.locale))
+        return self.ticket
+
+
+BotHook = Callable[[BotTurn], Awaitable[bool]]
 
 
 @dataclass
@@ -159,8 +228,15 @@ async def _set_conversation(tx: Tx, conversation: Any, *, actor: Actor, **values
     return updated
 
 
-async def receive_message(rt: Runtime, inbound: Inbound, *, actor: Actor = SYSTEM) -> IntakeResult:
-    """Persist an inbound text and decide where it goes. Idempotent on ``provider_id``."""
+async def receive_message(
+    rt: Runtime, inbound: Inbound, *, actor: Actor = SYSTEM, bot: BotHook | None = None
+) -> IntakeResult:
+    """Persist an inbound text and decide where it goes. Idempotent on ``provider_id``.
+
+    After the message is stored: a stop/start word, then a survey answer, then
+    the channel's ``bot`` may each take it; what none takes goes to auto-intake
+    or to an agent.
+    """
     body = clean_body(inbound.body)
     async with rt.transaction() as tx:
         seen = await _existing(tx, inbound)
@@ -209,7 +285,10 @@ async def receive_message(rt: Runtime, inbound: Inbound, *, actor: Actor = SYSTE
         ticket: dict[str, Any] | None = None
         reply_id: int | None = None
         locale = conversation.locale
-        if await optout.handle_keywords(
+        turn = BotTurn(tx, rt, citizen, conversation, message_id, inbound, body)
+        if bot is not None and await bot(turn):
+            conversation, ticket = turn.conversation, turn.ticket
+        elif await optout.handle_keywords(
             tx, rt, inbound.channel, inbound.address, conversation, body
         ) or await surveys.answer_from_text(
             tx, rt, citizen.id, inbound.channel, conversation, body
@@ -286,7 +365,8 @@ async def _auto_ticket(
     tx: Tx, rt: Runtime, conversation: Any, citizen: Any, inbound: Inbound, body: str
 ) -> dict[str, Any] | None:
     settings = rt.settings.intake
-    if not settings.auto_ticket:
+    wanted = settings.auto_ticket if inbound.auto_ticket is None else inbound.auto_ticket
+    if not wanted:
         return None
     found = classify(body, rt.directory.categories)
     if found.category_code is None or found.confidence < settings.min_confidence:
@@ -314,3 +394,22 @@ def ticket_receipt(rt: Runtime, ticket: dict[str, Any], locale: str) -> str:
     """The text that tells a citizen their case was taken: number, department, due date."""
     key = "notify.ticket_dispatched_new" if ticket["department_id"] else "notify.ticket_created"
     return notify.render(rt, key, locale, notify.ticket_params(rt, ticket, locale))
+
+
+async def reply_to_sender(rt: Runtime, inbound: Inbound, text: str) -> int:
+    """Answer someone whose message could not be taken (too long, unreadable...).
+
+    The answer goes through the outbox on their conversation like any other.
+    """
+    async with rt.transaction() as tx:
+        citizen, _ = await find_or_create_citizen(
+            tx,
+            rt,
+            kind=inbound.identity_kind,
+            value=inbound.address,
+            actor=SYSTEM,
+            name=inbound.name,
+            locale=inbound.locale,
+        )
+        conversation = await _open_conversation(tx, rt, citizen, inbound, actor=SYSTEM)
+        return await queue_outbound(tx, rt, conversation, text, actor=SYSTEM, kind="auto_reply")

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import String, and_, cast, literal, or_, select, update
 
 from callcenter.actions import audit
 from callcenter.bus import events
@@ -16,7 +17,7 @@ from callcenter.jobs.outbox import Job, enqueue
 from callcenter.runtime import Runtime
 from callcenter.store.db import Tx
 from callcenter.store.queries import insert_ignore, insert_row, row_by_id
-from callcenter.store.tables import conversations, messages, opt_outs
+from callcenter.store.tables import conversations, jobs, messages, opt_outs
 
 MAX_BODY = 4000
 DELIVER = "message.deliver"
@@ -214,6 +215,33 @@ async def is_opted_out(conn: Any, channel: str, address: str) -> bool:
     return found is not None
 
 
+ORDER_WINDOW = timedelta(seconds=60)
+
+
+async def _earlier_due(conn: Any, conversation_id: int, message_id: int, now: Any) -> Any:
+    """When an earlier message of the conversation is about to go (within a minute), or None.
+
+    Messages held longer (quiet hours, long backoffs after failures) do not hold
+    up the ones behind them.
+    """
+    return await conn.scalar(
+        select(jobs.c.run_at)
+        .join(jobs, jobs.c.key == literal("deliver:") + cast(messages.c.id, String))
+        .where(
+            messages.c.conversation_id == conversation_id,
+            messages.c.id < message_id,
+            messages.c.direction == "out",
+            messages.c.status == "queued",
+            or_(
+                jobs.c.state == "running",
+                and_(jobs.c.state == "pending", jobs.c.run_at <= now + ORDER_WINDOW),
+            ),
+        )
+        .order_by(jobs.c.run_at.desc())
+        .limit(1)
+    )
+
+
 async def deliver_message(rt: Runtime, job: Job) -> dict[str, Any] | None:
     """Job handler: hand a stored message to its channel, once.
 
@@ -243,6 +271,15 @@ async def deliver_message(rt: Runtime, job: Job) -> dict[str, Any] | None:
             return {"skipped": row.status, "provider_id": row.provider_id}
         address = row.address or row.to_address
         opted_out = not row.essential and await is_opted_out(conn, row.channel, address)
+        behind = (
+            await _earlier_due(conn, row.conversation_id, message_id, rt.clock.now())
+            if row.conversation_id is not None
+            else None
+        )
+    if behind is not None:
+        # one conversation's messages leave in the order they were written
+        wait = max(0.2, (behind - rt.clock.now()).total_seconds() + 0.05)
+        raise RetryLater(wait, "an earlier message of the conversation goes first", count=False)
     if opted_out:
         await record_delivery(rt, message_id, status="suppressed", error="opted out")
         return {"skipped": "opted out"}
@@ -269,11 +306,11 @@ async def deliver_message(rt: Runtime, job: Job) -> dict[str, Any] | None:
     try:
         result = await channel.send(outbound)
     except DeliveryError as exc:
-        if exc.permanent or job.attempts >= job.max_attempts:
+        if exc.permanent or (job.attempts >= job.max_attempts and exc.count_attempt):
             await record_delivery(rt, message_id, status="failed", error=f"{exc.code}: {exc}")
             raise PermanentFailure(str(exc)) from exc
         if exc.retry_after is not None:
-            raise RetryLater(exc.retry_after, str(exc)) from exc
+            raise RetryLater(exc.retry_after, str(exc), count=exc.count_attempt) from exc
         raise
     await record_delivery(rt, message_id, status=result.status, provider_id=result.provider_id)
     return {"provider_id": result.provider_id, "status": result.status}

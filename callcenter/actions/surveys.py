@@ -307,3 +307,25 @@ async def answer_survey(
         if survey.state not in (*PENDING, "answered"):
             raise Conflict("survey_closed", state=survey.state)
         return await record_answer(tx, rt, survey, Answer(score, solved), actor=actor)
+
+
+async def answer_button(tx: Tx, rt: Runtime, citizen_id: int, data: str) -> bool:
+    """A survey button (``survey:<id>:score:<1-5>`` or ``survey:<id>:solved:yes|no``)
+    pressed by the citizen it was sent to. False when the data is not such a
+    button, or not theirs."""
+    parts = data.split(":")
+    if len(parts) != 4 or parts[0] != "survey" or not parts[1].isdigit():
+        return False
+    survey = await row_by_id(tx, surveys, int(parts[1]))
+    if survey is None or survey.citizen_id != citizen_id:
+        return False
+    if survey.state not in (*PENDING, "answered"):
+        return False
+    if parts[2] == "score" and parts[3] in {"1", "2", "3", "4", "5"}:
+        answer = Answer(int(parts[3]), None)
+    elif parts[2] == "solved" and parts[3] in ("yes", "no"):
+        answer = Answer(None, parts[3] == "yes")
+    else:
+        return False
+    await record_answer(tx, rt, survey, answer, actor=SYSTEM, text=data)
+    return True

@@ -124,7 +124,8 @@ class JobRunner:
             result = await handler(self.rt, job)
         except RetryLater as exc:
             now = self.rt.clock.now()
-            values = {"state": "pending", "run_at": now + timedelta(seconds=exc.delay)}
+            # at least a millisecond: a job may not come back due at the very same instant
+            values = {"state": "pending", "run_at": now + timedelta(seconds=max(exc.delay, 0.001))}
             if not exc.count:
                 values["attempts"] = jobs.c.attempts - 1
             elif job.attempts >= job.max_attempts:

@@ -127,6 +127,8 @@ conversations = Table(
     Column("queue", String(64), nullable=True),
     Column("agent_id", Id, ForeignKey("users.id"), nullable=True),
     Column("ticket_id", Id, nullable=True),  # no FK: tickets reference conversations
+    # where a channel's bot dialog stands (e.g. Telegram /new: category, description...)
+    Column("bot_state", JSON, nullable=True),
     Column("locale", String(10), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
@@ -328,4 +330,20 @@ opt_outs = Table(
     Column("address", String(200), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     UniqueConstraint("channel", "address"),
+)
+
+# files a citizen sent with a report (photos), kept under <data_dir>/attachments
+attachments = Table(
+    "attachments",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("ticket_id", Id, ForeignKey("tickets.id"), nullable=True, index=True),
+    Column("conversation_id", Id, ForeignKey("conversations.id"), nullable=True, index=True),
+    Column("kind", String(20), nullable=False),  # photo | document | audio
+    Column("path", String(400), nullable=False),  # relative to the data directory
+    Column("content_type", String(100), nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("source_id", String(200), nullable=True),  # the provider's file id
+    Column("created_at", UTCDateTime, nullable=False),
 )

@@ -25,7 +25,7 @@ from callcenter.store.tables import (
     messages,
     tickets,
 )
-from tests.helpers import actor, cell_point, dept_id
+from tests.helpers import actor, cell_point, dept_id, settle
 
 
 async def count(rt: Runtime, table: object) -> int:
@@ -308,8 +308,7 @@ async def test_agent_replies_go_out_on_the_conversation_channel(rt: Runtime) -> 
     result = await receive_message(rt, sms("+8613800000001", "你好", "SM1"))
     agent = await actor(rt, "agent1")
     message_id = await send_reply(rt, result.conversation_id, "您好，请讲", actor=agent)
-    assert rt.runner is not None
-    await rt.runner.drain()
+    await settle(rt, rt.clock, within=5)
     async with rt.db.read() as conn:
         row = (await conn.execute(select(messages).where(messages.c.id == message_id))).one()
     assert row.status == "sent" and row.author_id == agent.id

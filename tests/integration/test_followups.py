@@ -16,7 +16,7 @@ from callcenter.domain.segments import count_segments
 from callcenter.domain.workflow import Step
 from callcenter.runtime import Runtime
 from callcenter.store.tables import jobs, messages, surveys, tickets
-from tests.helpers import actor
+from tests.helpers import actor, settle
 
 CITIZEN = "+8613800000000"
 
@@ -31,8 +31,7 @@ def outbox(rt: Runtime) -> list[dict[str, Any]]:
 
 
 async def run_jobs(rt: Runtime) -> None:
-    assert rt.runner is not None
-    await rt.runner.drain()
+    await settle(rt, rt.clock, within=5)
 
 
 async def survey_row(rt: Runtime, ticket_id: int) -> Any:

@@ -9,6 +9,7 @@ from sqlalchemy import select, update
 from callcenter.actions import audit
 from callcenter.bus import events
 from callcenter.channel import DeliveryError, OutboundMessage
+from callcenter.domain import delivery
 from callcenter.domain.errors import Conflict, InvalidInput, NotFound
 from callcenter.domain.workflow import SYSTEM, Actor
 from callcenter.jobs.executor import PermanentFailure, RetryLater
@@ -106,11 +107,17 @@ async def record_delivery(
     provider_id: str | None = None,
     error: str | None = None,
 ) -> None:
-    """Store what the provider said about a message (sent, delivered, failed...)."""
+    """Store what the provider said about a message (sent, delivered, failed...).
+
+    A status never moves backwards for the same provider message (see
+    :mod:`callcenter.domain.delivery`): a report that would is ignored.
+    """
     async with rt.transaction() as tx:
         row = (await tx.execute(select(messages).where(messages.c.id == message_id))).first()
         if row is None:
             raise NotFound("message_not_found", id=message_id)
+        if not delivery.advances(row.status, row.provider_id, status, provider_id):
+            return
         now = tx.state["now"]
         values: dict[str, Any] = {"status": status, "error": error}
         if provider_id is not None:

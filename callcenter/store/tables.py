@@ -309,3 +309,19 @@ surveys = Table(
     Column("answered_at", UTCDateTime, nullable=True),
     UniqueConstraint("ticket_id", "round"),
 )
+
+# every attempt to hand an outbound message to its provider, and what the provider answered
+delivery_attempts = Table(
+    "delivery_attempts",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("message_id", Id, ForeignKey("messages.id"), nullable=False),
+    Column("attempt", Integer, nullable=False),  # 1, 2, ... per message, in order
+    Column("at", UTCDateTime, nullable=False),
+    Column("outcome", String(20), nullable=False),  # accepted | retry | failed
+    Column("http_status", Integer, nullable=True),  # none when no answer came (timeout)
+    Column("error_code", String(32), nullable=True),  # the provider's (21211...) or ours
+    Column("provider_id", String(128), nullable=True),  # the provider's message id (sid)
+    Column("detail", JSON, nullable=False, default=dict),
+    UniqueConstraint("message_id", "attempt"),
+)

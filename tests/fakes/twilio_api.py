@@ -103,11 +103,15 @@ class TwilioStandIn:
         *,
         numbers: list[str] | None = None,
         latency: float = 0.0,
+        auto_status: float | None = None,
     ) -> None:
         self.account_sid = account_sid or "AC" + uuid.uuid4().hex
         self.auth_token = auth_token or uuid.uuid4().hex
         self.numbers = set(numbers) if numbers else None  # the account's senders; None: any
         self.latency = latency  # seconds between storing a message and answering
+        # for demos: report "sent", then "delivered", this many seconds after each accept
+        self.auto_status = auto_status
+        self._tasks: set[asyncio.Task[None]] = set()
         self.requests: list[Recorded] = []
         self.messages: dict[str, dict[str, Any]] = {}  # sid -> the Message resource
         self.callbacks: dict[str, str] = {}  # sid -> StatusCallback URL
@@ -134,6 +138,9 @@ class TwilioStandIn:
 
     async def close(self) -> None:
         self._release.set()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -286,7 +293,19 @@ class TwilioStandIn:
         self.messages[sid] = message
         if form.get("StatusCallback"):
             self.callbacks[sid] = form["StatusCallback"]
+            if self.auto_status is not None:
+                task = asyncio.create_task(self._progress(sid, self.auto_status))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
         return message
+
+    async def _progress(self, sid: str, delay: float) -> None:
+        for status in ("sent", "delivered"):
+            await asyncio.sleep(delay)
+            try:
+                await self.send_status(sid, status)
+            except aiohttp.ClientError as exc:
+                print(f"status callback for {sid} failed: {exc}", flush=True)
 
     async def _fetch(self, request: web.Request) -> web.Response:
         account = request.match_info["account"]
@@ -408,10 +427,16 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8099)
     parser.add_argument("--account-sid")
     parser.add_argument("--auth-token")
+    parser.add_argument(
+        "--status-after",
+        type=float,
+        default=1.0,
+        help="seconds before each status callback (sent, then delivered)",
+    )
     args = parser.parse_args()
 
     async def run() -> None:
-        standin = TwilioStandIn(args.account_sid, args.auth_token)
+        standin = TwilioStandIn(args.account_sid, args.auth_token, auto_status=args.status_after)
         url = await standin.start(args.host, args.port)
         print(f"Twilio stand-in on {url}")
         print(f"  account_sid = {standin.account_sid!r}")

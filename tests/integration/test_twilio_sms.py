@@ -19,12 +19,14 @@ import pytest_asyncio
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import func, select
 
+from callcenter.actions.audit import verify_chain
 from callcenter.actions.messages import send_reply
 from callcenter.bootstrap import build_runtime, create_app
 from callcenter.clock import ManualClock
 from callcenter.domain.segments import count_segments
 from callcenter.runtime import Runtime
 from callcenter.store.tables import (
+    audit_events,
     audit_head,
     conversations,
     delivery_attempts,
@@ -230,6 +232,13 @@ async def test_an_inbound_sms_becomes_a_routed_ticket_and_the_receipt_leaves_thr
     )
     assert attempt.detail["segments"] == count_segments(receipt.body).segments
     assert attempt.detail["provider_status"] == "queued"
+    trail = await rows(
+        hotline.rt,
+        select(audit_events.c.action)
+        .where(audit_events.c.entity_type == "message", audit_events.c.entity_id == receipt.id)
+        .order_by(audit_events.c.seq),
+    )
+    assert [a.action for a in trail] == ["message.queue", "message.attempt", "message.delivery"]
 
 
 async def test_a_retried_webhook_changes_nothing(hotline: Hotline) -> None:
@@ -416,6 +425,7 @@ async def test_two_500s_then_delivered_on_the_third_try_exactly_once(hotline: Ho
     row = await message(hotline.rt, message_id)
     assert (row.status, row.provider_id) == ("sent", sent["sid"])
     assert recorded[2].provider_id == sent["sid"]
+    assert (await verify_chain(hotline.rt.db))[1] is None  # every attempt is in the audit chain
 
 
 async def test_retry_after_is_honoured(hotline: Hotline) -> None:

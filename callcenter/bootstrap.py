@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from callcenter.actions import reminders, surveys
 from callcenter.actions.messages import DELIVER, deliver_message
 from callcenter.api import create_api
 from callcenter.api.keys import RUNTIME, SETTINGS
@@ -20,6 +21,7 @@ from callcenter.channel import Channel, ChannelRegistry
 from callcenter.clock import Clock, SystemClock, make_random
 from callcenter.config import Settings
 from callcenter.domain.calendar import WorkCalendar
+from callcenter.domain.quiet import QuietHours
 from callcenter.domain.sla import SlaPolicy
 from callcenter.i18n import Catalog
 from callcenter.jobs.executor import InProcessDriver, JobRegistry, JobRunner
@@ -56,6 +58,10 @@ def build_runtime(
     )
     registry = JobRegistry()
     registry.register(DELIVER, deliver_message)
+    registry.register(reminders.REMIND, reminders.remind_ticket)
+    registry.register(surveys.SEND, surveys.send_survey)
+    registry.register(surveys.REMIND, surveys.remind_survey)
+    registry.register(surveys.EXPIRE, surveys.expire_survey)
     rt = Runtime(
         settings=settings,
         db=Database(settings.effective_database_url),
@@ -67,6 +73,7 @@ def build_runtime(
         bus=MemoryBus(),
         jobs=registry,
         channels=ChannelRegistry(),
+        quiet_hours=QuietHours.parse(settings.notify.quiet_hours, settings.timezone),
     )
     for spec in settings.channels:
         cls = load_channel_class(spec)

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from callcenter.domain.errors import HotlineError
 from callcenter.domain.pacing import SendPacer
 from callcenter.domain.phone import normalize_phone
-from callcenter.domain.segments import SegmentCount, count_segments, fit
+from callcenter.domain.segments import Segments, count_segments, fit
 from callcenter.jobs.executor import RetryLater
 
 if TYPE_CHECKING:
@@ -89,6 +89,7 @@ class Channel(ABC):
 
     name: ClassVar[str]
     strings_dir: ClassVar[Path | None] = None
+    text_capable: ClassVar[bool] = True  # False for voice: notifications then go by SMS
 
     def __init__(self, rt: Runtime, options: dict[str, Any]) -> None:
         self.rt = rt
@@ -164,7 +165,7 @@ class SmsChannel(Channel):
         )
 
     @staticmethod
-    def segments(body: str) -> SegmentCount:
+    def segments(body: str) -> Segments:
         return count_segments(body)
 
     def fit_body(self, body: str) -> str:

@@ -78,6 +78,31 @@ class IntakeSettings(BaseModel):
     default_queue: str = "general"
 
 
+class NotifySettings(BaseModel):
+    """What the hotline tells citizens and departments, and when."""
+
+    quiet_hours: str = "21:00-08:00"  # local; "" for none. Urgent alerts ignore it
+    max_segments: int = Field(default=3, ge=1, le=10)  # the budget of every templated SMS
+    citizen_notices: bool = True
+    reminders: bool = True
+    reminder_at: float = Field(default=0.75, gt=0, lt=1)  # "75 % of the handling time"
+    survey: bool = True
+    survey_delay_minutes: float = Field(default=120, ge=0)
+    survey_reminder_hours: float = Field(default=24, gt=0)
+    survey_expire_hours: float = Field(default=24, gt=0)  # after the reminder
+    stop_words: list[str] = [
+        "STOP",
+        "STOPALL",
+        "UNSUBSCRIBE",
+        "CANCEL",
+        "END",
+        "QUIT",
+        "退订",
+        "TD",
+    ]
+    start_words: list[str] = ["START", "UNSTOP", "SUBSCRIBE", "订阅"]
+
+
 class JobSettings(BaseModel):
     """The durable job executor (outbox)."""
 
@@ -112,6 +137,7 @@ class Settings(BaseSettings):
     sla: SlaSettings = SlaSettings()
     calendar: CalendarSettings = CalendarSettings()
     jobs: JobSettings = JobSettings()
+    notify: NotifySettings = NotifySettings()
     channel_options: dict[str, dict[str, Any]] = {}
 
     @field_validator("timezone")

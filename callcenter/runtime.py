@@ -20,6 +20,7 @@ from callcenter.channel import ChannelRegistry
 from callcenter.clock import Clock
 from callcenter.config import Settings
 from callcenter.domain.calendar import WorkCalendar
+from callcenter.domain.quiet import QuietHours
 from callcenter.domain.routing import Category, Department, Directory, GridCell
 from callcenter.domain.sla import SlaPolicy
 from callcenter.i18n import Catalog
@@ -41,6 +42,7 @@ class Runtime:
     jobs: JobRegistry
     channels: ChannelRegistry
     directory: Directory = field(default_factory=lambda: Directory([], [], []))
+    quiet_hours: QuietHours | None = None
     runner: JobRunner | None = None
     driver: JobDriver | None = None
     extras: dict[str, Any] = field(default_factory=dict)

@@ -1,16 +1,43 @@
-"""Appending to the tamper-evident audit chain, and checking it."""
+"""Appending to the tamper-evident audit chain, and checking it.
+
+Events are chained as they are recorded, but written together at the end of
+the transaction (one multi-row insert), with the new head of the chain.
+"""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 
 from callcenter.domain.audit import BrokenLink, ChainVerifier, chain_hash, jsonable
 from callcenter.domain.workflow import Actor
 from callcenter.store.db import Database, Tx
 from callcenter.store.tables import audit_events, audit_head
+
+_READ_HEAD = select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)
+_WRITE_HEAD = (
+    update(audit_head)
+    .where(audit_head.c.id == 1)
+    .values(seq=bindparam("new_seq"), hash=bindparam("new_hash"))
+)
+_INSERT = audit_events.insert()
+
+
+class _Pending:
+    """The audit events of one transaction, and the head they lead to."""
+
+    def __init__(self, seq: int, hash: str) -> None:
+        self.seq = seq
+        self.hash = hash
+        self.events: list[dict[str, Any]] = []
+
+    async def flush(self, tx: Tx) -> None:
+        if not self.events:
+            return
+        await tx.execute(_INSERT, self.events)
+        await tx.execute(_WRITE_HEAD, {"new_seq": self.seq, "new_hash": self.hash})
 
 
 async def record(
@@ -24,24 +51,14 @@ async def record(
     after: dict[str, Any] | None = None,
     details: dict[str, Any] | None = None,
 ) -> int:
-    """Append one audit event inside ``tx``; returns its sequence number."""
-    head = tx.state.get("audit_head")
-    if head is None:
-        row = (
-            await tx.execute(
-                select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)
-            )
-        ).one()
-        head = tx.state["audit_head"] = [row.seq, row.hash]
-
-        async def store_head() -> None:
-            await tx.execute(
-                update(audit_head).where(audit_head.c.id == 1).values(seq=head[0], hash=head[1])
-            )
-
-        tx.before_commit(store_head)
+    """Add one audit event to ``tx``; returns its sequence number."""
+    pending: _Pending | None = tx.state.get("audit")
+    if pending is None:
+        row = (await tx.execute(_READ_HEAD)).one()
+        pending = tx.state["audit"] = _Pending(row.seq, row.hash)
+        tx.before_commit(lambda: pending.flush(tx))
     event = {
-        "seq": head[0] + 1,
+        "seq": pending.seq + 1,
         "at": tx.state["now"],
         "actor_id": actor.id,
         "actor_role": actor.role.value,
@@ -52,11 +69,11 @@ async def record(
         "before": jsonable(before) if before is not None else None,
         "after": jsonable(after) if after is not None else None,
         "details": jsonable(details) if details is not None else None,
+        "prev_hash": pending.hash,
     }
-    event["prev_hash"] = head[1]
-    event["hash"] = chain_hash(head[1], event)
-    await tx.execute(audit_events.insert().values(**event))
-    head[0], head[1] = event["seq"], event["hash"]
+    event["hash"] = chain_hash(pending.hash, event)
+    pending.events.append(event)
+    pending.seq, pending.hash = event["seq"], event["hash"]
     return int(event["seq"])
 
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from callcenter.actions import audit
 from callcenter.domain.workflow import Actor
 from callcenter.runtime import Runtime
 from callcenter.store.db import Tx
-from callcenter.store.queries import insert_ignore
+from callcenter.store.queries import insert_ignore, insert_row
 from callcenter.store.tables import citizen_identities, citizens
 
 IDENTITY_KINDS = ("phone", "telegram", "web", "email", "open311")
@@ -28,14 +28,18 @@ def guess_locale(text: str, default: str) -> str:
     return default
 
 
+_BY_IDENTITY = (
+    select(citizens)
+    .join(citizen_identities, citizen_identities.c.citizen_id == citizens.c.id)
+    .where(
+        citizen_identities.c.kind == bindparam("kind"),
+        citizen_identities.c.value == bindparam("value"),
+    )
+)
+
+
 async def find_citizen(tx: Tx, kind: str, value: str) -> Any:
-    return (
-        await tx.execute(
-            select(citizens)
-            .join(citizen_identities, citizen_identities.c.citizen_id == citizens.c.id)
-            .where(citizen_identities.c.kind == kind, citizen_identities.c.value == value)
-        )
-    ).first()
+    return (await tx.execute(_BY_IDENTITY, {"kind": kind, "value": value})).first()
 
 
 async def find_or_create_citizen(
@@ -61,7 +65,8 @@ async def find_or_create_citizen(
         "locale": rt.catalog.locale_or_default(locale),
         "created_at": now,
     }
-    citizen_id = (await tx.execute(citizens.insert().values(**values))).inserted_primary_key[0]
+    citizen = await insert_row(tx, citizens, values)
+    citizen_id = citizen.id
     await insert_ignore(
         tx,
         citizen_identities,
@@ -76,5 +81,4 @@ async def find_or_create_citizen(
         action="citizen.create",
         after={**values, "identity": {kind: value}},
     )
-    row = (await tx.execute(select(citizens).where(citizens.c.id == citizen_id))).one()
-    return row, True
+    return citizen, True

@@ -27,6 +27,7 @@ from callcenter.domain.errors import NotFound
 from callcenter.domain.workflow import SYSTEM, Actor
 from callcenter.runtime import Runtime
 from callcenter.store.db import Tx
+from callcenter.store.queries import row_by_id
 from callcenter.store.tables import conversations, delivery_attempts, messages
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,7 @@ async def record_attempt(
     if outcome not in OUTCOMES:
         raise ValueError(f"unknown attempt outcome {outcome!r}")
     async with rt.transaction() as tx:
-        row = (await tx.execute(select(messages).where(messages.c.id == message_id))).first()
+        row = await row_by_id(tx, messages, message_id)
         if row is None:
             raise NotFound("message_not_found", id=message_id)
         last = await tx.execute(
@@ -162,7 +163,6 @@ async def _set_status(
         after={k: v for k, v in values.items() if k != "meta"},
         details={"provider_status": meta.get("provider_status")} if meta else None,
     )
-    conversation = (
-        await tx.execute(select(conversations).where(conversations.c.id == row.conversation_id))
-    ).one()
-    tx.publish(events.message_created({**row._asdict(), **values}, conversation._asdict(), now))
+    if row.conversation_id is not None:  # messages to staff belong to no conversation
+        conversation = await row_by_id(tx, conversations, row.conversation_id)
+        tx.publish(events.message_created({**row._asdict(), **values}, conversation._asdict(), now))

@@ -16,17 +16,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 
-from callcenter.actions import audit
+from callcenter.actions import audit, notify, optout, surveys
 from callcenter.actions.citizens import find_or_create_citizen, guess_locale
 from callcenter.actions.messages import clean_body, queue_outbound
-from callcenter.actions.tickets import TicketDraft, apply_step, check_draft, insert_ticket
+from callcenter.actions.tickets import TicketDraft, check_draft, open_ticket
 from callcenter.bus import events
 from callcenter.domain.routing import classify
-from callcenter.domain.workflow import SYSTEM, Actor, Step
+from callcenter.domain.workflow import SYSTEM, Actor
 from callcenter.runtime import Runtime
 from callcenter.store.db import Tx
+from callcenter.store.queries import insert_row, row_by_id
 from callcenter.store.tables import conversations, messages, tickets
 
 
@@ -63,25 +64,39 @@ class IntakeResult:
         return dict(self.__dict__)
 
 
+_SEEN = (
+    select(messages.c.id.label("message_id"), conversations)
+    .join(conversations, conversations.c.id == messages.c.conversation_id)
+    .where(
+        messages.c.channel == bindparam("channel"),
+        messages.c.direction == "in",
+        messages.c.provider_id == bindparam("provider_id"),
+    )
+)
+_OPEN_CONVERSATION = (
+    select(conversations)
+    .where(
+        conversations.c.citizen_id == bindparam("citizen_id"),
+        conversations.c.channel == bindparam("channel"),
+        conversations.c.address == bindparam("address"),
+        conversations.c.state != "closed",
+    )
+    .order_by(conversations.c.id.desc())
+    .limit(1)
+)
+
+
 async def _existing(tx: Tx, inbound: Inbound) -> IntakeResult | None:
     if inbound.provider_id is None:
         return None
     row = (
-        await tx.execute(
-            select(messages.c.id.label("message_id"), conversations)
-            .join(conversations, conversations.c.id == messages.c.conversation_id)
-            .where(
-                messages.c.channel == inbound.channel,
-                messages.c.direction == "in",
-                messages.c.provider_id == inbound.provider_id,
-            )
-        )
+        await tx.execute(_SEEN, {"channel": inbound.channel, "provider_id": inbound.provider_id})
     ).first()
     if row is None:
         return None
     ticket = None
     if row.ticket_id is not None:
-        found = (await tx.execute(select(tickets).where(tickets.c.id == row.ticket_id))).first()
+        found = await row_by_id(tx, tickets, row.ticket_id)
         ticket = found._asdict() if found else None
     return IntakeResult(True, row.citizen_id, row.id, row.message_id, row.state, row.queue, ticket)
 
@@ -91,15 +106,8 @@ async def _open_conversation(
 ) -> Any:
     found = (
         await tx.execute(
-            select(conversations)
-            .where(
-                conversations.c.citizen_id == citizen.id,
-                conversations.c.channel == inbound.channel,
-                conversations.c.address == inbound.address,
-                conversations.c.state != "closed",
-            )
-            .order_by(conversations.c.id.desc())
-            .limit(1)
+            _OPEN_CONVERSATION,
+            {"citizen_id": citizen.id, "channel": inbound.channel, "address": inbound.address},
         )
     ).first()
     if found is not None:
@@ -111,33 +119,33 @@ async def _open_conversation(
         "address": inbound.address,
         "service_address": inbound.service_address,
         "state": "bot",
+        "kind": "message",
         "locale": citizen.locale,
         "created_at": now,
         "updated_at": now,
     }
-    conversation_id = (
-        await tx.execute(conversations.insert().values(**values))
-    ).inserted_primary_key[0]
+    conversation = await insert_row(tx, conversations, values)
     await audit.record(
         tx,
         actor=actor,
         entity_type="conversation",
-        entity_id=conversation_id,
+        entity_id=conversation.id,
         action="conversation.open",
         after=values,
     )
-    return (
-        await tx.execute(select(conversations).where(conversations.c.id == conversation_id))
-    ).one()
+    return conversation
 
 
 async def _set_conversation(tx: Tx, conversation: Any, *, actor: Actor, **values: Any) -> Any:
     now = tx.state["now"]
-    await tx.execute(
-        update(conversations)
-        .where(conversations.c.id == conversation.id)
-        .values(**values, updated_at=now)
-    )
+    updated = (
+        await tx.execute(
+            update(conversations)
+            .where(conversations.c.id == conversation.id)
+            .values(**values, updated_at=now)
+            .returning(*conversations.c)
+        )
+    ).one()
     await audit.record(
         tx,
         actor=actor,
@@ -147,9 +155,6 @@ async def _set_conversation(tx: Tx, conversation: Any, *, actor: Actor, **values
         before={k: getattr(conversation, k) for k in values},
         after=values,
     )
-    updated = (
-        await tx.execute(select(conversations).where(conversations.c.id == conversation.id))
-    ).one()
     tx.publish(events.conversation_changed(updated._asdict(), now))
     return updated
 
@@ -184,7 +189,7 @@ async def receive_message(rt: Runtime, inbound: Inbound, *, actor: Actor = SYSTE
             "meta": inbound.meta,
             "created_at": now,
         }
-        message_id = (await tx.execute(messages.insert().values(**message))).inserted_primary_key[0]
+        message_id = (await insert_row(tx, messages, message)).id
         await audit.record(
             tx,
             actor=actor,
@@ -204,7 +209,22 @@ async def receive_message(rt: Runtime, inbound: Inbound, *, actor: Actor = SYSTE
         ticket: dict[str, Any] | None = None
         reply_id: int | None = None
         locale = conversation.locale
-        if conversation.state == "bot":
+        if await optout.handle_keywords(
+            tx, rt, inbound.channel, inbound.address, conversation, body
+        ) or await surveys.answer_from_text(
+            tx, rt, citizen.id, inbound.channel, conversation, body
+        ):
+            # a keyword or a survey answer: handled, no agent and no new ticket needed
+            if conversation.state == "bot":
+                conversation = await _set_conversation(
+                    tx,
+                    conversation,
+                    actor=actor,
+                    state="closed",
+                    closed_at=now,
+                    last_message_at=now,
+                )
+        elif conversation.state == "bot":
             ticket = await _auto_ticket(tx, rt, conversation, citizen, inbound, body)
             if ticket is not None:
                 conversation = await _set_conversation(
@@ -287,23 +307,10 @@ async def _auto_ticket(
             classification=found,
         ),
     )
-    ticket = await insert_ticket(tx, rt, draft, actor=SYSTEM)
-    if not ticket["routing"].get("to_desk"):
-        ticket = await apply_step(tx, rt, ticket["id"], Step.DISPATCH, actor=SYSTEM)
-    return ticket
+    return await open_ticket(tx, rt, draft, actor=SYSTEM, dispatch=True, tell_citizen=False)
 
 
 def ticket_receipt(rt: Runtime, ticket: dict[str, Any], locale: str) -> str:
-    """The text that tells a citizen their case was taken, and its number."""
-    directory = rt.directory
-    category = directory.category_by_id.get(ticket["category_id"] or -1)
-    dept = directory.by_id.get(ticket["department_id"] or -1)
-    params = {
-        "number": ticket["number"],
-        "category": category.name(locale) if category else "",
-        "department": dept.name(locale) if dept else "",
-        "due": rt.local_text(ticket["due_at"], with_time=False),
-        "hotline": rt.settings.hotline_number,
-    }
-    key = "intake.ticket_dispatched" if dept else "intake.ticket_created"
-    return rt.text(key, locale, **params)
+    """The text that tells a citizen their case was taken: number, department, due date."""
+    key = "notify.ticket_dispatched_new" if ticket["department_id"] else "notify.ticket_created"
+    return notify.render(rt, key, locale, notify.ticket_params(rt, ticket, locale))

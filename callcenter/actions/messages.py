@@ -16,7 +16,8 @@ from callcenter.jobs.executor import PermanentFailure, RetryLater
 from callcenter.jobs.outbox import Job, enqueue
 from callcenter.runtime import Runtime
 from callcenter.store.db import Tx
-from callcenter.store.tables import conversations, messages
+from callcenter.store.queries import insert_ignore, insert_row, row_by_id
+from callcenter.store.tables import conversations, messages, opt_outs
 
 MAX_BODY = 4000
 DELIVER = "message.deliver"
@@ -34,33 +35,29 @@ def clean_body(body: Any, *, limit: int = MAX_BODY) -> str:
     return text
 
 
-async def queue_outbound(
-    tx: Tx,
-    rt: Runtime,
-    conversation: Any,
-    body: str,
-    *,
-    actor: Actor,
-    kind: str = "text",
-    essential: bool = True,
-    meta: dict[str, Any] | None = None,
-    run_at: Any = None,
-) -> int:
-    """Store an outbound message on a conversation and put its delivery in the outbox."""
+async def _queue(tx: Tx, rt: Runtime, values: dict[str, Any], *, actor: Actor, run_at: Any) -> int:
     now = tx.state["now"]
     values = {
-        "conversation_id": conversation.id,
-        "channel": conversation.channel,
         "direction": "out",
-        "body": body,
         "status": "queued",
         "author_id": actor.id,
-        "kind": kind,
-        "essential": essential,
-        "meta": meta or {},
+        "essential": True,
+        "urgent": False,
+        "meta": {},
         "created_at": now,
+        **values,
     }
-    message_id = (await tx.execute(messages.insert().values(**values))).inserted_primary_key[0]
+    dedupe_key = values.get("dedupe_key")
+    if dedupe_key is not None:
+        if not await insert_ignore(tx, messages, values, conflict=("dedupe_key",)):
+            return 0  # made before by an earlier run of the same job
+        message_id = int(
+            (
+                await tx.execute(select(messages.c.id).where(messages.c.dedupe_key == dedupe_key))
+            ).scalar_one()
+        )
+    else:
+        message_id = (await insert_row(tx, messages, values)).id
     await enqueue(
         tx,
         DELIVER,
@@ -70,19 +67,87 @@ async def queue_outbound(
         run_at=run_at,
         max_attempts=rt.settings.jobs.max_attempts,
     )
-    await tx.execute(
-        update(conversations).where(conversations.c.id == conversation.id).values(updated_at=now)
-    )
     await audit.record(
         tx,
         actor=actor,
         entity_type="message",
         entity_id=message_id,
         action="message.queue",
-        after={"conversation_id": conversation.id, "kind": kind, "body": body},
+        after={
+            k: values.get(k)
+            for k in ("conversation_id", "to_address", "kind", "body", "ticket_id", "urgent")
+            if values.get(k) is not None
+        },
     )
-    tx.publish(events.message_created({"id": message_id, **values}, conversation._asdict(), now))
-    return int(message_id)
+    return message_id
+
+
+async def queue_outbound(
+    tx: Tx,
+    rt: Runtime,
+    conversation: Any,
+    body: str,
+    *,
+    actor: Actor,
+    kind: str = "text",
+    essential: bool = True,
+    urgent: bool = False,
+    meta: dict[str, Any] | None = None,
+    ticket_id: int | None = None,
+    run_at: Any = None,
+) -> int:
+    """Store an outbound message on a conversation and put its delivery in the outbox."""
+    values = {
+        "conversation_id": conversation.id,
+        "channel": conversation.channel,
+        "body": body,
+        "kind": kind,
+        "essential": essential,
+        "urgent": urgent,
+        "meta": meta or {},
+        "ticket_id": ticket_id,
+    }
+    message_id = await _queue(tx, rt, values, actor=actor, run_at=run_at)
+    tx.publish(
+        events.message_created(
+            {"id": message_id, "direction": "out", "status": "queued", **values},
+            conversation._asdict(),
+            tx.state["now"],
+        )
+    )
+    return message_id
+
+
+async def queue_staff_sms(
+    tx: Tx,
+    rt: Runtime,
+    address: str,
+    body: str,
+    *,
+    actor: Actor,
+    kind: str,
+    user_id: int | None = None,
+    ticket_id: int | None = None,
+    urgent: bool = False,
+    dedupe_key: str | None = None,
+) -> int:
+    """An SMS to a member of staff (reminders, alerts): not part of any conversation.
+
+    Returns 0 when a message with the same ``dedupe_key`` was already made.
+    """
+    values = {
+        "conversation_id": None,
+        "channel": "sms",
+        "to_address": address,
+        "recipient_user_id": user_id,
+        "body": body,
+        "kind": kind,
+        "essential": False,
+        "urgent": urgent,
+        "ticket_id": ticket_id,
+        "dedupe_key": dedupe_key,
+    }
+    return await _queue(tx, rt, values, actor=actor, run_at=None)
 
 
 async def send_reply(rt: Runtime, conversation_id: int, body: Any, *, actor: Actor) -> int:
@@ -96,6 +161,11 @@ async def send_reply(rt: Runtime, conversation_id: int, body: Any, *, actor: Act
             raise NotFound("conversation_not_found", id=conversation_id)
         if rt.channels.get(conversation.channel) is None:
             raise Conflict("channel_unavailable", channel=conversation.channel)
+        await tx.execute(
+            update(conversations)
+            .where(conversations.c.id == conversation_id)
+            .values(updated_at=tx.state["now"])
+        )
         return await queue_outbound(tx, rt, conversation, text, actor=actor, kind="text")
 
 
@@ -113,7 +183,7 @@ async def record_delivery(
     :mod:`callcenter.domain.delivery`): a report that would is ignored.
     """
     async with rt.transaction() as tx:
-        row = (await tx.execute(select(messages).where(messages.c.id == message_id))).first()
+        row = await row_by_id(tx, messages, message_id)
         if row is None:
             raise NotFound("message_not_found", id=message_id)
         if not delivery.advances(row.status, row.provider_id, status, provider_id):
@@ -134,10 +204,21 @@ async def record_delivery(
             before={"status": row.status},
             after=values,
         )
-        conversation = (
-            await tx.execute(select(conversations).where(conversations.c.id == row.conversation_id))
-        ).one()
-        tx.publish(events.message_created({**row._asdict(), **values}, conversation._asdict(), now))
+        if row.conversation_id is not None:
+            conversation = await row_by_id(tx, conversations, row.conversation_id)
+            tx.publish(
+                events.message_created({**row._asdict(), **values}, conversation._asdict(), now)
+            )
+
+
+QUIET_KINDS = frozenset({"notice", "survey", "reminder"})  # conversation replies are not held
+
+
+async def is_opted_out(conn: Any, channel: str, address: str) -> bool:
+    found = await conn.scalar(
+        select(opt_outs.c.id).where(opt_outs.c.channel == channel, opt_outs.c.address == address)
+    )
+    return found is not None
 
 
 async def deliver_message(rt: Runtime, job: Job) -> dict[str, Any] | None:
@@ -145,7 +226,9 @@ async def deliver_message(rt: Runtime, job: Job) -> dict[str, Any] | None:
 
     A message already marked sent is not sent again, and the adapter gets an
     idempotency key tied to the message, so a job repeated after a crash has no
-    second effect where the provider honours it.
+    second effect where the provider honours it. Non-essential messages (surveys,
+    reminders) to a number that opted out are suppressed; notices, surveys and
+    reminders wait out the quiet hours unless urgent.
     """
     message_id = int(job.payload["message_id"])
     async with rt.db.read() as conn:
@@ -157,24 +240,34 @@ async def deliver_message(rt: Runtime, job: Job) -> dict[str, Any] | None:
                     conversations.c.service_address,
                     conversations.c.locale,
                 )
-                .join(conversations, conversations.c.id == messages.c.conversation_id)
+                .outerjoin(conversations, conversations.c.id == messages.c.conversation_id)
                 .where(messages.c.id == message_id)
             )
         ).first()
-    if row is None:
-        raise PermanentFailure(f"message {message_id} does not exist")
-    if row.status in ("sent", "delivered"):
-        return {"skipped": "already sent", "provider_id": row.provider_id}
+        if row is None:
+            raise PermanentFailure(f"message {message_id} does not exist")
+        if row.status in ("sent", "delivered", "suppressed"):
+            return {"skipped": row.status, "provider_id": row.provider_id}
+        address = row.address or row.to_address
+        opted_out = not row.essential and await is_opted_out(conn, row.channel, address)
+    if opted_out:
+        await record_delivery(rt, message_id, status="suppressed", error="opted out")
+        return {"skipped": "opted out"}
+    quiet = rt.quiet_hours
+    now = rt.clock.now()
+    if quiet is not None and row.kind in QUIET_KINDS and not row.urgent and quiet.is_quiet(now):
+        wait = (quiet.next_allowed(now) - now).total_seconds()
+        raise RetryLater(wait, "quiet hours", count=False)
     channel = rt.channels.get(row.channel)
     if channel is None:
         raise RetryLater(300, f"no adapter for channel {row.channel!r} is running")
     outbound = OutboundMessage(
         message_id=message_id,
         channel=row.channel,
-        to=row.address,
-        sender=row.service_address,
+        to=address,
+        sender=row.service_address or rt.settings.hotline_number,
         body=row.body,
-        locale=row.locale,
+        locale=row.locale or rt.settings.default_locale,
         kind=row.kind,
         essential=row.essential,
         idempotency_key=f"msg-{message_id}",

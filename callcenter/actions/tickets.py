@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import or_, select, update
 
-from callcenter.actions import audit
+from callcenter.actions import audit, followups
 from callcenter.bus import events
 from callcenter.domain.errors import InvalidInput, NotFound, VersionConflict
 from callcenter.domain.routing import (
@@ -33,7 +33,7 @@ from callcenter.domain.workflow import (
 )
 from callcenter.runtime import Runtime
 from callcenter.store.db import Tx
-from callcenter.store.queries import next_value
+from callcenter.store.queries import insert_row, next_value
 from callcenter.store.tables import conversations, tickets
 
 MAX_DESCRIPTION = 4000
@@ -151,8 +151,20 @@ def routing_record(decision: RoutingDecision, draft: TicketDraft) -> dict[str, A
     return record
 
 
-async def insert_ticket(tx: Tx, rt: Runtime, draft: TicketDraft, *, actor: Actor) -> dict[str, Any]:
-    """Create the ticket row (state ``new``) with its routing decision, inside ``tx``."""
+async def open_ticket(
+    tx: Tx,
+    rt: Runtime,
+    draft: TicketDraft,
+    *,
+    actor: Actor,
+    dispatch: bool = False,
+    tell_citizen: bool = True,
+) -> dict[str, Any]:
+    """Create a ticket inside ``tx``, routed; with ``dispatch``, already sent to the
+    routed department (unless routing left it to the desk).
+
+    Creation and dispatch are two audit events but one INSERT.
+    """
     now = tx.state["now"]
     decided = decide(rt, draft)
     category, decision = decided.category, decided.routing
@@ -160,11 +172,17 @@ async def insert_ticket(tx: Tx, rt: Runtime, draft: TicketDraft, *, actor: Actor
     sequence = await next_value(tx, f"ticket:{day}")
     locale = rt.catalog.locale_or_default(draft.locale)
     first_line = draft.description.splitlines()[0]
+    ticket = Ticket(
+        id=None,
+        number=f"{day}-{sequence:04d}",
+        type=TicketType(decided.type),
+        priority=Priority(decided.priority),
+        state=TicketState.NEW,
+        created_at=now,
+    )
+    created = ticket.snapshot()
     values: dict[str, Any] = {
-        "number": f"{day}-{sequence:04d}",
-        "type": decided.type,
-        "priority": decided.priority,
-        "state": TicketState.NEW.value,
+        **created,
         "category_id": category.id if category else None,
         "title": draft.title or (first_line[:60] + ("…" if len(first_line) > 60 else "")),
         "description": draft.description,
@@ -180,35 +198,53 @@ async def insert_ticket(tx: Tx, rt: Runtime, draft: TicketDraft, *, actor: Actor
         "district_id": decision.district_id,
         "routing": routing_record(decision, draft),
         "created_by": actor.id,
-        "created_at": now,
         "updated_at": now,
-        "extension_days": 0,
-        "return_count": 0,
-        "reopen_count": 0,
-        "urge_count": 0,
-        "supervised": False,
-        "version": 1,
     }
-    ticket_id = (await tx.execute(tickets.insert().values(**values))).inserted_primary_key[0]
-    values["id"] = ticket_id
+    values.pop("id")
+    audit_create = {k: v for k, v in values.items() if k != "routing"}
+    dispatched: tuple[dict[str, Any], dict[str, Any]] | None = None
+    if dispatch and not decision.to_desk:
+        ticket.take(
+            Step.DISPATCH, actor=actor, now=now, sla=rt.sla, department_id=decision.department_id
+        )
+        dispatched = diff(created, ticket.snapshot())
+        values.update(dispatched[1])
+    row = (await insert_row(tx, tickets, values))._asdict()
     await audit.record(
         tx,
         actor=actor,
         entity_type="ticket",
-        entity_id=ticket_id,
+        entity_id=row["id"],
         action="ticket.create",
-        after={k: v for k, v in values.items() if k not in ("routing", "id")},
+        after=audit_create,
         details={"routing": values["routing"]},
     )
+    tx.publish(events.ticket_changed({**row, "state": "new"}, "create", now))
+    if dispatched is not None:
+        changed_before, changed_after = dispatched
+        changed_before.pop("version", None)
+        changed_after.pop("version", None)
+        await audit.record(
+            tx,
+            actor=actor,
+            entity_type="ticket",
+            entity_id=row["id"],
+            action="ticket.dispatch",
+            before=changed_before,
+            after=changed_after,
+            details={"department_id": row["department_id"]},
+        )
+        tx.publish(events.ticket_changed(row, "dispatch", now))
     if draft.conversation_id is not None:
         await tx.execute(
             update(conversations)
             .where(conversations.c.id == draft.conversation_id)
-            .values(ticket_id=ticket_id, updated_at=now)
+            .values(ticket_id=row["id"], updated_at=now)
         )
-    row = (await tx.execute(select(tickets).where(tickets.c.id == ticket_id))).one()
-    tx.publish(events.ticket_changed(row._asdict(), "create", now))
-    return row._asdict()
+    await followups.after_create(
+        tx, rt, row, dispatched=dispatched is not None, tell_citizen=tell_citizen
+    )
+    return row
 
 
 async def load_ticket(tx: Tx, ref: int | str, *, actor: Actor | None = None) -> Any:
@@ -279,12 +315,15 @@ async def apply_step(
     ticket.take(step, actor=actor, now=now, sla=rt.sla, **params)
     changed_before, changed_after = diff(before, ticket.snapshot())
     changed_after.pop("version", None)
-    result = await tx.execute(
-        update(tickets)
-        .where(tickets.c.id == row.id, tickets.c.version == row.version)
-        .values(**changed_after, version=ticket.version, updated_at=now)
-    )
-    if result.rowcount != 1:
+    updated_row = (
+        await tx.execute(
+            update(tickets)
+            .where(tickets.c.id == row.id, tickets.c.version == row.version)
+            .values(**changed_after, version=ticket.version, updated_at=now)
+            .returning(*tickets.c)
+        )
+    ).first()
+    if updated_row is None:
         current = await load_ticket(tx, row.id)
         raise VersionConflict(expected=row.version, actual=current.version)
     changed_before.pop("version", None)
@@ -299,8 +338,9 @@ async def apply_step(
         after=changed_after,
         details=details or None,
     )
-    updated = (await tx.execute(select(tickets).where(tickets.c.id == row.id))).one()._asdict()
+    updated: dict[str, Any] = updated_row._asdict()
     tx.publish(events.ticket_changed(updated, step.value, now))
+    await followups.after_step(tx, rt, step.value, updated, actor=actor, params=details)
     return updated
 
 
@@ -310,10 +350,7 @@ async def create_ticket(
     """Open a ticket; with ``dispatch``, send it at once to the routed department."""
     check_draft(rt, draft)
     async with rt.transaction() as tx:
-        ticket = await insert_ticket(tx, rt, draft, actor=actor)
-        if dispatch and not ticket["routing"].get("to_desk"):
-            ticket = await apply_step(tx, rt, ticket["id"], Step.DISPATCH, actor=actor)
-        return ticket
+        return await open_ticket(tx, rt, draft, actor=actor, dispatch=dispatch)
 
 
 async def take_step(

@@ -1,7 +1,8 @@
 """The delivery status of an outbound message, and why it never moves backwards.
 
 ``queued`` (in our outbox) -> ``sent`` (the provider took it) -> one of
-``delivered``, ``undelivered``, ``failed``. Providers report status changes
+``delivered``, ``undelivered``, ``failed``; or ``queued`` -> ``suppressed``
+(never sent: the number opted out). Providers report status changes
 out of order (a late "sent" callback after "delivered" is common), so a
 report for the same provider message only counts when it moves the status
 forward; the first final status wins. A report naming another provider
@@ -16,9 +17,10 @@ SENT = "sent"
 DELIVERED = "delivered"
 UNDELIVERED = "undelivered"
 FAILED = "failed"
+SUPPRESSED = "suppressed"
 
-RANK = {QUEUED: 0, SENT: 1, DELIVERED: 2, UNDELIVERED: 2, FAILED: 2}
-FINAL = frozenset({DELIVERED, UNDELIVERED, FAILED})
+RANK = {QUEUED: 0, SENT: 1, DELIVERED: 2, UNDELIVERED: 2, FAILED: 2, SUPPRESSED: 2}
+FINAL = frozenset({DELIVERED, UNDELIVERED, FAILED, SUPPRESSED})
 
 
 def advances(

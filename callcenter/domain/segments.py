@@ -18,8 +18,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-GSM7 = "gsm-7"
-UCS2 = "ucs-2"
+GSM7 = "GSM-7"
+UCS2 = "UCS-2"
 
 # GSM 03.38 default alphabet, in code order (0x1B, the escape to the extension table,
 # is not a character of its own)
@@ -34,16 +34,16 @@ SINGLE = {GSM7: 160, UCS2: 70}
 PART = {GSM7: 153, UCS2: 67}
 
 
-class SegmentCount(NamedTuple):
-    """What a text costs.
+class Segments(NamedTuple):
+    """What a text costs: ``(encoding, units, segments)``.
 
-    ``chars`` is the length in the encoding's own units: septets for GSM-7 (an
+    ``units`` is the length in the encoding's own units: septets for GSM-7 (an
     extension character counts two), UTF-16 code units for UCS-2 (an emoji
-    counts two). ``segments`` is the number of messages billed.
+    counts two). ``segments`` is the number of messages billed (0 for no text).
     """
 
     encoding: str
-    chars: int
+    units: int
     segments: int
 
 
@@ -60,16 +60,13 @@ def _cost(ch: str, encoding: str) -> int:
     return 2 if ord(ch) > 0xFFFF else 1
 
 
-def count_segments(text: str) -> SegmentCount:
-    """The encoding, length in units and number of segments of ``text``.
-
-    An empty text is one (empty) segment, as a provider bills it.
-    """
+def count_segments(text: str) -> Segments:
+    """The encoding, length in units and number of segments of ``text``."""
     encoding = encoding_of(text)
     costs = [_cost(ch, encoding) for ch in text]
     units = sum(costs)
     if units <= SINGLE[encoding]:
-        return SegmentCount(encoding, units, 1)
+        return Segments(encoding, units, 1 if units else 0)
     # concatenated: fill parts greedily, never splitting a character's units
     per_part = PART[encoding]
     parts, used = 1, 0
@@ -77,7 +74,13 @@ def count_segments(text: str) -> SegmentCount:
         if used + cost > per_part:
             parts, used = parts + 1, 0
         used += cost
-    return SegmentCount(encoding, units, parts)
+    return Segments(encoding, units, parts)
+
+
+def capacity(encoding: str, segments: int) -> int:
+    """Units that fit in ``segments`` parts (an upper bound: a two-unit character is not
+    split between parts, so a part may carry one unit less)."""
+    return SINGLE[encoding] if segments <= 1 else PART[encoding] * segments
 
 
 # characters that must not end a shortened text: they join or modify what follows or

@@ -20,7 +20,7 @@ guards, then moves the clocks. It does no I/O.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -234,7 +234,7 @@ class Ticket:
         return cls(**values)
 
     def snapshot(self) -> dict[str, Any]:
-        return asdict(self)
+        return {name: getattr(self, name) for name in _FIELDS}
 
     def check_version(self, expected: int | None) -> None:
         if expected is not None and expected != self.version:
@@ -392,6 +392,9 @@ class Ticket:
     def light(self, now: datetime, sla: SlaPolicy) -> Light | None:
         """The worse of the running clocks; ``None`` when no clock runs."""
         return worst(self.sign_light(now, sla), self.handle_light(now, sla))
+
+
+_FIELDS = Ticket.field_names()
 
 
 def diff(before: dict[str, Any], after: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -20,6 +20,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 
 from callcenter.store.types import UTCDateTime
@@ -140,16 +141,25 @@ messages = Table(
     "messages",
     metadata,
     Column("id", Id, primary_key=True),
-    Column("conversation_id", Id, ForeignKey("conversations.id"), nullable=False, index=True),
+    # null for messages to staff (reminders): those name their recipient below
+    Column("conversation_id", Id, ForeignKey("conversations.id"), nullable=True, index=True),
     Column("channel", String(20), nullable=False),
     Column("direction", String(3), nullable=False),  # in | out
     Column("body", Text, nullable=False),
     Column("provider_id", String(128), nullable=True),
-    Column("status", String(20), nullable=False),  # received | queued | sent | delivered | failed
+    # received | queued | sent | delivered | undelivered | failed | suppressed
+    Column("status", String(20), nullable=False),
     Column("error", Text, nullable=True),
     Column("author_id", Id, ForeignKey("users.id"), nullable=True),
     Column("kind", String(32), nullable=False, default="text"),  # text | auto_reply | notice ...
     Column("essential", Boolean, nullable=False, default=True),
+    # urgent messages ignore quiet hours (alerts about urgent tickets)
+    Column("urgent", Boolean, nullable=False, default=False, server_default=false()),
+    Column("to_address", String(200), nullable=True),  # when there is no conversation
+    Column("recipient_user_id", Id, ForeignKey("users.id"), nullable=True),
+    Column("ticket_id", Id, ForeignKey("tickets.id"), nullable=True, index=True),
+    # a notification made by a job that may run twice carries a key: the second is not made
+    Column("dedupe_key", String(200), nullable=True, unique=True),
     Column("meta", JSON, nullable=False, default=dict),
     Column("created_at", UTCDateTime, nullable=False),
     Column("sent_at", UTCDateTime, nullable=True),
@@ -308,6 +318,17 @@ surveys = Table(
     Column("sent_at", UTCDateTime, nullable=True),
     Column("answered_at", UTCDateTime, nullable=True),
     UniqueConstraint("ticket_id", "round"),
+)
+
+# numbers that said STOP (退订): no survey or reminder goes to them until START (订阅)
+opt_outs = Table(
+    "opt_outs",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("channel", String(20), nullable=False),
+    Column("address", String(200), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("channel", "address"),
 )
 
 # every attempt to hand an outbound message to its provider, and what the provider answered

@@ -52,11 +52,18 @@ async def test_an_sms_that_names_a_known_problem_becomes_a_routed_ticket(rt: Run
     assert result.conversation_state == "closed"
     async with rt.db.read() as conn:
         out = (await conn.execute(select(messages).where(messages.c.direction == "out"))).one()
-        job = (await conn.execute(select(jobs))).one()
+        job = (await conn.execute(select(jobs).where(jobs.c.kind == "message.deliver"))).one()
+        reminders = (
+            await conn.execute(
+                select(jobs.c.payload, jobs.c.run_at).where(jobs.c.kind == "ticket.remind")
+            )
+        ).all()
         citizen = (await conn.execute(select(citizens))).one()
     assert "20261127-0001" in out.body and "明湖市市政设施管理处" in out.body
     assert out.status == "queued" and job.kind == "message.deliver" and job.state == "pending"
     assert citizen.locale == "zh-CN" and citizen.phone == "+8613800000000"
+    assert sorted(r.payload["stage"] for r in reminders) == ["due_soon", "overdue", "sign"]
+    assert {r.run_at for r in reminders if r.payload["stage"] == "sign"} == {ticket["sign_due_at"]}
 
 
 async def test_the_reply_is_delivered_through_the_outbox_exactly_once(rt: Runtime) -> None:
@@ -66,7 +73,7 @@ async def test_the_reply_is_delivered_through_the_outbox_exactly_once(rt: Runtim
     assert await rt.runner.drain() == 0
     async with rt.db.read() as conn:
         out = (await conn.execute(select(messages).where(messages.c.direction == "out"))).one()
-        job = (await conn.execute(select(jobs))).one()
+        job = (await conn.execute(select(jobs).where(jobs.c.kind == "message.deliver"))).one()
     assert out.status == "sent" and out.provider_id.startswith("SM") and out.sent_at is not None
     assert job.state == "done" and job.attempts == 1
     sent = rt.channels.get("sms").log.sent()  # type: ignore[union-attr]
@@ -135,7 +142,7 @@ async def test_english_texts_get_english_answers(rt: Runtime) -> None:
         body = (
             await conn.execute(select(messages.c.body).where(messages.c.direction == "out"))
         ).scalar()
-    assert body.startswith("Your report was registered as case")
+    assert body.startswith("[12345 hotline] We registered your report as case")
 
 
 async def test_bad_input_writes_nothing(rt: Runtime) -> None:

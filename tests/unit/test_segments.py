@@ -18,7 +18,7 @@ EMOJI = "😀"  # outside the BMP: a surrogate pair in UTF-16
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("", (GSM7, 0, 1)),
+        ("", (GSM7, 0, 0)),
         ("a" * 160, (GSM7, 160, 1)),
         ("a" * 161, (GSM7, 161, 2)),
         ("a" * 306, (GSM7, 306, 2)),

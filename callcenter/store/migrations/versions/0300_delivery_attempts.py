@@ -1,7 +1,7 @@
 """delivery attempts of outbound messages
 
 Revision ID: 0300
-Revises: 0002
+Revises: 0003
 Create Date: 2026-11-28
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import callcenter.store.types
 
 revision: str = "0300"
-down_revision: str | None = "0002"
+down_revision: str | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

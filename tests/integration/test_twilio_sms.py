@@ -96,6 +96,21 @@ class Hotline:
         assert self.rt.runner is not None
         return await self.rt.runner.run_due()
 
+    async def settle(self) -> None:
+        """Run every job that is due, moving the clock over the pacing's short waits."""
+        assert self.rt.runner is not None
+        while True:
+            await self.rt.runner.drain()
+            paced = await rows(
+                self.rt,
+                select(func.min(jobs.c.run_at)).where(
+                    jobs.c.state == "pending", jobs.c.last_error.contains("send rate")
+                ),
+            )
+            if paced[0][0] is None:
+                return
+            self.clock.set(max(paced[0][0], self.clock.now()))
+
 
 @pytest_asyncio.fixture
 async def standin() -> AsyncIterator[TwilioStandIn]:
@@ -691,3 +706,49 @@ def test_options_are_checked_at_start(tmp_path: Path, sqlite_url: str) -> None:
         )
         with pytest.raises(ValueError):
             build_runtime(settings)
+
+
+# --- the whole loop ---------------------------------------------------------------------------
+
+
+async def test_the_whole_loop_through_twilio_with_a_low_score_reopening_the_ticket(
+    hotline: Hotline,
+) -> None:
+    """Inbound SMS -> ticket -> dispatched -> replied -> closed -> survey -> "２" -> reopened,
+    every SMS through the real client to the stand-in, in order and in the citizen's language."""
+    from tests.integration.test_followups import close_cycle
+
+    rt, clock, standin = hotline.rt, hotline.clock, hotline.standin
+    assert (await hotline.inbound("小区路灯坏了"))[0] == 200
+    [ticket] = await rows(rt, select(tickets))
+    assert ticket.state == "dispatched"
+    await hotline.settle()
+    closed = await close_cycle(rt, clock, ticket.number, "mh-municipal")
+    assert closed["state"] == "closed"
+    await hotline.settle()
+    clock.advance(hours=2)  # the survey waits two hours after closure
+    await hotline.settle()
+    assert (await hotline.inbound("２"))[0] == 200  # a full-width two
+    await hotline.settle()
+
+    [reopened] = await rows(rt, select(tickets))
+    assert reopened.state == "dispatched" and reopened.reopen_count == 1
+    to_citizen = [m for m in standin.accepted if m["to"] == CITIZEN]
+    assert [m["from"] for m in to_citizen] == [OUR] * 4
+    bodies = [m["body"] for m in to_citizen]
+    assert f"工单号{ticket.number}" in bodies[0]  # the receipt
+    assert "已办结" in bodies[1] and "已更换灯泡" in bodies[1]  # closed, with the answer
+    assert "回访" in bodies[2] and "1-5" in bodies[2]  # the survey
+    assert "重新交" in bodies[3]  # reopened
+    to_department = [m for m in standin.accepted if m["to"] != CITIZEN]
+    assert to_department and all("回访不满意" in m["body"] for m in to_department)
+    assert all(int(m["num_segments"]) <= rt.settings.notify.max_segments for m in standin.accepted)
+
+    # every message was sent once, with one accepted attempt, and Twilio's reports land
+    out = await rows(rt, select(messages).where(messages.c.direction == "out"))
+    assert len(out) == len(standin.accepted) and {m.status for m in out} == {"sent"}
+    for m in out:
+        assert [a.outcome for a in await attempts(rt, m.id)] == ["accepted"]
+        assert (await standin.send_status(m.provider_id, "delivered", via=hotline.local))[0] == 200
+    out = await rows(rt, select(messages.c.status).where(messages.c.direction == "out"))
+    assert {m.status for m in out} == {"delivered"}

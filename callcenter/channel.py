@@ -10,6 +10,11 @@ Inbound, an adapter turns the provider's event into a call of a core action
 provider only after that action committed. Outbound, the core's
 ``message.deliver`` job calls :meth:`Channel.send` with a message that is
 already stored.
+
+SMS gateways (the simulated provider, Twilio, any other) subclass
+:class:`SmsChannel`, which holds what they all share: the citizen's number in
+E.164 form, the :class:`~callcenter.actions.intake.Inbound` they hand to
+intake, segment counting and the segment budget, and pacing per sender number.
 """
 
 from __future__ import annotations
@@ -20,10 +25,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from callcenter.domain.errors import HotlineError
+from callcenter.domain.pacing import SendPacer
+from callcenter.domain.phone import normalize_phone
+from callcenter.domain.segments import Segments, count_segments, fit
+from callcenter.jobs.executor import RetryLater
 
 if TYPE_CHECKING:
     from aiohttp import web
 
+    from callcenter.actions.intake import Inbound
     from callcenter.runtime import Runtime
 
 
@@ -104,6 +114,80 @@ class Channel(ABC):
     @abstractmethod
     async def send(self, message: OutboundMessage) -> SendResult:
         """Deliver one stored message. Must be idempotent on ``idempotency_key``."""
+
+
+class SmsChannel(Channel):
+    """An SMS gateway: the ``sms`` channel, whichever provider carries it.
+
+    Options every gateway understands (``[channel_options.sms]``):
+    ``max_segments`` (a longer text is shortened to that many segments before
+    it is sent; the stored message keeps the whole text) and
+    ``rate_segments_per_second`` (pacing per sender number). A gateway sets
+    its own defaults in ``default_max_segments`` and ``default_rate``; None
+    means no limit.
+
+    :meth:`send` may raise :class:`~callcenter.jobs.executor.RetryLater` with
+    ``count=False`` (what :meth:`pace` does): the job is deferred without
+    spending an attempt, and the executor runs other jobs meanwhile.
+    """
+
+    name = "sms"
+    default_max_segments: ClassVar[int | None] = None
+    default_rate: ClassVar[float | None] = None
+
+    def __init__(self, rt: Runtime, options: dict[str, Any]) -> None:
+        super().__init__(rt, options)
+        max_segments = options.get("max_segments", self.default_max_segments)
+        self.max_segments = int(max_segments) if max_segments is not None else None
+        if self.max_segments is not None and self.max_segments < 1:
+            raise ValueError("channel_options.sms.max_segments must be at least 1")
+        rate = options.get("rate_segments_per_second", self.default_rate)
+        self.pacer = SendPacer(float(rate)) if rate is not None else None
+
+    def phone_address(self, raw: str) -> str:
+        """A number as the sender wrote it, in E.164 (InvalidInput ``invalid_phone`` if not one)."""
+        return normalize_phone(raw, self.rt.settings.default_region)
+
+    def make_inbound(
+        self,
+        *,
+        sender: str,
+        body: str,
+        provider_id: str,
+        service_address: str | None = None,
+        meta: dict[str, Any] | None = None,
+    ) -> Inbound:
+        """What intake gets from any gateway: the citizen found by their E.164 number."""
+        # imported here: the intake action imports this module (for the delivery errors)
+        from callcenter.actions.intake import Inbound
+
+        return Inbound(
+            channel=self.name,
+            identity_kind="phone",
+            address=self.phone_address(sender),
+            body=body,
+            provider_id=provider_id,
+            service_address=service_address,
+            meta=meta or {},
+        )
+
+    @staticmethod
+    def segments(body: str) -> Segments:
+        return count_segments(body)
+
+    def fit_body(self, body: str) -> str:
+        """The text to hand to the provider: ``body`` within the segment budget."""
+        if self.max_segments is None:
+            return body
+        return fit(body, self.max_segments)
+
+    def pace(self, sender: str, segments: int) -> None:
+        """Take ``segments`` from the sender's budget, or defer the job until there is room."""
+        if self.pacer is None:
+            return
+        wait = self.pacer.reserve(sender, segments, self.rt.clock.now())
+        if wait > 0:
+            raise RetryLater(wait, f"sender {sender} is at its send rate", count=False)
 
 
 class ChannelRegistry:

@@ -10,6 +10,7 @@ from sqlalchemy import String, and_, cast, literal, or_, select, update
 from callcenter.actions import audit
 from callcenter.bus import events
 from callcenter.channel import DeliveryError, OutboundMessage
+from callcenter.domain import delivery
 from callcenter.domain.errors import Conflict, InvalidInput, NotFound
 from callcenter.domain.workflow import SYSTEM, Actor
 from callcenter.jobs.executor import PermanentFailure, RetryLater
@@ -177,11 +178,17 @@ async def record_delivery(
     provider_id: str | None = None,
     error: str | None = None,
 ) -> None:
-    """Store what the provider said about a message (sent, delivered, failed...)."""
+    """Store what the provider said about a message (sent, delivered, failed...).
+
+    A status never moves backwards for the same provider message (see
+    :mod:`callcenter.domain.delivery`): a report that would is ignored.
+    """
     async with rt.transaction() as tx:
         row = await row_by_id(tx, messages, message_id)
         if row is None:
             raise NotFound("message_not_found", id=message_id)
+        if not delivery.advances(row.status, row.provider_id, status, provider_id):
+            return
         now = tx.state["now"]
         values: dict[str, Any] = {"status": status, "error": error}
         if provider_id is not None:
@@ -267,7 +274,10 @@ async def deliver_message(rt: Runtime, job: Job) -> dict[str, Any] | None:
         ).first()
         if row is None:
             raise PermanentFailure(f"message {message_id} does not exist")
-        if row.status in ("sent", "delivered", "suppressed"):
+        if row.status in ("sent", "delivered", "undelivered", "suppressed") or (
+            row.status == "failed" and row.provider_id is not None
+        ):
+            # the provider took it once already (a later report may say it failed)
             return {"skipped": row.status, "provider_id": row.provider_id}
         address = row.address or row.to_address
         opted_out = not row.essential and await is_opted_out(conn, row.channel, address)

@@ -149,7 +149,8 @@ messages = Table(
     Column("direction", String(3), nullable=False),  # in | out
     Column("body", Text, nullable=False),
     Column("provider_id", String(128), nullable=True),
-    Column("status", String(20), nullable=False),  # received | queued | sent | delivered | failed
+    # received | queued | sent | delivered | undelivered | failed | suppressed
+    Column("status", String(20), nullable=False),
     Column("error", Text, nullable=True),
     Column("author_id", Id, ForeignKey("users.id"), nullable=True),
     Column("kind", String(32), nullable=False, default="text"),  # text | auto_reply | notice ...
@@ -346,4 +347,20 @@ attachments = Table(
     Column("sha256", String(64), nullable=False),
     Column("source_id", String(200), nullable=True),  # the provider's file id
     Column("created_at", UTCDateTime, nullable=False),
+)
+
+# every attempt to hand an outbound message to its provider, and what the provider answered
+delivery_attempts = Table(
+    "delivery_attempts",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("message_id", Id, ForeignKey("messages.id"), nullable=False),
+    Column("attempt", Integer, nullable=False),  # 1, 2, ... per message, in order
+    Column("at", UTCDateTime, nullable=False),
+    Column("outcome", String(20), nullable=False),  # accepted | retry | failed
+    Column("http_status", Integer, nullable=True),  # none when no answer came (timeout)
+    Column("error_code", String(32), nullable=True),  # the provider's (21211...) or ours
+    Column("provider_id", String(128), nullable=True),  # the provider's message id (sid)
+    Column("detail", JSON, nullable=False, default=dict),
+    UniqueConstraint("message_id", "attempt"),
 )

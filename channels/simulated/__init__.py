@@ -28,9 +28,8 @@ from aiohttp import web
 from callcenter.actions.intake import Inbound, receive_message
 from callcenter.api.http import error_body, json_response, locale_of
 from callcenter.api.keys import RUNTIME
-from callcenter.channel import Channel, OutboundMessage, SendResult
+from callcenter.channel import OutboundMessage, SendResult, SmsChannel
 from callcenter.domain.errors import HotlineError, InvalidInput
-from callcenter.domain.phone import normalize_phone
 from callcenter.runtime import Runtime
 
 MAX_BODY = 64 * 1024
@@ -89,10 +88,8 @@ class ProviderLog:
             return [json.loads(line) for line in handle if line.endswith("\n")]
 
 
-class SimulatedSms(Channel):
+class SimulatedSms(SmsChannel):
     """The ``sms`` channel, answered by a provider that lives in the data directory."""
-
-    name = "sms"
 
     def __init__(self, rt: Runtime, options: dict[str, Any]) -> None:
         super().__init__(rt, options)
@@ -126,20 +123,22 @@ class SimulatedSms(Channel):
         provider_id = data.get("id")
         if provider_id is not None and (not isinstance(provider_id, str) or len(provider_id) > 100):
             raise InvalidInput("invalid_field", field="id")
-        return Inbound(
-            channel=self.name,
-            identity_kind="phone",
-            address=normalize_phone(sender, self.rt.settings.default_region),
+        return self.make_inbound(
+            sender=sender,
             body=text,
             provider_id=provider_id or f"SIM{uuid.uuid4().hex}",
             service_address=str(data.get("to") or self.rt.settings.hotline_number),
         )
 
     async def send(self, message: OutboundMessage) -> SendResult:
+        # no segment budget and no pacing unless configured (``max_segments``,
+        # ``rate_segments_per_second``), as for every SMS gateway
+        body = self.fit_body(message.body)
+        self.pace(message.sender or "", self.segments(body).segments)
         if self.delay:
             await asyncio.sleep(self.delay)
         sid, _ = await asyncio.to_thread(
-            self.log.record, message.idempotency_key, message.to, message.body, message.sender
+            self.log.record, message.idempotency_key, message.to, body, message.sender
         )
         if self.settle:
             await asyncio.sleep(self.settle)

@@ -1,0 +1,162 @@
+"""A real ``callcenter worker`` sending through the Twilio channel, killed with SIGKILL mid-run.
+
+Twilio's Messages API has no idempotency key, so a send that Twilio stored but
+whose answer the dead process never recorded goes out once more after the
+restart. What must hold: no message is lost, none is sent more than twice,
+and none whose job had finished before the kill is sent again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from callcenter.actions.intake import Inbound, receive_message
+from callcenter.actions.messages import send_reply
+from callcenter.runtime import Runtime
+from callcenter.store.tables import delivery_attempts, jobs, messages
+from tests.fakes.twilio_api import TwilioStandIn, new_sid
+from tests.helpers import actor
+
+OUR = "+14155550100"
+
+
+def _worker(tmp_path: Path, database_url: str, standin: TwilioStandIn) -> subprocess.Popen[bytes]:
+    env = dict(os.environ)
+    env.update(
+        CALLCENTER_DATABASE_URL=database_url,
+        CALLCENTER_DATA_DIR=str(tmp_path / "data"),
+        CALLCENTER_PUBLIC_URL="https://hotline.example.gov.cn",
+        CALLCENTER_CHANNELS='["channels.twilio.sms:TwilioSms"]',
+        CALLCENTER_CHANNEL_OPTIONS=json.dumps(
+            {
+                "sms": {
+                    "account_sid": standin.account_sid,
+                    "auth_token": standin.auth_token,
+                    "from_number": OUR,
+                    "api_base_url": standin.base_url,
+                    "rate_segments_per_second": 1000,
+                    "timeout_seconds": 10,
+                }
+            }
+        ),
+        CALLCENTER_JOBS__LEASE_SECONDS="1.5",
+        CALLCENTER_JOBS__POLL_SECONDS="0.2",
+        CALLCENTER_JOBS__CONCURRENCY="4",
+    )
+    return subprocess.Popen(
+        [sys.executable, "-m", "callcenter.cli", "worker"],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+
+
+@pytest.mark.slow
+async def test_sigkill_while_sending_loses_nothing_and_repeats_at_most_once(
+    rt: Runtime, tmp_path: Path, database_url: str
+) -> None:
+    agent = await actor(rt, "agent1")
+    result = await receive_message(
+        rt, Inbound("sms", "phone", "+8613800000001", "你好", provider_id=new_sid())
+    )
+    ids = [result.reply_message_id]
+    for i in range(30):
+        ids.append(await send_reply(rt, result.conversation_id, f"第 {i} 条回复", actor=agent))
+    async with rt.db.read() as conn:
+        found = await conn.execute(
+            select(messages.c.id, messages.c.body).where(messages.c.id.in_(ids))
+        )
+        body_of = {row.id: row.body for row in found}
+    assert len(set(body_of.values())) == len(ids), (
+        "every body is unique, so the stand-in's log maps back"
+    )
+
+    # Twilio stores each message, then takes a quarter second to answer: the kill lands there
+    standin = TwilioStandIn(numbers=[OUR], latency=0.25)
+    await standin.start()
+    try:
+        worker = _worker(tmp_path, database_url, standin)
+        try:
+            deadline = time.monotonic() + 60
+            while len(standin.accepted) < 8:
+                assert worker.poll() is None, worker.stdout.read()  # type: ignore[union-attr]
+                assert time.monotonic() < deadline, "the worker sent nothing"
+                await asyncio.sleep(0.02)
+            await asyncio.sleep(0.1)
+            worker.send_signal(signal.SIGKILL)
+            worker.wait(10)
+        finally:
+            if worker.poll() is None:
+                worker.kill()
+        async with rt.db.read() as conn:
+            done_before = {
+                row.payload["message_id"]
+                for row in (await conn.execute(select(jobs).where(jobs.c.state == "done"))).all()
+            }
+            running = (await conn.execute(select(jobs.c.id).where(jobs.c.state == "running"))).all()
+        assert done_before and running, "the kill should land mid-run"
+        sent_before = Counter(m["body"] for m in standin.accepted)
+
+        worker = _worker(tmp_path, database_url, standin)
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                async with rt.db.read() as conn:
+                    states = Counter((await conn.execute(select(jobs.c.state))).scalars())
+                if states == Counter({"done": len(ids)}):
+                    break
+                assert worker.poll() is None, worker.stdout.read()  # type: ignore[union-attr]
+                assert time.monotonic() < deadline, f"jobs left: {states}"
+                await asyncio.sleep(0.1)
+        finally:
+            worker.send_signal(signal.SIGTERM)
+            worker.wait(10)
+    finally:
+        await standin.close()
+
+    sent = Counter(m["body"] for m in standin.accepted)
+    sids = {}
+    for m in standin.accepted:
+        sids.setdefault(m["body"], set()).add(m["sid"])
+    assert set(sent) == set(body_of.values()), "every message reached Twilio"
+    assert max(sent.values()) <= 2, "no message was sent more than once more"
+    for message_id, body in ((i, body_of[i]) for i in ids):
+        if message_id in done_before:
+            assert sent[body] == sent_before[body] == 1, body
+    async with rt.db.read() as conn:
+        rows = (
+            await conn.execute(
+                select(messages.c.id, messages.c.status, messages.c.provider_id).where(
+                    messages.c.id.in_(ids)
+                )
+            )
+        ).all()
+        accepted = Counter(
+            (
+                await conn.execute(
+                    select(delivery_attempts.c.message_id).where(
+                        delivery_attempts.c.outcome == "accepted"
+                    )
+                )
+            ).scalars()
+        )
+        attempts = dict((await conn.execute(select(jobs.c.id, jobs.c.attempts))).all())
+    for message_id, status, provider_id in rows:
+        assert status == "sent", message_id
+        assert provider_id in sids[body_of[message_id]], "the recorded sid is one Twilio gave"
+        assert accepted[message_id] == 1, "one accepted attempt recorded per message"
+    assert max(attempts.values()) == 2, "a job interrupted by the kill ran again"
+    twice = [b for b, n in sent.items() if n == 2]
+    print(f"{len(twice)} of {len(ids)} messages were sent twice (in flight at the kill)")

@@ -77,3 +77,43 @@ def read_wav(path: Path) -> tuple[bytes, int]:
         if source.getnchannels() != 1 or source.getsampwidth() != 2:
             raise ValueError(f"{path}: expected 16-bit mono")
         return source.readframes(source.getnframes()), source.getframerate()
+
+
+def s16_to_ulaw(s16: bytes) -> bytes:
+    """G.711 µ-law (PCMU) from 16-bit samples."""
+    x = np.frombuffer(s16, dtype="<i2").astype(np.int32)
+    sign = np.where(x < 0, 0x80, 0)
+    magnitude = np.minimum(np.abs(x), 32635) + 0x84
+    exponent = np.floor(np.log2(magnitude)).astype(np.int32) - 7
+    mantissa = (magnitude >> (exponent + 3)) & 0x0F
+    return (~(sign | (exponent << 4) | mantissa) & 0xFF).astype(np.uint8).tobytes()
+
+
+def _ulaw_table() -> np.ndarray:
+    codes = ~np.arange(256, dtype=np.int32) & 0xFF
+    sign = codes & 0x80
+    exponent = (codes >> 4) & 0x07
+    mantissa = codes & 0x0F
+    magnitude = ((mantissa << 3) + 0x84) << exponent
+    return np.where(sign != 0, 0x84 - magnitude, magnitude - 0x84).astype("<i2")
+
+
+def _alaw_table() -> np.ndarray:
+    codes = np.arange(256, dtype=np.int32) ^ 0x55
+    sign = codes & 0x80
+    exponent = (codes >> 4) & 0x07
+    mantissa = codes & 0x0F
+    magnitude = np.where(
+        exponent == 0, (mantissa << 4) + 8, ((mantissa << 4) + 0x108) << (exponent - 1)
+    )
+    return np.where(sign != 0, magnitude, -magnitude).astype("<i2")
+
+
+ULAW = _ulaw_table()
+ALAW = _alaw_table()
+
+
+def g711_to_s16(data: bytes, codec: str) -> bytes:
+    """Decode PCMU ("ulaw") or PCMA ("alaw") payload to 16-bit samples, at full precision."""
+    table = ULAW if codec == "ulaw" else ALAW
+    return table[np.frombuffer(data, dtype=np.uint8)].tobytes()

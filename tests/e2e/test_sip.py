@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -32,21 +33,19 @@ pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="sipp's pcap replay needs root"),
 ]
 
+HERE = Path(__file__).resolve().parents[1] / "voice"
 SPEECH = "I want to report a broken street light on Main Street"
 
 
-@pytest_asyncio.fixture
-async def sip_rt(tmp_path: Path, sqlite_url: str) -> AsyncIterator[Runtime]:
-    port = free_udp_port()
+async def start_sip(tmp_path: Path, sqlite_url: str, **sip: Any) -> Runtime:
     rtp = free_port_pair()
+    options = {"mode": "direct", "host": "127.0.0.1", "port": free_udp_port(),
+               "rtp_low": rtp, "rtp_high": rtp + 200, **sip}
     settings = make_settings(
         tmp_path,
         sqlite_url,
         channels=["channels.simulated:SimulatedSms", "channels.sip:SipChannel"],
-        channel_options={
-            "sip": {"mode": "direct", "host": "127.0.0.1", "port": port,
-                    "rtp_low": rtp, "rtp_high": rtp + 200},
-        },
+        channel_options={"sip": options},
         voice={"recognizers": {"en": "pocketsphinx", "zh-CN": "vosk"}},
     )
     # the city first: recognisers build their vocabulary from its categories at start-up
@@ -56,6 +55,12 @@ async def sip_rt(tmp_path: Path, sqlite_url: str) -> AsyncIterator[Runtime]:
     await close_runtime(plain)
     runtime = build_runtime(settings, clock=ManualClock(T0), seed=7)
     await start_runtime(runtime, start_jobs=False)
+    return runtime
+
+
+@pytest_asyncio.fixture
+async def sip_rt(tmp_path: Path, sqlite_url: str) -> AsyncIterator[Runtime]:
+    runtime = await start_sip(tmp_path, sqlite_url)
     yield runtime
     await close_runtime(runtime)
 
@@ -71,7 +76,7 @@ def duration(rt: Runtime, key: str, locale: str, **params: Any) -> float:
 
 
 async def run_sipp(rt: Runtime, tmp_path: Path, scenario: str, *, calls_n: int = 1,
-                   timeout: float = 150) -> tuple[int, str]:
+                   timeout: float = 150, target: int | None = None) -> tuple[int, str]:
     path = tmp_path / "caller.xml"
     path.write_text(scenario)
     media = free_port_pair()
@@ -79,7 +84,7 @@ async def run_sipp(rt: Runtime, tmp_path: Path, scenario: str, *, calls_n: int =
         "sipp", "127.0.0.1", "-p", str(free_udp_port()), "-m", str(calls_n),
         "-l", str(calls_n), "-r", str(calls_n), "-sf", str(path),
         "-i", "127.0.0.1", "-mi", "127.0.0.1", "-mp", str(media),
-        "-s", "hotline", "-rsa", f"127.0.0.1:{sip_port(rt)}", "-nostdin",
+        "-s", "hotline", "-rsa", f"127.0.0.1:{target or sip_port(rt)}", "-nostdin",
         "-trace_err", "-error_file", str(tmp_path / "sipp-errors.log"),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, cwd=tmp_path,
     )
@@ -143,3 +148,66 @@ async def test_a_caller_reports_a_broken_street_light_by_voice(sip_rt: Runtime, 
     assert conversation.kind == "call" and conversation.channel == "sip"
     assert conversation.ticket_id == ticket.id and conversation.state == "closed"
     assert len(sms) == 1 and ticket.number in sms[0].body  # mobile caller: SMS confirmation
+
+
+async def test_a_pcma_caller_waits_in_the_queue_and_hangs_up(sip_rt: Runtime, tmp_path: Path) -> None:
+    """PCMA only (pyVoIP would encode it as PCMU), keys during prompts, abandoning the queue."""
+    rt = sip_rt
+    steps = [Step(1.0, dtmf_pcap("1")), Step(1.5, dtmf_pcap("0"))]
+    code, log = await run_sipp(
+        rt, tmp_path, uac_scenario(steps, codecs="8 101", caller="13900000003",
+                                   hang_up_after=8.0)
+    )
+    assert code == 0, log
+    (call,) = await wait_for_end(rt)
+    assert call.dtmf == "10" and call.path[-1] == "queue"
+    assert call.outcome == "abandoned" and call.queue_wait_s is not None
+    async with rt.db.read() as conn:
+        conversation = (await conn.execute(
+            select(conversations).where(conversations.c.id == call.conversation_id))).one()
+    assert conversation.state == "closed" and conversation.queue == "voice"
+    assert conversation.locale == "zh-CN" and conversation.address == "+8613900000003"
+    channel: Any = rt.channels.get("sip")
+    assert channel.active_calls == 0
+
+
+async def test_a_call_through_kamailio_as_registrar(tmp_path: Path, sqlite_url: str) -> None:
+    kamailio = shutil.which("kamailio")
+    if kamailio is None:
+        pytest.skip("kamailio is not installed")
+    port = free_udp_port()
+    config = tmp_path / "kamailio.cfg"
+    config.write_text((HERE / "kamailio.cfg").read_text().replace("__PORT__", str(port)))
+    registrar = await asyncio.create_subprocess_exec(
+        kamailio, "-f", str(config), "-DD", "-E", "-n", "1", "-Y", str(tmp_path / "kam"),
+        stdout=asyncio.subprocess.DEVNULL, stderr=(tmp_path / "kamailio.log").open("wb"),
+    )
+    (tmp_path / "kam").mkdir(exist_ok=True)
+    rt: Runtime | None = None
+    try:
+        await asyncio.sleep(1.0)
+        assert registrar.returncode is None, (tmp_path / "kamailio.log").read_text()
+        rt = await start_sip(tmp_path, sqlite_url, mode="register", server="127.0.0.1",
+                             server_port=port, username="hotline", password="")
+        from callcenter.actions.tickets import TicketDraft, create_ticket
+        from callcenter.domain.workflow import SYSTEM
+
+        ticket = await create_ticket(rt, TicketDraft("Pothole", category="road_damage"),
+                                     actor=SYSTEM, dispatch=True)
+        keys = ["2", "1", *ticket["number"].replace("-", ""), "#"]
+        steps = [Step(1.0, dtmf_pcap(keys[0])), Step(1.5, dtmf_pcap(keys[1]))]
+        steps += [Step(0.4, dtmf_pcap(k)) for k in keys[2:]]
+        code, log = await run_sipp(rt, tmp_path, uac_scenario(steps), target=port)
+        assert code == 0, log + (tmp_path / "kamailio.log").read_text()[-3000:]
+        (call,) = await wait_for_end(rt)
+        assert call.dtmf == "".join(keys)
+        assert call.path[-2:] == ["ticket_status", "goodbye"]
+        # sipp called the registrar's port; only its location lookup knew the adapter's
+        channel: Any = rt.channels.get("sip")
+        assert channel.phone.get_status().name == "REGISTERED"
+        assert channel.port != port and call.provider_call_id
+    finally:
+        if rt is not None:
+            await close_runtime(rt)
+        registrar.terminate()
+        await registrar.wait()

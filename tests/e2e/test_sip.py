@@ -21,7 +21,7 @@ from callcenter.bootstrap import build_runtime, close_runtime, start_runtime
 from callcenter.clock import ManualClock
 from callcenter.runtime import Runtime
 from callcenter.store.tables import calls, conversations, messages, tickets
-from ivr.audio import read_wav
+from ivr.audio import read_wav, write_wav
 from ivr.engine import Say
 from ivr.tts import speak_to_wav
 from tests.conftest import T0, load_test_city, make_settings
@@ -211,3 +211,94 @@ async def test_a_call_through_kamailio_as_registrar(tmp_path: Path, sqlite_url: 
             await close_runtime(rt)
         registrar.terminate()
         await registrar.wait()
+
+
+def baresip_config(folder: Path, sip_port_: int, ctrl_port: int) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "snd").mkdir(exist_ok=True)
+    (folder / "config").write_text(
+        "\n".join(
+            [
+                "poll_method epoll",
+                f"sip_listen 127.0.0.1:{sip_port_}",
+                "audio_player aubridge,hotline",
+                f"audio_source aufile,{folder / 'quiet.wav'}",
+                "audio_alert aubridge,hotline",
+                "module_path /usr/lib/baresip/modules",
+                "module g711.so",
+                "module aubridge.so",
+                "module aufile.so",
+                "module sndfile.so",
+                "module_app account.so",
+                "module_app menu.so",
+                "module_app ctrl_tcp.so",
+                f"ctrl_tcp_listen 127.0.0.1:{ctrl_port}",
+                f"snd_path {folder / 'snd'}",
+                "",
+            ]
+        )
+    )
+    write_wav(folder / "quiet.wav", b"\x00\x00" * 8000 * 60)
+    (folder / "accounts").write_text("<sip:+8613700000000@127.0.0.1>;regint=0\n")
+
+
+async def baresip_command(port: int, command: str, params: str = "") -> None:
+    import json
+
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    body = json.dumps({"command": command, "params": params, "token": "t"}).encode()
+    writer.write(f"{len(body)}:".encode() + body + b",")
+    await writer.drain()
+    await asyncio.wait_for(reader.read(4096), 5)
+    writer.close()
+
+
+async def test_baresip_hears_the_prompt_and_its_keys_are_read(
+    sip_rt: Runtime, tmp_path: Path
+) -> None:
+    """A second, independent SIP client: it dials, presses keys and records what it hears."""
+    import numpy as np
+
+    baresip = shutil.which("baresip")
+    if baresip is None:
+        pytest.skip("baresip (Debian baresip-core) is not installed")
+    rt = sip_rt
+    folder = tmp_path / "baresip"
+    ctrl = free_udp_port()
+    baresip_config(folder, free_udp_port(), ctrl)
+    process = await asyncio.create_subprocess_exec(
+        baresip, "-f", str(folder), "-e", f"/dial sip:hotline@127.0.0.1:{sip_port(rt)}",
+        stdout=(tmp_path / "baresip.log").open("wb"), stderr=asyncio.subprocess.STDOUT,
+    )
+    try:
+        language = duration(rt, "language_zh", "zh-CN") + duration(rt, "language_en", "en")
+        await asyncio.sleep(2.0 + language)
+        await baresip_command(ctrl, "sndcode", "2")  # English
+        await asyncio.sleep(3.0)
+        await baresip_command(ctrl, "sndcode", "0")  # an agent
+        await asyncio.sleep(3.0)
+        await baresip_command(ctrl, "hangup")
+        (call,) = await wait_for_end(rt)
+    finally:
+        if process.returncode is None:
+            process.terminate()
+            await process.wait()
+    log = (tmp_path / "baresip.log").read_text(errors="replace")
+    assert call.dtmf == "20", log
+    assert call.path[:3] == ["language", "english", "welcome"] and "queue" in call.path
+    # what baresip heard begins with the language prompt, as the hotline rendered it
+    heard = sorted((folder / "snd").glob("*dec*.wav"))
+    assert heard, log
+    pcm, rate = read_wav(heard[0])
+    assert rate == 8000
+    got = np.frombuffer(pcm, "<i2").astype(np.float32)
+    channel: Any = rt.channels.get("sip")
+    text = rt.text("voice.language_zh", "zh-CN")
+    sent = np.frombuffer(
+        channel.context.prompts.render(Say(text, "zh-CN", "language_zh"), "s16"), "<i2"
+    ).astype(np.float32)
+    window = got[: len(sent) + 3 * 8000]
+    corr = np.correlate(window, sent, mode="valid")
+    energy = np.sqrt(np.convolve(window**2, np.ones(len(sent)), mode="valid"))
+    score = float(np.max(corr / (energy * np.linalg.norm(sent) + 1e-9)))
+    assert score > 0.6, score

@@ -34,9 +34,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _load import PYTHON, python_env  # noqa: E402
+from _load import PYTHON, python_env
 
-from tests.voice.tools import Step, dtmf_pcap, free_port_pair, free_udp_port, uac_scenario  # noqa: E402
+from tests.voice.tools import Step, dtmf_pcap, free_port_pair, free_udp_port, uac_scenario
 
 
 def wait_udp_ready(port: int, process: subprocess.Popen[bytes], timeout: float = 120) -> None:
@@ -54,17 +54,44 @@ def wait_udp_ready(port: int, process: subprocess.Popen[bytes], timeout: float =
     raise RuntimeError("the hotline did not open its SIP port")
 
 
-def sipp(scenario: Path, target: int, n: int, folder: Path, *, uas: bool = False,
-         timeout: float = 300) -> tuple[int, int, float]:
+def sipp(
+    scenario: Path, target: int, n: int, folder: Path, *, uas: bool = False, timeout: float = 300
+) -> tuple[int, int, float]:
     """Run sipp; returns (successful calls, failed calls, seconds)."""
     stats = folder / f"stats-{'uas' if uas else 'uac'}-{n}.csv"
     began = time.monotonic()
     cmd = [
-        "sipp", "127.0.0.1", "-p", str(free_udp_port()), "-sf", str(scenario),
-        "-m", str(n), "-l", str(n), "-r", str(n), "-i", "127.0.0.1", "-mi", "127.0.0.1",
-        "-mp", str(free_port_pair()), "-s", "hotline", "-rsa", f"127.0.0.1:{target}",
-        "-nostdin", "-timeout", str(int(timeout)), "-timeout_error",
-        "-trace_stat", "-stf", str(stats), "-fd", "1",
+        "sipp",
+        "127.0.0.1",
+        "-p",
+        str(free_udp_port()),
+        "-sf",
+        str(scenario),
+        "-m",
+        str(n),
+        "-l",
+        str(n),
+        "-r",
+        str(n),
+        "-i",
+        "127.0.0.1",
+        "-mi",
+        "127.0.0.1",
+        "-mp",
+        str(free_port_pair()),
+        "-s",
+        "hotline",
+        "-rsa",
+        f"127.0.0.1:{target}",
+        "-nostdin",
+        "-timeout",
+        str(int(timeout)),
+        "-timeout_error",
+        "-trace_stat",
+        "-stf",
+        str(stats),
+        "-fd",
+        "1",
     ]
     done = subprocess.run(cmd, cwd=folder, capture_output=True, timeout=timeout + 30, check=False)
     seconds = time.monotonic() - began
@@ -86,7 +113,9 @@ def uas_scenario_baseline(folder: Path, n: int, scenario: Path) -> tuple[int, in
     port = free_udp_port()
     server = subprocess.Popen(
         ["sipp", "-sn", "uas", "-i", "127.0.0.1", "-p", str(port), "-nostdin"],
-        cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        cwd=folder,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         time.sleep(0.5)
@@ -113,16 +142,30 @@ def main() -> None:
     env = python_env(
         CALLCENTER_DATA_DIR=str(data),
         CALLCENTER_PORT=str(free_udp_port()),
-        CALLCENTER_CHANNELS=json.dumps(["channels.simulated:SimulatedSms", "channels.sip:SipChannel"]),
+        CALLCENTER_CHANNELS=json.dumps(
+            ["channels.simulated:SimulatedSms", "channels.sip:SipChannel"]
+        ),
         CALLCENTER_CHANNEL_OPTIONS=json.dumps(
-            {"sip": {"mode": "direct", "host": "127.0.0.1", "port": sip_port,
-                     "rtp_low": rtp, "rtp_high": rtp + 2000}}
+            {
+                "sip": {
+                    "mode": "direct",
+                    "host": "127.0.0.1",
+                    "port": sip_port,
+                    "rtp_low": rtp,
+                    "rtp_high": rtp + 2000,
+                }
+            }
         ),
     )
     cli = [PYTHON, "-m", "callcenter.cli"]
     subprocess.run([*cli, "migrate"], cwd=folder, env=env, check=True, capture_output=True)
-    subprocess.run([*cli, "demo-data", "--tickets", "20", "--days", "5"], cwd=folder, env=env,
-                   check=True, capture_output=True)
+    subprocess.run(
+        [*cli, "demo-data", "--tickets", "20", "--days", "5"],
+        cwd=folder,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
     with sqlite3.connect(data / "callcenter.db") as db:
         number = db.execute("SELECT number FROM tickets ORDER BY id LIMIT 1").fetchone()[0]
     keys = ["2", "1", *number.replace("-", ""), "#"]
@@ -133,10 +176,13 @@ def main() -> None:
     baseline_scenario = folder / "baseline.xml"
     baseline_scenario.write_text(uac_scenario(steps, hang_up_after=12.0))
 
-    server = subprocess.Popen([*cli, "serve"], cwd=folder, env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT)
-    print(f"calls through the default flow: 2, 1, ticket {number} (13 digits) and #, "
-          f"{len(keys)} keys per call")
+    server = subprocess.Popen(
+        [*cli, "serve"], cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    print(
+        f"calls through the default flow: 2, 1, ticket {number} (13 digits) and #, "
+        f"{len(keys)} keys per call"
+    )
     best = 0
     try:
         wait_udp_ready(sip_port, server)
@@ -152,18 +198,23 @@ def main() -> None:
             seen += len(rows)
             expected = "".join(keys)
             right = sum(
-                sum(1 for a, b in zip(dtmf, expected, strict=False) if a == b) for dtmf, _, _ in rows
+                sum(1 for a, b in zip(dtmf, expected, strict=False) if a == b)
+                for dtmf, _, _ in rows
             )
             sent = len(expected) * n
-            perfect = sum(1 for dtmf, path, ended in rows if dtmf == expected and ended
-                          and json.loads(path)[-1] == "goodbye")
+            perfect = sum(
+                1
+                for dtmf, path, ended in rows
+                if dtmf == expected and ended and json.loads(path)[-1] == "goodbye"
+            )
             accuracy = right / sent if sent else 0.0
             no_failure = failed == 0 and ok == n and perfect == n
             if no_failure:
                 best = n
             print(
-                f"N={n:3d}  hotline: {ok:3d} completed, {failed:3d} failed, {perfect:3d} with every "
-                f"key right, DTMF accuracy {accuracy * 100:6.2f} %, {seconds:5.1f} s   |   "
+                f"N={n:3d}  hotline: {ok:3d} completed, {failed:3d} failed, "
+                f"{perfect:3d} with every key right, DTMF accuracy {accuracy * 100:6.2f} %, "
+                f"{seconds:5.1f} s   |   "
                 f"baseline sipp UAS: {base_ok:3d} completed, {base_failed:3d} failed, "
                 f"{base_s:5.1f} s"
             )

@@ -31,18 +31,18 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from callcenter.demo import CATEGORIES  # noqa: E402
-from ivr.audio import g711_to_s16, read_wav, s16_to_ulaw  # noqa: E402
-from ivr.stt import (  # noqa: E402
+from callcenter.demo import CATEGORIES
+from ivr.audio import g711_to_s16, read_wav, s16_to_ulaw
+from ivr.stt import (
     DIGIT_WORDS_EN,
     PocketsphinxRecognizer,
-    Recognizer,
     RecognitionStream,
+    Recognizer,
     Transcript,
     VoskRecognizer,
     word_error_rate,
 )
-from ivr.tts import speak_to_wav  # noqa: E402
+from ivr.tts import speak_to_wav
 
 ENGLISH = [
     "I want to report a broken street light on Main Street",
@@ -108,8 +108,9 @@ class StockSphinx(Recognizer):
         return Stream()
 
 
-def measure(name: str, recognizer: Recognizer, items: list[tuple[str, bytes]],
-            grammar: str | None) -> dict[str, Any]:
+def measure(
+    name: str, recognizer: Recognizer, items: list[tuple[str, bytes]], grammar: str | None
+) -> dict[str, Any]:
     errors, audio_s, busy_s = [], 0.0, 0.0
     for reference, pcm in items:
         began = time.perf_counter()

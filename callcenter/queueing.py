@@ -43,8 +43,9 @@ async def queue_spot(rt: Runtime, conversation_id: int) -> QueueSpot | None:
     async with rt.db.read() as conn:
         row = (
             await conn.execute(
-                select(conversations.c.queue, conversations.c.queued_at, conversations.c.state)
-                .where(conversations.c.id == conversation_id)
+                select(
+                    conversations.c.queue, conversations.c.queued_at, conversations.c.state
+                ).where(conversations.c.id == conversation_id)
             )
         ).first()
         if row is None or row.state != "queued" or row.queue is None or row.queued_at is None:

@@ -89,9 +89,7 @@ class Session:
 class Engine:
     """Runs one flow for any number of calls (each with its own :class:`Session`)."""
 
-    def __init__(
-        self, rt: Runtime, flow: Flow, *, speech_available: Callable[[str], bool]
-    ) -> None:
+    def __init__(self, rt: Runtime, flow: Flow, *, speech_available: Callable[[str], bool]) -> None:
         self.rt = rt
         self.flow = flow
         self.speech_available = speech_available
@@ -176,13 +174,13 @@ class Engine:
 
     async def _enter_play(self, session: Session, node: Any, says: list[Say]) -> Any:
         params = self._common(session)
-        return node.next, says + [self.say(session, p.key, p.locale, **params) for p in node.prompts]
+        return node.next, says + [
+            self.say(session, p.key, p.locale, **params) for p in node.prompts
+        ]
 
     async def _enter_language(self, session: Session, node: Any, says: list[Say]) -> Any:
         session.locale = node.set
-        await call_actions.record_call_progress(
-            self.rt, session.call.call_id, locale=node.set
-        )
+        await call_actions.record_call_progress(self.rt, session.call.call_id, locale=node.set)
         return node.next, says + self._prompts(session, node)
 
     async def _enter_branch(self, session: Session, node: Any, says: list[Say]) -> Any:
@@ -211,17 +209,19 @@ class Engine:
         found = await call_actions.ticket_status(self.rt, entered)
         locale = session.locale
         if found is None:
-            says = says + [
-                self.say(session, "ticket_unknown", number=spoken_digits(self.rt, entered, locale))
+            says = [
+                *says,
+                self.say(session, "ticket_unknown", number=spoken_digits(self.rt, entered, locale)),
             ]
             return node.next, says + self._prompts(session, node)
-        says = says + [
+        says = [
+            *says,
             self.say(
                 session,
                 "ticket_status",
                 number=spoken_digits(self.rt, found.number, locale),
                 state=self.rt.catalog.label("state", found.state, locale),
-            )
+            ),
         ]
         department = found.department_zh if locale == "zh-CN" else found.department_en
         if department:
@@ -302,7 +302,7 @@ class Engine:
 
     async def _enter_record(self, session: Session, node: Any, says: list[Say]) -> Any:
         if not self.speech_available(session.locale):
-            return self._fail(node), says + [self.say(session, "speech_unavailable")]
+            return self._fail(node), [*says, self.say(session, "speech_unavailable")]
         return self._record_turn(session, node, says)
 
     async def _reply_record(self, session: Session, node: Any, reply: Reply) -> Turn:
@@ -354,7 +354,7 @@ class Engine:
         session.phase = "confirm"
         name = self._category_name(session, session.vars["category"])
         return Turn(
-            says + [self.say(session, "category_confirm", category=name)],
+            [*says, self.say(session, "category_confirm", category=name)],
             Expect("digits", max_digits=1, timeout=node.timeout, language=session.locale),
         )
 
@@ -411,10 +411,11 @@ class Engine:
             self.rt, session.call.call_id, description, category=category
         )
         session.vars["ticket"] = ticket["number"]
-        says = says + [
+        says = [
+            *says,
             self.say(
                 session, "ticket_created", number=spoken_digits(self.rt, ticket["number"], locale)
-            )
+            ),
         ]
         dept = self.rt.directory.by_id.get(ticket["department_id"] or -1)
         if dept is not None and ticket["state"] == "dispatched":
@@ -435,13 +436,14 @@ class Engine:
     async def _hold_turn(self, session: Session, node: Any, says: list[Say]) -> Turn:
         spot = await queue_spot(self.rt, session.vars["queued_conversation"])
         if spot is not None:
-            says = says + [
+            says = [
+                *says,
                 self.say(
                     session,
                     "queue_position",
                     position=spot.position,
                     minutes=spot.expected_wait_minutes,
-                )
+                ),
             ]
         if node.callback_digit and node.on_callback:
             says.append(self.say(session, "queue_callback_offer"))
@@ -483,14 +485,14 @@ class Engine:
         session.phase = "confirm"
         number = spoken_digits(self.rt, session.call.caller, session.locale)
         return Turn(
-            says + [self.say(session, "callback_confirm", number=number)],
+            [*says, self.say(session, "callback_confirm", number=number)],
             Expect("digits", max_digits=1, timeout=node.timeout, language=session.locale),
         )
 
     def _callback_enter(self, session: Session, node: Any, says: list[Say]) -> Turn:
         session.phase = "enter"
         return Turn(
-            says + [self.say(session, "callback_enter")],
+            [*says, self.say(session, "callback_enter")],
             Expect(
                 "digits",
                 max_digits=20,
@@ -542,9 +544,7 @@ class Engine:
     async def _enter_voicemail(self, session: Session, node: Any, says: list[Say]) -> Turn:
         return Turn(
             says + self._prompts(session, node),
-            Expect(
-                "record", max_seconds=node.max_seconds, terminator="#", language=session.locale
-            ),
+            Expect("record", max_seconds=node.max_seconds, terminator="#", language=session.locale),
         )
 
     async def _reply_voicemail(self, session: Session, node: Any, reply: Reply) -> Turn:

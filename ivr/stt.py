@@ -112,7 +112,7 @@ def domain_corpus(phrases: Iterable[str]) -> str:
 
 DIGIT_JSGF = (
     "#JSGF V1.0;\ngrammar digits;\npublic <digits> = ( "
-    + " | ".join(DIGIT_WORDS_EN + ("oh",))
+    + " | ".join((*DIGIT_WORDS_EN, "oh"))
     + " )+ ;\n"
 )
 
@@ -267,7 +267,7 @@ class VoskRecognizer(Recognizer):
             return [*self.phrases, "[unk]"]
         if grammar == "digits":
             words = (
-                "零 一 二 三 四 五 六 七 八 九".split()
+                ["零", "一", "二", "三", "四", "五", "六", "七", "八", "九"]
                 if self.language == "zh-CN"
                 else list(DIGIT_WORDS_EN)
             )
@@ -308,9 +308,7 @@ class _VoskStream(RecognitionStream):
     def finish(self) -> Transcript:
         self.finals.append(json.loads(self.recognizer.FinalResult()))
         words = [w for r in self.finals for w in r.get("result", [])]
-        confidence = (
-            sum(float(w.get("conf", 0)) for w in words) / len(words) if words else None
-        )
+        confidence = sum(float(w.get("conf", 0)) for w in words) / len(words) if words else None
         return Transcript(self._text(), confidence, self.partials)
 
 

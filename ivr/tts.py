@@ -22,7 +22,10 @@ from ivr.engine import Say
 
 VOICES = {"zh-CN": "cmn", "en": "en-us"}
 Format = Literal["s16", "u8"]  # 8 kHz mono: 16-bit signed, or 8-bit unsigned (pyVoIP)
-_SOX_FORMAT = {"s16": ["-e", "signed-integer", "-b", "16"], "u8": ["-e", "unsigned-integer", "-b", "8"]}
+_SOX_FORMAT = {
+    "s16": ["-e", "signed-integer", "-b", "16"],
+    "u8": ["-e", "unsigned-integer", "-b", "8"],
+}
 
 
 class SpeechToolMissing(RuntimeError):
@@ -111,10 +114,23 @@ def _run(cmd: list[str], stdin: bytes | None = None) -> bytes:
 
 
 def speak_to_wav(text: str, locale: str, path: Path, *, rate: int = 8000, speed: int = 165) -> None:
-    """A WAV file of ``text`` (16-bit mono) — for tests and benchmarks that need a caller's voice."""
+    """A WAV file of ``text`` (16-bit mono): a caller's voice for tests and benchmarks."""
     wav = _run(["espeak-ng", "-v", VOICES[locale], "-s", str(speed), "--stdout", text])
     _run(
-        ["sox", "-t", "wav", "-", "-r", str(rate), "-c", "1", "-e", "signed-integer", "-b", "16",
-         str(path)],
+        [
+            "sox",
+            "-t",
+            "wav",
+            "-",
+            "-r",
+            str(rate),
+            "-c",
+            "1",
+            "-e",
+            "signed-integer",
+            "-b",
+            "16",
+            str(path),
+        ],
         stdin=wav,
     )

@@ -224,7 +224,9 @@ async def record_call_progress(
             if conversation.locale != chosen:
                 await _set_conversation(tx, conversation, actor=actor, locale=chosen)
                 citizen = (
-                    await tx.execute(select(citizens).where(citizens.c.id == conversation.citizen_id))
+                    await tx.execute(
+                        select(citizens).where(citizens.c.id == conversation.citizen_id)
+                    )
                 ).one()
                 if citizen.locale != chosen:
                     await tx.execute(
@@ -304,9 +306,7 @@ async def enqueue_call(
         return int(conversation.id)
 
 
-async def request_callback(
-    rt: Runtime, call_id: int, number: str, *, actor: Actor = SYSTEM
-) -> int:
+async def request_callback(rt: Runtime, call_id: int, number: str, *, actor: Actor = SYSTEM) -> int:
     """The caller asks to be called back: a ``callback`` task that keeps the call's place.
 
     The call's own conversation is closed; the task waits in the same queue

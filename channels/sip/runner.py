@@ -56,7 +56,12 @@ class CallContext:
 
 class CallRunner:
     def __init__(
-        self, ctx: CallContext, audio: CallAudio, call_id: str, caller: str | None, called: str | None
+        self,
+        ctx: CallContext,
+        audio: CallAudio,
+        call_id: str,
+        caller: str | None,
+        called: str | None,
     ):
         self.ctx = ctx
         self.audio = audio
@@ -235,7 +240,11 @@ class CallRunner:
         if audio:
             name = hashlib.sha256(self.call_id.encode()).hexdigest()[:24]
             stamp = time.strftime("%Y%m%d")
-            path = self.ctx.recordings / stamp / f"{name}-{len(self.session.path) if self.session else 0}.wav"
+            path = (
+                self.ctx.recordings
+                / stamp
+                / f"{name}-{len(self.session.path) if self.session else 0}.wav"
+            )
             write_wav(path, audio)
         transcript = stream.finish() if stream is not None else None
         return Reply(

@@ -183,7 +183,7 @@ class HotlinePhone(VoIP.VoIPPhone):
             register=register,
         )
 
-    def _create_Call(self, request: SIP.SIPMessage, sess_id: int) -> None:  # noqa: N802
+    def _create_Call(self, request: SIP.SIPMessage, sess_id: int) -> None:
         call_id = request.headers["Call-ID"]
         self.calls[call_id] = HotlineCall(
             self, VoIP.CallState.RINGING, request, sess_id, self.myIP, sendmode=self.recvmode

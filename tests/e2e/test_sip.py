@@ -25,7 +25,15 @@ from ivr.audio import read_wav, write_wav
 from ivr.engine import Say
 from ivr.tts import speak_to_wav
 from tests.conftest import T0, load_test_city, make_settings
-from tests.voice.tools import Step, dtmf_pcap, free_port_pair, free_udp_port, sipp_path, uac_scenario, write_rtp_pcap
+from tests.voice.tools import (
+    Step,
+    dtmf_pcap,
+    free_port_pair,
+    free_udp_port,
+    sipp_path,
+    uac_scenario,
+    write_rtp_pcap,
+)
 
 pytestmark = [
     pytest.mark.slow,
@@ -39,8 +47,14 @@ SPEECH = "I want to report a broken street light on Main Street"
 
 async def start_sip(tmp_path: Path, sqlite_url: str, **sip: Any) -> Runtime:
     rtp = free_port_pair()
-    options = {"mode": "direct", "host": "127.0.0.1", "port": free_udp_port(),
-               "rtp_low": rtp, "rtp_high": rtp + 200, **sip}
+    options = {
+        "mode": "direct",
+        "host": "127.0.0.1",
+        "port": free_udp_port(),
+        "rtp_low": rtp,
+        "rtp_high": rtp + 200,
+        **sip,
+    }
     settings = make_settings(
         tmp_path,
         sqlite_url,
@@ -75,21 +89,51 @@ def duration(rt: Runtime, key: str, locale: str, **params: Any) -> float:
     return float(channel.context.prompts.duration(Say(text, locale, key)))
 
 
-async def run_sipp(rt: Runtime, tmp_path: Path, scenario: str, *, calls_n: int = 1,
-                   timeout: float = 150, target: int | None = None) -> tuple[int, str]:
+async def run_sipp(
+    rt: Runtime,
+    tmp_path: Path,
+    scenario: str,
+    *,
+    calls_n: int = 1,
+    limit: float = 150,
+    target: int | None = None,
+) -> tuple[int, str]:
     path = tmp_path / "caller.xml"
     path.write_text(scenario)
     media = free_port_pair()
     proc = await asyncio.create_subprocess_exec(
-        "sipp", "127.0.0.1", "-p", str(free_udp_port()), "-m", str(calls_n),
-        "-l", str(calls_n), "-r", str(calls_n), "-sf", str(path),
-        "-i", "127.0.0.1", "-mi", "127.0.0.1", "-mp", str(media),
-        "-s", "hotline", "-rsa", f"127.0.0.1:{target or sip_port(rt)}", "-nostdin",
-        "-trace_err", "-error_file", str(tmp_path / "sipp-errors.log"),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, cwd=tmp_path,
+        "sipp",
+        "127.0.0.1",
+        "-p",
+        str(free_udp_port()),
+        "-m",
+        str(calls_n),
+        "-l",
+        str(calls_n),
+        "-r",
+        str(calls_n),
+        "-sf",
+        str(path),
+        "-i",
+        "127.0.0.1",
+        "-mi",
+        "127.0.0.1",
+        "-mp",
+        str(media),
+        "-s",
+        "hotline",
+        "-rsa",
+        f"127.0.0.1:{target or sip_port(rt)}",
+        "-nostdin",
+        "-trace_err",
+        "-error_file",
+        str(tmp_path / "sipp-errors.log"),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        cwd=tmp_path,
     )
     try:
-        out, _ = await asyncio.wait_for(proc.communicate(), timeout)
+        out, _ = await asyncio.wait_for(proc.communicate(), limit)
     except TimeoutError:
         proc.kill()
         await proc.wait()
@@ -100,8 +144,8 @@ async def run_sipp(rt: Runtime, tmp_path: Path, scenario: str, *, calls_n: int =
     )
 
 
-async def wait_for_end(rt: Runtime, count: int = 1, timeout: float = 30) -> list[Any]:
-    for _ in range(int(timeout * 10)):
+async def wait_for_end(rt: Runtime, count: int = 1, limit: float = 30) -> list[Any]:
+    for _ in range(int(limit * 10)):
         async with rt.db.read() as conn:
             rows = (await conn.execute(select(calls).order_by(calls.c.id))).all()
         if len(rows) >= count and all(r.ended_at is not None for r in rows):
@@ -110,7 +154,9 @@ async def wait_for_end(rt: Runtime, count: int = 1, timeout: float = 30) -> list
     raise AssertionError(f"calls did not end: {rows}")
 
 
-async def test_a_caller_reports_a_broken_street_light_by_voice(sip_rt: Runtime, tmp_path: Path) -> None:
+async def test_a_caller_reports_a_broken_street_light_by_voice(
+    sip_rt: Runtime, tmp_path: Path
+) -> None:
     rt = sip_rt
     wav = tmp_path / "speech.wav"
     speak_to_wav(SPEECH, "en", wav)
@@ -134,13 +180,16 @@ async def test_a_caller_reports_a_broken_street_light_by_voice(sip_rt: Runtime, 
     assert call.answered_at is not None and call.ended_at is not None
     # the recording holds the speech (sipp sends no packets in silence)
     assert speech_seconds - 0.3 <= call.recording_seconds <= speech_seconds + 0.5
-    assert Path(call.recording_path).is_file()
+    assert await asyncio.to_thread(Path(call.recording_path).is_file)
     transcript = call.transcript.lower()
     assert "street light" in transcript and "broken" in transcript, transcript
     async with rt.db.read() as conn:
         ticket = (await conn.execute(select(tickets))).one()
-        conversation = (await conn.execute(
-            select(conversations).where(conversations.c.id == call.conversation_id))).one()
+        conversation = (
+            await conn.execute(
+                select(conversations).where(conversations.c.id == call.conversation_id)
+            )
+        ).one()
         sms = (await conn.execute(select(messages).where(messages.c.channel == "sms"))).all()
     assert rt.directory.category_by_id[ticket.category_id].code == "street_light"
     assert ticket.origin_channel == "voice" and ticket.state == "dispatched"
@@ -150,21 +199,25 @@ async def test_a_caller_reports_a_broken_street_light_by_voice(sip_rt: Runtime, 
     assert len(sms) == 1 and ticket.number in sms[0].body  # mobile caller: SMS confirmation
 
 
-async def test_a_pcma_caller_waits_in_the_queue_and_hangs_up(sip_rt: Runtime, tmp_path: Path) -> None:
+async def test_a_pcma_caller_waits_in_the_queue_and_hangs_up(
+    sip_rt: Runtime, tmp_path: Path
+) -> None:
     """PCMA only (pyVoIP would encode it as PCMU), keys during prompts, abandoning the queue."""
     rt = sip_rt
     steps = [Step(1.0, dtmf_pcap("1")), Step(1.5, dtmf_pcap("0"))]
     code, log = await run_sipp(
-        rt, tmp_path, uac_scenario(steps, codecs="8 101", caller="13900000003",
-                                   hang_up_after=8.0)
+        rt, tmp_path, uac_scenario(steps, codecs="8 101", caller="13900000003", hang_up_after=8.0)
     )
     assert code == 0, log
     (call,) = await wait_for_end(rt)
     assert call.dtmf == "10" and call.path[-1] == "queue"
     assert call.outcome == "abandoned" and call.queue_wait_s is not None
     async with rt.db.read() as conn:
-        conversation = (await conn.execute(
-            select(conversations).where(conversations.c.id == call.conversation_id))).one()
+        conversation = (
+            await conn.execute(
+                select(conversations).where(conversations.c.id == call.conversation_id)
+            )
+        ).one()
     assert conversation.state == "closed" and conversation.queue == "voice"
     assert conversation.locale == "zh-CN" and conversation.address == "+8613900000003"
     channel: Any = rt.channels.get("sip")
@@ -179,21 +232,38 @@ async def test_a_call_through_kamailio_as_registrar(tmp_path: Path, sqlite_url: 
     config = tmp_path / "kamailio.cfg"
     config.write_text((HERE / "kamailio.cfg").read_text().replace("__PORT__", str(port)))
     registrar = await asyncio.create_subprocess_exec(
-        kamailio, "-f", str(config), "-DD", "-E", "-n", "1", "-Y", str(tmp_path / "kam"),
-        stdout=asyncio.subprocess.DEVNULL, stderr=(tmp_path / "kamailio.log").open("wb"),
+        kamailio,
+        "-f",
+        str(config),
+        "-DD",
+        "-E",
+        "-n",
+        "1",
+        "-Y",
+        str(tmp_path / "kam"),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=(tmp_path / "kamailio.log").open("wb"),
     )
     (tmp_path / "kam").mkdir(exist_ok=True)
     rt: Runtime | None = None
     try:
         await asyncio.sleep(1.0)
         assert registrar.returncode is None, (tmp_path / "kamailio.log").read_text()
-        rt = await start_sip(tmp_path, sqlite_url, mode="register", server="127.0.0.1",
-                             server_port=port, username="hotline", password="")
+        rt = await start_sip(
+            tmp_path,
+            sqlite_url,
+            mode="register",
+            server="127.0.0.1",
+            server_port=port,
+            username="hotline",
+            password="",
+        )
         from callcenter.actions.tickets import TicketDraft, create_ticket
         from callcenter.domain.workflow import SYSTEM
 
-        ticket = await create_ticket(rt, TicketDraft("Pothole", category="road_damage"),
-                                     actor=SYSTEM, dispatch=True)
+        ticket = await create_ticket(
+            rt, TicketDraft("Pothole", category="road_damage"), actor=SYSTEM, dispatch=True
+        )
         keys = ["2", "1", *ticket["number"].replace("-", ""), "#"]
         steps = [Step(1.0, dtmf_pcap(keys[0])), Step(1.5, dtmf_pcap(keys[1]))]
         steps += [Step(0.4, dtmf_pcap(k)) for k in keys[2:]]
@@ -267,8 +337,13 @@ async def test_baresip_hears_the_prompt_and_its_keys_are_read(
     ctrl = free_udp_port()
     baresip_config(folder, free_udp_port(), ctrl)
     process = await asyncio.create_subprocess_exec(
-        baresip, "-f", str(folder), "-e", f"/dial sip:hotline@127.0.0.1:{sip_port(rt)}",
-        stdout=(tmp_path / "baresip.log").open("wb"), stderr=asyncio.subprocess.STDOUT,
+        baresip,
+        "-f",
+        str(folder),
+        "-e",
+        f"/dial sip:hotline@127.0.0.1:{sip_port(rt)}",
+        stdout=(tmp_path / "baresip.log").open("wb"),
+        stderr=asyncio.subprocess.STDOUT,
     )
     try:
         language = duration(rt, "language_zh", "zh-CN") + duration(rt, "language_en", "en")

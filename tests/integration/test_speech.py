@@ -45,14 +45,25 @@ def test_the_digit_grammar_only_hears_digits(tmp_path: Path) -> None:
     recognizer = PocketsphinxRecognizer("en", PHRASES, work_dir=tmp_path / "lm")
     result = recognizer.transcribe(telephone(tmp_path, "four two"), "digits")
     words = set(result.text.split())
-    assert words and words <= {"zero", "oh", "one", "two", "three", "four", "five", "six",
-                                "seven", "eight", "nine"}
+    assert words and words <= {
+        "zero",
+        "oh",
+        "one",
+        "two",
+        "three",
+        "four",
+        "five",
+        "six",
+        "seven",
+        "eight",
+        "nine",
+    }
 
 
 def test_pocketsphinx_has_no_chinese_and_vosk_needs_a_model(tmp_path: Path) -> None:
     with pytest.raises(RecognizerUnavailable, match="en-US model only"):
         PocketsphinxRecognizer("zh-CN", PHRASES)
-    with pytest.raises(RecognizerUnavailable, match="set voice.models.zh-CN"):
+    with pytest.raises(RecognizerUnavailable, match=r"set voice\.models\.zh-CN"):
         VoskRecognizer("zh-CN", None)
     with pytest.raises(RecognizerUnavailable, match="not a vosk model directory"):
         VoskRecognizer("zh-CN", tmp_path)
@@ -85,10 +96,13 @@ def test_vosk_streams_a_model_from_its_directory(tmp_path: Path) -> None:
     path = tmp_path / "ko.wav"
     import subprocess
 
-    subprocess.run(["espeak-ng", "-v", "ko", "-w", str(tmp_path / "raw.wav"), "일 이 삼 사 오"],
-                   check=True)
-    subprocess.run(["sox", str(tmp_path / "raw.wav"), "-r", "8000", "-c", "1", "-b", "16",
-                    str(path)], check=True)
+    subprocess.run(
+        ["espeak-ng", "-v", "ko", "-w", str(tmp_path / "raw.wav"), "일 이 삼 사 오"], check=True
+    )
+    subprocess.run(
+        ["sox", str(tmp_path / "raw.wav"), "-r", "8000", "-c", "1", "-b", "16", str(path)],
+        check=True,
+    )
     pcm, _ = read_wav(path)
     stream = recognizer.stream()
     for i in range(0, len(pcm), 320):

@@ -158,7 +158,10 @@ async def test_a_caller_checks_a_ticket_in_english(voice: tuple[Runtime, TestCli
     from callcenter.domain.workflow import SYSTEM
 
     ticket = await create_ticket(
-        rt, TicketDraft("Pothole on Hubin Road", category="road_damage"), actor=SYSTEM, dispatch=True
+        rt,
+        TicketDraft("Pothole on Hubin Road", category="road_damage"),
+        actor=SYSTEM,
+        dispatch=True,
     )
     phone = Phone(client, "CA-en-1", caller="+14155550100")
     await phone.call()
@@ -221,7 +224,7 @@ async def test_waiting_caller_hears_the_queue_and_leaves_a_callback(
     callback = [r for r in rows if r.kind == "callback"]
     assert len(callback) == 1 and callback[0].state == "queued"
     assert callback[0].address == "+8613900000001"
-    first_call = [r for r in rows if r.kind == "call"][0]
+    first_call = next(r for r in rows if r.kind == "call")
     assert callback[0].queued_at == first_call.queued_at and first_call.state == "closed"
     # the second caller is still behind the callback request
     await second.post(wait_url)

@@ -24,8 +24,20 @@ def test_the_default_flow_loads_and_offers_what_the_hotline_promises() -> None:
     assert flow.node("language").choices == {"1": "chinese", "2": "english"}
     assert flow.node("main").choices == {"1": "ticket_number", "2": "describe_check", "0": "agent"}
     types = {node.type for node in flow.nodes.values()}
-    assert types >= {"menu", "digits", "record", "branch", "language", "ticket_status",
-                     "report", "queue", "callback", "voicemail", "hangup", "play"}
+    assert types >= {
+        "menu",
+        "digits",
+        "record",
+        "branch",
+        "language",
+        "ticket_status",
+        "report",
+        "queue",
+        "callback",
+        "voicemail",
+        "hangup",
+        "play",
+    }
 
 
 @pytest.mark.parametrize(
@@ -33,17 +45,28 @@ def test_the_default_flow_loads_and_offers_what_the_hotline_promises() -> None:
     [
         (lambda d: d["nodes"]["main"].update(type="dance"), "main", "unknown node type"),
         (lambda d: d["nodes"]["welcome_new"].pop("next"), "welcome_new", "next"),
-        (lambda d: d["nodes"]["main"]["choices"].update({"7": "nowhere"}), "main",
-         "choices.7: no node 'nowhere'"),
-        (lambda d: d["nodes"]["main"]["choices"].update({"12": "agent"}), "main",
-         "not one key of the keypad"),
-        (lambda d: d["nodes"]["agent"].update(condition="full_moon"), "agent",
-         "unknown condition"),
-        (lambda d: d["nodes"]["goodbye"].update(prompts="no_such_text"), "goodbye",
-         "no text voice.no_such_text"),
+        (
+            lambda d: d["nodes"]["main"]["choices"].update({"7": "nowhere"}),
+            "main",
+            "choices.7: no node 'nowhere'",
+        ),
+        (
+            lambda d: d["nodes"]["main"]["choices"].update({"12": "agent"}),
+            "main",
+            "not one key of the keypad",
+        ),
+        (lambda d: d["nodes"]["agent"].update(condition="full_moon"), "agent", "unknown condition"),
+        (
+            lambda d: d["nodes"]["goodbye"].update(prompts="no_such_text"),
+            "goodbye",
+            "no text voice.no_such_text",
+        ),
         (lambda d: d["nodes"]["queue"].update(colour="blue"), "queue", "colour"),
-        (lambda d: d["nodes"]["report"]["categories"].update({"0": "noise"}), "report",
-         "must be one of 1-9"),
+        (
+            lambda d: d["nodes"]["report"]["categories"].update({"0": "noise"}),
+            "report",
+            "must be one of 1-9",
+        ),
         (lambda d: d["nodes"]["ticket_number"].update(timeout=-1), "ticket_number", "timeout"),
     ],
 )
@@ -68,7 +91,7 @@ def test_a_file_that_is_not_toml_is_refused(tmp_path: Path) -> None:
     path.write_text("[flow\nstart = 1", "utf-8")
     with pytest.raises(FlowError, match="not valid TOML"):
         load_flow(path)
-    with pytest.raises(FlowError, match="no file missing.toml"):
+    with pytest.raises(FlowError, match=r"no file missing\.toml"):
         find_flow("missing", tmp_path)
 
 

@@ -25,9 +25,10 @@ def free_port_pair() -> int:
     for _ in range(200):
         port = free_udp_port() & ~1
         try:
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as a, socket.socket(
-                socket.AF_INET, socket.SOCK_DGRAM
-            ) as b:
+            with (
+                socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as a,
+                socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as b,
+            ):
                 a.bind(("127.0.0.1", port))
                 b.bind(("127.0.0.1", port + 1))
             return port
@@ -45,10 +46,22 @@ def write_rtp_pcap(path: Path, s16_8k: bytes, *, ssrc: int = 0x1234, pt: int = 0
         payload = ulaw[i : i + 160].ljust(160, b"\xff")
         rtp = struct.pack(">BBHII", 0x80, (0x80 if i == 0 else 0) | pt, seq, ts, ssrc) + payload
         udp = struct.pack(">HHHH", 6000, 6002, 8 + len(rtp), 0) + rtp
-        ip = struct.pack(
-            ">BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 0, 0, 64, 17, 0,
-            bytes([127, 0, 0, 1]), bytes([127, 0, 0, 1]),
-        ) + udp
+        ip = (
+            struct.pack(
+                ">BBHHHBBH4s4s",
+                0x45,
+                0,
+                20 + len(udp),
+                0,
+                0,
+                64,
+                17,
+                0,
+                bytes([127, 0, 0, 1]),
+                bytes([127, 0, 0, 1]),
+            )
+            + udp
+        )
         frame = b"\x00" * 12 + b"\x08\x00" + ip
         sec = int(t)
         out += struct.pack("<IIII", sec, int((t - sec) * 1e6), len(frame), len(frame)) + frame
@@ -90,9 +103,7 @@ def uac_scenario(
         if step.pause:
             actions.append(f'  <pause milliseconds="{int(step.pause * 1000)}"/>')
         if step.pcap is not None:
-            actions.append(
-                f'  <nop><action><exec play_pcap_audio="{step.pcap}"/></action></nop>'
-            )
+            actions.append(f'  <nop><action><exec play_pcap_audio="{step.pcap}"/></action></nop>')
     if hang_up_after is not None:
         ending = f"""  <pause milliseconds="{int(hang_up_after * 1000)}"/>
   <send retrans="500">

@@ -30,7 +30,7 @@ import re
 import tempfile
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -333,7 +333,7 @@ class Recognizers:
         cls,
         choices: dict[str, str],
         models: dict[str, str],
-        phrases: dict[str, Sequence[str]],
+        phrases: Mapping[str, Sequence[str]],
         *,
         work_dir: Path | None = None,
     ) -> Recognizers:

@@ -149,7 +149,7 @@ class HotlineCall(VoIP.VoIPCall):
         super().create_rtp_clients(ordered, ip, port, request, baseport)
         for client in self.RTPClients:
             if client.preference == RTP.PayloadType.PCMA:
-                client.encode_packet = client.encode_pcma  # type: ignore[method-assign]
+                client.encode_packet = client.encode_pcma  # type: ignore[method-assign,assignment]
             _keep_g711(client)
 
 

@@ -525,15 +525,20 @@ async def end_call(
         now: datetime = tx.state["now"]
         conversation = await _conversation(tx, row.conversation_id)
         values: dict[str, Any] = {"ended_at": now}
-        waiting = conversation.kind == "call" and conversation.state == "queued"
+        # still waiting for an agent (a voice message waits for one after the caller left)
+        waiting = (
+            conversation.kind == "call"
+            and conversation.state == "queued"
+            and row.outcome in (None, "queued")
+        )
         if row.queued_at is not None:
             values["queue_wait_s"] = max(0.0, (now - row.queued_at).total_seconds())
         if waiting:
             values["outcome"] = "abandoned"
-        elif row.outcome is None or row.outcome == "queued":
+        elif row.outcome is None:
             values["outcome"] = outcome or "completed"
         await _update_call(tx, row, actor=actor, **values)
-        if conversation.kind == "call" and conversation.state in ("bot", "queued"):
+        if conversation.kind == "call" and (conversation.state == "bot" or waiting):
             await _set_conversation(tx, conversation, actor=actor, state="closed", closed_at=now)
 
 

@@ -216,8 +216,9 @@ class _SphinxStream(RecognitionStream):
             hyp = self.decoder.hyp()
             if hyp is None or not hyp.hypstr:
                 return Transcript("", None, self.partials)
-            confidence = self.decoder.get_logmath().exp(hyp.prob)
-            return Transcript(str(hyp.hypstr), float(min(1.0, max(0.0, confidence))), self.partials)
+            # pocketsphinx's word posteriors come out as 1.0 without a lattice pass, so
+            # no confidence is claimed; the category's confidence decides what to confirm
+            return Transcript(str(hyp.hypstr), None, self.partials)
         finally:
             self.owner._give_back(self.decoder)
 

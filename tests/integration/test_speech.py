@@ -38,7 +38,7 @@ def test_pocketsphinx_hears_a_report_in_telephone_quality(tmp_path: Path) -> Non
     result = stream.finish()
     assert "street light" in result.text and "broken" in result.text, result.text
     assert partials and result.partials == len(partials)
-    assert result.confidence is not None and 0 <= result.confidence <= 1
+    assert result.confidence is None  # not calibrated: see ivr/stt.py
 
 
 def test_the_digit_grammar_only_hears_digits(tmp_path: Path) -> None:

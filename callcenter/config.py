@@ -115,6 +115,36 @@ class JobSettings(BaseModel):
     backoff_max_seconds: float = Field(default=3600, gt=0)
 
 
+class VoiceSettings(BaseModel):
+    """The voice front: IVR flows, prompts, speech recognition, the call queue.
+
+    See ``docs/ivr.md``. Paths left empty mean: the flows that ship with the
+    IVR, recorded prompts under ``<data_dir>/prompts``, and generated prompts
+    cached under ``<data_dir>/voice-cache``.
+    """
+
+    flows_dir: Path | None = None
+    flow: str = "default"
+    prompts_dir: Path | None = None
+    cache_dir: Path | None = None
+    # the speech recogniser per language: "pocketsphinx", "vosk" or "none"
+    recognizers: dict[str, str] = {"en": "pocketsphinx", "zh-CN": "vosk"}
+    # model directories per language (vosk needs one; pocketsphinx's en-US ships with it)
+    models: dict[str, str] = {}
+    queue: str = "voice"
+    average_handling_seconds: float = Field(default=180, gt=0)
+    serving_agents: int = Field(default=1, ge=1)
+    hold_announce_seconds: float = Field(default=30, gt=0)
+    max_hold_seconds: float = Field(default=600, gt=0)
+    max_record_seconds: float = Field(default=30, gt=0, le=300)
+    # extra words per category code and language: {"street_light": {"en": ["lamp"]}}
+    category_keywords: dict[str, dict[str, list[str]]] = {}
+    # below this confidence a recognised category is not offered; the keypad menu is
+    min_category_confidence: float = Field(default=0.5, ge=0, le=1)
+    # at or above this confidence no keypad confirmation is asked (above 1: always ask)
+    confirm_below: float = Field(default=1.01, ge=0)
+
+
 class Settings(BaseSettings):
     """Everything the hotline can be told. See ``docs/deployment.md``."""
 
@@ -138,6 +168,7 @@ class Settings(BaseSettings):
     calendar: CalendarSettings = CalendarSettings()
     jobs: JobSettings = JobSettings()
     notify: NotifySettings = NotifySettings()
+    voice: VoiceSettings = VoiceSettings()
     channel_options: dict[str, dict[str, Any]] = {}
 
     @field_validator("timezone")

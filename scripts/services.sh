@@ -33,3 +33,10 @@ ensure_postgres() {
   pg_isready -h 127.0.0.1 -p 5432
   as_root su postgres -c "psql -q -c \"ALTER USER postgres PASSWORD 'postgres'\""
 }
+
+# The voice tests' real peers and tools: sipp (Debian's sip-tester) places calls,
+# baresip is a second SIP client, kamailio a registrar; espeak-ng and sox make and
+# convert speech. baresip-core without its recommends (no desktop sound stack).
+ensure_voice_tools() {
+  apt_install sip-tester baresip-core kamailio espeak-ng sox
+}

@@ -33,7 +33,8 @@ async def after_create(
     if not tell_citizen:
         return
     key = "notify.ticket_dispatched_new" if dispatched else "notify.ticket_created"
-    await notify.notify_citizen(tx, rt, ticket, key)
+    # the answer to what the citizen just told us: not held for the quiet hours
+    await notify.notify_citizen(tx, rt, ticket, key, kind="auto_reply")
 
 
 async def _dispatched(tx: Tx, rt: Runtime, ticket: dict[str, Any]) -> None:

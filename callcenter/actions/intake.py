@@ -84,7 +84,7 @@ class BotTurn:
         values: dict[str, Any] = {"bot_state": state}
         if self.conversation.state == "bot" and close:
             values.update(state="closed", closed_at=self.tx.state["now"])
-        self.conversation = await _set_conversation(
+        self.conversation = await set_conversation(
             self.tx, self.conversation, actor=SYSTEM, **values
         )
 
@@ -205,7 +205,7 @@ async def _open_conversation(
     return conversation
 
 
-async def _set_conversation(tx: Tx, conversation: Any, *, actor: Actor, **values: Any) -> Any:
+async def set_conversation(tx: Tx, conversation: Any, *, actor: Actor, **values: Any) -> Any:
     now = tx.state["now"]
     updated = (
         await tx.execute(
@@ -295,7 +295,7 @@ async def receive_message(
         ):
             # a keyword or a survey answer: handled, no agent and no new ticket needed
             if conversation.state == "bot":
-                conversation = await _set_conversation(
+                conversation = await set_conversation(
                     tx,
                     conversation,
                     actor=actor,
@@ -306,7 +306,7 @@ async def receive_message(
         elif conversation.state == "bot":
             ticket = await _auto_ticket(tx, rt, conversation, citizen, inbound, body)
             if ticket is not None:
-                conversation = await _set_conversation(
+                conversation = await set_conversation(
                     tx,
                     conversation,
                     actor=actor,
@@ -325,7 +325,7 @@ async def receive_message(
                 )
             else:
                 queue = rt.settings.intake.default_queue
-                conversation = await _set_conversation(
+                conversation = await set_conversation(
                     tx,
                     conversation,
                     actor=actor,

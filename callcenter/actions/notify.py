@@ -16,14 +16,14 @@ from typing import Any
 
 from sqlalchemy import select
 
-from callcenter.actions import audit
+from callcenter.actions.conversations import open_conversation
 from callcenter.actions.messages import queue_outbound, queue_staff_sms
 from callcenter.domain.phone import is_mobile
 from callcenter.domain.segments import count_segments, fit
 from callcenter.domain.workflow import SYSTEM
 from callcenter.runtime import Runtime
 from callcenter.store.db import Tx
-from callcenter.store.queries import insert_row, row_by_id
+from callcenter.store.queries import row_by_id
 from callcenter.store.tables import citizens, conversations, departments, users
 
 # how long a department answer may grow before it is shortened, in characters
@@ -105,16 +105,7 @@ async def citizen_conversation(tx: Tx, rt: Runtime, ticket: dict[str, Any]) -> A
         "updated_at": now,
         "closed_at": now,
     }
-    conversation = await insert_row(tx, conversations, values)
-    await audit.record(
-        tx,
-        actor=SYSTEM,
-        entity_type="conversation",
-        entity_id=conversation.id,
-        action="conversation.open",
-        after=values,
-    )
-    return conversation
+    return await open_conversation(tx, values, actor=SYSTEM)
 
 
 async def notify_citizen(

@@ -235,7 +235,7 @@ async def receive_message(
         if seen is not None:
             return seen
         now = tx.state["now"]
-        citizen, _ = await find_or_create_citizen(
+        citizen, new_citizen = await find_or_create_citizen(
             tx,
             rt,
             kind=inbound.identity_kind,
@@ -282,8 +282,11 @@ async def receive_message(
             conversation, ticket = turn.conversation, turn.ticket
         elif await optout.handle_keywords(
             tx, rt, inbound.channel, inbound.address, conversation, body
-        ) or await surveys.answer_from_text(
-            tx, rt, citizen.id, inbound.channel, conversation, body
+        ) or (  # someone new to us has no survey to answer
+            not new_citizen
+            and await surveys.answer_from_text(
+                tx, rt, citizen.id, inbound.channel, conversation, body
+            )
         ):
             # a keyword or a survey answer: handled, no agent and no new ticket needed
             if conversation.state == "bot":

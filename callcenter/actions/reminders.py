@@ -18,7 +18,7 @@ from typing import Any
 from callcenter.actions import notify
 from callcenter.actions import tickets as ticket_actions
 from callcenter.domain.workflow import SYSTEM, Step
-from callcenter.jobs.outbox import Job, enqueue
+from callcenter.jobs.outbox import Job, enqueue_many
 from callcenter.runtime import Runtime
 from callcenter.store.db import Tx
 from callcenter.store.queries import once, row_by_id
@@ -49,16 +49,24 @@ async def schedule_reminders(tx: Tx, rt: Runtime, ticket: dict[str, Any]) -> Non
     if ticket["due_at"] and ticket["handle_started_at"]:
         plan.append(("due_soon", due_soon_at(rt, ticket), ticket["due_at"]))
         plan.append(("overdue", ticket["due_at"], ticket["due_at"]))
-    for stage, run_at, deadline in plan:
-        await enqueue(
-            tx,
-            REMIND,
-            {"ticket_id": ticket["id"], "stage": stage, "deadline": deadline.isoformat()},
-            key=f"remind:{ticket['id']}:{stage}:{_epoch(deadline)}",
-            now=now,
-            run_at=max(run_at, now),
-            max_attempts=rt.settings.jobs.max_attempts,
-        )
+    await enqueue_many(
+        tx,
+        [
+            {
+                "kind": REMIND,
+                "payload": {
+                    "ticket_id": ticket["id"],
+                    "stage": stage,
+                    "deadline": deadline.isoformat(),
+                },
+                "key": f"remind:{ticket['id']}:{stage}:{_epoch(deadline)}",
+                "run_at": max(run_at, now),
+                "max_attempts": rt.settings.jobs.max_attempts,
+            }
+            for stage, run_at, deadline in plan
+        ],
+        now=now,
+    )
 
 
 async def remind_ticket(rt: Runtime, job: Job) -> dict[str, Any]:

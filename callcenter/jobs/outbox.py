@@ -74,3 +74,26 @@ async def cancel(tx: Tx, key: str, *, now: datetime) -> bool:
         .values(state="cancelled", updated_at=now, finished_at=now)
     )
     return bool(result.rowcount)
+
+
+async def enqueue_many(tx: Tx, entries: list[dict[str, Any]], *, now: datetime) -> None:
+    """Several jobs in one statement; each entry has kind, payload, key, run_at and
+    max_attempts. Keys already taken are passed over, as with :func:`enqueue`."""
+    if not entries:
+        return
+    rows = [
+        {
+            "kind": e["kind"],
+            "key": e["key"],
+            "payload": e["payload"],
+            "state": "pending",
+            "run_at": e.get("run_at") or now,
+            "attempts": 0,
+            "max_attempts": e["max_attempts"],
+            "created_at": now,
+            "updated_at": now,
+        }
+        for e in entries
+    ]
+    await insert_ignore(tx, jobs, rows, conflict=("key",))
+    tx.jobs_enqueued += len(rows)

@@ -15,9 +15,9 @@ _IGNORING: dict[tuple[str, str, tuple[str, ...]], Any] = {}
 
 
 async def insert_ignore(
-    tx: Tx, table: Table, values: dict[str, Any], *, conflict: Sequence[str]
+    tx: Tx, table: Table, values: dict[str, Any] | list[dict[str, Any]], *, conflict: Sequence[str]
 ) -> bool:
-    """INSERT ... ON CONFLICT DO NOTHING; returns whether a row was inserted."""
+    """INSERT ... ON CONFLICT DO NOTHING (one row, or many at once); whether any was inserted."""
     key = (tx.db.dialect, table.name, tuple(conflict))
     statement = _IGNORING.get(key)
     if statement is None:

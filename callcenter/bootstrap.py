@@ -91,6 +91,11 @@ async def start_runtime(rt: Runtime, *, start_jobs: bool = True, check_schema: b
     await rt.bus.start()
     for channel in rt.channels:
         await channel.initialize()
+    if start_jobs and rt.settings.acd.enabled:
+        from callcenter.actions.acd import AcdDriver
+
+        rt.extras["acd"] = AcdDriver(rt)
+        await rt.extras["acd"].start()
     if start_jobs and rt.settings.jobs.driver == "inprocess":
         assert rt.runner is not None
         rt.driver = InProcessDriver(rt.runner)
@@ -114,6 +119,8 @@ async def open_runtime(
 async def close_runtime(rt: Runtime) -> None:
     if rt.driver is not None:
         await rt.driver.stop()
+    if "acd" in rt.extras:
+        await rt.extras.pop("acd").stop()
     for channel in rt.channels:
         try:
             await channel.shutdown()

@@ -225,8 +225,9 @@ def plan(
     still: list[Waiting] = []
 
     for item in waiting:
-        if item.offer_id is not None and item.offer_expires_at is not None:
-            if item.offer_expires_at <= now:
+        expires_at = item.offer_expires_at
+        if item.offer_id is not None and expires_at is not None:
+            if expires_at <= now:
                 assert item.offered_to is not None
                 result.expired.append(ExpiredOffer(item.offer_id, item.entry_id, item.offered_to))
                 agent = by_id.get(item.offered_to)
@@ -240,7 +241,7 @@ def plan(
                     tried=item.tried | {item.offered_to},
                 )
             else:
-                deadlines.append(item.offer_expires_at)
+                deadlines.append(expires_at)
         rule = rule_for(rules, item.queue)
         if rule.overflow_to and rule.overflow_to != item.queue:
             overflow_at = item.entered_at + rule.overflow_after
@@ -259,9 +260,7 @@ def plan(
         if item.offer_id is not None:
             continue
         rule = rule_for(rules, item.queue)
-        agent = choose_agent(
-            rule, item, by_id.values(), now, last_agent_id=last.get(item.queue)
-        )
+        agent = choose_agent(rule, item, by_id.values(), now, last_agent_id=last.get(item.queue))
         if agent is None:
             continue
         expires = now + rule.offer_timeout

@@ -54,6 +54,7 @@ def message_created(message: dict[str, Any], conversation: dict[str, Any], at: d
             "conversation_id": conversation["id"],
             "citizen_id": conversation["citizen_id"],
             "channel": conversation["channel"],
+            "agent_id": conversation.get("agent_id"),
             "direction": message["direction"],
             "status": message["status"],
             "kind": message.get("kind", "text"),

@@ -93,7 +93,7 @@ async def test_overflow_then_transfer_and_citizens_leaving(rt: Runtime, clock: M
     row = (await _rows(rt, conversations, conversations.c.id == conv))[0]
     assert row.queue == "overflow"
     await acd.set_presence(rt, "available", actor=a1)
-    offer_row = (await _rows(rt, offers, offers.c.conversation_id == conv))
+    offer_row = await _rows(rt, offers, offers.c.conversation_id == conv)
     assert offer_row == []
     await acd.distribute(rt)
     offer = (await _rows(rt, offers, offers.c.conversation_id == conv))[0]

@@ -154,7 +154,9 @@ def test_a_declined_or_timed_out_offer_goes_to_the_next_agent() -> None:
 
 def test_overflow_after_the_queue_limit() -> None:
     rules = {
-        "general": QueueRule("general", overflow_to="overflow", overflow_after=timedelta(seconds=60)),
+        "general": QueueRule(
+            "general", overflow_to="overflow", overflow_after=timedelta(seconds=60)
+        ),
         "overflow": QueueRule("overflow"),
     }
     item = waiting(1, waited=0)

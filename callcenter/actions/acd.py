@@ -337,9 +337,10 @@ async def _set_agent(tx: Tx, rt: Runtime, agent_id: int, *, actor: Actor, **valu
         await tx.execute(agent_states.insert().values(**{**base, **values}))
         before: dict[str, Any] = {}
     else:
-        await tx.execute(
-            update(agent_states).where(agent_states.c.user_id == agent_id).values(**values)
-        )
+        if values:
+            await tx.execute(
+                update(agent_states).where(agent_states.c.user_id == agent_id).values(**values)
+            )
         before = {k: getattr(row, k) for k in values}
     if set(values) - {"last_contact_at"}:
         await audit.record(

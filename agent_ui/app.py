@@ -322,7 +322,7 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
         message = error_body(rt, error, locale)["error"]["message"]
         return await login_page(request, error=message, status=error.status)
     target = _safe_next(str(form.get("next", ""))) or HOME.get(session.actor.role, "/ui/")
-    response = web.HTTPSeeOther(target)
+    response = web.Response(status=303, headers={"Location": target})
     set_cookie(
         response,
         request,
@@ -342,7 +342,7 @@ async def logout(request: web.Request) -> web.StreamResponse:
         if not csrf_ok(request, session, str(form.get("csrf", ""))):
             raise web.HTTPForbidden(text=rt.text("errors.csrf_failed", ui_locale(request, None)))
         await log_out(rt, session.token)
-    response = web.HTTPSeeOther("/ui/login")
+    response = web.Response(status=303, headers={"Location": "/ui/login"})
     response.del_cookie(SESSION_COOKIE, path="/")
     return response
 

@@ -26,7 +26,6 @@ import statistics
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -77,22 +76,26 @@ class Agent:
         self.held: set[int] = set()
         self.ws: Any = None
 
-    def post(self, path: str, body: dict[str, Any] | None = None) -> int:
-        request = urllib.request.Request(
-            self.http + path,
-            data=json.dumps(body or {}).encode(),
-            headers={"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"},
-            method="POST",
-        )
-        with urllib.request.urlopen(request, timeout=30) as response:
+    async def post(self, http: Any, path: str, body: dict[str, Any] | None = None) -> int:
+        async with http.post(
+            self.http + path, json=body or {}, headers={"Authorization": f"Bearer {self.token}"}
+        ) as response:
             return int(response.status)
 
 
-async def run_hotline(args: argparse.Namespace, base: str, received: dict[str, float]) -> dict[str, Any]:
+async def run_hotline(
+    args: argparse.Namespace, base: str, received: dict[str, float]
+) -> dict[str, Any]:
     ws_base = base.replace("http", "ws")
-    agents = [Agent(i, ws_base + "/ui/ws?topics=conversations", base + "/api") for i in range(args.agents)]
+    agents = [
+        Agent(i, ws_base + "/ui/ws?topics=conversations", base + "/api") for i in range(args.agents)
+    ]
     accepted = 0
     errors = 0
+
+    import aiohttp
+
+    http = aiohttp.ClientSession()
 
     async def agent_loop(agent: Agent) -> None:
         nonlocal accepted, errors
@@ -102,7 +105,7 @@ async def run_hotline(args: argparse.Namespace, base: str, received: dict[str, f
             max_size=2**20,
         ) as ws:
             agent.ws = ws
-            await asyncio.to_thread(agent.post, "/acd/presence", {"presence": "available"})
+            await agent.post(http, "/acd/presence", {"presence": "available"})
             async for raw in ws:
                 now = time.perf_counter()
                 frame = json.loads(raw)
@@ -111,8 +114,9 @@ async def run_hotline(args: argparse.Namespace, base: str, received: dict[str, f
                 data = frame["data"]
                 if frame["event"] == "offer.changed" and data["state"] == "pending":
                     try:
-                        await asyncio.to_thread(agent.post, f"/acd/offers/{data['offer_id']}/accept")
-                        accepted += 1
+                        status = await agent.post(http, f"/acd/offers/{data['offer_id']}/accept")
+                        accepted += status == 204
+                        errors += status != 204
                     except Exception:
                         errors += 1
                 elif frame["event"] == "message.created" and data["direction"] == "in":
@@ -139,16 +143,20 @@ async def run_hotline(args: argparse.Namespace, base: str, received: dict[str, f
                     assigned.add(i)
 
         task = asyncio.create_task(reader())
-        await ws.send(json.dumps({"type": "message", "id": f"first-{i}", "text": f"你好，请转人工 {i}"}))
-        while i not in assigned:
-            await asyncio.sleep(0.2)
+        await ws.send(
+            json.dumps({"type": "message", "id": f"first-{i}", "text": f"你好，请转人工 {i}"})
+        )
         await ready.wait()
+        if i not in assigned:
+            return
         for k in range(args.messages):
             await asyncio.sleep(random.uniform(0, args.seconds))
             token = f"B{i}-{k}"
             sent[token] = time.perf_counter()
             try:
-                await ws.send(json.dumps({"type": "message", "id": token, "text": f"第{k}条 {token}"}))
+                await ws.send(
+                    json.dumps({"type": "message", "id": token, "text": f"第{k}条 {token}"})
+                )
             except Exception:
                 errors += 1
         await asyncio.sleep(2)
@@ -157,12 +165,12 @@ async def run_hotline(args: argparse.Namespace, base: str, received: dict[str, f
     ready = asyncio.Event()
     started = time.perf_counter()
     citizens = [asyncio.create_task(citizen(i)) for i in range(args.chats)]
-    deadline = time.perf_counter() + 120
-    while len(assigned) < args.chats and time.perf_counter() < deadline:
+    deadline = time.perf_counter() + 90
+    while len(assigned) < args.chats and time.perf_counter() < deadline:  # noqa: ASYNC110
         await asyncio.sleep(0.5)
     assign_seconds = time.perf_counter() - started
-    with urllib.request.urlopen(base + "/chat/health", timeout=10) as response:
-        health = json.loads(response.read())
+    async with http.get(base + "/chat/health") as response:
+        health = await response.json()
     ready.set()
     await asyncio.gather(*citizens, return_exceptions=True)
     await asyncio.sleep(1)
@@ -170,6 +178,7 @@ async def run_hotline(args: argparse.Namespace, base: str, received: dict[str, f
         task.cancel()
     for ws in sockets:
         await ws.close()
+    await http.close()
     latencies = [received[k] - sent[k] for k in sent if k in received]
     return {
         "latencies": latencies,
@@ -201,7 +210,8 @@ async def citizen(request):
 async def health(request):
     return web.json_response({"ok": True})
 app = web.Application()
-app.router.add_get("/a", agent); app.router.add_get("/c", citizen); app.router.add_get("/health", health)
+app.router.add_get("/a", agent); app.router.add_get("/c", citizen)
+app.router.add_get("/health", health)
 web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None)
 """
 
@@ -227,7 +237,9 @@ async def run_baseline(args: argparse.Namespace, base: str) -> dict[str, Any]:
                 await asyncio.sleep(random.uniform(0, args.seconds))
                 token = f"B{i}-{k}"
                 sent[token] = time.perf_counter()
-                await ws.send(json.dumps({"type": "message", "id": token, "text": f"第{k}条 {token}"}))
+                await ws.send(
+                    json.dumps({"type": "message", "id": token, "text": f"第{k}条 {token}"})
+                )
             await asyncio.sleep(2)
 
     await asyncio.gather(*(citizen(i) for i in range(args.chats)))
@@ -262,6 +274,7 @@ def main() -> None:
             CALLCENTER_CHANNELS='["channels.simulated:SimulatedSms","channels.webchat:WebChat"]',
             CALLCENTER_ACD__DEFAULT_CAPACITY=str(math.ceil(args.chats / args.agents)),
             CALLCENTER_INTAKE__ACKNOWLEDGE_QUEUED="false",
+            CALLCENTER_ACD__AWAY_ON_MISSED_OFFER="false",
         )
         import subprocess
 

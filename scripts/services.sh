@@ -33,3 +33,11 @@ ensure_postgres() {
   pg_isready -h 127.0.0.1 -p 5432
   as_root su postgres -c "psql -q -c \"ALTER USER postgres PASSWORD 'postgres'\""
 }
+
+# Debian's Chromium for the browser tests (driven by Playwright with executable_path;
+# `playwright install` is never run: it would download a browser).
+ensure_chromium() {
+  if [ ! -x /usr/bin/chromium ]; then
+    apt_install chromium
+  fi
+}

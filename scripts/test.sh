@@ -8,6 +8,7 @@ source scripts/services.sh
 
 bash scripts/setup-python.sh test
 ensure_postgres
+ensure_chromium
 
 export CALLCENTER_TEST_POSTGRES_URL=${CALLCENTER_TEST_POSTGRES_URL:-$PG_URL}
 echo "== ruff"

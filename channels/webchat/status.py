@@ -103,9 +103,11 @@ async def _find(rt: Any, number: str, digits: str, locale: str) -> dict[str, Any
         blocked = locked_until(await throttle_state(tx, key), now)
         if blocked is not None:
             raise RateLimited("rate_limited", minutes=max(1, int((blocked - now).seconds / 60) + 1))
-        if row is None or not any(p.endswith(digits) for p in phones):
+        matched = row is not None and any(p.endswith(digits) for p in phones)
+        if not matched:
             await count_attempt(tx, key, limit=FAILURES_PER_TICKET, window=WINDOW, lock=WINDOW)
-            raise NotFound("lookup_failed")
+    if not matched or row is None:  # raised after the commit, so the failure is counted
+        raise NotFound("lookup_failed")
     label = rt.catalog.label
     return {
         "number": row.number,

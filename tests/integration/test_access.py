@@ -37,9 +37,7 @@ DEPARTMENT_SCOPED = re.compile(r"^/tickets/\{ticket\}|^/departments/\{department
 
 @pytest_asyncio.fixture
 async def world(tmp_path: Path, database_url: str, clock: ManualClock) -> AsyncIterator[Any]:
-    settings = make_settings(
-        tmp_path, database_url, channels=["channels.simulated:SimulatedSms"]
-    )
+    settings = make_settings(tmp_path, database_url, channels=["channels.simulated:SimulatedSms"])
     rt = build_runtime(settings, clock=clock, seed=3)
     app = create_app(settings, runtime=rt, start_jobs=False)
     async with TestClient(TestServer(app)) as client:
@@ -117,7 +115,12 @@ async def test_every_endpoint_across_roles_and_departments(world: Any) -> None:
             elif ep.path.startswith("/acd/offers/") and user != "agent1":
                 assert response.status == 404, (ep.method, path, user)  # another agent's offer
             else:
-                assert response.status not in (401, 403, 404), (ep.method, path, user, await response.text())
+                assert response.status not in (401, 403, 404), (
+                    ep.method,
+                    path,
+                    user,
+                    await response.text(),
+                )
             checked += 1
     assert checked > 150
 
@@ -188,8 +191,8 @@ async def test_websocket_topics_across_roles_and_departments(world: Any) -> None
     for user, role in USERS.items():
         own = {"mh-municipal": municipal, "mh-water": water}.get(user)
         topics = dict(TOPICS)
-        topics[f"department:{municipal}"] = (
-            {Role.AGENT, Role.SUPERVISOR, Role.ADMIN} | ({Role.DEPARTMENT} if own == municipal else set())
+        topics[f"department:{municipal}"] = {Role.AGENT, Role.SUPERVISOR, Role.ADMIN} | (
+            {Role.DEPARTMENT} if own == municipal else set()
         )
         for topic, roles in topics.items():
             try:

@@ -9,7 +9,14 @@ from callcenter.actions.intake import Inbound, receive_message
 from callcenter.actions.tickets import TicketDraft, create_ticket, take_step
 from callcenter.clock import ManualClock
 from callcenter.domain.workflow import Step
-from callcenter.reports import department_summary, kpi_report, kpis_csv, period, tickets_csv, wallboard
+from callcenter.reports import (
+    department_summary,
+    kpi_report,
+    kpis_csv,
+    period,
+    tickets_csv,
+    wallboard,
+)
 from callcenter.runtime import Runtime
 from callcenter.store.tables import surveys
 from tests.helpers import actor, cell_point, dept_id
@@ -103,8 +110,9 @@ async def test_wallboard_counts(rt: Runtime, clock: ManualClock) -> None:
         board = await wallboard(conn, rt, "zh-CN")
     assert board["waiting"] == 3 and board["longest_wait_seconds"] == 25
     assert board["agents"]["available"] == 1
-    from callcenter.store.tables import offers
     from sqlalchemy import select
+
+    from callcenter.store.tables import offers
 
     async with rt.db.read() as conn:
         offer = (await conn.execute(select(offers))).first()

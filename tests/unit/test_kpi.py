@@ -79,9 +79,9 @@ def test_response_and_on_time_rates_count_only_what_is_due() -> None:
     assert response_rate(episodes, now) == Ratio(2, 4)
     assert on_time_rate(episodes, now) == Ratio(1, 3)
     assert return_rate(episodes) == Ratio(1, 5)
-    assert reopen_rate([episode(replied_at=h(5), reopened=True), episode(replied_at=h(5))]) == Ratio(
-        1, 2
-    )
+    assert reopen_rate(
+        [episode(replied_at=h(5), reopened=True), episode(replied_at=h(5))]
+    ) == Ratio(1, 2)
     assert response_rate([], now).value is None
 
 

@@ -862,7 +862,16 @@ class AcdDriver:
                 if event.type in WAKE_ON:
                     data = event.data
                     # our own offers and overflows wake us too; only what may change a plan
-                    if event.type == events.OFFER_CHANGED and data.get("state") == "pending":
+                    # an offer made or taken frees nothing: no new decision can follow
+                    if event.type == events.OFFER_CHANGED and data.get("state") in (
+                        "pending",
+                        "accepted",
+                    ):
+                        continue
+                    if (
+                        event.type == events.CONVERSATION_CHANGED
+                        and data.get("state") == "assigned"
+                    ):
                         continue
                     self._wake.set()
         finally:

@@ -399,18 +399,15 @@ class WebChat(Channel):
                 elif event.type == ev.CONVERSATION_CHANGED:
                     self._positions_due.set()
                     if address is not None:
-                        async with self.rt.db.read() as conn:
-                            row = (
-                                await conn.execute(
-                                    select(conversations).where(
-                                        conversations.c.id == data["conversation_id"]
-                                    )
-                                )
-                            ).first()
-                        if row is not None:
-                            frame = await self._state_frame(row)
-                            for chat in list(self.by_address.get(address, ())):
-                                await self._send(chat.ws, frame)
+                        # from the event itself: no database read per change
+                        frame = {
+                            "type": "state",
+                            "conversation_id": data["conversation_id"],
+                            "state": data["state"],
+                            "queue": data.get("queue"),
+                        }
+                        for chat in list(self.by_address.get(address, ())):
+                            await self._send(chat.ws, frame)
         finally:
             subscription.close()
 
@@ -433,7 +430,7 @@ class WebChat(Channel):
         """Tell waiting citizens their place in the queue when the queue moves."""
         while True:
             await self._positions_due.wait()
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(2.0)  # at most every two seconds, however busy the queue
             self._positions_due.clear()
             waiting_here = [
                 (conversation_id, address)

@@ -152,7 +152,7 @@
         addMessage(f.message);
       } else if (f.type === "state") {
         state.conversationState = f.state;
-        state.queue = f.state === "queued" ? { position: f.position || 1, waiting: f.waiting || 1 } : null;
+        state.queue = f.state === "queued" ? { position: f.position || (state.queue && state.queue.position) || 1 } : null;
         showState();
       } else if (f.type === "ticket") {
         status.textContent = t("widget.ticket", { number: f.number });

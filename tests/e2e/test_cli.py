@@ -38,7 +38,9 @@ def free_port() -> int:
 
 
 def test_migrate_demo_simulate_audit(tmp_path: Path) -> None:
-    assert "revision 0001" in run(tmp_path, "migrate").stdout
+    from callcenter.store.migrate import head_revision
+
+    assert f"revision {head_revision()}" in run(tmp_path, "migrate").stdout
     assert (tmp_path / "data" / "callcenter.db").exists()  # the default data directory
     out = run(tmp_path, "demo-data", "--tickets", "40", "--days", "10").stdout
     assert "46 departments" in out and "demo-agent1" in out

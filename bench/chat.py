@@ -127,6 +127,7 @@ async def run_hotline(
     agent_tasks = [asyncio.create_task(agent_loop(a)) for a in agents]
     await asyncio.sleep(1.0)
     sent: dict[str, float] = {}
+    acked: dict[str, float] = {}
     sockets: list[Any] = []
     assigned: set[int] = set()
 
@@ -138,9 +139,12 @@ async def run_hotline(
 
         async def reader() -> None:
             async for raw in ws:
+                now = time.perf_counter()
                 frame = json.loads(raw)
                 if frame.get("type") == "state" and frame.get("state") == "assigned":
                     assigned.add(i)
+                elif frame.get("type") == "ack" and str(frame.get("id", "")).startswith("B"):
+                    acked[frame["id"]] = now
 
         task = asyncio.create_task(reader())
         await ws.send(
@@ -181,6 +185,7 @@ async def run_hotline(
     await http.close()
     latencies = [received[k] - sent[k] for k in sent if k in received]
     return {
+        "acks": [acked[k] - sent[k] for k in sent if k in acked],
         "latencies": latencies,
         "expected": len(sent),
         "delivered": len(latencies),
@@ -264,6 +269,9 @@ def main() -> None:
     parser.add_argument("--agents", type=int, default=20)
     parser.add_argument("--messages", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument(
+        "--database-url", default=None, help="an empty PostgreSQL database (default: SQLite)"
+    )
     args = parser.parse_args()
     random.seed(7)
     with tempfile.TemporaryDirectory() as tmp:
@@ -276,6 +284,8 @@ def main() -> None:
             CALLCENTER_INTAKE__ACKNOWLEDGE_QUEUED="false",
             CALLCENTER_ACD__AWAY_ON_MISSED_OFFER="false",
         )
+        if args.database_url:
+            env["CALLCENTER_DATABASE_URL"] = args.database_url
         import subprocess
 
         subprocess.run([PYTHON, "-c", PREPARE, str(args.agents)], cwd=tmp, env=env, check=True)
@@ -301,7 +311,8 @@ def main() -> None:
         finally:
             stop(baseline_server)
     print(
-        f"web chat: {args.chats} concurrent chats, {args.agents} agents, "
+        f"web chat on {'PostgreSQL' if args.database_url else 'SQLite'}: "
+        f"{args.chats} concurrent chats, {args.agents} agents, "
         f"{args.messages} messages per chat over {args.seconds:.0f} s, {os.cpu_count()} cores"
     )
     print(
@@ -313,6 +324,11 @@ def main() -> None:
     print("citizen -> agent delivery:")
     print(line("hotline", hotline))
     print(line("baseline", baseline))
+    acks = hotline["acks"]
+    print(
+        f"citizen -> stored and acknowledged: {len(acks)} acks, "
+        f"p50 {pct(acks, 50):.1f} ms  p99 {pct(acks, 99):.1f} ms"
+    )
 
 
 if __name__ == "__main__":

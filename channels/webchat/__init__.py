@@ -81,6 +81,7 @@ class ChatSocket:
         self.address = address
         self.locale = locale
         self.sent: deque[float] = deque()
+        self.own: set[int] = set()  # messages this socket wrote: acknowledged, not echoed
 
     def allow(self) -> bool:
         now = time.monotonic()
@@ -350,6 +351,7 @@ class WebChat(Channel):
             ),
         )
         self.address_of_conversation[result.conversation_id] = chat.address
+        chat.own.add(result.message_id)
         if (name and name.strip()) or (phone and phone.strip()):
             try:
                 await update_contact(
@@ -395,6 +397,9 @@ class WebChat(Channel):
                         }
                     )
                     for chat in list(self.by_address.get(address, ())):
+                        if data["message_id"] in chat.own:
+                            chat.own.discard(data["message_id"])
+                            continue
                         await self._send(chat.ws, frame)
                 elif event.type == ev.CONVERSATION_CHANGED:
                     self._positions_due.set()

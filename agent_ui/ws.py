@@ -10,7 +10,7 @@ gets exactly the events after that one. A queue that is gone (expired,
 overflowed, another server) is answered with ``{"type": "refetch"}``: the
 page reloads its data through the API and carries on with a new queue.
 
-Frames, server to client (schemas in :mod:`agent_ui.events`): ``hello``,
+Frames, server to client (event data schemas in :mod:`callcenter.bus.schemas`): ``hello``,
 ``event``, ``heartbeat`` (every ``HEARTBEAT`` seconds), ``refetch``,
 ``subscribed``, ``error``. Client to server: ``subscribe``, ``unsubscribe``,
 ``ping``.

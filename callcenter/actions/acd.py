@@ -382,8 +382,24 @@ async def enqueue_new(tx: Tx, rt: Runtime) -> int:
     return len(rows)
 
 
+async def _nothing_waits(rt: Runtime) -> bool:
+    """A read first, so that an idle ACD never takes the write lock."""
+    async with rt.db.read() as conn:
+        queued = await conn.scalar(
+            select(func.count()).select_from(conversations).where(conversations.c.state == "queued")
+        )
+        unassigned = await conn.scalar(
+            select(func.count())
+            .select_from(queue_entries)
+            .where(queue_entries.c.ended_at.is_(None), queue_entries.c.agent_id.is_(None))
+        )
+    return not queued and not unassigned
+
+
 async def distribute(rt: Runtime) -> Plan:
     """Expire offers, overflow and make offers, at the clock's now, in one transaction."""
+    if await _nothing_waits(rt):
+        return Plan()
     async with rt.transaction() as tx:
         now = tx.state["now"]
         await enqueue_new(tx, rt)

@@ -150,11 +150,10 @@
     for (const w of state.options.wrap_up_codes) wrap.append(el("option", { value: w.code, text: w.label }));
   }
 
-  function renderHistory() {
-    const box = clear($("history"));
-    const p = state.profile;
-    if (!p) return;
-    box.append(el("p", {}, el("strong", { text: p.name || t("ui.desk.anonymous") }), " ", p.phone || ""));
+  function historyBlock(p, note) {
+    const box = el("div", { class: "history-block" });
+    box.append(el("p", {}, el("strong", { text: p.name || t("ui.desk.anonymous") }), " ", p.phone || "",
+      note ? el("span", { class: "hint", text: " " + note }) : null));
     box.append(el("h3", { text: t("ui.desk.history_tickets") }));
     const list = el("ul", { class: "plain" });
     for (const tk of p.tickets) {
@@ -164,7 +163,17 @@
     box.append(list);
     box.append(el("h3", { text: t("ui.desk.history_conversations") }));
     const convs = el("ul", { class: "plain" });
-    for (const c of p.conversations) convs.append(el("li", { text: `${channelName(c.channel)} · #${c.id} · ${label("ui.conv_state", c.state)} · ${when(c.created_at)}` }));
+    for (const c of p.conversations) {
+      const item = el("li", {}, el("button", { class: "link", text: `${channelName(c.channel)} · #${c.id} · ${label("ui.conv_state", c.state)} · ${when(c.created_at)}`,
+        onclick: async () => {
+          if (item.querySelector(".messages-mini")) { item.querySelector(".messages-mini").remove(); return; }
+          try {
+            const full = await api("GET", `/conversations/${c.id}`);
+            item.append(el("div", { class: "messages-mini" }, full.messages.map(messageNode)));
+          } catch (e) { fail(e); }
+        } }));
+      convs.append(item);
+    }
     box.append(convs);
     if (p.calls.length) {
       box.append(el("h3", { text: t("ui.desk.history_calls") }));
@@ -172,6 +181,22 @@
       for (const call of p.calls) calls.append(el("li", { text: `${when(call.started_at)} · ${call.transcript || ""}` }));
       box.append(calls);
     }
+    return box;
+  }
+
+  async function renderHistory() {
+    const box = clear($("history"));
+    const p = state.profile;
+    if (!p) return;
+    box.append(historyBlock(p));
+    if (!p.phone) return;
+    try {
+      // other records with the number this citizen gave (not verified: shown apart)
+      const others = (await api("GET", "/citizens?phone=" + encodeURIComponent(p.phone))).filter((c) => c.id !== p.id);
+      for (const other of others.slice(0, 5)) {
+        box.append(historyBlock(await api("GET", `/citizens/${other.id}`), t("ui.desk.same_phone")));
+      }
+    } catch (e) { fail(e); }
   }
 
   function onMessage(data) {

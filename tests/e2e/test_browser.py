@@ -137,6 +137,14 @@ def test_chat_offer_ticket_department_and_live_wallboard(browser: Any, server: S
     opened_before = int(wall.locator("#w-opened").inner_text())
     wall.evaluate("window.__still_here = true")
 
+    # the same person wrote by SMS last week: the desk shows it beside the chat
+    from callcenter.actions.intake import Inbound, receive_message
+
+    sms = server.call(
+        receive_message(server.rt, Inbound("sms", "phone", "+8613812345678", "小区垃圾没人清运"))
+    )
+    assert sms.ticket is not None
+
     citizen_context = browser.new_context(locale="zh-CN")
     citizen_context.set_default_timeout(15000)
     citizen = citizen_context.new_page()
@@ -158,6 +166,7 @@ def test_chat_offer_ticket_department_and_live_wallboard(browser: Any, server: S
     assert agent.locator("#messages img").count() == 0
     assert citizen.locator("#hc-messages img").count() == 0
     expect(citizen.locator("#hc-status")).to_contain_text("坐席")
+    expect(agent.locator("#history")).to_contain_text(sms.ticket["number"])  # SMS, same phone
 
     agent.fill("#reply", "您好，请问路灯在哪个位置？")
     agent.click("#send")

@@ -245,6 +245,7 @@ class StaffHub:
         )
         if queue_id and not resumed:
             await self._send(socket, {"type": "refetch", "reason": "queue_gone"})
+        queue.wake.set()  # whatever a resume put back is sent at once
         writer = asyncio.create_task(self._write(queue, socket))
         try:
             async for message in socket:
@@ -294,15 +295,21 @@ class StaffHub:
 
     async def _write(self, queue: ClientQueue, socket: web.WebSocketResponse) -> None:
         while not socket.closed:
-            with contextlib.suppress(TimeoutError):
+            woken = True
+            try:
                 await asyncio.wait_for(queue.wake.wait(), HEARTBEAT)
+            except TimeoutError:
+                woken = False
             queue.wake.clear()
             if queue.overflowed:
                 await self._send(socket, {"type": "refetch", "reason": "queue_overflow"})
                 queue.overflowed = False
                 continue
             if not queue.pending:
-                await self._send(socket, {"type": "heartbeat", "last_event_id": self.last_event_id})
+                if not woken:  # quiet for a while: say we are still here
+                    await self._send(
+                        socket, {"type": "heartbeat", "last_event_id": self.last_event_id}
+                    )
                 continue
             while queue.pending and not socket.closed:
                 event = queue.pending.popleft()

@@ -26,6 +26,7 @@ from callcenter.views import category_ref, department_ref
 if TYPE_CHECKING:
     from channels.webchat import WebChat
 
+BEHIND_PROXY = web.AppKey("webchat_behind_proxy", bool)
 LOOKUPS_PER_IP = 20
 FAILURES_PER_TICKET = 5
 WINDOW = timedelta(minutes=15)
@@ -39,6 +40,7 @@ def add_status_routes(app: web.Application, channel: WebChat) -> None:
     )
     app.router.add_get("/status/strings/{locale}.json", _strings(channel))
     app.router.add_post("/status/lookup", lookup)
+    app[BEHIND_PROXY] = bool(channel.options.get("behind_proxy", False))
 
 
 def _strings(channel: WebChat) -> Any:
@@ -49,6 +51,12 @@ def _strings(channel: WebChat) -> Any:
 
 
 def _ip(request: web.Request) -> str:
+    """The client's address; behind a reverse proxy (option ``behind_proxy``), the one the
+    proxy saw, so that citizens are not all counted as one."""
+    if request.config_dict.get(BEHIND_PROXY):
+        forwarded = request.headers.get("X-Forwarded-For", "").split(",")[-1].strip()
+        if forwarded:
+            return forwarded[:64]
     peer: Any = request.transport.get_extra_info("peername") if request.transport else None
     return str(peer[0]) if peer else "unknown"
 

@@ -39,11 +39,13 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from callcenter.api.http import error_body
 from callcenter.bus import Event
 from callcenter.bus import events as ev
-from callcenter.domain.errors import Forbidden, HotlineError, Unauthenticated
+from callcenter.domain.errors import Forbidden, HotlineError
 from callcenter.domain.workflow import Actor, Role
 from callcenter.runtime import Runtime
 
@@ -263,11 +265,7 @@ class StaffHub:
     async def _on_message(
         self, queue: ClientQueue, socket: web.WebSocketResponse, raw: str
     ) -> None:
-        from callcenter.api.http import error_body
-
         try:
-            import orjson
-
             data = orjson.loads(raw)
         except ValueError:
             await self._send(socket, {"type": "error", "code": "malformed_json", "status": 400})
@@ -318,12 +316,6 @@ class StaffHub:
 
     @staticmethod
     async def _send(socket: web.WebSocketResponse, frame: dict[str, Any]) -> None:
-        import orjson
-
         if not socket.closed:
             with contextlib.suppress(ConnectionError, RuntimeError):
                 await socket.send_str(orjson.dumps(frame).decode())
-
-
-def unauthenticated() -> Unauthenticated:
-    return Unauthenticated()

@@ -16,7 +16,7 @@ from callcenter.api.schemas import LangQuery, Strict, TicketDetailOut
 from callcenter.domain.acd import queue_position
 from callcenter.domain.errors import InvalidInput
 from callcenter.domain.workflow import Priority, Role, TicketType
-from callcenter.store.tables import citizens, conversations, offers, users
+from callcenter.store.tables import citizens, conversations, offers, queue_entries, users
 from callcenter.views import conversation_view
 
 DESK = {Role.AGENT, Role.SUPERVISOR}
@@ -209,8 +209,6 @@ async def my_desk(ctx: Context) -> dict[str, Any]:
 
 
 def _open_entry_conversations(agent_id: int | None) -> Any:
-    from callcenter.store.tables import queue_entries
-
     return select(queue_entries.c.conversation_id).where(
         queue_entries.c.agent_id == agent_id, queue_entries.c.ended_at.is_(None)
     )

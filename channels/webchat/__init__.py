@@ -41,11 +41,11 @@ from callcenter.actions import acd
 from callcenter.actions.citizens import update_contact
 from callcenter.actions.intake import Inbound, receive_message
 from callcenter.api.http import error_body, json_response
-from callcenter.api.keys import RUNTIME
 from callcenter.bus import events as ev
 from callcenter.channel import Channel, OutboundMessage, SendResult
 from callcenter.domain.acd import queue_position
 from callcenter.domain.errors import HotlineError, InvalidInput
+from callcenter.domain.workflow import SYSTEM
 from callcenter.runtime import Runtime
 from callcenter.store.tables import citizen_identities, conversations, messages
 
@@ -355,7 +355,7 @@ class WebChat(Channel):
         if (name and name.strip()) or (phone and phone.strip()):
             try:
                 await update_contact(
-                    self.rt, result.citizen_id, actor=_citizen(), name=name, phone=phone
+                    self.rt, result.citizen_id, actor=SYSTEM, name=name, phone=phone
                 )
             except HotlineError as error:
                 body = error_body(self.rt, error, chat.locale)["error"]
@@ -470,13 +470,3 @@ class WebChat(Channel):
         if not ws.closed:
             with contextlib.suppress(ConnectionError, RuntimeError):
                 await ws.send_str(orjson.dumps(frame).decode())
-
-
-def _citizen() -> Any:
-    from callcenter.domain.workflow import SYSTEM
-
-    return SYSTEM
-
-
-def runtime_of(request: web.Request) -> Runtime:
-    return request.config_dict[RUNTIME]

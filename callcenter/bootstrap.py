@@ -1,14 +1,16 @@
 """The composition root: builds the runtime and the web server from settings.
 
 This is the one module of the core that imports adapters, and only the ones
-the ``channels`` setting names (``"package.module:Class"``).
+the ``channels`` setting names (``"package.module:Class"``) and the web front
+ends the ``ui`` setting names (``"package.module:function"``, called with the
+application and the runtime: ``agent_ui.app:setup`` by default).
 """
 
 from __future__ import annotations
 
 import importlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
@@ -44,6 +46,17 @@ def load_channel_class(spec: str) -> type[Channel]:
     if not (isinstance(cls, type) and issubclass(cls, Channel)):
         raise TypeError(f"{spec} is not a Channel")
     return cls
+
+
+def load_ui_setup(spec: str) -> Callable[[web.Application, Runtime], None]:
+    """A web front end named in the ``ui`` setting: ``"package.module:function"``."""
+    module_name, _, attribute = spec.partition(":")
+    if not attribute:
+        raise ValueError(f"ui {spec!r} must look like 'package.module:function'")
+    setup = getattr(importlib.import_module(module_name), attribute)
+    if not callable(setup):
+        raise TypeError(f"{spec} is not callable")
+    return setup
 
 
 def build_runtime(
@@ -98,6 +111,11 @@ async def start_runtime(rt: Runtime, *, start_jobs: bool = True, check_schema: b
     await rt.bus.start()
     for channel in rt.channels:
         await channel.initialize()
+    if start_jobs and rt.settings.acd.enabled:
+        from callcenter.actions.acd import AcdDriver
+
+        rt.extras["acd"] = AcdDriver(rt)
+        await rt.extras["acd"].start()
     if start_jobs and rt.settings.jobs.driver == "inprocess":
         assert rt.runner is not None
         rt.driver = InProcessDriver(rt.runner)
@@ -121,6 +139,8 @@ async def open_runtime(
 async def close_runtime(rt: Runtime) -> None:
     if rt.driver is not None:
         await rt.driver.stop()
+    if "acd" in rt.extras:
+        await rt.extras.pop("acd").stop()
     for channel in rt.channels:
         try:
             await channel.shutdown()
@@ -152,6 +172,8 @@ def create_app(
     app.add_subapp("/api", create_api())
     for channel in rt.channels:
         channel.setup_web(app)
+    for spec in settings.ui:
+        load_ui_setup(spec)(app, rt)
     app.router.add_get("/", _index)
     return app
 

@@ -145,6 +145,67 @@ class VoiceSettings(BaseModel):
     confirm_below: float = Field(default=1.01, ge=0)
 
 
+class QueueSettings(BaseModel):
+    """One ACD queue. See ``docs/acd.md``."""
+
+    strategy: Literal["longest_idle", "round_robin", "fewest_contacts"] = "longest_idle"
+    overflow_to: str | None = None  # the queue a conversation moves to after overflow_after_s
+    overflow_after_s: float = Field(default=300, gt=0)
+    offer_timeout_s: float = Field(default=30, gt=0)
+    wrap_up_s: float = Field(default=30, ge=0)
+
+
+class AcdSettings(BaseModel):
+    """Queues for conversations waiting for an agent (automatic contact distribution)."""
+
+    enabled: bool = True
+    queues: dict[str, QueueSettings] = {
+        "general": QueueSettings(overflow_to="overflow"),
+        "overflow": QueueSettings(strategy="fewest_contacts"),
+    }
+    default_capacity: int = Field(default=3, ge=1, le=50)
+    away_on_missed_offer: bool = True
+    tick_seconds: float = Field(default=1.0, gt=0)
+    wrap_up_codes: list[str] = [
+        "resolved",
+        "ticket_created",
+        "direct_answer",
+        "information",
+        "transferred",
+        "no_response",
+        "abusive",
+    ]
+    canned_replies: list[str] = ["greeting", "ask_address", "ask_phone", "ticket_follows", "bye"]
+
+    def queue(self, name: str) -> QueueSettings:
+        return self.queues.get(name) or QueueSettings()
+
+
+class StaffSettings(BaseModel):
+    """Staff sign-in: sessions and lockout."""
+
+    session_hours: float = Field(default=12, gt=0)
+    idle_minutes: float = Field(default=120, gt=0)
+    max_failures: int = Field(default=5, ge=1)
+    failure_window_minutes: float = Field(default=15, gt=0)
+    lockout_minutes: float = Field(default=15, gt=0)
+
+
+class KpiSettings(BaseModel):
+    """How the KPIs and the monthly score are computed (see ``docs/kpi.md``)."""
+
+    service_level_seconds: float = Field(default=20, gt=0)
+    satisfied_min_score: int = Field(default=4, ge=1, le=5)
+    weights: dict[str, float] = {
+        "response_rate": 15,
+        "on_time_rate": 25,
+        "resolution_rate": 20,
+        "satisfaction_rate": 30,
+        "return_rate": 5,
+        "reopen_rate": 5,
+    }
+
+
 class Settings(BaseSettings):
     """Everything the hotline can be told. See ``docs/deployment.md``."""
 
@@ -162,13 +223,18 @@ class Settings(BaseSettings):
     default_locale: Locale = "zh-CN"
     default_region: str = "CN"
     hotline_number: str = "12345"
-    channels: list[str] = ["channels.simulated:SimulatedSms"]
+    channels: list[str] = ["channels.simulated:SimulatedSms", "channels.webchat:WebChat"]
+    # web front ends mounted on the server, each "package.module:function" called with the app
+    ui: list[str] = ["agent_ui.app:setup"]
     intake: IntakeSettings = IntakeSettings()
     sla: SlaSettings = SlaSettings()
     calendar: CalendarSettings = CalendarSettings()
     jobs: JobSettings = JobSettings()
     notify: NotifySettings = NotifySettings()
     voice: VoiceSettings = VoiceSettings()
+    acd: AcdSettings = AcdSettings()
+    staff: StaffSettings = StaffSettings()
+    kpi: KpiSettings = KpiSettings()
     channel_options: dict[str, dict[str, Any]] = {}
 
     @field_validator("timezone")

@@ -12,6 +12,7 @@ the system, never for production.
 
 from __future__ import annotations
 
+import functools
 import heapq
 import random
 from dataclasses import dataclass, field
@@ -31,6 +32,17 @@ from callcenter.runtime import Runtime
 from callcenter.store.tables import departments, users
 
 CITY = "MH"
+# every demo user signs in to the browser pages with this password (demo data only)
+DEMO_PASSWORD = "demo12345"
+
+
+@functools.cache
+def demo_password_hash() -> str:
+    """One Argon2 hash shared by the demo users (hashing is slow on purpose)."""
+    from callcenter.domain.passwords import hash_password
+
+    return hash_password(DEMO_PASSWORD)
+
 
 DISTRICTS = [
     # code, zh, en, lon0, streets: (code, zh, en, keywords, communities)
@@ -639,7 +651,10 @@ def city() -> dict[str, Any]:
         "departments": depts,
         "categories": CATEGORIES,
         "grid_cells": cells,
-        "users": [dict(u, token=f"demo-{u['username']}") for u in users],
+        "users": [
+            dict(u, token=f"demo-{u['username']}", password_hash=demo_password_hash())
+            for u in users
+        ],
     }
 
 

@@ -40,3 +40,11 @@ ensure_postgres() {
 ensure_voice_tools() {
   apt_install sip-tester baresip-core kamailio espeak-ng sox
 }
+
+# Debian's Chromium for the browser tests (driven by Playwright with executable_path;
+# `playwright install` is never run: it would download a browser).
+ensure_chromium() {
+  if [ ! -x /usr/bin/chromium ]; then
+    apt_install chromium
+  fi
+}

@@ -9,6 +9,7 @@ source scripts/services.sh
 bash scripts/setup-python.sh test
 ensure_postgres
 ensure_voice_tools
+ensure_chromium
 
 export CALLCENTER_TEST_POSTGRES_URL=${CALLCENTER_TEST_POSTGRES_URL:-$PG_URL}
 echo "== ruff"

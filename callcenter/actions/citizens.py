@@ -161,3 +161,48 @@ async def set_locale(tx: Tx, rt: Runtime, citizen: Any, locale: str, *, actor: A
         before={"locale": citizen.locale},
         after={"locale": chosen},
     )
+
+
+MAX_NAME = 100
+
+
+async def update_contact(
+    rt: Runtime,
+    citizen_id: int,
+    *,
+    actor: Actor,
+    name: str | None = None,
+    phone: str | None = None,
+) -> Any:
+    """A citizen's name and call-back number, as they gave them (not a verified identity:
+    the number is stored on the citizen, not as a phone identity that would merge them
+    with whoever owns it)."""
+    from callcenter.domain.errors import InvalidInput, NotFound
+    from callcenter.domain.phone import normalize_phone
+
+    values: dict[str, Any] = {}
+    if name is not None:
+        cleaned = name.replace("\x00", "").strip()
+        if len(cleaned) > MAX_NAME:
+            raise InvalidInput("field_too_long", field="name", limit=MAX_NAME)
+        if cleaned:
+            values["name"] = cleaned
+    if phone is not None and phone.strip():
+        values["phone"] = normalize_phone(phone, rt.settings.default_region)
+    async with rt.transaction() as tx:
+        row = (await tx.execute(select(citizens).where(citizens.c.id == citizen_id))).first()
+        if row is None:
+            raise NotFound("citizen_not_found", id=citizen_id)
+        changed = {k: v for k, v in values.items() if getattr(row, k) != v}
+        if changed:
+            await tx.execute(citizens.update().where(citizens.c.id == citizen_id).values(**changed))
+            await audit.record(
+                tx,
+                actor=actor,
+                entity_type="citizen",
+                entity_id=citizen_id,
+                action="citizen.update",
+                before={k: getattr(row, k) for k in changed},
+                after=changed,
+            )
+        return (await tx.execute(select(citizens).where(citizens.c.id == citizen_id))).one()

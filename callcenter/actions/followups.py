@@ -79,9 +79,10 @@ async def after_step(
                 tx, rt, ticket, "notify.supervised", urgent=urgent, note=params.get("note") or ""
             )
         case "close" | "direct_answer":
-            await notify.notify_citizen(
-                tx, rt, ticket, "notify.closed", shorten="answer", answer=ticket["reply"] or ""
-            )
+            if not params.get("in_conversation"):  # an answer given in a chat is already there
+                await notify.notify_citizen(
+                    tx, rt, ticket, "notify.closed", shorten="answer", answer=ticket["reply"] or ""
+                )
             await surveys.schedule_survey(tx, rt, ticket)
         case "reopen":
             await reminders.schedule_reminders(tx, rt, ticket)

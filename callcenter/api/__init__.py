@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from callcenter.api import directory, people, system, tickets  # noqa: F401  (register endpoints)
+from callcenter.api import (  # noqa: F401  (register endpoints)
+    acd,
+    directory,
+    people,
+    reports,
+    system,
+    tickets,
+)
 from callcenter.api.http import add_endpoints, error_middleware
 
 

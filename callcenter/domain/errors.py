@@ -73,3 +73,10 @@ class VersionConflict(Conflict):
 
     def __init__(self, *, expected: int, actual: int) -> None:
         super().__init__("version_conflict", expected=expected, actual=actual)
+
+
+class RateLimited(HotlineError):
+    """Too many attempts in a short time (429); the answer says when to try again."""
+
+    status = 429
+    default_code = "rate_limited"

@@ -311,7 +311,7 @@ surveys = Table(
     Column("channel", String(20), nullable=False),  # where it is asked: sms | telegram ...
     # scheduled | sent | reminded | answered | unanswered | cancelled
     Column("state", String(20), nullable=False),
-    Column("score", Integer, nullable=True),  # 1..5 (满意 5, 基本满意 3, 不满意 1)
+    Column("score", Integer, nullable=True),  # 1..5 (满意 5, 基本满意 4, 不满意 1)
     Column("solved", Boolean, nullable=True),
     Column("answer_text", Text, nullable=True),
     Column("clarifications", Integer, nullable=False, default=0),
@@ -363,4 +363,84 @@ delivery_attempts = Table(
     Column("provider_id", String(128), nullable=True),  # the provider's message id (sid)
     Column("detail", JSON, nullable=False, default=dict),
     UniqueConstraint("message_id", "attempt"),
+)
+
+# --- 0400: the browser: staff sessions, throttles and the ACD -----------------------
+
+# a signed-in browser; the cookie holds a random value, this table its SHA-256
+staff_sessions = Table(
+    "staff_sessions",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("user_id", Id, ForeignKey("users.id"), nullable=False, index=True),
+    Column("csrf_token", String(64), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("seen_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("ended_at", UTCDateTime, nullable=True),
+    Column("user_agent", String(300), nullable=True),
+)
+
+# counters for lockouts and rate limits ("login:<username>", "lookup-ip:<address>"...)
+throttles = Table(
+    "throttles",
+    metadata,
+    Column("key", String(200), primary_key=True),
+    Column("count", Integer, nullable=False),
+    Column("window_start", UTCDateTime, nullable=False),
+    Column("locked_until", UTCDateTime, nullable=True),
+)
+
+# an agent's presence and skills, as the ACD sees them
+agent_states = Table(
+    "agent_states",
+    metadata,
+    Column("user_id", Id, ForeignKey("users.id"), primary_key=True, autoincrement=False),
+    Column("presence", String(20), nullable=False),  # available | busy | wrap_up | away
+    Column("presence_since", UTCDateTime, nullable=False),
+    Column("wrap_up_until", UTCDateTime, nullable=True),
+    Column("capacity", Integer, nullable=False),
+    Column("languages", JSON, nullable=False),
+    Column("categories", JSON, nullable=False),
+    Column("queues", JSON, nullable=False),
+    Column("last_contact_at", UTCDateTime, nullable=True),
+)
+
+# one stay of a conversation in an ACD queue, from entering it until it ends
+queue_entries = Table(
+    "queue_entries",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("conversation_id", Id, ForeignKey("conversations.id"), nullable=False, index=True),
+    Column("queue", String(64), nullable=False),
+    Column("channel", String(20), nullable=False),
+    Column("language", String(10), nullable=False),
+    Column("category", String(64), nullable=True),
+    Column("queued_at", UTCDateTime, nullable=False),  # when the citizen began to wait
+    Column("entered_at", UTCDateTime, nullable=False),  # when it entered this queue
+    Column("agent_id", Id, ForeignKey("users.id"), nullable=True, index=True),
+    Column("assigned_at", UTCDateTime, nullable=True),
+    Column("ended_at", UTCDateTime, nullable=True),
+    # handled | transferred | overflowed | abandoned | left_message | closed
+    Column("outcome", String(20), nullable=True),
+    Column("wrap_up_code", String(40), nullable=True),
+    Index("ix_queue_entries_open", "ended_at", "queue"),
+    Index("ix_queue_entries_entered", "entered_at"),
+)
+
+# an offer of a waiting conversation to one agent
+offers = Table(
+    "offers",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("entry_id", Id, ForeignKey("queue_entries.id"), nullable=False, index=True),
+    Column("conversation_id", Id, ForeignKey("conversations.id"), nullable=False),
+    Column("agent_id", Id, ForeignKey("users.id"), nullable=False, index=True),
+    Column("queue", String(64), nullable=False),
+    # pending | accepted | declined | timed_out | withdrawn
+    Column("state", String(20), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("answered_at", UTCDateTime, nullable=True),
+    Index("ix_offers_state", "state", "expires_at"),
 )

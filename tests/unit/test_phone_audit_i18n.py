@@ -76,7 +76,7 @@ def test_the_chain_finds_the_first_broken_link() -> None:
 def test_both_languages_have_every_text() -> None:
     catalog = Catalog.core()
     assert catalog.missing() == {}
-    for folder in (ROOT / "channels").glob("*/strings"):
+    for folder in [*(ROOT / "channels").glob("*/strings"), ROOT / "agent_ui" / "strings"]:
         extra = Catalog()
         extra.load_dir(folder)
         assert extra.missing() == {}, folder
@@ -85,11 +85,13 @@ def test_both_languages_have_every_text() -> None:
 def test_every_error_code_raised_in_the_code_has_a_message() -> None:
     catalog = Catalog.core()
     pattern = re.compile(
-        r"(?:InvalidInput|Forbidden|NotFound|Conflict|Unauthenticated|HotlineError|ChannelNotReady)"
+        r"(?:InvalidInput|Forbidden|NotFound|Conflict|Unauthenticated|HotlineError|ChannelNotReady"
+        r"|RateLimited)"
         r"\(\s*\"([a-z_]+)\""
     )
     codes = set()
-    for path in list((ROOT / "callcenter").rglob("*.py")) + list((ROOT / "channels").rglob("*.py")):
+    folders = ("callcenter", "channels", "agent_ui")
+    for path in [f for folder in folders for f in (ROOT / folder).rglob("*.py")]:
         codes |= set(pattern.findall(path.read_text("utf-8")))
     assert codes, "the pattern found no error codes"
     missing = sorted(c for c in codes if not catalog.has(f"errors.{c}"))

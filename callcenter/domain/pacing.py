@@ -22,6 +22,11 @@ class SendPacer:
         self.rate = rate
         self._ready: dict[str, datetime] = {}
 
+    def wait(self, sender: str, now: datetime) -> float:
+        """Seconds until ``sender`` may send again (0: now); takes nothing."""
+        ready = self._ready.get(sender)
+        return (ready - now).total_seconds() if ready is not None and ready > now else 0.0
+
     def reserve(self, sender: str, units: float, now: datetime) -> float:
         """Take ``units`` for ``sender`` now and return 0, or return the seconds to wait."""
         ready = self._ready.get(sender)

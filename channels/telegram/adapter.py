@@ -8,7 +8,7 @@ nothing; the poller confirms an update (moves its offset) only after that
 action committed.
 
 Outbound messages come through the outbox like SMS; Telegram's flood limits
-are kept by :class:`~channels.telegram.pacing.Pacer`, and a 429 answer's
+are kept by two :class:`~callcenter.domain.pacing.SendPacer`, and a 429 answer's
 ``retry_after`` is honoured.
 """
 
@@ -53,9 +53,9 @@ from callcenter.api.keys import RUNTIME
 from callcenter.channel import Channel, DeliveryError, OutboundMessage, SendResult
 from callcenter.domain.errors import Forbidden as ForbiddenError
 from callcenter.domain.errors import HotlineError, InvalidInput
+from callcenter.domain.pacing import SendPacer
 from callcenter.runtime import Runtime
 from channels.telegram.dialog import Dialog
-from channels.telegram.pacing import Pacer
 
 log = logging.getLogger(__name__)
 
@@ -93,11 +93,9 @@ class TelegramChannel(Channel):
             request=HTTPXRequest(connection_pool_size=16, read_timeout=20),
             get_updates_request=HTTPXRequest(read_timeout=self.poll_timeout + 10),
         )
-        self.pacer = Pacer(
-            rt.clock.now,
-            per_second=float(options.get("messages_per_second", 30)),
-            chat_interval=float(options.get("chat_interval_seconds", 1.0)),
-        )
+        # Telegram's flood limits: about 30 messages a second in all, one a second per chat
+        self.all_chats = SendPacer(float(options.get("messages_per_second", 30)))
+        self.each_chat = SendPacer(1 / float(options.get("chat_interval_seconds", 1.0)))
         self.dialog = Dialog(self)
         self._task: asyncio.Task[None] | None = None
         self._offset: int | None = None
@@ -286,9 +284,12 @@ class TelegramChannel(Channel):
     # --- outbound -----------------------------------------------------------------
 
     async def send(self, message: OutboundMessage) -> SendResult:
-        wait = self.pacer.reserve(message.to)
+        now = self.rt.clock.now()
+        wait = max(self.each_chat.wait(message.to, now), self.all_chats.wait("*", now))
         if wait > 0:
             raise DeliveryError("telegram pacing", retry_after=wait, count_attempt=False)
+        self.each_chat.reserve(message.to, 1, now)
+        self.all_chats.reserve("*", 1, now)
         try:
             sent = await self.bot.send_message(
                 chat_id=int(message.to),
@@ -296,6 +297,7 @@ class TelegramChannel(Channel):
                 reply_markup=self._markup(message.meta, message.locale),
             )
         except RetryAfter as exc:
+            self.each_chat.hold(message.to, _retry_after(exc), self.rt.clock.now())
             raise DeliveryError(
                 str(exc), retry_after=_retry_after(exc), count_attempt=False, code="429"
             ) from exc

@@ -40,6 +40,7 @@ def add_status_routes(app: web.Application, channel: WebChat) -> None:
     )
     app.router.add_get("/status/strings/{locale}.json", _strings(channel))
     app.router.add_post("/status/lookup", lookup)
+    app.router.add_get("/s/{number}", short_link)  # the status link in SMS notices
     app[BEHIND_PROXY] = bool(channel.options.get("behind_proxy", False))
 
 
@@ -130,3 +131,10 @@ async def _find(rt: Any, number: str, digits: str, locale: str) -> dict[str, Any
         "closed_at": row.closed_at,
         "reply": row.reply,
     }
+
+
+async def short_link(request: web.Request) -> web.Response:
+    """``/s/<ticket number>``: the short link SMS notices carry, to the status page."""
+    number = request.match_info["number"]
+    target = f"/status?ticket={number}" if NUMBER.match(number) else "/status"
+    raise web.HTTPFound(target)

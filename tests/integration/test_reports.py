@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from sqlalchemy import select
+
 from callcenter.actions import acd
 from callcenter.actions.intake import Inbound, receive_message
+from callcenter.actions.surveys import answer_survey
 from callcenter.actions.tickets import TicketDraft, create_ticket, take_step
 from callcenter.clock import ManualClock
 from callcenter.domain.workflow import Step
@@ -22,58 +25,45 @@ from callcenter.store.tables import surveys
 from tests.helpers import actor, cell_point, dept_id
 
 
-async def insert_answered_survey_for_tests(
-    rt: Runtime, ticket: dict[str, object], *, score: int, solved: bool | None
-) -> None:
-    """Until the survey actions land, tests put answered surveys in directly."""
-    async with rt.transaction() as tx:
-        now = tx.state["now"]
-        await tx.execute(
-            surveys.insert().values(
-                ticket_id=ticket["id"],
-                citizen_id=None,
-                department_id=ticket["department_id"],
-                round=1,
-                channel="sms",
-                state="answered",
-                score=score,
-                solved=solved,
-                clarifications=0,
-                created_at=now,
-                due_at=now,
-                answered_at=now,
-            )
-        )
-
-
 async def test_department_kpis_score_and_ranking(rt: Runtime, clock: ManualClock) -> None:
     agent = await actor(rt, "agent1")
     municipal = await actor(rt, "mh-municipal")
     lat, lon = cell_point(rt, "GRID-HB-HB-01")
 
-    async def light_ticket() -> dict[str, object]:
+    async def light_ticket(phone: str) -> dict[str, object]:
+        citizen = await receive_message(rt, Inbound("sms", "phone", phone, "你好"))
         return await create_ticket(
             rt,
-            TicketDraft(description="路灯坏了", category="street_light", lat=lat, lon=lon),
+            TicketDraft(
+                description="路灯坏了",
+                category="street_light",
+                lat=lat,
+                lon=lon,
+                citizen_id=citizen.citizen_id,
+            ),
             actor=agent,
             dispatch=True,
         )
 
-    on_time = await light_ticket()
-    late = await light_ticket()
-    returned = await light_ticket()
+    on_time = await light_ticket("+8613800000001")
+    late = await light_ticket("+8613800000002")
+    returned = await light_ticket("+8613800000003")
     clock.advance(hours=1)
     await take_step(rt, on_time["id"], Step.SIGN_FOR, actor=municipal)
     await take_step(rt, returned["id"], Step.RETURN, actor=municipal, reason="不归我们")
-    await take_step(rt, on_time["id"], Step.REPLY, actor=municipal, text="已修好")
-    await take_step(rt, on_time["id"], Step.CLOSE, actor=agent)
     clock.advance(days=5)  # the second ticket's sign-for deadline (1 working day) has passed
     await take_step(rt, late["id"], Step.SIGN_FOR, actor=municipal)
-    await take_step(rt, late["id"], Step.REPLY, actor=municipal, text="已修好")
-    await take_step(rt, on_time["id"], Step.REOPEN, actor=agent, reason="回访不满意")
-    closed = await take_step(rt, late["id"], Step.CLOSE, actor=agent)
-    await insert_answered_survey_for_tests(rt, closed, score=5, solved=True)
-    await insert_answered_survey_for_tests(rt, on_time, score=3, solved=False)
+    for ticket in (late, on_time):
+        await take_step(rt, ticket["id"], Step.REPLY, actor=municipal, text="已修好")
+        await take_step(rt, ticket["id"], Step.CLOSE, actor=agent)
+    clock.advance(hours=2)  # the callback surveys go out
+    assert rt.runner is not None
+    await rt.runner.drain()
+    async with rt.db.read() as conn:
+        asked = dict((await conn.execute(select(surveys.c.ticket_id, surveys.c.id))).all())
+    await answer_survey(rt, asked[late["id"]], score=5, solved=True)
+    outcome = await answer_survey(rt, asked[on_time["id"]], score=3, solved=False)
+    assert outcome["reopened"]  # not solved: 重办
 
     start, end = period(rt, (clock.now() - timedelta(days=10)).date(), clock.now().date())
     async with rt.db.read() as conn:

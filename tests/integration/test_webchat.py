@@ -133,3 +133,8 @@ async def test_status_lookup_and_rate_limit(chat: Any) -> None:
     assert unknown.status == 404
     bad = await chat.post("/status/lookup", json={"number": "<script>", "last4": "5678"})
     assert bad.status == 400
+    # the short link in SMS notices leads to the page with the number filled in
+    short = await chat.get(f"/s/{number}", allow_redirects=False)
+    assert short.status == 302 and short.headers["Location"] == f"/status?ticket={number}"
+    junk = await chat.get("/s/nonsense", allow_redirects=False)
+    assert junk.headers["Location"] == "/status"

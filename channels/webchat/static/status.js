@@ -14,6 +14,9 @@
     $("submit").textContent = t("status.submit");
     $("lang").textContent = t("widget.lang");
   }
+  // a link from an SMS (/s/<number>) arrives as ?ticket=<number>
+  const given = new URLSearchParams(location.search).get("ticket");
+  if (given && /^\d{8}-\d{4,6}$/.test(given)) $("number").value = given;
   function when(iso) { return iso ? new Date(iso).toLocaleString(locale === "en" ? "en-GB" : "zh-CN", { hour12: false }) : "—"; }
   async function lookup(event) {
     event.preventDefault();

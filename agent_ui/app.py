@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlparse
@@ -153,9 +154,14 @@ async def strings_json(request: web.Request) -> web.Response:
     return json_response(strings(rt, locale))
 
 
+_INCLUDE = re.compile(r"\{\{> (_\w+)\}\}\n?")
+
+
 @functools.cache
 def _page_source(name: str) -> str:
-    return (PAGES / f"{name}.html").read_text("utf-8")
+    """A page, with its shared parts (``{{> _head}}``, ``{{> _top}}``) put in."""
+    text = (PAGES / f"{name}.html").read_text("utf-8")
+    return _INCLUDE.sub(lambda m: _page_source(m.group(1)), text)
 
 
 def _json_script(data: Any) -> str:

@@ -1,0 +1,1 @@
+"""The staff's browser pages and their websocket (see docs/layout.md)."""

@@ -1,0 +1,532 @@
+"""Calls: the write paths of the voice front (SIP, Twilio Voice), shared by every transport.
+
+A call is a conversation (``kind="call"``, channel = the adapter's name) plus
+one ``calls`` row, unique on ``(channel, provider_call_id)`` (the SIP Call-ID
+or Twilio CallSid), so a retried webhook or a repeated INVITE changes nothing.
+The IVR reports what happens through these actions: progress (answered, DTMF,
+path, language, transcript), a place in the queue, a callback request, a
+ticket, a voice message, the end of the call.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+
+from callcenter.actions import audit
+from callcenter.actions.citizens import find_or_create_citizen, set_locale
+from callcenter.actions.intake import set_conversation
+from callcenter.actions.tickets import TicketDraft, check_draft, open_ticket
+from callcenter.bus import events
+from callcenter.domain.errors import InvalidInput, NotFound
+from callcenter.domain.phone import is_mobile, normalize_phone
+from callcenter.domain.workflow import SYSTEM, Actor
+from callcenter.runtime import Runtime
+from callcenter.store.db import Tx
+from callcenter.store.tables import calls, citizens, conversations, departments, messages, tickets
+
+MAX_DTMF = 200
+MAX_TRANSCRIPT = 4000
+VOICE_ORIGIN = "voice"
+
+
+@dataclass(frozen=True)
+class CallStart:
+    """A call as the transport sees it when it arrives."""
+
+    channel: str
+    provider_call_id: str
+    caller: str | None  # the caller id as signalled (number, SIP user, "anonymous")
+    called: str | None = None
+    locale: str | None = None
+
+
+@dataclass(frozen=True)
+class CallInfo:
+    call_id: int
+    conversation_id: int
+    citizen_id: int
+    caller: str  # E.164 when the caller id parses, else the raw caller id
+    known_caller: bool  # the citizen had contacted the hotline before
+    mobile: bool
+    locale: str
+    duplicate: bool
+
+
+def caller_identity(rt: Runtime, raw: str | None) -> tuple[str, bool]:
+    """(identity value, parsed): E.164 when the caller id is a number, else the raw text."""
+    text = (raw or "").strip()
+    if text.lower().startswith(("sip:", "tel:")):
+        text = text.split(":", 1)[1].split("@", 1)[0]
+    try:
+        return normalize_phone(text, rt.settings.default_region), True
+    except InvalidInput:
+        return (text or "anonymous")[:200], False
+
+
+async def _call_row(tx: Tx, call_id: int) -> Any:
+    row = (await tx.execute(select(calls).where(calls.c.id == call_id))).first()
+    if row is None:
+        raise NotFound("call_not_found", id=call_id)
+    return row
+
+
+async def _conversation(tx: Tx, conversation_id: int) -> Any:
+    return (
+        await tx.execute(select(conversations).where(conversations.c.id == conversation_id))
+    ).one()
+
+
+async def _update_call(tx: Tx, row: Any, *, actor: Actor, **values: Any) -> None:
+    changed = {k: v for k, v in values.items() if getattr(row, k) != v}
+    if not changed:
+        return
+    await tx.execute(update(calls).where(calls.c.id == row.id).values(**changed))
+    await audit.record(
+        tx,
+        actor=actor,
+        entity_type="call",
+        entity_id=row.id,
+        action="call.update",
+        before={k: getattr(row, k) for k in changed},
+        after=changed,
+    )
+
+
+def _info(row: Any, conversation: Any, citizen_created: bool, duplicate: bool) -> CallInfo:
+    return CallInfo(
+        call_id=row.id,
+        conversation_id=conversation.id,
+        citizen_id=conversation.citizen_id,
+        caller=conversation.address,
+        known_caller=not citizen_created,
+        mobile=is_mobile(conversation.address),
+        locale=conversation.locale,
+        duplicate=duplicate,
+    )
+
+
+async def start_call(rt: Runtime, start: CallStart, *, actor: Actor = SYSTEM) -> CallInfo:
+    """A call arrived: its citizen, its conversation and its ``calls`` row. Idempotent."""
+    if not start.provider_call_id or len(start.provider_call_id) > 200:
+        raise InvalidInput("invalid_field", field="provider_call_id")
+    async with rt.transaction() as tx:
+        seen = (
+            await tx.execute(
+                select(calls).where(
+                    calls.c.channel == start.channel,
+                    calls.c.provider_call_id == start.provider_call_id,
+                )
+            )
+        ).first()
+        if seen is not None:
+            conversation = await _conversation(tx, seen.conversation_id)
+            earlier = (
+                await tx.execute(
+                    select(conversations.c.id)
+                    .where(
+                        conversations.c.citizen_id == conversation.citizen_id,
+                        conversations.c.id < conversation.id,
+                    )
+                    .limit(1)
+                )
+            ).first()
+            return _info(seen, conversation, earlier is None, True)
+        now = tx.state["now"]
+        address, _ = caller_identity(rt, start.caller)
+        citizen, created = await find_or_create_citizen(
+            tx, rt, kind="phone", value=address, actor=actor, locale=start.locale
+        )
+        values = {
+            "citizen_id": citizen.id,
+            "channel": start.channel,
+            "address": address,
+            "service_address": (start.called or rt.settings.hotline_number)[:200],
+            "state": "bot",
+            "kind": "call",
+            "locale": rt.catalog.locale_or_default(start.locale or citizen.locale),
+            "created_at": now,
+            "updated_at": now,
+            "last_message_at": now,
+        }
+        conversation_id = (
+            await tx.execute(conversations.insert().values(**values))
+        ).inserted_primary_key[0]
+        await audit.record(
+            tx,
+            actor=actor,
+            entity_type="conversation",
+            entity_id=conversation_id,
+            action="conversation.open",
+            after=values,
+        )
+        call = {
+            "conversation_id": conversation_id,
+            "channel": start.channel,
+            "provider_call_id": start.provider_call_id,
+            "from_number": (start.caller or "")[:64] or None,
+            "to_number": (start.called or "")[:64] or None,
+            "started_at": now,
+            "dtmf": "",
+            "path": [],
+        }
+        call_id = (await tx.execute(calls.insert().values(**call))).inserted_primary_key[0]
+        await audit.record(
+            tx, actor=actor, entity_type="call", entity_id=call_id, action="call.start", after=call
+        )
+        conversation = await _conversation(tx, conversation_id)
+        tx.publish(events.conversation_changed(conversation._asdict(), now))
+        row = await _call_row(tx, call_id)
+        return _info(row, conversation, created, False)
+
+
+async def record_call_progress(
+    rt: Runtime,
+    call_id: int,
+    *,
+    answered: bool = False,
+    dtmf: str | None = None,
+    path: list[str] | None = None,
+    locale: str | None = None,
+    transcript: str | None = None,
+    confidence: float | None = None,
+    recording_path: str | None = None,
+    recording_seconds: float | None = None,
+    actor: Actor = SYSTEM,
+) -> None:
+    """Store how far the caller got: answer time, keys pressed, IVR nodes, language, speech."""
+    async with rt.transaction() as tx:
+        row = await _call_row(tx, call_id)
+        now = tx.state["now"]
+        values: dict[str, Any] = {}
+        if answered and row.answered_at is None:
+            values["answered_at"] = now
+        if dtmf is not None:
+            values["dtmf"] = dtmf[-MAX_DTMF:]
+        if path is not None:
+            values["path"] = list(path)
+        if transcript is not None:
+            values["transcript"] = transcript[:MAX_TRANSCRIPT]
+        if confidence is not None:
+            values["confidence"] = float(confidence)
+        if recording_path is not None:
+            values["recording_path"] = recording_path[:400]
+        if recording_seconds is not None:
+            values["recording_seconds"] = float(recording_seconds)
+        await _update_call(tx, row, actor=actor, **values)
+        if locale is not None:
+            chosen = rt.catalog.normalize(locale)
+            conversation = await _conversation(tx, row.conversation_id)
+            if conversation.locale != chosen:
+                citizen = (
+                    await tx.execute(
+                        select(citizens).where(citizens.c.id == conversation.citizen_id)
+                    )
+                ).one()
+                await set_locale(tx, rt, citizen, chosen, actor=actor)
+
+
+async def _add_transcript_message(
+    tx: Tx, conversation: Any, body: str, *, kind: str, actor: Actor, meta: dict[str, Any]
+) -> int:
+    now = tx.state["now"]
+    message = {
+        "conversation_id": conversation.id,
+        "channel": conversation.channel,
+        "direction": "in",
+        "body": body,
+        "status": "received",
+        "kind": kind,
+        "essential": True,
+        "meta": meta,
+        "created_at": now,
+    }
+    message_id = (await tx.execute(messages.insert().values(**message))).inserted_primary_key[0]
+    await audit.record(
+        tx,
+        actor=actor,
+        entity_type="message",
+        entity_id=message_id,
+        action="message.receive",
+        after={"conversation_id": conversation.id, "kind": kind, "body": body},
+    )
+    tx.publish(events.message_created({"id": message_id, **message}, conversation._asdict(), now))
+    return int(message_id)
+
+
+async def enqueue_call(
+    rt: Runtime, call_id: int, *, queue: str | None = None, actor: Actor = SYSTEM
+) -> int:
+    """The caller waits for an agent: the conversation is queued. Returns its id.
+
+    What the caller said to the IVR, if anything, is added to the conversation
+    so that the agent sees it with the waiting call.
+    """
+    async with rt.transaction() as tx:
+        row = await _call_row(tx, call_id)
+        conversation = await _conversation(tx, row.conversation_id)
+        if conversation.state != "bot":
+            return int(conversation.id)
+        now = tx.state["now"]
+        if row.transcript:
+            await _add_transcript_message(
+                tx,
+                conversation,
+                row.transcript,
+                kind="transcript",
+                actor=actor,
+                meta={"call_id": row.id, "confidence": row.confidence},
+            )
+        await set_conversation(
+            tx,
+            conversation,
+            actor=actor,
+            state="queued",
+            queue=queue or rt.settings.voice.queue,
+            queued_at=now,
+        )
+        await _update_call(tx, row, actor=actor, queued_at=now, outcome="queued")
+        return int(conversation.id)
+
+
+async def request_callback(rt: Runtime, call_id: int, number: str, *, actor: Actor = SYSTEM) -> int:
+    """The caller asks to be called back: a ``callback`` task that keeps the call's place.
+
+    The call's own conversation is closed; the task waits in the same queue
+    with the call's ``queued_at``. Returns the task's conversation id.
+    """
+    address = normalize_phone(number, rt.settings.default_region)
+    async with rt.transaction() as tx:
+        row = await _call_row(tx, call_id)
+        conversation = await _conversation(tx, row.conversation_id)
+        now = tx.state["now"]
+        queued_at = conversation.queued_at or now
+        queue = conversation.queue or rt.settings.voice.queue
+        if row.outcome == "callback":
+            existing = (
+                await tx.execute(
+                    select(conversations.c.id)
+                    .where(
+                        conversations.c.kind == "callback",
+                        conversations.c.citizen_id == conversation.citizen_id,
+                        conversations.c.queued_at == queued_at,
+                    )
+                    .order_by(conversations.c.id.desc())
+                    .limit(1)
+                )
+            ).first()
+            if existing is not None:
+                return int(existing.id)
+        values = {
+            "citizen_id": conversation.citizen_id,
+            "channel": conversation.channel,
+            "address": address,
+            "service_address": conversation.service_address,
+            "state": "queued",
+            "kind": "callback",
+            "queue": queue,
+            "locale": conversation.locale,
+            "created_at": now,
+            "updated_at": now,
+            "queued_at": queued_at,
+            "last_message_at": now,
+        }
+        task_id = (await tx.execute(conversations.insert().values(**values))).inserted_primary_key[
+            0
+        ]
+        await audit.record(
+            tx,
+            actor=actor,
+            entity_type="conversation",
+            entity_id=task_id,
+            action="conversation.open",
+            after=values,
+            details={"callback_for_call": row.id},
+        )
+        task = await _conversation(tx, task_id)
+        body = rt.text("voice.callback_task", task.locale, number=address)
+        if row.transcript:
+            body += "\n" + row.transcript
+        await _add_transcript_message(
+            tx, task, body, kind="callback", actor=actor, meta={"call_id": row.id}
+        )
+        tx.publish(events.conversation_changed(task._asdict(), now))
+        await set_conversation(tx, conversation, actor=actor, state="closed", closed_at=now)
+        await _update_call(tx, row, actor=actor, outcome="callback")
+        return int(task_id)
+
+
+async def report_problem(
+    rt: Runtime,
+    call_id: int,
+    description: str,
+    *,
+    category: str | None = None,
+    actor: Actor = SYSTEM,
+) -> dict[str, Any]:
+    """The caller reported a problem: a ticket, routed and dispatched, as any other.
+
+    The transcript is the description. When the caller's number is a mobile
+    and an ``sms`` channel runs, the ticket number is also sent by SMS.
+    A repeated report on the same call returns the ticket made the first time.
+    """
+    async with rt.transaction() as tx:
+        row = await _call_row(tx, call_id)
+        conversation = await _conversation(tx, row.conversation_id)
+        if conversation.ticket_id is not None:
+            found = (
+                await tx.execute(select(tickets).where(tickets.c.id == conversation.ticket_id))
+            ).one()
+            return dict(found._asdict())
+        draft = check_draft(
+            rt,
+            TicketDraft(
+                description=description,
+                category=category,
+                citizen_id=conversation.citizen_id,
+                conversation_id=conversation.id,
+                origin_channel=VOICE_ORIGIN,
+                locale=conversation.locale,
+            ),
+        )
+        now = tx.state["now"]
+        # dispatched to the routed department; the caller hears the number by SMS
+        # when their number is a mobile and an SMS channel runs (callcenter.actions.notify)
+        ticket = await open_ticket(tx, rt, draft, actor=actor, dispatch=True)
+        conversation = await set_conversation(
+            tx, conversation, actor=actor, state="closed", closed_at=now
+        )
+        await _update_call(
+            tx, row, actor=actor, outcome="ticket", transcript=row.transcript or description
+        )
+        return ticket
+
+
+async def leave_voice_message(
+    rt: Runtime,
+    call_id: int,
+    *,
+    recording_path: str | None,
+    seconds: float | None,
+    transcript: str | None = None,
+    confidence: float | None = None,
+    actor: Actor = SYSTEM,
+) -> int:
+    """The caller left a voice message: it waits in the queue for an agent to listen."""
+    async with rt.transaction() as tx:
+        row = await _call_row(tx, call_id)
+        conversation = await _conversation(tx, row.conversation_id)
+        now = tx.state["now"]
+        if row.outcome == "voicemail":
+            return int(conversation.id)
+        body = (transcript or "").strip() or rt.text("voice.voicemail_body", conversation.locale)
+        await _add_transcript_message(
+            tx,
+            conversation,
+            body[:MAX_TRANSCRIPT],
+            kind="voicemail",
+            actor=actor,
+            meta={
+                "call_id": row.id,
+                "recording": recording_path,
+                "seconds": seconds,
+                "confidence": confidence,
+            },
+        )
+        if conversation.state == "bot":
+            await set_conversation(
+                tx,
+                conversation,
+                actor=actor,
+                state="queued",
+                queue=rt.settings.voice.queue,
+                queued_at=now,
+            )
+        values: dict[str, Any] = {"outcome": "voicemail"}
+        if recording_path is not None:
+            values["recording_path"] = recording_path[:400]
+        if seconds is not None:
+            values["recording_seconds"] = float(seconds)
+        if transcript:
+            values["transcript"] = transcript[:MAX_TRANSCRIPT]
+        if confidence is not None:
+            values["confidence"] = float(confidence)
+        await _update_call(tx, row, actor=actor, **values)
+        return int(conversation.id)
+
+
+async def end_call(
+    rt: Runtime, call_id: int, *, outcome: str | None = None, actor: Actor = SYSTEM
+) -> None:
+    """The call is over. A caller who hung up while waiting has abandoned the queue."""
+    async with rt.transaction() as tx:
+        row = await _call_row(tx, call_id)
+        if row.ended_at is not None:
+            return
+        now: datetime = tx.state["now"]
+        conversation = await _conversation(tx, row.conversation_id)
+        values: dict[str, Any] = {"ended_at": now}
+        # still waiting for an agent (a voice message waits for one after the caller left)
+        waiting = (
+            conversation.kind == "call"
+            and conversation.state == "queued"
+            and row.outcome in (None, "queued")
+        )
+        if row.queued_at is not None:
+            values["queue_wait_s"] = max(0.0, (now - row.queued_at).total_seconds())
+        if waiting:
+            values["outcome"] = "abandoned"
+        elif row.outcome is None:
+            values["outcome"] = outcome or "completed"
+        await _update_call(tx, row, actor=actor, **values)
+        if conversation.kind == "call" and (conversation.state == "bot" or waiting):
+            await set_conversation(tx, conversation, actor=actor, state="closed", closed_at=now)
+
+
+@dataclass(frozen=True)
+class TicketStatus:
+    number: str
+    state: str
+    department_zh: str | None
+    department_en: str | None
+    due_at: datetime | None
+    replied: bool
+
+
+async def ticket_status(rt: Runtime, number: str) -> TicketStatus | None:
+    """A ticket's state by its number, for a caller who asks (read-only)."""
+    digits = "".join(ch for ch in number if ch.isdigit())
+    if len(digits) < 9:
+        return None
+    formatted = f"{digits[:8]}-{digits[8:]}"
+    async with rt.db.read() as conn:
+        row = (
+            await conn.execute(
+                select(
+                    tickets.c.number,
+                    tickets.c.state,
+                    tickets.c.due_at,
+                    tickets.c.replied_at,
+                    departments.c.name_zh,
+                    departments.c.name_en,
+                )
+                .select_from(
+                    tickets.outerjoin(departments, departments.c.id == tickets.c.department_id)
+                )
+                .where(tickets.c.number == formatted)
+            )
+        ).first()
+    if row is None:
+        return None
+    return TicketStatus(
+        row.number, row.state, row.name_zh, row.name_en, row.due_at, row.replied_at is not None
+    )
+
+
+async def call_info(rt: Runtime, call_id: int) -> Any:
+    """The ``calls`` row (read-only; for tests, views and transports)."""
+    async with rt.db.read() as conn:
+        return (await conn.execute(select(calls).where(calls.c.id == call_id))).first()

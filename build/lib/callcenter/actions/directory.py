@@ -1,0 +1,218 @@
+"""The directory: departments, categories, grid cells and staff users.
+
+Loaded in bulk from a city description (the demo city, or an operator's own
+file with the same shape) by :func:`load_city`, which is one transaction: a
+city is loaded whole or not at all.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from shapely.geometry import shape
+from sqlalchemy import select
+
+from callcenter.actions import audit
+from callcenter.bus import Event
+from callcenter.bus.events import DIRECTORY_CHANGED
+from callcenter.domain.auth import token_hash
+from callcenter.domain.errors import Conflict, InvalidInput
+from callcenter.domain.phone import normalize_phone
+from callcenter.domain.workflow import Actor, Priority, Role, TicketType
+from callcenter.runtime import Runtime
+from callcenter.store.db import Tx
+from callcenter.store.tables import categories, departments, grid_cells, users
+
+
+def _required(data: Mapping[str, Any], name: str, limit: int = 200) -> str:
+    value = data.get(name)
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidInput("missing_field", field=name)
+    if len(value) > limit:
+        raise InvalidInput("field_too_long", field=name, limit=limit)
+    return value.strip()
+
+
+async def _ids_by_code(tx: Tx) -> dict[str, int]:
+    return {r.code: r.id for r in (await tx.execute(select(departments.c.id, departments.c.code)))}
+
+
+async def add_department(tx: Tx, rt: Runtime, data: Mapping[str, Any], *, actor: Actor) -> int:
+    code = _required(data, "code", 64)
+    kind = _required(data, "kind", 40)
+    if not rt.catalog.has(f"department_kind.{kind}"):
+        raise InvalidInput(
+            "invalid_choice", field="kind", choices="department_kind.* in the catalog"
+        )
+    ids = await _ids_by_code(tx)
+    if code in ids:
+        raise Conflict("duplicate_code", code=code)
+    parent = data.get("parent")
+    if parent is not None and parent not in ids:
+        raise InvalidInput("unknown_department", department=parent)
+    values = {
+        "code": code,
+        "kind": kind,
+        "name_zh": _required(data, "name_zh"),
+        "name_en": _required(data, "name_en"),
+        "parent_id": ids[parent] if parent is not None else None,
+        "keywords": [str(k) for k in data.get("keywords", [])],
+        "duty_phone": (
+            normalize_phone(data["duty_phone"], rt.settings.default_region)
+            if data.get("duty_phone")
+            else None
+        ),
+        "active": True,
+    }
+    dept_id = (await tx.execute(departments.insert().values(**values))).inserted_primary_key[0]
+    await audit.record(
+        tx,
+        actor=actor,
+        entity_type="department",
+        entity_id=dept_id,
+        action="department.create",
+        after=values,
+    )
+    return int(dept_id)
+
+
+async def add_category(tx: Tx, rt: Runtime, data: Mapping[str, Any], *, actor: Actor) -> int:
+    default_type = data.get("default_type", TicketType.HELP.value)
+    if default_type not in TicketType.__members__.values():
+        raise InvalidInput("invalid_choice", field="default_type", choices=", ".join(TicketType))
+    default_priority = data.get("default_priority", Priority.NORMAL.value)
+    if default_priority not in Priority.__members__.values():
+        raise InvalidInput("invalid_choice", field="default_priority", choices=", ".join(Priority))
+    values = {
+        "code": _required(data, "code", 64),
+        "name_zh": _required(data, "name_zh"),
+        "name_en": _required(data, "name_en"),
+        "department_kind": _required(data, "department_kind", 40),
+        "default_type": default_type,
+        "default_priority": default_priority,
+        "keywords_zh": [str(k) for k in data.get("keywords_zh", [])],
+        "keywords_en": [str(k) for k in data.get("keywords_en", [])],
+        "active": True,
+    }
+    category_id = (await tx.execute(categories.insert().values(**values))).inserted_primary_key[0]
+    await audit.record(
+        tx,
+        actor=actor,
+        entity_type="category",
+        entity_id=category_id,
+        action="category.create",
+        after=values,
+    )
+    return int(category_id)
+
+
+async def add_grid_cell(tx: Tx, rt: Runtime, data: Mapping[str, Any], *, actor: Actor) -> int:
+    ids = await _ids_by_code(tx)
+    owner = data.get("owner")
+    if owner not in ids:
+        raise InvalidInput("unknown_department", department=owner)
+    geometry = data.get("geometry")
+    try:
+        polygon = shape(geometry)
+    except Exception:
+        raise InvalidInput("invalid_field", field="geometry") from None
+    if polygon.geom_type not in ("Polygon", "MultiPolygon") or not polygon.is_valid:
+        raise InvalidInput("invalid_field", field="geometry")
+    values = {
+        "code": _required(data, "code", 64),
+        "name": _required(data, "name"),
+        "owner_id": ids[owner],
+        "geometry": geometry,
+    }
+    cell_id = (await tx.execute(grid_cells.insert().values(**values))).inserted_primary_key[0]
+    await audit.record(
+        tx,
+        actor=actor,
+        entity_type="grid_cell",
+        entity_id=cell_id,
+        action="grid_cell.create",
+        after={k: v for k, v in values.items() if k != "geometry"},
+    )
+    return int(cell_id)
+
+
+async def add_user(
+    tx: Tx, rt: Runtime, data: Mapping[str, Any], *, actor: Actor
+) -> tuple[int, str]:
+    """Create a staff user; returns (id, API token). The token is shown once, stored hashed."""
+    role = data.get("role")
+    if role not in {r.value for r in Role} - {Role.SYSTEM.value}:
+        raise InvalidInput(
+            "invalid_choice", field="role", choices="agent, supervisor, department, admin"
+        )
+    department_id = None
+    if role == Role.DEPARTMENT.value:
+        ids = await _ids_by_code(tx)
+        if data.get("department") not in ids:
+            raise InvalidInput("unknown_department", department=data.get("department"))
+        department_id = ids[data["department"]]
+    token = data.get("token") or secrets.token_urlsafe(24)
+    values = {
+        "username": _required(data, "username", 64),
+        "display_name": _required(data, "display_name"),
+        "role": role,
+        "department_id": department_id,
+        "locale": rt.catalog.normalize(data.get("locale") or rt.settings.default_locale),
+        "phone": (
+            normalize_phone(data["phone"], rt.settings.default_region)
+            if data.get("phone")
+            else None
+        ),
+        "token_hash": token_hash(token),
+        "password_hash": data.get("password_hash"),
+        "active": True,
+        "created_at": tx.state["now"],
+    }
+    user_id = (await tx.execute(users.insert().values(**values))).inserted_primary_key[0]
+    await audit.record(
+        tx,
+        actor=actor,
+        entity_type="user",
+        entity_id=user_id,
+        action="user.create",
+        after={k: v for k, v in values.items() if k not in ("token_hash", "password_hash")},
+    )
+    return int(user_id), str(token)
+
+
+async def load_city(rt: Runtime, city: Mapping[str, Any], *, actor: Actor) -> dict[str, str]:
+    """Load departments, categories, grid cells and users in one transaction.
+
+    Returns the API token of each user, by username.
+    """
+    tokens: dict[str, str] = {}
+    async with rt.transaction() as tx:
+        for dept in _parents_first(city.get("departments", [])):
+            await add_department(tx, rt, dept, actor=actor)
+        for category in city.get("categories", []):
+            await add_category(tx, rt, category, actor=actor)
+        for cell in city.get("grid_cells", []):
+            await add_grid_cell(tx, rt, cell, actor=actor)
+        for user in city.get("users", []):
+            _, token = await add_user(tx, rt, user, actor=actor)
+            tokens[user["username"]] = token
+        tx.publish(Event(DIRECTORY_CHANGED, {}, tx.state["now"]))
+    await rt.reload_directory()
+    return tokens
+
+
+def _parents_first(items: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    placed: set[str] = set()
+    ordered: list[Mapping[str, Any]] = []
+    pending = list(items)
+    while pending:
+        ready = [d for d in pending if d.get("parent") is None or d.get("parent") in placed]
+        if not ready:
+            raise InvalidInput("unknown_department", department=pending[0].get("parent"))
+        for dept in ready:
+            ordered.append(dept)
+            placed.add(str(dept.get("code")))
+            pending.remove(dept)
+    return ordered

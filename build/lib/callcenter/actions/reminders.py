@@ -1,0 +1,101 @@
+"""Reminders to departments, as scheduled jobs.
+
+When a ticket is dispatched (again), three reminders are scheduled: at the
+sign-for deadline if it is still not signed for, at 75 % of the handling time
+(``notify.reminder_at``), and at the handling deadline, when the system also
+urges (催办) the ticket. Each job's key names the ticket, the stage and the
+deadline it watches, so scheduling twice makes one job, and a deadline moved
+by an extension gets its own new jobs while the old ones find their deadline
+gone and do nothing. A reminder that runs twice (after a crash) sends nothing
+twice: its messages carry the job's key.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from callcenter.actions import notify
+from callcenter.actions import tickets as ticket_actions
+from callcenter.domain.workflow import SYSTEM, Step
+from callcenter.jobs.outbox import Job, enqueue_many
+from callcenter.runtime import Runtime
+from callcenter.store.db import Tx
+from callcenter.store.queries import once, row_by_id
+from callcenter.store.tables import tickets
+
+REMIND = "ticket.remind"
+
+
+def _epoch(when: datetime | None) -> int:
+    return int(when.timestamp()) if when else 0
+
+
+def due_soon_at(rt: Runtime, ticket: dict[str, Any]) -> datetime:
+    start, due = ticket["handle_started_at"], ticket["due_at"]
+    share = rt.settings.notify.reminder_at
+    if rt.sla.is_working(ticket["priority"]):
+        return rt.calendar.add(start, rt.calendar.between(start, due) * share)
+    return start + (due - start) * share
+
+
+async def schedule_reminders(tx: Tx, rt: Runtime, ticket: dict[str, Any]) -> None:
+    if not rt.settings.notify.reminders or ticket["state"] not in ("dispatched", "accepted"):
+        return
+    now = tx.state["now"]
+    plan: list[tuple[str, datetime, datetime]] = []
+    if ticket["state"] == "dispatched" and ticket["sign_due_at"]:
+        plan.append(("sign", ticket["sign_due_at"], ticket["sign_due_at"]))
+    if ticket["due_at"] and ticket["handle_started_at"]:
+        plan.append(("due_soon", due_soon_at(rt, ticket), ticket["due_at"]))
+        plan.append(("overdue", ticket["due_at"], ticket["due_at"]))
+    await enqueue_many(
+        tx,
+        [
+            {
+                "kind": REMIND,
+                "payload": {
+                    "ticket_id": ticket["id"],
+                    "stage": stage,
+                    "deadline": deadline.isoformat(),
+                },
+                "key": f"remind:{ticket['id']}:{stage}:{_epoch(deadline)}",
+                "run_at": max(run_at, now),
+                "max_attempts": rt.settings.jobs.max_attempts,
+            }
+            for stage, run_at, deadline in plan
+        ],
+        now=now,
+    )
+
+
+async def remind_ticket(rt: Runtime, job: Job) -> dict[str, Any]:
+    """Job handler: remind the department if the ticket still needs it."""
+    stage = job.payload["stage"]
+    deadline = datetime.fromisoformat(job.payload["deadline"])
+    async with rt.transaction() as tx:
+        row = await row_by_id(tx, tickets, int(job.payload["ticket_id"]))
+        if row is None:
+            return {"skipped": "no such ticket"}
+        ticket = row._asdict()
+        watched = ticket["sign_due_at"] if stage == "sign" else ticket["due_at"]
+        waiting = ("dispatched",) if stage == "sign" else ("dispatched", "accepted")
+        if ticket["state"] not in waiting or watched is None or _epoch(watched) != _epoch(deadline):
+            return {"skipped": "no longer needed"}
+        if not await once(tx, job.key):
+            return {"skipped": "already reminded"}
+        if stage == "overdue":
+            # escalation: the system urges (催办) the ticket, which tells the department
+            await ticket_actions.apply_step(
+                tx,
+                rt,
+                ticket["id"],
+                Step.URGE,
+                actor=SYSTEM,
+                note=rt.text("notify.overdue_note", rt.settings.default_locale),
+                overdue=True,
+            )
+            return {"urged": ticket["number"]}
+        key = "notify.remind_sign" if stage == "sign" else "notify.remind_due_soon"
+        sent = await notify.notify_department(tx, rt, ticket, key, deadline=rt.local_text(watched))
+        return {"messages": sent}

@@ -1,0 +1,480 @@
+"""The agents' side of the API: presence, offers, the queue, and what a conversation becomes
+(transfer, wrap-up, a ticket, a direct answer). See ``docs/acd.md``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+
+from callcenter.actions import acd
+from callcenter.actions.tickets import TicketDraft
+from callcenter.api.http import Context, endpoint
+from callcenter.api.schemas import LangQuery, Strict, TicketDetailOut
+from callcenter.domain.acd import queue_position
+from callcenter.domain.errors import InvalidInput
+from callcenter.domain.workflow import Priority, Role, TicketType
+from callcenter.store.tables import citizens, conversations, offers, queue_entries, users
+from callcenter.views import conversation_view
+
+DESK = {Role.AGENT, Role.SUPERVISOR}
+DESK_READ = {Role.AGENT, Role.SUPERVISOR, Role.ADMIN}
+SUPERVISORS = {Role.SUPERVISOR, Role.ADMIN}
+
+
+class PresenceIn(Strict):
+    presence: str
+
+
+class AgentConfigIn(Strict):
+    capacity: int | None = Field(default=None, ge=1, le=50)
+    languages: list[str] | None = None
+    categories: list[str] | None = None
+    queues: list[str] | None = None
+
+
+class AgentOut(BaseModel):
+    agent_id: int
+    name: str
+    role: str
+    presence: str
+    presence_label: str
+    state: str
+    state_label: str
+    presence_since: datetime
+    wrap_up_until: datetime | None
+    capacity: int
+    active: int
+    pending: int
+    contacts_today: int
+    languages: list[str]
+    categories: list[str]
+    queues: list[str]
+
+
+class OfferOut(BaseModel):
+    id: int
+    conversation_id: int
+    queue: str
+    state: str
+    created_at: datetime
+    expires_at: datetime
+
+
+class WaitingOut(BaseModel):
+    entry_id: int
+    conversation_id: int
+    queue: str
+    channel: str
+    language: str
+    category: str | None
+    queued_at: datetime
+    waited_seconds: float
+    position: int
+    offered_to: int | None
+    citizen_name: str | None = None
+
+
+class DeskOut(BaseModel):
+    agent: AgentOut | None
+    offers: list[OfferOut]
+    conversations: list[dict[str, Any]]
+
+
+class OptionsOut(BaseModel):
+    queues: list[dict[str, str]]
+    wrap_up_codes: list[dict[str, str]]
+    canned_replies: list[dict[str, str]]
+    presence: list[dict[str, str]]
+
+
+class TransferIn(Strict):
+    to_queue: str | None = None
+    to_agent_id: int | None = None
+
+
+class WrapUpIn(Strict):
+    wrap_up_code: str
+
+
+class ConversationTicketIn(Strict):
+    description: str = Field(max_length=4000)
+    type: TicketType | None = None
+    category: str | None = None
+    priority: Priority | None = None
+    title: str | None = Field(default=None, max_length=200)
+    address: str | None = Field(default=None, max_length=400)
+    lat: float | None = None
+    lon: float | None = None
+    dispatch: bool = True
+
+
+class DirectAnswerIn(Strict):
+    description: str = Field(max_length=4000)
+    answer: str = Field(max_length=4000)
+    category: str | None = None
+
+
+def _id(ctx: Context, name: str) -> int:
+    raw = ctx.params[name]
+    if not raw.isdigit():
+        raise InvalidInput("invalid_field", field=name)
+    return int(raw)
+
+
+async def agents_out(ctx: Context) -> list[dict[str, Any]]:
+    rt, now, locale = ctx.rt, ctx.rt.clock.now(), ctx.locale
+    async with rt.db.read() as conn:
+        views = await acd.agent_views(conn, rt, now)
+        names = {
+            r.id: r
+            for r in (await conn.execute(select(users.c.id, users.c.display_name, users.c.role)))
+        }
+    label = rt.catalog.label
+    out = []
+    for v in sorted(views, key=lambda a: a.agent_id):
+        presence = v.presence_at(now).value
+        state = v.state(now)
+        user = names.get(v.agent_id)
+        out.append(
+            {
+                "agent_id": v.agent_id,
+                "name": user.display_name if user else str(v.agent_id),
+                "role": user.role if user else "agent",
+                "presence": presence,
+                "presence_label": label("presence", presence, locale),
+                "state": state,
+                "state_label": label("presence", state, locale),
+                "presence_since": v.available_since(now),
+                "wrap_up_until": v.wrap_up_until if presence == "wrap_up" else None,
+                "capacity": v.capacity,
+                "active": v.active,
+                "pending": v.pending,
+                "contacts_today": v.contacts_today,
+                "languages": sorted(v.languages),
+                "categories": sorted(v.categories),
+                "queues": sorted(v.queues),
+            }
+        )
+    return out
+
+
+@endpoint(
+    "GET",
+    "/acd/me",
+    summary="The calling agent's presence, pending offers and the conversations they hold",
+    tag="acd",
+    roles=DESK,
+    query=LangQuery,
+    response=DeskOut,
+    errors=(401, 403),
+)
+async def my_desk(ctx: Context) -> dict[str, Any]:
+    actor = ctx.require_actor()
+    agents = await agents_out(ctx)
+    async with ctx.rt.db.read() as conn:
+        offer_rows = (
+            await conn.execute(
+                select(offers)
+                .where(offers.c.agent_id == actor.id, offers.c.state == "pending")
+                .order_by(offers.c.id)
+            )
+        ).all()
+        held = (
+            await conn.execute(
+                select(conversations, citizens.c.name.label("citizen_name"))
+                .join(citizens, citizens.c.id == conversations.c.citizen_id)
+                .where(conversations.c.agent_id == actor.id)
+                .where(conversations.c.id.in_(_open_entry_conversations(actor.id)))
+                .order_by(conversations.c.id)
+            )
+        ).all()
+    return {
+        "agent": next((a for a in agents if a["agent_id"] == actor.id), None),
+        "offers": [
+            {
+                "id": o.id,
+                "conversation_id": o.conversation_id,
+                "queue": o.queue,
+                "state": o.state,
+                "created_at": o.created_at,
+                "expires_at": o.expires_at,
+            }
+            for o in offer_rows
+        ],
+        "conversations": [{**conversation_view(r), "citizen_name": r.citizen_name} for r in held],
+    }
+
+
+def _open_entry_conversations(agent_id: int | None) -> Any:
+    return select(queue_entries.c.conversation_id).where(
+        queue_entries.c.agent_id == agent_id, queue_entries.c.ended_at.is_(None)
+    )
+
+
+@endpoint(
+    "POST",
+    "/acd/presence",
+    summary="Set the calling agent's presence: available, busy or away",
+    tag="acd",
+    roles=DESK,
+    body=PresenceIn,
+    response=AgentOut,
+    errors=(400, 401, 403),
+)
+async def post_presence(ctx: Context) -> dict[str, Any]:
+    actor = ctx.require_actor()
+    await acd.set_presence(ctx.rt, ctx.body.presence, actor=actor)
+    return next(a for a in await agents_out(ctx) if a["agent_id"] == actor.id)
+
+
+@endpoint(
+    "GET",
+    "/acd/agents",
+    summary="Agents with presence, state, load and skills",
+    tag="acd",
+    roles=DESK_READ,
+    query=LangQuery,
+    response=list[AgentOut],
+    errors=(401, 403),
+)
+async def list_agents(ctx: Context) -> list[dict[str, Any]]:
+    return await agents_out(ctx)
+
+
+@endpoint(
+    "PUT",
+    "/acd/agents/{agent_id}",
+    summary="Set an agent's capacity and skills (languages, categories, queues)",
+    tag="acd",
+    roles=SUPERVISORS,
+    body=AgentConfigIn,
+    response=AgentOut,
+    errors=(400, 401, 403),
+)
+async def put_agent(ctx: Context) -> dict[str, Any]:
+    agent_id = _id(ctx, "agent_id")
+    body: AgentConfigIn = ctx.body
+    await acd.configure_agent(
+        ctx.rt,
+        agent_id,
+        actor=ctx.require_actor(),
+        capacity=body.capacity,
+        languages=body.languages,
+        categories=body.categories,
+        queues=body.queues,
+    )
+    return next(a for a in await agents_out(ctx) if a["agent_id"] == agent_id)
+
+
+@endpoint(
+    "GET",
+    "/acd/queue",
+    summary="Conversations waiting for an agent, longest wait first",
+    tag="acd",
+    roles=DESK_READ,
+    query=LangQuery,
+    response=list[WaitingOut],
+    errors=(401, 403),
+)
+async def list_waiting(ctx: Context) -> list[dict[str, Any]]:
+    now = ctx.rt.clock.now()
+    async with ctx.rt.db.read() as conn:
+        items = await acd.waiting_entries(conn)
+        info = {
+            r.id: r
+            for r in (
+                await conn.execute(
+                    select(conversations.c.id, conversations.c.channel, citizens.c.name)
+                    .join(citizens, citizens.c.id == conversations.c.citizen_id)
+                    .where(conversations.c.id.in_([w.conversation_id for w in items]))
+                )
+            )
+        }
+    return [
+        {
+            "entry_id": w.entry_id,
+            "conversation_id": w.conversation_id,
+            "queue": w.queue,
+            "channel": info[w.conversation_id].channel if w.conversation_id in info else "",
+            "language": w.language,
+            "category": w.category,
+            "queued_at": w.queued_at,
+            "waited_seconds": max(0.0, (now - w.queued_at).total_seconds()),
+            "position": queue_position(items, w.entry_id) or 0,
+            "offered_to": w.offered_to,
+            "citizen_name": info[w.conversation_id].name if w.conversation_id in info else None,
+        }
+        for w in items
+    ]
+
+
+@endpoint(
+    "GET",
+    "/acd/options",
+    summary="Queues, wrap-up codes, canned replies and presence states, in the caller's language",
+    tag="acd",
+    roles=DESK_READ,
+    query=LangQuery,
+    response=OptionsOut,
+    errors=(401, 403),
+)
+async def options(ctx: Context) -> dict[str, Any]:
+    rt, locale = ctx.rt, ctx.locale
+    return {
+        "queues": [
+            {"code": q, "label": rt.catalog.label("queue", q, locale)}
+            for q in rt.settings.acd.queues
+        ],
+        "wrap_up_codes": [
+            {"code": c, "label": rt.catalog.label("wrap_up", c, locale)}
+            for c in rt.settings.acd.wrap_up_codes
+        ],
+        "canned_replies": [
+            {
+                "code": c,
+                "label": rt.catalog.label("canned_title", c, locale),
+                "text": rt.text(f"canned.{c}", locale, hotline=rt.settings.hotline_number),
+            }
+            for c in rt.settings.acd.canned_replies
+        ],
+        "presence": [
+            {"code": p, "label": rt.catalog.label("presence", p, locale)}
+            for p in ("available", "busy", "away")
+        ],
+    }
+
+
+@endpoint(
+    "POST",
+    "/acd/offers/{offer_id}/accept",
+    summary="Take the offered conversation",
+    tag="acd",
+    roles=DESK,
+    response=None,
+    status=204,
+    errors=(401, 403, 404, 409),
+)
+async def accept(ctx: Context) -> None:
+    await acd.accept_offer(ctx.rt, _id(ctx, "offer_id"), actor=ctx.require_actor())
+
+
+@endpoint(
+    "POST",
+    "/acd/offers/{offer_id}/decline",
+    summary="Pass the offered conversation to the next agent",
+    tag="acd",
+    roles=DESK,
+    response=None,
+    status=204,
+    errors=(401, 403, 404, 409),
+)
+async def decline(ctx: Context) -> None:
+    await acd.decline_offer(ctx.rt, _id(ctx, "offer_id"), actor=ctx.require_actor())
+
+
+@endpoint(
+    "POST",
+    "/conversations/{conversation_id}/transfer",
+    summary="Transfer a conversation to another queue or agent",
+    tag="acd",
+    roles=DESK,
+    body=TransferIn,
+    response=None,
+    status=204,
+    errors=(400, 401, 403, 404, 409),
+)
+async def transfer(ctx: Context) -> None:
+    body: TransferIn = ctx.body
+    await acd.transfer_conversation(
+        ctx.rt,
+        _id(ctx, "conversation_id"),
+        actor=ctx.require_actor(),
+        to_queue=body.to_queue,
+        to_agent_id=body.to_agent_id,
+    )
+
+
+@endpoint(
+    "POST",
+    "/conversations/{conversation_id}/end",
+    summary="Close a conversation with a wrap-up code (the agent's wrap-up time starts)",
+    tag="acd",
+    roles=DESK,
+    body=WrapUpIn,
+    response=None,
+    status=204,
+    errors=(400, 401, 403, 404, 409),
+)
+async def end(ctx: Context) -> None:
+    await acd.end_conversation(
+        ctx.rt,
+        _id(ctx, "conversation_id"),
+        wrap_up_code=ctx.body.wrap_up_code,
+        actor=ctx.require_actor(),
+    )
+
+
+async def _ticket_detail(ctx: Context, ticket_id: int) -> dict[str, Any]:
+    from callcenter.api.tickets import _detail
+
+    return await _detail(ctx, ticket_id)
+
+
+@endpoint(
+    "POST",
+    "/conversations/{conversation_id}/ticket",
+    summary="Open a ticket from a conversation (routed, dispatched); the citizen gets its number",
+    tag="acd",
+    roles=DESK,
+    body=ConversationTicketIn,
+    response=TicketDetailOut,
+    status=201,
+    errors=(400, 401, 403, 404, 409),
+)
+async def conversation_ticket(ctx: Context) -> dict[str, Any]:
+    body: ConversationTicketIn = ctx.body
+    draft = TicketDraft(
+        description=body.description,
+        type=body.type.value if body.type else None,
+        category=body.category or None,
+        priority=body.priority.value if body.priority else None,
+        title=body.title,
+        address=body.address,
+        lat=body.lat,
+        lon=body.lon,
+    )
+    ticket = await acd.ticket_from_conversation(
+        ctx.rt,
+        _id(ctx, "conversation_id"),
+        draft,
+        actor=ctx.require_actor(),
+        dispatch=body.dispatch,
+    )
+    return await _ticket_detail(ctx, ticket["id"])
+
+
+@endpoint(
+    "POST",
+    "/conversations/{conversation_id}/direct_answer",
+    summary="直接答复: answer an inquiry at the desk (a ticket closed at once) and send the answer",
+    tag="acd",
+    roles=DESK,
+    body=DirectAnswerIn,
+    response=TicketDetailOut,
+    status=201,
+    errors=(400, 401, 403, 404, 409),
+)
+async def conversation_direct_answer(ctx: Context) -> dict[str, Any]:
+    body: DirectAnswerIn = ctx.body
+    ticket = await acd.answer_directly(
+        ctx.rt,
+        _id(ctx, "conversation_id"),
+        description=body.description,
+        answer=body.answer,
+        category=body.category or None,
+        actor=ctx.require_actor(),
+    )
+    return await _ticket_detail(ctx, ticket["id"])

@@ -1,0 +1,221 @@
+"""Ticket endpoints: create, list, show with history, and one endpoint per workflow step."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import or_, select
+
+from callcenter.actions.tickets import TicketDraft, create_ticket, take_step, visible_to
+from callcenter.api.http import Context, endpoint
+from callcenter.api.schemas import (
+    STEP_BODIES,
+    LangQuery,
+    RoutingOut,
+    RoutingQuery,
+    TicketCreate,
+    TicketDetailOut,
+    TicketListOut,
+    TicketQuery,
+)
+from callcenter.domain.errors import InvalidInput, NotFound
+from callcenter.domain.routing import Location, classify, route
+from callcenter.domain.workflow import WORKFLOW, Role, Step, TicketState
+from callcenter.store.tables import tickets
+from callcenter.views import (
+    TicketFilter,
+    category_ref,
+    department_ref,
+    explain_routing,
+    list_tickets,
+    ticket_history,
+    ticket_view,
+)
+
+STAFF = {Role.AGENT, Role.SUPERVISOR, Role.DEPARTMENT, Role.ADMIN}
+DESK = {Role.AGENT, Role.SUPERVISOR}
+
+
+@endpoint(
+    "GET",
+    "/tickets",
+    summary="List tickets (urgent first, then by deadline)",
+    tag="tickets",
+    roles=STAFF,
+    query=TicketQuery,
+    response=TicketListOut,
+    errors=(400, 401, 403),
+)
+async def list_tickets_endpoint(ctx: Context) -> dict[str, Any]:
+    q: TicketQuery = ctx.query
+    states = [s.strip() for s in (q.state or "").split(",") if s.strip()]
+    for state in states:
+        if state not in TicketState.__members__.values():
+            raise InvalidInput("invalid_choice", field="state", choices=", ".join(TicketState))
+    f = TicketFilter(
+        states=states,
+        department_id=q.department_id,
+        category=q.category,
+        type=q.type.value if q.type else None,
+        priority=q.priority.value if q.priority else None,
+        citizen_id=q.citizen_id,
+        overdue=q.overdue,
+        q=q.q,
+        created_from=q.created_from,
+        created_to=q.created_to,
+        open_only=bool(q.open),
+    )
+    async with ctx.rt.db.read() as conn:
+        rows, total = await list_tickets(
+            conn, ctx.rt, f, actor=ctx.actor, page=q.page, per_page=q.per_page, sort=q.sort
+        )
+    now = ctx.rt.clock.now()
+    return {
+        "items": [ticket_view(ctx.rt, r, ctx.locale, actor=ctx.actor, now=now) for r in rows],
+        "page": {"page": q.page, "per_page": q.per_page, "total": total},
+    }
+
+
+@endpoint(
+    "POST",
+    "/tickets",
+    summary="Open a ticket (routed; dispatched at once if asked)",
+    tag="tickets",
+    roles=DESK,
+    body=TicketCreate,
+    response=TicketDetailOut,
+    status=201,
+    errors=(400, 401, 403),
+)
+async def create_ticket_endpoint(ctx: Context) -> dict[str, Any]:
+    body: TicketCreate = ctx.body
+    draft = TicketDraft(
+        description=body.description,
+        type=body.type.value if body.type else None,
+        category=body.category,
+        priority=body.priority.value if body.priority else None,
+        title=body.title,
+        address=body.address,
+        lat=body.lat,
+        lon=body.lon,
+        citizen_id=body.citizen_id,
+        conversation_id=body.conversation_id,
+        origin_channel=body.origin_channel,
+        locale=ctx.locale,
+    )
+    ticket = await create_ticket(ctx.rt, draft, actor=ctx.require_actor(), dispatch=body.dispatch)
+    return await _detail(ctx, ticket["id"])
+
+
+async def _detail(ctx: Context, ref: int | str, *, check_visible: bool = True) -> dict[str, Any]:
+    async with ctx.rt.db.read() as conn:
+        query = select(tickets)
+        text = str(ref)
+        if text.isdigit():
+            query = query.where(or_(tickets.c.id == int(text), tickets.c.number == text))
+        else:
+            query = query.where(tickets.c.number == text)
+        row = (await conn.execute(query)).first()
+        if row is None or (check_visible and not visible_to(ctx.actor, row)):
+            raise NotFound("ticket_not_found", ticket=text)
+        history = await ticket_history(conn, row.id)
+    view = ticket_view(ctx.rt, row, ctx.locale, actor=ctx.actor)
+    view["history"] = history
+    return view
+
+
+@endpoint(
+    "GET",
+    "/tickets/{ticket}",
+    summary="One ticket by id or number, with its full history",
+    tag="tickets",
+    roles=STAFF,
+    query=LangQuery,
+    response=TicketDetailOut,
+    errors=(401, 403, 404),
+)
+async def show_ticket(ctx: Context) -> dict[str, Any]:
+    return await _detail(ctx, ctx.params["ticket"])
+
+
+def _step_endpoint(step: Step) -> None:
+    rule = WORKFLOW[step]
+    roles = set(rule.roles) - {Role.SYSTEM}
+
+    async def take(ctx: Context) -> dict[str, Any]:
+        body = ctx.body.model_dump(exclude_none=True)
+        version = body.pop("version", None)
+        ticket = await take_step(
+            ctx.rt,
+            ctx.params["ticket"],
+            step,
+            actor=ctx.require_actor(),
+            expected_version=version,
+            **body,
+        )
+        # a department that just returned the ticket no longer sees it, but sees what it did
+        return await _detail(ctx, ticket["id"], check_visible=False)
+
+    take.__name__ = f"ticket_{step.value}"
+    roles_text = ", ".join(sorted(r.value for r in roles))
+    sources = ", ".join(sorted(s.value for s in rule.sources))
+    target = rule.target.value if rule.target else "unchanged"
+    endpoint(
+        "POST",
+        f"/tickets/{{ticket}}/{step.value}",
+        summary=f"Workflow step {step.value}: from {sources} to {target} (roles: {roles_text})",
+        tag="workflow",
+        roles=roles,
+        body=STEP_BODIES[step],
+        response=TicketDetailOut,
+        errors=(400, 401, 403, 404, 409),
+    )(take)
+
+
+for _step in Step:
+    _step_endpoint(_step)
+
+
+@endpoint(
+    "POST",
+    "/routing/suggest",
+    summary="Suggest category and department for a text and place",
+    tag="tickets",
+    roles={Role.AGENT, Role.SUPERVISOR, Role.ADMIN},
+    body=RoutingQuery,
+    response=RoutingOut,
+    errors=(400, 401, 403),
+)
+async def suggest_routing(ctx: Context) -> dict[str, Any]:
+    body: RoutingQuery = ctx.body
+    directory = ctx.rt.directory
+    found = classify(body.description, directory.categories)
+    if body.category:
+        category = directory.category_by_code.get(body.category)
+        if category is None:
+            raise InvalidInput("unknown_category", category=body.category)
+    elif found.category_code and found.confidence >= ctx.rt.settings.intake.min_confidence:
+        category = directory.category_by_code[found.category_code]
+    else:
+        category = None
+    location = Location(body.address, body.lat, body.lon)
+    decision = route(directory, category, location, text=body.description)
+    record = decision.as_dict()
+    return {
+        "category": category_ref(ctx.rt, category.id, ctx.locale) if category else None,
+        "type": found.ticket_type or (category.default_type if category else "help"),
+        "department": None
+        if decision.to_desk
+        else department_ref(ctx.rt, decision.department_id, ctx.locale),
+        "to_desk": decision.to_desk,
+        "rule": decision.rule,
+        "explanation": explain_routing(ctx.rt, record, ctx.locale),
+        "classification": {
+            "category": found.category_code,
+            "confidence": found.confidence,
+            "matched": list(found.matched),
+            "runner_up": found.runner_up,
+            "ticket_type": found.ticket_type,
+        },
+        "decision": record,
+    }

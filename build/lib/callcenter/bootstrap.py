@@ -1,0 +1,185 @@
+"""The composition root: builds the runtime and the web server from settings.
+
+This is the one module of the core that imports adapters, and only the ones
+the ``channels`` setting names (``"package.module:Class"``) and the web front
+ends the ``ui`` setting names (``"package.module:function"``, called with the
+application and the runtime: ``agent_ui.app:setup`` by default).
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import AsyncIterator, Callable
+
+from aiohttp import web
+
+from callcenter.actions import reminders, surveys
+from callcenter.actions.messages import DELIVER, deliver_message
+from callcenter.api import create_api
+from callcenter.api.keys import RUNTIME, SETTINGS
+from callcenter.bus import MemoryBus
+from callcenter.channel import Channel, ChannelRegistry
+from callcenter.clock import Clock, SystemClock, make_random
+from callcenter.config import Settings
+from callcenter.domain.calendar import WorkCalendar
+from callcenter.domain.quiet import QuietHours
+from callcenter.domain.sla import SlaPolicy
+from callcenter.i18n import Catalog
+from callcenter.jobs.executor import InProcessDriver, JobRegistry, JobRunner
+from callcenter.runtime import Runtime
+from callcenter.store.db import Database
+from callcenter.store.migrate import current_revision, head_revision
+
+log = logging.getLogger(__name__)
+
+
+class NotMigrated(RuntimeError):
+    pass
+
+
+def load_channel_class(spec: str) -> type[Channel]:
+    module_name, _, attribute = spec.partition(":")
+    if not attribute:
+        raise ValueError(f"channel {spec!r} must look like 'package.module:Class'")
+    cls = getattr(importlib.import_module(module_name), attribute)
+    if not (isinstance(cls, type) and issubclass(cls, Channel)):
+        raise TypeError(f"{spec} is not a Channel")
+    return cls
+
+
+def load_ui_setup(spec: str) -> Callable[[web.Application, Runtime], None]:
+    """A web front end named in the ``ui`` setting: ``"package.module:function"``."""
+    module_name, _, attribute = spec.partition(":")
+    if not attribute:
+        raise ValueError(f"ui {spec!r} must look like 'package.module:function'")
+    setup = getattr(importlib.import_module(module_name), attribute)
+    if not callable(setup):
+        raise TypeError(f"{spec} is not callable")
+    return setup
+
+
+def build_runtime(
+    settings: Settings, *, clock: Clock | None = None, seed: int | None = None
+) -> Runtime:
+    """Construct every part; nothing is opened or started yet."""
+    calendar = WorkCalendar.from_settings(
+        settings.timezone,
+        settings.calendar.work_hours,
+        settings.calendar.extra_holidays,
+        settings.calendar.extra_workdays,
+    )
+    registry = JobRegistry()
+    registry.register(DELIVER, deliver_message)
+    registry.register(reminders.REMIND, reminders.remind_ticket)
+    registry.register(surveys.SEND, surveys.send_survey)
+    registry.register(surveys.REMIND, surveys.remind_survey)
+    registry.register(surveys.EXPIRE, surveys.expire_survey)
+    rt = Runtime(
+        settings=settings,
+        db=Database(settings.effective_database_url),
+        clock=clock or SystemClock(),
+        random=make_random(seed),
+        catalog=Catalog.core(settings.default_locale),
+        calendar=calendar,
+        sla=SlaPolicy(calendar, settings.sla),
+        bus=MemoryBus(),
+        jobs=registry,
+        channels=ChannelRegistry(),
+        quiet_hours=QuietHours.parse(settings.notify.quiet_hours, settings.timezone),
+    )
+    for spec in settings.channels:
+        cls = load_channel_class(spec)
+        if cls.strings_dir is not None:
+            rt.catalog.load_dir(cls.strings_dir, prefix=f"channels.{cls.name}")
+        rt.channels.add(cls(rt, settings.options_for(cls.name)))
+    rt.runner = JobRunner(rt)
+    return rt
+
+
+async def start_runtime(rt: Runtime, *, start_jobs: bool = True, check_schema: bool = True) -> None:
+    """Check the schema, load the directory, initialise channels, start the job driver."""
+    if check_schema:
+        url = rt.settings.effective_database_url
+        current, head = await current_revision(url), head_revision()
+        if current != head:
+            raise NotMigrated(
+                f"the database is at revision {current or 'none'}, the code needs {head}: "
+                "run `callcenter migrate`"
+            )
+    await rt.reload_directory()
+    await rt.bus.start()
+    for channel in rt.channels:
+        await channel.initialize()
+    if start_jobs and rt.settings.acd.enabled:
+        from callcenter.actions.acd import AcdDriver
+
+        rt.extras["acd"] = AcdDriver(rt)
+        await rt.extras["acd"].start()
+    if start_jobs and rt.settings.jobs.driver == "inprocess":
+        assert rt.runner is not None
+        rt.driver = InProcessDriver(rt.runner)
+        await rt.driver.start()
+
+
+async def open_runtime(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    seed: int | None = None,
+    start_jobs: bool = True,
+    check_schema: bool = True,
+) -> Runtime:
+    """Build and start a runtime (for the CLI, workers and tests)."""
+    rt = build_runtime(settings, clock=clock, seed=seed)
+    await start_runtime(rt, start_jobs=start_jobs, check_schema=check_schema)
+    return rt
+
+
+async def close_runtime(rt: Runtime) -> None:
+    if rt.driver is not None:
+        await rt.driver.stop()
+    if "acd" in rt.extras:
+        await rt.extras.pop("acd").stop()
+    for channel in rt.channels:
+        try:
+            await channel.shutdown()
+        except Exception:
+            log.exception("channel %s did not shut down cleanly", channel.name)
+    await rt.bus.stop()
+    await rt.db.dispose()
+
+
+def create_app(
+    settings: Settings,
+    *,
+    runtime: Runtime | None = None,
+    start_jobs: bool = True,
+    check_schema: bool = True,
+) -> web.Application:
+    """The aiohttp application: the API under /api and every channel's routes."""
+    rt = runtime or build_runtime(settings)
+    app = web.Application(client_max_size=1024 * 1024)
+    app[SETTINGS] = settings
+    app[RUNTIME] = rt
+
+    async def runtime_context(app: web.Application) -> AsyncIterator[None]:
+        await start_runtime(rt, start_jobs=start_jobs, check_schema=check_schema)
+        yield
+        await close_runtime(rt)
+
+    app.cleanup_ctx.append(runtime_context)
+    app.add_subapp("/api", create_api())
+    for channel in rt.channels:
+        channel.setup_web(app)
+    for spec in settings.ui:
+        load_ui_setup(spec)(app, rt)
+    app.router.add_get("/", _index)
+    return app
+
+
+async def _index(request: web.Request) -> web.Response:
+    rt = request.app[RUNTIME]
+    locale = rt.catalog.negotiate(request.headers.get("Accept-Language"))
+    body = rt.text("site.index", locale, hotline=rt.settings.hotline_number)
+    return web.Response(text=body, content_type="text/plain")

@@ -1,0 +1,92 @@
+"""Live events for browsers and other listeners, published after commit.
+
+:class:`MemoryBus` serves one process. A Redis pub/sub bus implements the same
+:class:`EventBus` interface for several web nodes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Event:
+    """One live event. ``type`` names its schema (see :mod:`callcenter.bus.events`)."""
+
+    type: str
+    data: dict[str, Any]
+    at: datetime
+    id: int = 0
+    scope: dict[str, Any] = field(default_factory=dict)  # who may see it (e.g. department_id)
+
+
+class Subscription:
+    """An async iterator of events with a bounded buffer."""
+
+    def __init__(self, bus: EventBus, maxsize: int) -> None:
+        self.bus = bus
+        self.queue: asyncio.Queue[Event] = asyncio.Queue(maxsize)
+        self.overflowed = False
+
+    def offer(self, event: Event) -> None:
+        try:
+            self.queue.put_nowait(event)
+        except asyncio.QueueFull:
+            self.overflowed = True  # the listener must refetch; see docs/events.md
+
+    def __aiter__(self) -> AsyncIterator[Event]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[Event]:
+        while True:
+            yield await self.queue.get()
+
+    def close(self) -> None:
+        self.bus.unsubscribe(self)
+
+
+class EventBus(ABC):
+    @abstractmethod
+    def publish(self, event: Event) -> None:
+        """Send an event to every subscriber; never blocks."""
+
+    @abstractmethod
+    def subscribe(self, maxsize: int = 1000) -> Subscription: ...
+
+    @abstractmethod
+    def unsubscribe(self, subscription: Subscription) -> None: ...
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        return None
+
+
+class MemoryBus(EventBus):
+    """The in-process bus: fan-out to subscriber queues."""
+
+    def __init__(self) -> None:
+        self._subscribers: set[Subscription] = set()
+        self._ids = itertools.count(1)
+
+    def publish(self, event: Event) -> None:
+        stamped = Event(event.type, event.data, event.at, next(self._ids), event.scope)
+        for subscription in list(self._subscribers):
+            subscription.offer(stamped)
+
+    def subscribe(self, maxsize: int = 1000) -> Subscription:
+        subscription = Subscription(self, maxsize)
+        self._subscribers.add(subscription)
+        return subscription
+
+    def unsubscribe(self, subscription: Subscription) -> None:
+        with contextlib.suppress(KeyError):
+            self._subscribers.remove(subscription)

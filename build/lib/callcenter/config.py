@@ -1,0 +1,281 @@
+"""Settings: defaults that need nothing, a TOML file, and ``CALLCENTER_*`` variables.
+
+Precedence, highest first: explicit keyword arguments, environment variables
+(``CALLCENTER_PORT=9000``; nested sections with a double underscore,
+``CALLCENTER_INTAKE__MIN_CONFIDENCE=0.8``), the TOML file named by
+``CALLCENTER_CONFIG`` (or ``./callcenter.toml`` when it exists), then the
+defaults below. With no configuration at all the hotline runs in one process on
+SQLite under ``./data`` with the simulated SMS provider.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+Locale = Literal["zh-CN", "en"]
+LOCALES: tuple[Locale, ...] = ("zh-CN", "en")
+
+
+class Limit(BaseModel):
+    """A time limit: ``amount`` of ``unit``.
+
+    ``working_days`` and ``working_hours`` count only working time on the
+    configured calendar; ``hours`` and ``minutes`` are clock time (used for
+    urgent tickets, which do not wait for Monday).
+    """
+
+    amount: float = Field(gt=0)
+    unit: Literal["working_days", "working_hours", "hours", "minutes"] = "working_days"
+
+
+class SlaSettings(BaseModel):
+    """Deadlines per ticket type and priority. All of it is configuration."""
+
+    sign_for: Limit = Limit(amount=1)
+    handle: dict[str, Limit] = {
+        "inquiry": Limit(amount=2),
+        "help": Limit(amount=10),
+        "suggestion": Limit(amount=10),
+        "complaint": Limit(amount=15),
+        "report": Limit(amount=15),
+        "praise": Limit(amount=5),
+    }
+    urgent_sign_for: Limit = Limit(amount=30, unit="minutes")
+    urgent_handle: Limit = Limit(amount=24, unit="hours")
+    max_extension_days: int = Field(default=10, ge=0)
+    yellow_at: float = Field(default=0.75, gt=0, lt=1)
+
+
+class CalendarSettings(BaseModel):
+    """The working calendar: Chinese public holidays plus local overrides.
+
+    ``extra_holidays`` and ``extra_workdays`` take precedence over the
+    ``chinesecalendar`` package, and cover years it does not know yet (the
+    State Council publishes each year's arrangement late in the year before).
+    """
+
+    work_hours: list[str] = ["09:00-12:00", "13:30-17:30"]
+    extra_holidays: list[str] = []
+    extra_workdays: list[str] = []
+
+
+class IntakeSettings(BaseModel):
+    """What happens to an inbound text before an agent sees it."""
+
+    auto_ticket: bool = True
+    min_confidence: float = Field(default=0.6, ge=0, le=1)
+    acknowledge_queued: bool = True
+    default_queue: str = "general"
+
+
+class NotifySettings(BaseModel):
+    """What the hotline tells citizens and departments, and when."""
+
+    quiet_hours: str = "21:00-08:00"  # local; "" for none. Urgent alerts ignore it
+    max_segments: int = Field(default=3, ge=1, le=10)  # the budget of every templated SMS
+    citizen_notices: bool = True
+    reminders: bool = True
+    reminder_at: float = Field(default=0.75, gt=0, lt=1)  # "75 % of the handling time"
+    survey: bool = True
+    survey_delay_minutes: float = Field(default=120, ge=0)
+    survey_reminder_hours: float = Field(default=24, gt=0)
+    survey_expire_hours: float = Field(default=24, gt=0)  # after the reminder
+    stop_words: list[str] = [
+        "STOP",
+        "STOPALL",
+        "UNSUBSCRIBE",
+        "CANCEL",
+        "END",
+        "QUIT",
+        "退订",
+        "TD",
+    ]
+    start_words: list[str] = ["START", "UNSTOP", "SUBSCRIBE", "订阅"]
+
+
+class JobSettings(BaseModel):
+    """The durable job executor (outbox)."""
+
+    driver: Literal["inprocess", "celery", "none"] = "inprocess"
+    lease_seconds: float = Field(default=60, gt=0)
+    poll_seconds: float = Field(default=1.0, gt=0)
+    concurrency: int = Field(default=8, ge=1)
+    max_attempts: int = Field(default=8, ge=1)
+    backoff_base_seconds: float = Field(default=2.0, gt=0)
+    backoff_max_seconds: float = Field(default=3600, gt=0)
+
+
+class VoiceSettings(BaseModel):
+    """The voice front: IVR flows, prompts, speech recognition, the call queue.
+
+    See ``docs/ivr.md``. Paths left empty mean: the flows that ship with the
+    IVR, recorded prompts under ``<data_dir>/prompts``, and generated prompts
+    cached under ``<data_dir>/voice-cache``.
+    """
+
+    flows_dir: Path | None = None
+    flow: str = "default"
+    prompts_dir: Path | None = None
+    cache_dir: Path | None = None
+    # the speech recogniser per language: "pocketsphinx", "vosk" or "none"
+    recognizers: dict[str, str] = {"en": "pocketsphinx", "zh-CN": "vosk"}
+    # model directories per language (vosk needs one; pocketsphinx's en-US ships with it)
+    models: dict[str, str] = {}
+    queue: str = "voice"
+    average_handling_seconds: float = Field(default=180, gt=0)
+    serving_agents: int = Field(default=1, ge=1)
+    hold_announce_seconds: float = Field(default=30, gt=0)
+    max_hold_seconds: float = Field(default=600, gt=0)
+    max_record_seconds: float = Field(default=30, gt=0, le=300)
+    # extra words per category code and language: {"street_light": {"en": ["lamp"]}}
+    category_keywords: dict[str, dict[str, list[str]]] = {}
+    # below this confidence a recognised category is not offered; the keypad menu is
+    min_category_confidence: float = Field(default=0.5, ge=0, le=1)
+    # at or above this confidence no keypad confirmation is asked (above 1: always ask)
+    confirm_below: float = Field(default=1.01, ge=0)
+
+
+class QueueSettings(BaseModel):
+    """One ACD queue. See ``docs/acd.md``."""
+
+    strategy: Literal["longest_idle", "round_robin", "fewest_contacts"] = "longest_idle"
+    overflow_to: str | None = None  # the queue a conversation moves to after overflow_after_s
+    overflow_after_s: float = Field(default=300, gt=0)
+    offer_timeout_s: float = Field(default=30, gt=0)
+    wrap_up_s: float = Field(default=30, ge=0)
+
+
+class AcdSettings(BaseModel):
+    """Queues for conversations waiting for an agent (automatic contact distribution)."""
+
+    enabled: bool = True
+    queues: dict[str, QueueSettings] = {
+        "general": QueueSettings(overflow_to="overflow"),
+        "overflow": QueueSettings(strategy="fewest_contacts"),
+    }
+    default_capacity: int = Field(default=3, ge=1, le=50)
+    away_on_missed_offer: bool = True
+    tick_seconds: float = Field(default=1.0, gt=0)
+    wrap_up_codes: list[str] = [
+        "resolved",
+        "ticket_created",
+        "direct_answer",
+        "information",
+        "transferred",
+        "no_response",
+        "abusive",
+    ]
+    canned_replies: list[str] = ["greeting", "ask_address", "ask_phone", "ticket_follows", "bye"]
+
+    def queue(self, name: str) -> QueueSettings:
+        return self.queues.get(name) or QueueSettings()
+
+
+class StaffSettings(BaseModel):
+    """Staff sign-in: sessions and lockout."""
+
+    session_hours: float = Field(default=12, gt=0)
+    idle_minutes: float = Field(default=120, gt=0)
+    max_failures: int = Field(default=5, ge=1)
+    failure_window_minutes: float = Field(default=15, gt=0)
+    lockout_minutes: float = Field(default=15, gt=0)
+
+
+class KpiSettings(BaseModel):
+    """How the KPIs and the monthly score are computed (see ``docs/kpi.md``)."""
+
+    service_level_seconds: float = Field(default=20, gt=0)
+    satisfied_min_score: int = Field(default=4, ge=1, le=5)
+    weights: dict[str, float] = {
+        "response_rate": 15,
+        "on_time_rate": 25,
+        "resolution_rate": 20,
+        "satisfaction_rate": 30,
+        "return_rate": 5,
+        "reopen_rate": 5,
+    }
+
+
+class Settings(BaseSettings):
+    """Everything the hotline can be told. See ``docs/deployment.md``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CALLCENTER_", env_nested_delimiter="__", extra="ignore"
+    )
+
+    data_dir: Path = Path("data")
+    database_url: str | None = None
+    redis_url: str | None = None
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    public_url: str | None = None
+    timezone: str = "Asia/Shanghai"
+    default_locale: Locale = "zh-CN"
+    default_region: str = "CN"
+    hotline_number: str = "12345"
+    channels: list[str] = ["channels.simulated:SimulatedSms", "channels.webchat:WebChat"]
+    # web front ends mounted on the server, each "package.module:function" called with the app
+    ui: list[str] = ["agent_ui.app:setup"]
+    intake: IntakeSettings = IntakeSettings()
+    sla: SlaSettings = SlaSettings()
+    calendar: CalendarSettings = CalendarSettings()
+    jobs: JobSettings = JobSettings()
+    notify: NotifySettings = NotifySettings()
+    voice: VoiceSettings = VoiceSettings()
+    acd: AcdSettings = AcdSettings()
+    staff: StaffSettings = StaffSettings()
+    kpi: KpiSettings = KpiSettings()
+    channel_options: dict[str, dict[str, Any]] = {}
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo
+
+        ZoneInfo(value)
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get("CALLCENTER_CONFIG")
+        if config_file:
+            if not Path(config_file).is_file():
+                raise FileNotFoundError(f"CALLCENTER_CONFIG names a missing file: {config_file}")
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(config_file)))
+        elif Path("callcenter.toml").is_file():
+            sources.append(
+                TomlConfigSettingsSource(settings_cls, toml_file=Path("callcenter.toml"))
+            )
+        return tuple(sources)
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'callcenter.db').resolve()}"
+
+    @property
+    def effective_public_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    def options_for(self, channel: str) -> dict[str, Any]:
+        """The ``[channel_options.<name>]`` table for one adapter."""
+        return dict(self.channel_options.get(channel, {}))

@@ -1,0 +1,99 @@
+"""Putting jobs into the outbox, inside the caller's transaction."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import update
+
+from callcenter.store.db import Tx
+from callcenter.store.queries import insert_ignore
+from callcenter.store.tables import jobs
+
+
+@dataclass(frozen=True)
+class Job:
+    id: int
+    kind: str
+    key: str
+    payload: dict[str, Any]
+    attempts: int
+    max_attempts: int
+    run_at: datetime
+
+    @classmethod
+    def from_row(cls, row: Any) -> Job:
+        return cls(
+            row.id, row.kind, row.key, dict(row.payload), row.attempts, row.max_attempts, row.run_at
+        )
+
+
+async def enqueue(
+    tx: Tx,
+    kind: str,
+    payload: dict[str, Any],
+    *,
+    key: str,
+    now: datetime,
+    run_at: datetime | None = None,
+    max_attempts: int = 8,
+) -> bool:
+    """Add a job unless one with the same ``key`` exists. Returns whether it was added.
+
+    The key makes scheduling idempotent: enqueuing "remind ticket 42 at 75 %"
+    twice leaves one job.
+    """
+    inserted = await insert_ignore(
+        tx,
+        jobs,
+        {
+            "kind": kind,
+            "key": key,
+            "payload": payload,
+            "state": "pending",
+            "run_at": run_at or now,
+            "attempts": 0,
+            "max_attempts": max_attempts,
+            "created_at": now,
+            "updated_at": now,
+        },
+        conflict=("key",),
+    )
+    if inserted:
+        tx.jobs_enqueued += 1
+    return inserted
+
+
+async def cancel(tx: Tx, key: str, *, now: datetime) -> bool:
+    """Cancel a pending job (e.g. a reminder made moot by a reply)."""
+    result = await tx.execute(
+        update(jobs)
+        .where(jobs.c.key == key, jobs.c.state == "pending")
+        .values(state="cancelled", updated_at=now, finished_at=now)
+    )
+    return bool(result.rowcount)
+
+
+async def enqueue_many(tx: Tx, entries: list[dict[str, Any]], *, now: datetime) -> None:
+    """Several jobs in one statement; each entry has kind, payload, key, run_at and
+    max_attempts. Keys already taken are passed over, as with :func:`enqueue`."""
+    if not entries:
+        return
+    rows = [
+        {
+            "kind": e["kind"],
+            "key": e["key"],
+            "payload": e["payload"],
+            "state": "pending",
+            "run_at": e.get("run_at") or now,
+            "attempts": 0,
+            "max_attempts": e["max_attempts"],
+            "created_at": now,
+            "updated_at": now,
+        }
+        for e in entries
+    ]
+    await insert_ignore(tx, jobs, rows, conflict=("key",))
+    tx.jobs_enqueued += len(rows)

@@ -1,0 +1,421 @@
+"""Read side of the wallboard, the department portal's counters and the KPI reports.
+
+Nothing here writes. The formulas are in :mod:`callcenter.domain.kpi`; this
+module gathers the facts they count (audit events, surveys, queue stays,
+calls, tickets) for a period. See ``docs/kpi.md``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections import Counter
+from collections.abc import Sequence
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import and_, func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from callcenter.actions.acd import agent_views, waiting_entries
+from callcenter.domain.kpi import (
+    TICKET_KPIS,
+    Contact,
+    Episode,
+    Ratio,
+    SurveyAnswer,
+    contact_kpis,
+    episodes_from_events,
+    rank,
+    score,
+    ticket_kpis,
+)
+from callcenter.domain.sla import Light
+from callcenter.domain.workflow import Ticket
+from callcenter.runtime import Runtime
+from callcenter.store.tables import (
+    audit_events,
+    calls,
+    queue_entries,
+    surveys,
+    tickets,
+)
+
+AREA_KINDS = frozenset({"city", "district", "community", "dispatch_desk", "street"})
+
+
+def local_day_start(rt: Runtime, day: date) -> datetime:
+    return datetime.combine(day, time(0), tzinfo=rt.calendar.zone)
+
+
+def period(rt: Runtime, start: date | None, end: date | None) -> tuple[datetime, datetime]:
+    """[start, end] as local dates (end included); default: this month so far."""
+    today = rt.local(rt.clock.now()).date()
+    first = start or today.replace(day=1)
+    last = end or today
+    return local_day_start(rt, first), local_day_start(rt, last + timedelta(days=1))
+
+
+# --- facts -----------------------------------------------------------------------------
+
+
+async def load_episodes(conn: AsyncConnection, start: datetime, end: datetime) -> list[Episode]:
+    """Dispatch episodes that started in [start, end), rebuilt from the whole history of
+    their tickets."""
+    started = (
+        select(audit_events.c.entity_id)
+        .where(
+            audit_events.c.entity_type == "ticket",
+            audit_events.c.action.in_(["ticket.dispatch", "ticket.reopen"]),
+            audit_events.c.at >= start,
+            audit_events.c.at < end,
+        )
+        .distinct()
+    )
+    rows = (
+        await conn.execute(
+            select(
+                audit_events.c.entity_id,
+                audit_events.c.seq,
+                audit_events.c.at,
+                audit_events.c.action,
+                audit_events.c.after,
+            ).where(audit_events.c.entity_type == "ticket", audit_events.c.entity_id.in_(started))
+        )
+    ).all()
+    episodes = episodes_from_events(dict(r._mapping) for r in rows)
+    return [e for e in episodes if start <= e.started_at < end]
+
+
+async def load_answers(conn: AsyncConnection, start: datetime, end: datetime) -> list[SurveyAnswer]:
+    rows = (
+        await conn.execute(
+            select(surveys.c.department_id, surveys.c.score, surveys.c.solved).where(
+                surveys.c.state == "answered",
+                surveys.c.answered_at >= start,
+                surveys.c.answered_at < end,
+            )
+        )
+    ).all()
+    return [SurveyAnswer(r.department_id, r.score, r.solved) for r in rows]
+
+
+async def load_contacts(conn: AsyncConnection, start: datetime, end: datetime) -> list[Contact]:
+    """Text conversations that began waiting in [start, end) (one contact per conversation,
+    however often it overflowed or was transferred), and calls queued for an agent."""
+    rows = (
+        await conn.execute(
+            select(
+                queue_entries.c.conversation_id,
+                func.min(queue_entries.c.queued_at).label("queued_at"),
+                func.min(queue_entries.c.assigned_at).label("assigned_at"),
+            )
+            .where(queue_entries.c.queued_at >= start, queue_entries.c.queued_at < end)
+            .group_by(queue_entries.c.conversation_id)
+        )
+    ).all()
+    outcomes: dict[int, set[str]] = {}
+    if rows:
+        for r in (
+            await conn.execute(
+                select(queue_entries.c.conversation_id, queue_entries.c.outcome).where(
+                    queue_entries.c.conversation_id.in_([r.conversation_id for r in rows])
+                )
+            )
+        ).all():
+            outcomes.setdefault(r.conversation_id, set()).add(r.outcome or "")
+    contacts = [
+        Contact(
+            r.queued_at,
+            r.assigned_at,
+            abandoned=r.assigned_at is None and "abandoned" in outcomes.get(r.conversation_id, ()),
+            left_message=r.assigned_at is None
+            and "left_message" in outcomes.get(r.conversation_id, ()),
+        )
+        for r in rows
+    ]
+    call_rows = (
+        await conn.execute(
+            select(calls.c.queued_at, calls.c.agent_answered_at, calls.c.ended_at).where(
+                calls.c.queued_at >= start, calls.c.queued_at < end
+            )
+        )
+    ).all()
+    contacts += [
+        Contact(
+            c.queued_at,
+            c.agent_answered_at,
+            abandoned=c.agent_answered_at is None and c.ended_at is not None,
+        )
+        for c in call_rows
+    ]
+    return contacts
+
+
+# --- department KPIs and the score ---------------------------------------------------
+
+
+def _department_rows(
+    rt: Runtime,
+    episodes: Sequence[Episode],
+    answers: Sequence[SurveyAnswer],
+    now: datetime,
+    locale: str,
+) -> list[dict[str, Any]]:
+    by_dept: dict[int, list[Episode]] = {}
+    for e in episodes:
+        if e.department_id is not None:
+            by_dept.setdefault(e.department_id, []).append(e)
+    answers_by: dict[int, list[SurveyAnswer]] = {}
+    for a in answers:
+        if a.department_id is not None:
+            answers_by.setdefault(a.department_id, []).append(a)
+    weights = rt.settings.kpi.weights
+    rows = []
+    for dept_id in sorted(set(by_dept) | set(answers_by)):
+        dept = rt.directory.by_id.get(dept_id)
+        if dept is None:
+            continue
+        kpis = ticket_kpis(
+            by_dept.get(dept_id, []),
+            answers_by.get(dept_id, []),
+            now,
+            satisfied_min=rt.settings.kpi.satisfied_min_score,
+        )
+        rows.append(
+            {
+                "department_id": dept_id,
+                "code": dept.code,
+                "name": dept.name(locale),
+                "kind": dept.kind,
+                "episodes": len(by_dept.get(dept_id, [])),
+                "surveys": len(answers_by.get(dept_id, [])),
+                "kpis": {name: kpis[name].as_dict() for name in TICKET_KPIS},
+                "score": score(kpis, weights),
+            }
+        )
+    return rows
+
+
+async def kpi_report(
+    conn: AsyncConnection, rt: Runtime, start: datetime, end: datetime, locale: str
+) -> dict[str, Any]:
+    now = rt.clock.now()
+    episodes = await load_episodes(conn, start, end)
+    answers = await load_answers(conn, start, end)
+    rows = _department_rows(rt, episodes, answers, now, locale)
+    overall = ticket_kpis(episodes, answers, now, satisfied_min=rt.settings.kpi.satisfied_min_score)
+    contacts = contact_kpis(
+        await load_contacts(conn, start, end), rt.settings.kpi.service_level_seconds
+    )
+    return {
+        "from": start,
+        "to": end,
+        "weights": dict(rt.settings.kpi.weights),
+        "overall": {
+            **{name: overall[name].as_dict() for name in TICKET_KPIS},
+            "score": score(overall, rt.settings.kpi.weights),
+        },
+        "contacts": contacts.as_dict(),
+        "departments": rank([r for r in rows if r["kind"] not in AREA_KINDS]),
+        "streets": rank([r for r in rows if r["kind"] == "street"]),
+    }
+
+
+# --- live numbers ------------------------------------------------------------------------
+
+
+async def _running_tickets(conn: AsyncConnection, department_id: int | None = None) -> list[Any]:
+    conditions: list[Any] = [tickets.c.state.in_(["dispatched", "accepted"])]
+    if department_id is not None:
+        conditions.append(tickets.c.department_id == department_id)
+    return list((await conn.execute(select(tickets).where(*conditions))).all())
+
+
+async def wallboard(conn: AsyncConnection, rt: Runtime, locale: str) -> dict[str, Any]:
+    """What the supervisors' wall shows, at the clock's now."""
+    now = rt.clock.now()
+    today = local_day_start(rt, rt.local(now).date())
+    waiting = await waiting_entries(conn)
+    agents = await agent_views(conn, rt, now)
+    states = Counter(a.state(now) for a in agents)
+    by_queue = Counter(w.queue for w in waiting)
+    contacts = contact_kpis(
+        await load_contacts(conn, today, now + timedelta(seconds=1)),
+        rt.settings.kpi.service_level_seconds,
+    )
+    opened = await conn.scalar(
+        select(func.count()).select_from(tickets).where(tickets.c.created_at >= today)
+    )
+    closed = await conn.scalar(
+        select(func.count())
+        .select_from(tickets)
+        .where(and_(tickets.c.closed_at >= today, tickets.c.state == "closed"))
+    )
+    overdue: Counter[int] = Counter()
+    for row in await _running_tickets(conn):
+        if Ticket.from_row(row).light(now, rt.sla) is Light.RED and row.department_id:
+            overdue[row.department_id] += 1
+    label = rt.catalog.label
+    return {
+        "at": now,
+        "waiting": len(waiting),
+        "longest_wait_seconds": (
+            max((now - w.queued_at).total_seconds() for w in waiting) if waiting else 0
+        ),
+        "oldest_queued_at": min((w.queued_at for w in waiting), default=None),
+        "queues": [
+            {"queue": q, "label": label("queue", q, locale), "waiting": by_queue.get(q, 0)}
+            for q in sorted(set(rt.settings.acd.queues) | set(by_queue))
+        ],
+        "agents": {
+            state: states.get(state, 0) for state in ("available", "busy", "wrap_up", "away")
+        },
+        "agent_labels": {
+            state: label("presence", state, locale)
+            for state in ("available", "busy", "wrap_up", "away")
+        },
+        "today": contacts.as_dict(),
+        "tickets_opened_today": int(opened or 0),
+        "tickets_closed_today": int(closed or 0),
+        "overdue_by_department": [
+            {
+                "department_id": dept_id,
+                "name": rt.directory.by_id[dept_id].name(locale)
+                if dept_id in rt.directory.by_id
+                else str(dept_id),
+                "overdue": count,
+            }
+            for dept_id, count in overdue.most_common()
+        ],
+        "overdue_total": sum(overdue.values()),
+    }
+
+
+async def department_summary(
+    conn: AsyncConnection, rt: Runtime, department_id: int
+) -> dict[str, Any]:
+    """The portal's counters: open, signed for, overdue (red) and due soon (yellow)."""
+    now = rt.clock.now()
+    lights: Counter[str] = Counter()
+    states: Counter[str] = Counter()
+    for row in await _running_tickets(conn, department_id):
+        states[row.state] += 1
+        light = Ticket.from_row(row).light(now, rt.sla)
+        if light is not None:
+            lights[light.value] += 1
+    return {
+        "department_id": department_id,
+        "open": sum(states.values()),
+        "to_sign": states.get("dispatched", 0),
+        "in_hand": states.get("accepted", 0),
+        "overdue": lights.get("red", 0),
+        "due_soon": lights.get("yellow", 0),
+        "on_track": lights.get("green", 0),
+    }
+
+
+# --- CSV ----------------------------------------------------------------------------------
+
+
+def _csv(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(header)
+    for row in rows:
+        writer.writerow(["" if v is None else _safe_cell(v) for v in row])
+    return "\ufeff" + out.getvalue()  # a BOM, so spreadsheet programs read UTF-8
+
+
+def _safe_cell(value: Any) -> Any:
+    """Cells that a spreadsheet would run as a formula are quoted (CSV injection)."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
+def kpis_csv(report: dict[str, Any], locale: str, rt: Runtime) -> str:
+    header = ["group", "rank", "code", "department", "episodes", "surveys"]
+    for name in TICKET_KPIS:
+        header += [name, f"{name}_numerator", f"{name}_denominator"]
+    header.append("score")
+    rows = []
+    for group in ("departments", "streets"):
+        for r in report[group]:
+            line: list[Any] = [group, r["rank"], r["code"], r["name"], r["episodes"], r["surveys"]]
+            for name in TICKET_KPIS:
+                k = r["kpis"][name]
+                line += [k["value"], k["numerator"], k["denominator"]]
+            line.append(r["score"])
+            rows.append(line)
+    return _csv(header, rows)
+
+
+async def tickets_csv(
+    conn: AsyncConnection, rt: Runtime, start: datetime, end: datetime, locale: str
+) -> str:
+    rows = (
+        await conn.execute(
+            select(tickets)
+            .where(tickets.c.created_at >= start, tickets.c.created_at < end)
+            .order_by(tickets.c.id)
+        )
+    ).all()
+    now = rt.clock.now()
+    directory = rt.directory
+    label = rt.catalog.label
+
+    def dept(dept_id: int | None) -> str:
+        d = directory.by_id.get(dept_id) if dept_id is not None else None
+        return d.name(locale) if d else ""
+
+    out = []
+    for r in rows:
+        category = directory.category_by_id.get(r.category_id or -1)
+        light = Ticket.from_row(r).light(now, rt.sla)
+        out.append(
+            [
+                r.number,
+                rt.local_text(r.created_at),
+                label("ticket_type", r.type, locale),
+                category.name(locale) if category else "",
+                label("priority", r.priority, locale),
+                label("state", r.state, locale),
+                dept(r.department_id),
+                dept(r.street_id),
+                dept(r.district_id),
+                r.origin_channel,
+                rt.local_text(r.dispatched_at),
+                rt.local_text(r.due_at),
+                rt.local_text(r.replied_at),
+                rt.local_text(r.closed_at),
+                r.return_count,
+                r.reopen_count,
+                label("light", light.value, locale) if light else "",
+                r.title,
+            ]
+        )
+    header = [
+        "number",
+        "created_at",
+        "type",
+        "category",
+        "priority",
+        "state",
+        "department",
+        "street",
+        "district",
+        "channel",
+        "dispatched_at",
+        "due_at",
+        "replied_at",
+        "closed_at",
+        "returns",
+        "reopens",
+        "light",
+        "title",
+    ]
+    return _csv(header, out)
+
+
+__all__ = ["Ratio", "department_summary", "kpi_report", "period", "wallboard"]

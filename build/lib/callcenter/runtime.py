@@ -1,0 +1,111 @@
+"""The runtime: the long-lived parts every action and handler works with.
+
+Built once by the composition root (:mod:`callcenter.bootstrap`) and passed
+explicitly; there are no module-level singletons.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+
+from callcenter.bus import EventBus
+from callcenter.channel import ChannelRegistry
+from callcenter.clock import Clock
+from callcenter.config import Settings
+from callcenter.domain.calendar import WorkCalendar
+from callcenter.domain.quiet import QuietHours
+from callcenter.domain.routing import Category, Department, Directory, GridCell
+from callcenter.domain.sla import SlaPolicy
+from callcenter.i18n import Catalog
+from callcenter.jobs.executor import JobDriver, JobRegistry, JobRunner
+from callcenter.store.db import Database, Tx
+from callcenter.store.tables import categories, departments, grid_cells
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    db: Database
+    clock: Clock
+    random: random.Random
+    catalog: Catalog
+    calendar: WorkCalendar
+    sla: SlaPolicy
+    bus: EventBus
+    jobs: JobRegistry
+    channels: ChannelRegistry
+    directory: Directory = field(default_factory=lambda: Directory([], [], []))
+    quiet_hours: QuietHours | None = None
+    runner: JobRunner | None = None
+    driver: JobDriver | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.db.commit_hooks.append(self._after_commit)
+
+    def _after_commit(self, tx: Tx) -> None:
+        for event in tx.events:
+            self.bus.publish(event)
+        if tx.jobs_enqueued and self.driver is not None:
+            self.driver.wake()
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Tx]:
+        """A unit of work stamped with the clock's "now" (``tx.state["now"]``)."""
+        async with self.db.transaction() as tx:
+            tx.state["now"] = self.clock.now()
+            yield tx
+
+    def text(self, key: str, locale: str | None = None, /, **params: Any) -> str:
+        return self.catalog.text(key, locale, **params)
+
+    def local(self, when: datetime) -> datetime:
+        return when.astimezone(self.calendar.zone)
+
+    def local_text(self, when: datetime | None, *, with_time: bool = True) -> str:
+        if when is None:
+            return ""
+        return self.local(when).strftime("%Y-%m-%d %H:%M" if with_time else "%Y-%m-%d")
+
+    async def reload_directory(self) -> Directory:
+        async with self.db.read() as conn:
+            dept_rows = (await conn.execute(select(departments))).all()
+            cat_rows = (
+                await conn.execute(select(categories).where(categories.c.active.is_(True)))
+            ).all()
+            cell_rows = (await conn.execute(select(grid_cells))).all()
+        self.directory = Directory(
+            [
+                Department(
+                    r.id, r.code, r.kind, r.name_zh, r.name_en, r.parent_id, tuple(r.keywords or ())
+                )
+                for r in dept_rows
+                if r.active
+            ],
+            [
+                Category(
+                    r.id,
+                    r.code,
+                    r.name_zh,
+                    r.name_en,
+                    r.department_kind,
+                    r.default_type,
+                    tuple(r.keywords_zh or ()),
+                    tuple(r.keywords_en or ()),
+                    r.default_priority,
+                )
+                for r in cat_rows
+            ],
+            [
+                GridCell.from_geojson(r.id, r.code, r.name, r.owner_id, r.geometry)
+                for r in cell_rows
+            ],
+        )
+        return self.directory

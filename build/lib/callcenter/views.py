@@ -1,0 +1,373 @@
+"""Read side: rows turned into what people and clients see.
+
+Nothing here writes. Labels come from the catalog in the reader's language;
+lights are computed from the SLA at the clock's "now".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from callcenter.domain.routing import RoutingDecision
+from callcenter.domain.workflow import OPEN_STATES, Actor, Role, Ticket, TicketState, allowed_steps
+from callcenter.runtime import Runtime
+from callcenter.store.tables import (
+    audit_events,
+    calls,
+    citizen_identities,
+    citizens,
+    conversations,
+    messages,
+    tickets,
+)
+
+
+def department_ref(rt: Runtime, dept_id: int | None, locale: str) -> dict[str, Any] | None:
+    dept = rt.directory.by_id.get(dept_id) if dept_id is not None else None
+    if dept is None:
+        return None
+    return {"id": dept.id, "code": dept.code, "kind": dept.kind, "name": dept.name(locale)}
+
+
+def category_ref(rt: Runtime, category_id: int | None, locale: str) -> dict[str, Any] | None:
+    category = rt.directory.category_by_id.get(category_id) if category_id is not None else None
+    if category is None:
+        return None
+    return {"id": category.id, "code": category.code, "name": category.name(locale)}
+
+
+def explain_routing(rt: Runtime, routing: dict[str, Any] | None, locale: str) -> str:
+    """One sentence saying why a ticket went where it did."""
+    if not routing:
+        return ""
+    known: dict[str, Any] = {k: routing.get(k) for k in RoutingDecision.__dataclass_fields__}
+    decision = RoutingDecision(**known)
+    directory = rt.directory
+    dept = directory.by_id.get(decision.department_id)
+    category = directory.category_by_code.get(decision.category_code or "")
+    area = directory.by_id.get(decision.via_area_id or decision.area_id or -1)
+    cell = directory.cell_by_id.get(decision.grid_cell_id or -1)
+    params = {
+        "department": dept.name(locale) if dept else "",
+        "category": category.name(locale) if category else "",
+        "kind": rt.catalog.label("department_kind", decision.department_kind, locale),
+        "area": area.name(locale) if area else "",
+        "cell": cell.code if cell else "",
+        "keyword": decision.matched or "",
+    }
+    return rt.text(f"routing.{decision.rule}", locale, **params)
+
+
+def ticket_view(
+    rt: Runtime, row: Any, locale: str, *, actor: Actor | None = None, now: datetime | None = None
+) -> dict[str, Any]:
+    now = now or rt.clock.now()
+    ticket = Ticket.from_row(row)
+    label = rt.catalog.label
+    sign_light = ticket.sign_light(now, rt.sla)
+    handle_light = ticket.handle_light(now, rt.sla)
+    light = ticket.light(now, rt.sla)
+    return {
+        "id": row.id,
+        "number": row.number,
+        "type": row.type,
+        "type_label": label("ticket_type", row.type, locale),
+        "priority": row.priority,
+        "state": row.state,
+        "state_label": label("state", row.state, locale),
+        "category": category_ref(rt, row.category_id, locale),
+        "title": row.title,
+        "description": row.description,
+        "citizen_id": row.citizen_id,
+        "conversation_id": row.conversation_id,
+        "origin_channel": row.origin_channel,
+        "locale": row.locale,
+        "location": {
+            "address": row.address,
+            "lat": row.lat,
+            "lon": row.lon,
+            "grid_cell": (
+                rt.directory.cell_by_id[row.grid_cell_id].code
+                if row.grid_cell_id in rt.directory.cell_by_id
+                else None
+            ),
+            "street": department_ref(rt, row.street_id, locale),
+            "district": department_ref(rt, row.district_id, locale),
+        },
+        "department": department_ref(rt, row.department_id, locale),
+        "routing": row.routing,
+        "routing_explanation": explain_routing(rt, row.routing, locale),
+        "created_at": row.created_at,
+        "updated_at": row.updated_at,
+        "dispatched_at": row.dispatched_at,
+        "sign_due_at": row.sign_due_at,
+        "accepted_at": row.accepted_at,
+        "due_at": row.due_at,
+        "replied_at": row.replied_at,
+        "closed_at": row.closed_at,
+        "reply": row.reply,
+        "closure": row.closure,
+        "light": light.value if light else None,
+        "sign_light": sign_light.value if sign_light else None,
+        "handle_light": handle_light.value if handle_light else None,
+        "extension_days": row.extension_days,
+        "extension_request": (
+            {"days": row.extension_request_days, "reason": row.extension_request_reason}
+            if row.extension_request_days is not None
+            else None
+        ),
+        "return_count": row.return_count,
+        "reopen_count": row.reopen_count,
+        "urge_count": row.urge_count,
+        "supervised": row.supervised,
+        "merged_into_id": row.merged_into_id,
+        "last_reason": row.last_reason,
+        "version": row.version,
+        "allowed_steps": (
+            [s.value for s in allowed_steps(TicketState(row.state), actor.role)] if actor else []
+        ),
+    }
+
+
+@dataclass
+class TicketFilter:
+    states: Sequence[str] = ()
+    department_id: int | None = None
+    category: str | None = None
+    type: str | None = None
+    priority: str | None = None
+    citizen_id: int | None = None
+    overdue: bool | None = None
+    q: str | None = None
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+    open_only: bool = False
+
+
+def _ticket_conditions(
+    rt: Runtime, f: TicketFilter, actor: Actor | None, now: datetime
+) -> list[Any]:
+    conditions: list[Any] = []
+    if actor is not None and actor.role is Role.DEPARTMENT:
+        conditions.append(tickets.c.department_id == (actor.department_id or -1))
+    if f.states:
+        conditions.append(tickets.c.state.in_(list(f.states)))
+    if f.open_only:
+        conditions.append(tickets.c.state.in_([s.value for s in OPEN_STATES]))
+    if f.department_id is not None:
+        conditions.append(tickets.c.department_id == f.department_id)
+    if f.category:
+        category = rt.directory.category_by_code.get(f.category)
+        conditions.append(tickets.c.category_id == (category.id if category else -1))
+    if f.type:
+        conditions.append(tickets.c.type == f.type)
+    if f.priority:
+        conditions.append(tickets.c.priority == f.priority)
+    if f.citizen_id is not None:
+        conditions.append(tickets.c.citizen_id == f.citizen_id)
+    if f.overdue is not None:
+        running = tickets.c.state.in_(["dispatched", "accepted"])
+        late = and_(running, tickets.c.due_at < now)
+        conditions.append(late if f.overdue else ~late)
+    if f.q:
+        pattern = f"%{f.q.replace('%', '').replace('_', '')}%"
+        conditions.append(
+            or_(
+                tickets.c.number.like(pattern),
+                tickets.c.title.like(pattern),
+                tickets.c.description.like(pattern),
+                tickets.c.address.like(pattern),
+            )
+        )
+    if f.created_from is not None:
+        conditions.append(tickets.c.created_at >= f.created_from)
+    if f.created_to is not None:
+        conditions.append(tickets.c.created_at < f.created_to)
+    return conditions
+
+
+URGENCY_ORDER = (
+    case((tickets.c.priority == "urgent", 0), else_=1),
+    case((tickets.c.due_at.is_(None), 1), else_=0),
+    tickets.c.due_at,
+    tickets.c.created_at.desc(),
+)
+
+
+async def list_tickets(
+    conn: AsyncConnection,
+    rt: Runtime,
+    f: TicketFilter,
+    *,
+    actor: Actor | None,
+    page: int = 1,
+    per_page: int = 20,
+    sort: str = "urgency",
+) -> tuple[list[Any], int]:
+    """Rows of one page and the total count. Urgent tickets always come first."""
+    now = rt.clock.now()
+    conditions = _ticket_conditions(rt, f, actor, now)
+    total = await conn.scalar(select(func.count()).select_from(tickets).where(*conditions))
+    order: Sequence[Any]
+    if sort == "newest":
+        order = (case((tickets.c.priority == "urgent", 0), else_=1), tickets.c.created_at.desc())
+    else:
+        order = URGENCY_ORDER
+    rows = (
+        await conn.execute(
+            select(tickets)
+            .where(*conditions)
+            .order_by(*order, tickets.c.id.desc())
+            .limit(per_page)
+            .offset((page - 1) * per_page)
+        )
+    ).all()
+    return list(rows), int(total or 0)
+
+
+async def ticket_history(conn: AsyncConnection, ticket_id: int) -> list[dict[str, Any]]:
+    rows = (
+        await conn.execute(
+            select(audit_events)
+            .where(audit_events.c.entity_type == "ticket", audit_events.c.entity_id == ticket_id)
+            .order_by(audit_events.c.seq)
+        )
+    ).all()
+    return [
+        {
+            "seq": r.seq,
+            "at": r.at,
+            "action": r.action,
+            "actor": {"id": r.actor_id, "role": r.actor_role, "name": r.actor_name},
+            "before": r.before,
+            "after": r.after,
+            "details": r.details,
+        }
+        for r in rows
+    ]
+
+
+def conversation_view(row: Any) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "citizen_id": row.citizen_id,
+        "channel": row.channel,
+        "address": row.address,
+        "state": row.state,
+        "queue": row.queue,
+        "agent_id": row.agent_id,
+        "ticket_id": row.ticket_id,
+        "locale": row.locale,
+        "created_at": row.created_at,
+        "updated_at": row.updated_at,
+        "queued_at": row.queued_at,
+        "closed_at": row.closed_at,
+        "last_message_at": row.last_message_at,
+    }
+
+
+def message_view(row: Any) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "conversation_id": row.conversation_id,
+        "channel": row.channel,
+        "direction": row.direction,
+        "body": row.body,
+        "status": row.status,
+        "kind": row.kind,
+        "provider_id": row.provider_id,
+        "author_id": row.author_id,
+        "error": row.error,
+        "created_at": row.created_at,
+        "sent_at": row.sent_at,
+    }
+
+
+async def conversation_messages(conn: AsyncConnection, conversation_id: int) -> list[Any]:
+    return list(
+        (
+            await conn.execute(
+                select(messages)
+                .where(messages.c.conversation_id == conversation_id)
+                .order_by(messages.c.id)
+            )
+        ).all()
+    )
+
+
+async def citizen_profile(conn: AsyncConnection, citizen_id: int) -> dict[str, Any] | None:
+    citizen = (await conn.execute(select(citizens).where(citizens.c.id == citizen_id))).first()
+    if citizen is None:
+        return None
+    identities = (
+        await conn.execute(
+            select(citizen_identities).where(citizen_identities.c.citizen_id == citizen_id)
+        )
+    ).all()
+    convs = (
+        await conn.execute(
+            select(conversations)
+            .where(conversations.c.citizen_id == citizen_id)
+            .order_by(conversations.c.id.desc())
+            .limit(50)
+        )
+    ).all()
+    call_rows = (
+        await conn.execute(
+            select(calls)
+            .join(conversations, conversations.c.id == calls.c.conversation_id)
+            .where(conversations.c.citizen_id == citizen_id)
+            .order_by(calls.c.id.desc())
+            .limit(50)
+        )
+    ).all()
+    return {
+        "id": citizen.id,
+        "name": citizen.name,
+        "phone": citizen.phone,
+        "locale": citizen.locale,
+        "created_at": citizen.created_at,
+        "identities": [{"kind": i.kind, "value": i.value} for i in identities],
+        "conversations": [conversation_view(c) for c in convs],
+        "calls": [
+            {
+                "id": c.id,
+                "conversation_id": c.conversation_id,
+                "from_number": c.from_number,
+                "started_at": c.started_at,
+                "ended_at": c.ended_at,
+                "transcript": c.transcript,
+                "outcome": c.outcome,
+            }
+            for c in call_rows
+        ],
+    }
+
+
+async def citizen_ticket(conn: Any, citizen_id: int, number: str) -> Any:
+    """A ticket by number, only if it is this citizen's (for status questions)."""
+    return (
+        await conn.execute(
+            select(tickets).where(tickets.c.number == number, tickets.c.citizen_id == citizen_id)
+        )
+    ).first()
+
+
+def ticket_status_params(rt: Runtime, row: Any, locale: str) -> dict[str, Any]:
+    """What a citizen may be told about their ticket."""
+    category = category_ref(rt, row.category_id, locale)
+    department = department_ref(rt, row.department_id, locale)
+    return {
+        "number": row.number,
+        "state": rt.catalog.label("state", row.state, locale),
+        "category": category["name"] if category else "",
+        "department": department["name"] if department else "",
+        "due": rt.local_text(row.due_at),
+        "reply": row.reply or "",
+    }

@@ -1,0 +1,157 @@
+"""A simulated SMS provider, so that the whole loop runs with no account anywhere.
+
+Inbound: ``POST /channels/simulated/sms`` with ``{"from": "+8613800000000",
+"text": "...", "id": "optional provider id", "to": "12345"}`` goes through
+the same intake action as a real provider's webhook; the answer says what
+happened (citizen, conversation, ticket or queue). ``callcenter simulate sms``
+uses the same path.
+
+Outbound: the "provider" keeps what it was asked to send in
+``<data_dir>/simulated-sms/sent.jsonl``, one JSON line per message, and answers
+a repeated request (same idempotency key) with the id it gave the first time,
+as a real provider with idempotency keys does. Every call, repeated or not, is
+also logged to ``calls.jsonl``, so tests can tell an attempt from an effect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import json
+import os
+import uuid
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from callcenter.actions.intake import Inbound, receive_message
+from callcenter.api.http import error_body, json_response, locale_of
+from callcenter.api.keys import RUNTIME
+from callcenter.channel import OutboundMessage, SendResult, SmsChannel
+from callcenter.domain.errors import HotlineError, InvalidInput
+from callcenter.runtime import Runtime
+
+MAX_BODY = 64 * 1024
+
+
+class ProviderLog:
+    """An append-only JSON-lines file shared safely by several processes."""
+
+    def __init__(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.sent_path = folder / "sent.jsonl"
+        self.calls_path = folder / "calls.jsonl"
+        self._index: dict[str, dict[str, Any]] = {}
+        self._offset = 0
+
+    def _refresh(self, handle: Any) -> None:
+        handle.seek(self._offset)
+        for line in handle:
+            if line.endswith("\n"):
+                entry = json.loads(line)
+                self._index[entry["key"]] = entry
+                self._offset += len(line.encode("utf-8"))
+
+    def record(self, key: str, to: str, body: str, sender: str | None) -> tuple[str, bool]:
+        """Store one send; returns (provider id, whether it was new)."""
+        with self.calls_path.open("a", encoding="utf-8") as calls:
+            calls.write(json.dumps({"key": key, "to": to}) + "\n")
+        with self.sent_path.open("a+", encoding="utf-8") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                self._refresh(handle)
+                if key in self._index:
+                    return str(self._index[key]["sid"]), False
+                entry = {
+                    "key": key,
+                    "sid": "SM" + uuid.uuid4().hex,
+                    "to": to,
+                    "from": sender,
+                    "body": body,
+                }
+                line = json.dumps(entry, ensure_ascii=False) + "\n"
+                handle.seek(0, os.SEEK_END)
+                handle.write(line)
+                handle.flush()
+                os.fsync(handle.fileno())
+                self._index[key] = entry
+                self._offset += len(line.encode("utf-8"))
+                return str(entry["sid"]), True
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def sent(self) -> list[dict[str, Any]]:
+        if not self.sent_path.exists():
+            return []
+        with self.sent_path.open(encoding="utf-8") as handle:
+            return [json.loads(line) for line in handle if line.endswith("\n")]
+
+
+class SimulatedSms(SmsChannel):
+    """The ``sms`` channel, answered by a provider that lives in the data directory."""
+
+    def __init__(self, rt: Runtime, options: dict[str, Any]) -> None:
+        super().__init__(rt, options)
+        # a slow provider, for tests and demos: time before it stores the message, and
+        # time before it answers after storing it
+        self.delay = float(options.get("delay_seconds", 0))
+        self.settle = float(options.get("settle_seconds", 0))
+        self.log = ProviderLog(Path(rt.settings.data_dir) / "simulated-sms")
+
+    def setup_web(self, app: web.Application) -> None:
+        app.router.add_post("/channels/simulated/sms", self.inbound)
+
+    async def inbound(self, request: web.Request) -> web.Response:
+        rt = request.app[RUNTIME]
+        try:
+            data = await _read_json(request)
+            result = await receive_message(rt, self.to_inbound(data))
+        except HotlineError as error:
+            return json_response(error_body(rt, error, locale_of(request)), status=error.status)
+        payload = result.as_dict()
+        return json_response(payload, status=200 if result.duplicate else 201)
+
+    def to_inbound(self, data: Any) -> Inbound:
+        if not isinstance(data, dict):
+            raise InvalidInput("malformed_json")
+        sender, text = data.get("from"), data.get("text")
+        if not isinstance(sender, str) or not sender.strip():
+            raise InvalidInput("missing_field", field="from")
+        if not isinstance(text, str):
+            raise InvalidInput("missing_field", field="text")
+        provider_id = data.get("id")
+        if provider_id is not None and (not isinstance(provider_id, str) or len(provider_id) > 100):
+            raise InvalidInput("invalid_field", field="id")
+        return self.make_inbound(
+            sender=sender,
+            body=text,
+            provider_id=provider_id or f"SIM{uuid.uuid4().hex}",
+            service_address=str(data.get("to") or self.rt.settings.hotline_number),
+        )
+
+    async def send(self, message: OutboundMessage) -> SendResult:
+        # no segment budget and no pacing unless configured (``max_segments``,
+        # ``rate_segments_per_second``), as for every SMS gateway
+        body = self.fit_body(message.body)
+        self.pace(message.sender or "", self.segments(body).segments)
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        sid, _ = await asyncio.to_thread(
+            self.log.record, message.idempotency_key, message.to, body, message.sender
+        )
+        if self.settle:
+            await asyncio.sleep(self.settle)
+        return SendResult(provider_id=sid, status="sent")
+
+
+async def _read_json(request: web.Request) -> Any:
+    raw = await request.content.read(MAX_BODY + 1)
+    if len(raw) > MAX_BODY:
+        raise InvalidInput("body_too_large", limit=MAX_BODY)
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise InvalidInput("invalid_encoding") from None
+    except json.JSONDecodeError:
+        raise InvalidInput("malformed_json") from None

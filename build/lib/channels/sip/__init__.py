@@ -1,0 +1,121 @@
+"""SIP calls with pyVoIP: the hotline as a SIP user agent (see docs/channels/sip.md).
+
+The ``sip`` channel answers calls, plays the IVR's prompts, reads RFC 2833
+keys, records callers and transcribes them, and reports everything through
+the call actions. Two modes:
+
+- ``register``: registers with a PBX or registrar (``server``, ``server_port``,
+  ``username``, ``password``) and takes the calls it routes here;
+- ``direct``: no registrar; SIP clients call ``sip:<user>@<host>:<port>``.
+
+Each call runs in its own thread (pyVoIP's model); the IVR engine's decisions
+run on the server's event loop, audio work and recognition never do.
+Voice cannot carry text: :meth:`SipChannel.send` refuses outbound messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import threading
+from pathlib import Path
+from typing import Any
+
+from callcenter.channel import Channel, DeliveryError, OutboundMessage, SendResult
+from callcenter.runtime import Runtime
+from ivr.setup import build_engine, build_prompts, build_recognizers
+from ivr.stt import Recognizers
+from ivr.tts import check_tools
+
+from .runner import CallContext, CallRunner
+from .stack import CallAudio, HotlinePhone
+
+log = logging.getLogger(__name__)
+
+
+class SipChannel(Channel):
+    name = "sip"
+    text_capable = False  # notices to callers go by SMS
+
+    def __init__(self, rt: Runtime, options: dict[str, Any]) -> None:
+        super().__init__(rt, options)
+        self.mode = str(options.get("mode", "direct"))
+        if self.mode not in ("direct", "register"):
+            raise ValueError("channel_options.sip.mode must be 'direct' or 'register'")
+        self.host = str(options.get("host", "127.0.0.1"))
+        try:
+            address = ipaddress.ip_address(self.host)
+        except ValueError:
+            raise ValueError(
+                f"channel_options.sip.host must be an IP address, not {self.host!r}: "
+                "it is written into the SDP"
+            ) from None
+        if address.is_unspecified or address.version != 4:
+            raise ValueError("channel_options.sip.host must be an explicit IPv4 address")
+        self.port = int(options.get("port", 5060))
+        self.server = str(options.get("server", self.host))
+        self.server_port = int(options.get("server_port", self.port))
+        self.username = str(options.get("username", "hotline"))
+        self.password = str(options.get("password", ""))
+        self.rtp_low = int(options.get("rtp_low", 10000))
+        self.rtp_high = int(options.get("rtp_high", 20000))
+        self.phone: HotlinePhone | None = None
+        self.recognizers = Recognizers()
+        self.threads: set[threading.Thread] = set()
+        self.context: CallContext | None = None
+
+    async def initialize(self) -> None:
+        check_tools()
+        self.recognizers = await asyncio.to_thread(build_recognizers, self.rt)
+        engine = build_engine(self.rt, self.recognizers.available)
+        self.context = CallContext(
+            loop=asyncio.get_running_loop(),
+            engine=engine,
+            prompts=build_prompts(self.rt),
+            recognizers=self.recognizers,
+            recordings=Path(self.rt.settings.data_dir) / "recordings",
+            channel=self.name,
+        )
+        self.phone = HotlinePhone(
+            self.server,
+            self.server_port,
+            self.username,
+            self.password,
+            myIP=self.host,
+            callCallback=self._on_call,
+            sipPort=self.port,
+            rtpPortLow=self.rtp_low,
+            rtpPortHigh=self.rtp_high,
+            register=self.mode == "register",
+        )
+        await asyncio.to_thread(self.phone.start)
+        log.info("SIP %s mode on %s:%s", self.mode, self.host, self.port)
+
+    def _on_call(self, call: Any) -> None:
+        """pyVoIP calls this in a thread of its own for every new call."""
+        assert self.context is not None
+        thread = threading.current_thread()
+        self.threads.add(thread)
+        headers = call.request.headers
+        caller = headers.get("From", {}).get("number") or headers.get("From", {}).get("caller")
+        called = headers.get("To", {}).get("number")
+        runner = CallRunner(self.context, CallAudio(call), call.call_id, caller, called)
+        try:
+            runner.run(call.answer, call.hangup)
+        finally:
+            if self.phone is not None:
+                self.phone.sip.forget(call.call_id)  # type: ignore[attr-defined]
+            self.threads.discard(thread)
+
+    @property
+    def active_calls(self) -> int:
+        return len(self.threads)
+
+    async def shutdown(self) -> None:
+        if self.phone is not None:
+            phone, self.phone = self.phone, None
+            await asyncio.to_thread(phone.stop)
+
+    async def send(self, message: OutboundMessage) -> SendResult:
+        raise DeliveryError("a voice channel cannot deliver text", permanent=True, code="voice")

@@ -1,0 +1,257 @@
+"""One SIP call, carried out in its own thread: the IVR's turns as audio and keys.
+
+The engine (async, on the server's event loop) decides; this thread speaks
+prompts into the call, listens for RFC 2833 keys, records and feeds the
+recogniser, and hands the result back. Nothing here runs on the event loop:
+the loop only sees the engine's short coroutines.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+
+from callcenter.actions.calls import CallStart, start_call
+from ivr.audio import FRAME, RATE, rms, write_wav
+from ivr.engine import Engine, Expect, Reply, Session, Turn
+from ivr.stt import Recognizers
+from ivr.tts import PromptAudio
+
+from .stack import CallAudio
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+SPEECH_RMS = 500.0  # a 20 ms frame louder than this is speech (16-bit samples)
+END_SILENCE_S = 1.2  # this much quiet after speech ends the utterance
+NO_SPEECH_S = 6.0  # nothing said for this long: give up
+
+
+def beep() -> bytes:
+    t = np.arange(int(0.25 * RATE)) / RATE
+    tone = (np.sin(2 * np.pi * 1000 * t) * 8000).astype("<i2")
+    return tone.tobytes()
+
+
+BEEP = beep()
+
+
+@dataclass
+class CallContext:
+    loop: asyncio.AbstractEventLoop
+    engine: Engine
+    prompts: PromptAudio
+    recognizers: Recognizers
+    recordings: Path
+    channel: str
+
+
+class CallRunner:
+    def __init__(
+        self,
+        ctx: CallContext,
+        audio: CallAudio,
+        call_id: str,
+        caller: str | None,
+        called: str | None,
+    ):
+        self.ctx = ctx
+        self.audio = audio
+        self.call_id = call_id
+        self.caller = caller
+        self.called = called
+        self.pending_digits = ""
+        self.session: Session | None = None
+
+    def sync(self, coro: Coroutine[Any, Any, T], timeout: float = 60) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self.ctx.loop).result(timeout)
+
+    def run(self, answer: Any, hangup: Any) -> None:
+        engine = self.ctx.engine
+        info = self.sync(
+            start_call(
+                engine.rt, CallStart(self.ctx.channel, self.call_id, self.caller, self.called)
+            )
+        )
+        if info.duplicate:
+            return
+        answer()
+        self.session = Session(info, locale=info.locale)
+        outcome: str | None = None
+        try:
+            turn = self.sync(engine.start(self.session))
+            while not self.audio.ended:
+                if turn.expect.kind == "hangup":
+                    self.play(turn, interrupt=False)
+                    self.drain_out()
+                    if not self.audio.ended:
+                        hangup()
+                    outcome = "completed"
+                    break
+                reply = self.perform(turn)
+                if self.audio.ended:
+                    break
+                turn = self.sync(engine.resume(self.session, reply))
+        except Exception:
+            log.exception("SIP call %s failed", self.call_id)
+            outcome = "failed"
+            if not self.audio.ended:
+                try:
+                    hangup()
+                except Exception:
+                    log.debug("hangup after failure did not work", exc_info=True)
+        finally:
+            self.sync(engine.end(self.session, outcome=outcome))
+
+    # --- audio out ---------------------------------------------------------------------------
+
+    def play(self, turn: Turn, *, interrupt: bool) -> bool:
+        """Speak every prompt of the turn; returns True when a key cut it short."""
+        for say in turn.says:
+            data = self.ctx.prompts.render(say, "u8")
+            if self.stream_out(data, interrupt=interrupt):
+                return True
+        return False
+
+    def stream_out(self, data: bytes, *, interrupt: bool) -> bool:
+        """Write audio at the pace it is played, listening for keys meanwhile."""
+        ahead = 3 * FRAME  # keep 60 ms queued in pyVoIP's sender
+        position = 0
+        while position < len(data) and not self.audio.ended:
+            self.listen()
+            if interrupt and self.pending_digits:
+                self.audio.flush_out()
+                return True
+            if self.audio.queued_out() < ahead:
+                self.audio.write_u8(data[position : position + FRAME])
+                position += FRAME
+            else:
+                time.sleep(0.01)
+        return False
+
+    def drain_out(self, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while self.audio.queued_out() > 0 and not self.audio.ended and time.monotonic() < deadline:
+            self.listen()
+            time.sleep(0.02)
+
+    # --- audio and keys in -------------------------------------------------------------------
+
+    def listen(self) -> bytes:
+        """Collect keys pressed; return the caller audio that arrived (discarded unless used)."""
+        self.pending_digits += self.audio.dtmf()
+        return self.audio.read(8000)
+
+    def perform(self, turn: Turn) -> Reply:
+        expect = turn.expect
+        interrupt = expect.kind in ("digits", "hold")
+        self.play(turn, interrupt=interrupt)
+        if expect.kind == "digits":
+            return self.collect(expect)
+        if expect.kind in ("speech", "record"):
+            self.drain_out()
+            self.pending_digits = ""
+            return self.record(expect)
+        if expect.kind == "hold":
+            return self.hold(expect)
+        raise ValueError(expect.kind)
+
+    def collect(self, expect: Expect) -> Reply:
+        """Keys until the terminator, the most digits, or a pause of ``timeout`` seconds."""
+        deadline = time.monotonic() + expect.timeout
+        seen = len(self.pending_digits)
+        while not self.audio.ended:
+            self.listen()
+            digits = self.pending_digits
+            if expect.terminator and expect.terminator in digits:
+                break
+            if len(digits) >= expect.max_digits:
+                break
+            if len(digits) != seen:  # each key restarts the wait for the next one
+                seen = len(digits)
+                deadline = time.monotonic() + expect.timeout
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(0.02)
+        digits, self.pending_digits = self._split(self.pending_digits, expect)
+        return Reply(digits=digits, timed_out=not digits)
+
+    @staticmethod
+    def _split(pending: str, expect: Expect) -> tuple[str, str]:
+        if expect.terminator and expect.terminator in pending:
+            cut = pending.index(expect.terminator) + 1
+            return pending[:cut], pending[cut:]
+        return pending[: expect.max_digits], pending[expect.max_digits :]
+
+    def hold(self, expect: Expect) -> Reply:
+        deadline = time.monotonic() + expect.timeout
+        while not self.audio.ended and time.monotonic() < deadline:
+            self.listen()
+            if expect.leave_digit and expect.leave_digit in self.pending_digits:
+                self.pending_digits = ""
+                return Reply(digits=expect.leave_digit)
+            time.sleep(0.05)
+        self.pending_digits = ""
+        return Reply(timed_out=True)
+
+    def record(self, expect: Expect) -> Reply:
+        """Record after a beep until silence, '#', or the time limit; transcribe as it comes."""
+        self.stream_out(BEEP, interrupt=False)
+        self.drain_out()
+        self.listen()  # what came before the beep is not part of the answer
+        self.pending_digits = ""
+        recognizer = self.ctx.recognizers.get(expect.language)
+        stream = recognizer.stream(expect.grammar) if recognizer is not None else None
+        chunks: list[bytes] = []
+        started = time.monotonic()
+        heard_at: float | None = None  # the last loud frame
+        while not self.audio.ended:
+            pcm = self.listen()
+            now = time.monotonic()
+            if pcm:
+                chunks.append(pcm)
+                if stream is not None:
+                    stream.feed(pcm)
+                for offset in range(0, len(pcm), FRAME * 2):
+                    if rms(pcm[offset : offset + FRAME * 2]) >= SPEECH_RMS:
+                        heard_at = now
+            if expect.terminator and expect.terminator in self.pending_digits:
+                break
+            if now - started >= expect.max_seconds:
+                break
+            if heard_at is None and now - started >= NO_SPEECH_S:
+                break
+            # quiet frames, or no audio at all (a peer that sends nothing in silence)
+            if heard_at is not None and now - heard_at >= END_SILENCE_S:
+                break
+            time.sleep(0.02)
+        digits, self.pending_digits = self.pending_digits, ""
+        audio = b"".join(chunks)
+        seconds = len(audio) / 2 / RATE
+        path = None
+        if audio:
+            name = hashlib.sha256(self.call_id.encode()).hexdigest()[:24]
+            stamp = time.strftime("%Y%m%d")
+            path = (
+                self.ctx.recordings
+                / stamp
+                / f"{name}-{len(self.session.path) if self.session else 0}.wav"
+            )
+            write_wav(path, audio)
+        transcript = stream.finish() if stream is not None else None
+        return Reply(
+            digits=digits,
+            timed_out=heard_at is None,
+            transcript=transcript.text if transcript else None,
+            confidence=transcript.confidence if transcript else None,
+            recording=str(path) if path else None,
+            seconds=round(seconds, 2) if audio else None,
+        )

@@ -1,0 +1,302 @@
+"""Twilio Voice: the same IVR flow as SIP, carried over webhooks and TwiML.
+
+Twilio asks this server what to do at each step of a call (a webhook, signed
+with the account's auth token, checked by :class:`TwilioWebhook`); the answer
+is TwiML made with the official ``twilio`` package: ``<Say language="zh-CN">``
+for prompts, ``<Gather input="speech dtmf">`` for keys and speech (Twilio
+recognises the speech), ``<Record>`` for voice messages, and ``<Enqueue>``
+with a wait URL for the queue's announcements. The IVR's state for each call
+(its :class:`ivr.engine.Session`) stays on this server between webhooks,
+keyed by CallSid; the call itself is stored by the call actions before any
+answer goes back (DESIGN rule 3).
+
+Routes (all POST, all signed)::
+
+    /channels/twilio/voice            the call arrives
+    /channels/twilio/voice/input      keys, speech, a recording, a timeout, the queue's end
+    /channels/twilio/voice/wait       the queue's wait URL (announcements, key to leave)
+    /channels/twilio/voice/leave      a key pressed while waiting: leave the queue
+    /channels/twilio/voice/status     status callback: the call ended
+
+Options (``[channel_options.twilio_voice]``): ``auth_token`` (required),
+``public_url`` (the URL Twilio calls; default: the server's public URL),
+``speech_languages`` (languages Twilio should recognise; default both).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+from multidict import MultiDict
+from twilio.twiml.voice_response import VoiceResponse
+
+from callcenter.actions.calls import CallStart, start_call
+from callcenter.api.http import error_body, json_response, locale_of
+from callcenter.api.keys import RUNTIME
+from callcenter.channel import Channel, DeliveryError, OutboundMessage, SendResult
+from callcenter.domain.errors import HotlineError, InvalidInput
+from callcenter.runtime import Runtime
+from ivr.categories import category_phrases
+from ivr.engine import Engine, Reply, Session, Turn
+from ivr.setup import build_engine
+
+from .webhooks import TwilioWebhook
+
+log = logging.getLogger(__name__)
+
+BASE = "/channels/twilio/voice"
+SAY_LANGUAGE = {"zh-CN": "zh-CN", "en": "en-US"}
+# Twilio's speech recognition language codes
+SPEECH_LANGUAGE = {"zh-CN": "cmn-Hans-CN", "en": "en-US"}
+
+
+@dataclass
+class CallState:
+    session: Session
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    pending: Turn | None = None  # a turn decided while the caller waited in the queue
+    last_twiml: str = ""
+
+
+class TwilioVoice(Channel):
+    name = "twilio_voice"
+    text_capable = False  # notices to callers go by SMS
+
+    def __init__(self, rt: Runtime, options: dict[str, Any]) -> None:
+        super().__init__(rt, options)
+        public = str(options.get("public_url") or rt.settings.effective_public_url)
+        self.webhook = TwilioWebhook(str(options.get("auth_token", "")), public)
+        self.public_url = public.rstrip("/")
+        self.speech_languages = set(options.get("speech_languages", ["zh-CN", "en"]))
+        self.calls: dict[str, CallState] = {}
+        self._engine: Engine | None = None
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            self._engine = build_engine(self.rt, lambda locale: locale in self.speech_languages)
+        return self._engine
+
+    async def initialize(self) -> None:
+        _ = self.engine  # a bad flow file stops the start, not the first call
+
+    def setup_web(self, app: web.Application) -> None:
+        app.router.add_post(BASE, self.incoming)
+        app.router.add_post(f"{BASE}/input", self.input)
+        app.router.add_post(f"{BASE}/wait", self.wait)
+        app.router.add_post(f"{BASE}/leave", self.leave)
+        app.router.add_post(f"{BASE}/status", self.status)
+
+    async def send(self, message: OutboundMessage) -> SendResult:
+        raise DeliveryError("a voice channel cannot deliver text", permanent=True, code="voice")
+
+    # --- webhooks ---------------------------------------------------------------------------
+
+    async def _form(self, request: web.Request) -> MultiDict[str]:
+        form = await self.webhook.verified_form(request)
+        sid = form.get("CallSid", "")
+        if not sid or len(sid) > 64:
+            raise InvalidInput("missing_field", field="CallSid")
+        return form
+
+    async def _handle(self, request: web.Request, work: Any) -> web.Response:
+        rt = request.app[RUNTIME]
+        try:
+            form = await self._form(request)
+            twiml = await work(form)
+        except HotlineError as error:
+            return json_response(error_body(rt, error, locale_of(request)), status=error.status)
+        return web.Response(text=twiml, content_type="text/xml")
+
+    async def incoming(self, request: web.Request) -> web.Response:
+        async def work(form: MultiDict[str]) -> str:
+            sid = form["CallSid"]
+            info = await start_call(
+                self.rt, CallStart(self.name, sid, form.get("From"), form.get("To"))
+            )
+            state = self.calls.get(sid)
+            if state is not None and state.last_twiml:
+                return state.last_twiml  # a retried webhook: the same answer
+            if info.duplicate and state is None:
+                response = VoiceResponse()
+                response.hangup()
+                return str(response)
+            state = self.calls[sid] = CallState(Session(info, locale=info.locale))
+            async with state.lock:
+                turn = await self.engine.start(state.session)
+                return self._respond(sid, state, turn)
+
+        return await self._handle(request, work)
+
+    async def input(self, request: web.Request) -> web.Response:
+        async def work(form: MultiDict[str]) -> str:
+            sid = form["CallSid"]
+            state = self._state(sid)
+            if state is None:
+                return _hangup()
+            async with state.lock:
+                if request.query.get("queued"):
+                    # the caller left the queue: say what was decided meanwhile
+                    if state.pending is not None and form.get("QueueResult") == "leave":
+                        turn, state.pending = state.pending, None
+                        return self._respond(sid, state, turn)
+                    return _hangup()
+                turn = await self.engine.resume(state.session, self._reply(form, request))
+                return self._respond(sid, state, turn)
+
+        return await self._handle(request, work)
+
+    async def wait(self, request: web.Request) -> web.Response:
+        """Played to a caller in the queue, again and again until they leave it."""
+
+        async def work(form: MultiDict[str]) -> str:
+            state = self._state(form["CallSid"])
+            if state is None:
+                return _hangup()
+            async with state.lock:
+                turn = await self.engine.resume(state.session, Reply(timed_out=True))
+                if turn.expect.kind != "hold":
+                    state.pending = turn  # said after the caller leaves the queue
+                    response = VoiceResponse()
+                    response.leave()
+                    return str(response)
+                response = VoiceResponse()
+                gather = response.gather(
+                    input="dtmf",
+                    num_digits=1,
+                    timeout=max(1, int(turn.expect.timeout)),
+                    action=self._url("leave", form["CallSid"]),
+                    method="POST",
+                )
+                for say in turn.says:
+                    gather.say(say.text, language=SAY_LANGUAGE[say.locale])
+                return str(response)
+
+        return await self._handle(request, work)
+
+    async def leave(self, request: web.Request) -> web.Response:
+        async def work(form: MultiDict[str]) -> str:
+            state = self._state(form["CallSid"])
+            response = VoiceResponse()
+            if state is None:
+                return str(response)
+            async with state.lock:
+                node = self.engine.flow.node(state.session.node)
+                key = form.get("Digits", "")[:1]
+                if node.type == "queue" and key and key == node.callback_digit:
+                    state.pending = await self.engine.resume(state.session, Reply(digits=key))
+                    response.leave()
+                # any other key: back to the wait music (Twilio asks the wait URL again)
+            return str(response)
+
+        return await self._handle(request, work)
+
+    async def status(self, request: web.Request) -> web.Response:
+        async def work(form: MultiDict[str]) -> str:
+            sid = form["CallSid"]
+            if form.get("CallStatus") in ("completed", "busy", "failed", "no-answer", "canceled"):
+                state = self.calls.pop(sid, None)
+                if state is not None:
+                    async with state.lock:
+                        await self.engine.end(state.session)
+            return str(VoiceResponse())
+
+        return await self._handle(request, work)
+
+    # --- between the engine and TwiML ---------------------------------------------------------
+
+    def _state(self, sid: str) -> CallState | None:
+        return self.calls.get(sid)
+
+    def _url(self, what: str, sid: str, **extra: str) -> str:
+        query = "&".join([f"call={sid}", *(f"{k}={v}" for k, v in extra.items())])
+        return f"{self.public_url}{BASE}/{what}?{query}"
+
+    @staticmethod
+    def _reply(form: MultiDict[str], request: web.Request) -> Reply:
+        digits = form.get("Digits", "")
+        if digits and form.get("FinishedOnKey") == "#":
+            digits += "#"
+        speech = form.get("SpeechResult")
+        recording = form.get("RecordingUrl")
+        confidence: float | None = None
+        try:
+            confidence = float(form["Confidence"]) if form.get("Confidence") else None
+        except ValueError:
+            raise InvalidInput("invalid_field", field="Confidence") from None
+        seconds: float | None = None
+        if form.get("RecordingDuration"):
+            try:
+                seconds = float(form["RecordingDuration"])
+            except ValueError:
+                raise InvalidInput("invalid_field", field="RecordingDuration") from None
+        timed_out = bool(request.query.get("timeout")) and not digits and not speech
+        return Reply(
+            digits=digits,
+            timed_out=timed_out,
+            transcript=speech,
+            confidence=confidence,
+            recording=recording,
+            seconds=seconds,
+        )
+
+    def _respond(self, call_sid: str, state: CallState, turn: Turn) -> str:
+        response = VoiceResponse()
+        expect = turn.expect
+        action = self._url("input", call_sid)
+        if expect.kind in ("digits", "speech"):
+            options: dict[str, Any] = {
+                "action": action,
+                "method": "POST",
+                "timeout": max(1, int(expect.timeout)),
+            }
+            if expect.kind == "speech":
+                options["input"] = "speech dtmf"
+                options["language"] = SPEECH_LANGUAGE[expect.language]
+                options["speech_timeout"] = "auto"
+                options["finish_on_key"] = "#"
+                options["num_digits"] = 1
+                if expect.grammar == "categories":
+                    options["hints"] = ",".join(category_phrases(self.rt, expect.language))
+            else:
+                options["input"] = "dtmf"
+                options["num_digits"] = expect.max_digits
+                options["finish_on_key"] = expect.terminator or ""
+            gather = response.gather(**options)
+            for say in turn.says:
+                gather.say(say.text, language=SAY_LANGUAGE[say.locale])
+            response.redirect(self._url("input", call_sid, timeout="1"), method="POST")
+        else:
+            for say in turn.says:
+                response.say(say.text, language=SAY_LANGUAGE[say.locale])
+            if expect.kind == "record":
+                response.record(
+                    action=action,
+                    method="POST",
+                    max_length=int(expect.max_seconds),
+                    finish_on_key="#",
+                    play_beep=True,
+                )
+                response.redirect(self._url("input", call_sid, timeout="1"), method="POST")
+            elif expect.kind == "hold":
+                response.enqueue(
+                    self.rt.settings.voice.queue,
+                    wait_url=self._url("wait", call_sid),
+                    wait_url_method="POST",
+                    action=self._url("input", call_sid, queued="1"),
+                    method="POST",
+                )
+            else:
+                response.hangup()
+        state.last_twiml = str(response)
+        return state.last_twiml
+
+
+def _hangup() -> str:
+    response = VoiceResponse()
+    response.hangup()
+    return str(response)

@@ -1,0 +1,140 @@
+"""The public ticket status page: a ticket's state and the department's answer, by its
+number and the last four digits of the citizen's phone number.
+
+Guessing is rate-limited twice (counters in the ``throttles`` table, so every
+server shares them): each client address may try ``LOOKUPS_PER_IP`` times in
+``WINDOW``, and a ticket number locks after ``FAILURES_PER_TICKET`` wrong
+digits in ``WINDOW``. An unknown number and wrong digits get the same answer.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+from sqlalchemy import select
+
+from callcenter.actions.staff import check_rate, count_attempt, locked_until, throttle_state
+from callcenter.api.http import error_body, json_response
+from callcenter.api.keys import RUNTIME
+from callcenter.domain.errors import HotlineError, InvalidInput, NotFound, RateLimited
+from callcenter.store.tables import citizen_identities, citizens, tickets
+from callcenter.views import category_ref, department_ref
+
+if TYPE_CHECKING:
+    from channels.webchat import WebChat
+
+BEHIND_PROXY = web.AppKey("webchat_behind_proxy", bool)
+LOOKUPS_PER_IP = 20
+FAILURES_PER_TICKET = 5
+WINDOW = timedelta(minutes=15)
+NUMBER = re.compile(r"^\d{8}-\d{4,6}$")
+
+
+def add_status_routes(app: web.Application, channel: WebChat) -> None:
+    app.router.add_get("/status", channel.static_file("status.html", "text/html"))
+    app.router.add_get(
+        "/status/status.js", channel.static_file("status.js", "application/javascript")
+    )
+    app.router.add_get("/status/strings/{locale}.json", _strings(channel))
+    app.router.add_post("/status/lookup", lookup)
+    app.router.add_get("/s/{number}", short_link)  # the status link in SMS notices
+    app[BEHIND_PROXY] = bool(channel.options.get("behind_proxy", False))
+
+
+def _strings(channel: WebChat) -> Any:
+    async def serve(request: web.Request) -> web.Response:
+        return json_response(channel.texts(request.match_info["locale"]))
+
+    return serve
+
+
+def _ip(request: web.Request) -> str:
+    """The client's address; behind a reverse proxy (option ``behind_proxy``), the one the
+    proxy saw, so that citizens are not all counted as one."""
+    if request.config_dict.get(BEHIND_PROXY):
+        forwarded = request.headers.get("X-Forwarded-For", "").split(",")[-1].strip()
+        if forwarded:
+            return forwarded[:64]
+    peer: Any = request.transport.get_extra_info("peername") if request.transport else None
+    return str(peer[0]) if peer else "unknown"
+
+
+async def lookup(request: web.Request) -> web.Response:
+    rt = request.config_dict[RUNTIME]
+    locale = rt.catalog.normalize(
+        request.query.get("lang") or rt.catalog.negotiate(request.headers.get("Accept-Language"))
+    )
+    try:
+        try:
+            data = await request.json()
+        except ValueError:
+            raise InvalidInput("malformed_json") from None
+        if not isinstance(data, dict):
+            raise InvalidInput("malformed_json")
+        number = str(data.get("number", "")).strip()
+        digits = str(data.get("last4", "")).strip()
+        if not NUMBER.match(number):
+            raise InvalidInput("invalid_field", field="number")
+        if not re.fullmatch(r"\d{4}", digits):
+            raise InvalidInput("invalid_field", field="last4")
+        await check_rate(rt, f"lookup-ip:{_ip(request)}", limit=LOOKUPS_PER_IP, window=WINDOW)
+        return json_response(await _find(rt, number, digits, locale))
+    except HotlineError as error:
+        return json_response(error_body(rt, error, locale), status=error.status)
+
+
+async def _find(rt: Any, number: str, digits: str, locale: str) -> dict[str, Any]:
+    key = f"lookup-ticket:{number}"
+    now = rt.clock.now()
+    async with rt.db.read() as conn:
+        row = (await conn.execute(select(tickets).where(tickets.c.number == number))).first()
+        phones: set[str] = set()
+        if row is not None and row.citizen_id is not None:
+            citizen = (
+                await conn.execute(select(citizens.c.phone).where(citizens.c.id == row.citizen_id))
+            ).first()
+            if citizen and citizen.phone:
+                phones.add(citizen.phone)
+            phones |= {
+                r.value
+                for r in await conn.execute(
+                    select(citizen_identities.c.value).where(
+                        citizen_identities.c.citizen_id == row.citizen_id,
+                        citizen_identities.c.kind == "phone",
+                    )
+                )
+            }
+    async with rt.db.transaction(serialize=False) as tx:
+        tx.state["now"] = now
+        blocked = locked_until(await throttle_state(tx, key), now)
+        if blocked is not None:
+            raise RateLimited("rate_limited", minutes=max(1, int((blocked - now).seconds / 60) + 1))
+        matched = row is not None and any(p.endswith(digits) for p in phones)
+        if not matched:
+            await count_attempt(tx, key, limit=FAILURES_PER_TICKET, window=WINDOW, lock=WINDOW)
+    if not matched or row is None:  # raised after the commit, so the failure is counted
+        raise NotFound("lookup_failed")
+    label = rt.catalog.label
+    return {
+        "number": row.number,
+        "state": row.state,
+        "state_label": label("state", row.state, locale),
+        "type_label": label("ticket_type", row.type, locale),
+        "category": (category_ref(rt, row.category_id, locale) or {}).get("name"),
+        "department": (department_ref(rt, row.department_id, locale) or {}).get("name"),
+        "created_at": row.created_at,
+        "due_at": row.due_at,
+        "replied_at": row.replied_at,
+        "closed_at": row.closed_at,
+        "reply": row.reply,
+    }
+
+
+async def short_link(request: web.Request) -> web.Response:
+    """``/s/<ticket number>``: the short link SMS notices carry, to the status page."""
+    number = request.match_info["number"]
+    target = f"/status?ticket={number}" if NUMBER.match(number) else "/status"
+    raise web.HTTPFound(target)

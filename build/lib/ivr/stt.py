@@ -1,0 +1,379 @@
+"""Speech-to-text behind one streaming interface, with two offline backends.
+
+A :class:`Recognizer` opens a :class:`RecognitionStream`; the transport feeds
+it 8 kHz 16-bit audio as it arrives (partial results come back while the
+caller speaks) and calls :meth:`RecognitionStream.finish` for the transcript
+and its confidence. Both backends are CPU-bound C libraries: streams are fed
+from the call's own thread, never on the event loop.
+
+- ``pocketsphinx``: works out of the box with the en-US model its PyPI wheel
+  ships. At start-up it builds a small language model and dictionary from the
+  category vocabulary with pocketsphinx's own LM tool (``pocketsphinx.lm``),
+  plus a JSGF digit grammar for numbers. Telephone audio is upsampled to the
+  model's 16 kHz.
+- ``vosk``: loads a Kaldi model from a configured directory (for Chinese, e.g.
+  vosk-model-small-cn; see docs/ivr.md). Streaming with partial results, and
+  an optional grammar (phrase list) mode.
+
+The backend is chosen per language in ``voice.recognizers``; a language with
+no usable recogniser is reported by :meth:`Recognizers.available` so the flow
+falls back to keypad menus.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import queue
+import re
+import tempfile
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ivr.audio import Upsampler
+
+log = logging.getLogger(__name__)
+
+DIGIT_WORDS_EN = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+
+
+class RecognizerUnavailable(RuntimeError):
+    """The backend cannot run for this language (no package, no model)."""
+
+
+@dataclass(frozen=True)
+class Transcript:
+    text: str
+    confidence: float | None
+    partials: int = 0  # how many partial results came while audio was fed
+
+
+class RecognitionStream(ABC):
+    @abstractmethod
+    def feed(self, pcm: bytes) -> str | None:
+        """Add 8 kHz 16-bit mono audio; returns the partial transcript so far, if any."""
+
+    @abstractmethod
+    def finish(self) -> Transcript:
+        """End of speech: the final transcript."""
+
+
+class Recognizer(ABC):
+    backend: str
+    language: str
+
+    @abstractmethod
+    def stream(self, grammar: str | None = None) -> RecognitionStream:
+        """A new utterance. ``grammar``: None (free speech), "digits" or "categories"."""
+
+    def transcribe(self, pcm: bytes, grammar: str | None = None, chunk: int = 3200) -> Transcript:
+        stream = self.stream(grammar)
+        for start in range(0, len(pcm), chunk):
+            stream.feed(pcm[start : start + chunk])
+        return stream.finish()
+
+
+# --- pocketsphinx ------------------------------------------------------------------------
+
+_WORD = re.compile(r"[a-z']+")
+
+
+def domain_corpus(phrases: Iterable[str]) -> str:
+    """Sentences a caller might say about each phrase, for the domain language model."""
+    frames = (
+        "{p}",
+        "i want to report a {p}",
+        "i want to report {p}",
+        "there is a {p}",
+        "the {p} is broken",
+        "a broken {p} on main street",
+        "i want to report a broken {p} on main street",
+        "please send someone about the {p}",
+        "there is {p} in my street",
+        "{p} near my house",
+    )
+    lines = [frame.format(p=p) for p in phrases for frame in frames]
+    lines += [
+        "i want to speak to an agent",
+        "i want to check my ticket",
+        "yes",
+        "no",
+        "hello",
+        "thank you",
+        " ".join((*DIGIT_WORDS_EN, "oh")),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+DIGIT_JSGF = (
+    "#JSGF V1.0;\ngrammar digits;\npublic <digits> = ( "
+    + " | ".join((*DIGIT_WORDS_EN, "oh"))
+    + " )+ ;\n"
+)
+
+
+class PocketsphinxRecognizer(Recognizer):
+    """pocketsphinx with a domain LM built from the category vocabulary."""
+
+    backend = "pocketsphinx"
+
+    def __init__(self, language: str, phrases: Sequence[str], *, work_dir: Path | None = None):
+        try:
+            import pocketsphinx
+            from pocketsphinx.lm import ArpaBoLM
+        except ImportError as error:
+            raise RecognizerUnavailable(f"pocketsphinx is not installed: {error}") from None
+        if language != "en":
+            raise RecognizerUnavailable(
+                "pocketsphinx ships an en-US model only; use vosk with a model for " + language
+            )
+        self.language = language
+        self._ps = pocketsphinx
+        model = Path(pocketsphinx.get_model_path("en-us"))
+        self.hmm = str(model / "en-us")
+        folder = work_dir or Path(tempfile.mkdtemp(prefix="hotline-ps-"))
+        folder.mkdir(parents=True, exist_ok=True)
+        corpus = domain_corpus(phrase.lower() for phrase in phrases)
+        lm = ArpaBoLM(text=corpus, add_start=True, case="lower")
+        lm.compute()
+        arpa = io.StringIO()
+        lm.write(arpa)
+        self.lm_path = folder / "domain.lm"
+        self.lm_path.write_text(arpa.getvalue(), "utf-8")
+        words = sorted({w for w in _WORD.findall(corpus)})
+        pronunciations = _cmudict(model / "cmudict-en-us.dict", set(words))
+        self.unknown_words = [w for w in words if w not in pronunciations]
+        self.dict_path = folder / "domain.dict"
+        self.dict_path.write_text(
+            "".join(f"{w} {p}\n" for w, plist in sorted(pronunciations.items()) for p in plist),
+            "utf-8",
+        )
+        self._pool: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._made = 0
+        self._lock = threading.Lock()
+        self._pool.put(self._decoder())  # fail now, not on the first caller
+
+    def _decoder(self) -> Any:
+        decoder = self._ps.Decoder(
+            hmm=self.hmm,
+            lm=str(self.lm_path),
+            dict=str(self.dict_path),
+            samprate=16000,
+            loglevel="FATAL",
+        )
+        decoder.add_jsgf_string("digits", DIGIT_JSGF)
+        with self._lock:
+            self._made += 1
+        return decoder
+
+    def _take(self) -> Any:
+        try:
+            return self._pool.get_nowait()
+        except queue.Empty:
+            return self._decoder()  # one decoder per concurrent utterance
+
+    def _give_back(self, decoder: Any) -> None:
+        self._pool.put(decoder)
+
+    def stream(self, grammar: str | None = None) -> RecognitionStream:
+        decoder = self._take()
+        # "categories" is what the domain LM already is; "digits" switches to the grammar
+        decoder.activate_search("digits" if grammar == "digits" else None)
+        return _SphinxStream(self, decoder)
+
+
+class _SphinxStream(RecognitionStream):
+    def __init__(self, owner: PocketsphinxRecognizer, decoder: Any) -> None:
+        self.owner = owner
+        self.decoder = decoder
+        self.upsampler = Upsampler()
+        self.partials = 0
+        self.done = False
+        decoder.start_utt()
+
+    def feed(self, pcm: bytes) -> str | None:
+        data = self.upsampler.feed(pcm)
+        if not data:
+            return None
+        self.decoder.process_raw(data, False, False)
+        hyp = self.decoder.hyp()
+        if hyp is not None and hyp.hypstr:
+            self.partials += 1
+            return str(hyp.hypstr)
+        return None
+
+    def finish(self) -> Transcript:
+        if self.done:
+            raise RuntimeError("stream already finished")
+        self.done = True
+        try:
+            self.decoder.end_utt()
+            hyp = self.decoder.hyp()
+            if hyp is None or not hyp.hypstr:
+                return Transcript("", None, self.partials)
+            # pocketsphinx's word posteriors come out as 1.0 without a lattice pass, so
+            # no confidence is claimed; the category's confidence decides what to confirm
+            return Transcript(str(hyp.hypstr), None, self.partials)
+        finally:
+            self.owner._give_back(self.decoder)
+
+
+def _cmudict(path: Path, wanted: set[str]) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    with path.open(encoding="utf-8") as handle:
+        for line in handle:
+            word, _, phones = line.strip().partition(" ")
+            base = word.split("(", 1)[0]
+            if base in wanted:
+                found.setdefault(base, []).append(phones.strip())
+    return found
+
+
+# --- vosk --------------------------------------------------------------------------------
+
+
+class VoskRecognizer(Recognizer):
+    """vosk (Kaldi) with a model from a directory; one model shared by all calls."""
+
+    backend = "vosk"
+
+    def __init__(self, language: str, model_dir: str | Path | None, phrases: Sequence[str] = ()):
+        if not model_dir:
+            raise RecognizerUnavailable(
+                f"vosk needs a model directory for {language}: set voice.models.{language} "
+                "(see docs/ivr.md)"
+            )
+        path = Path(model_dir)
+        if not (path / "am").is_dir() and not (path / "conf").is_dir():
+            raise RecognizerUnavailable(
+                f"{path} is not a vosk model directory (no am/ or conf/ inside)"
+            )
+        try:
+            import vosk
+        except ImportError as error:
+            raise RecognizerUnavailable(f"vosk is not installed: {error}") from None
+        vosk.SetLogLevel(-1)
+        self.language = language
+        self._vosk = vosk
+        self.model = vosk.Model(str(path))
+        self.phrases = [p for p in phrases if p]
+
+    def grammar_words(self, grammar: str | None) -> list[str] | None:
+        if grammar == "categories" and self.phrases:
+            return [*self.phrases, "[unk]"]
+        if grammar == "digits":
+            words = (
+                ["零", "一", "二", "三", "四", "五", "六", "七", "八", "九"]
+                if self.language == "zh-CN"
+                else list(DIGIT_WORDS_EN)
+            )
+            return [*words, "[unk]"]
+        return None
+
+    def stream(self, grammar: str | None = None) -> RecognitionStream:
+        words = self.grammar_words(grammar)
+        if words is None:
+            recognizer = self._vosk.KaldiRecognizer(self.model, 8000)
+        else:
+            recognizer = self._vosk.KaldiRecognizer(
+                self.model, 8000, json.dumps(words, ensure_ascii=False)
+            )
+        recognizer.SetWords(True)
+        return _VoskStream(recognizer)
+
+
+class _VoskStream(RecognitionStream):
+    def __init__(self, recognizer: Any) -> None:
+        self.recognizer = recognizer
+        self.finals: list[dict[str, Any]] = []
+        self.partials = 0
+
+    def feed(self, pcm: bytes) -> str | None:
+        if self.recognizer.AcceptWaveform(pcm):
+            self.finals.append(json.loads(self.recognizer.Result()))
+            return self._text()
+        partial = json.loads(self.recognizer.PartialResult()).get("partial", "")
+        if partial:
+            self.partials += 1
+            return " ".join(filter(None, [self._text(), partial]))
+        return None
+
+    def _text(self) -> str:
+        return " ".join(r.get("text", "") for r in self.finals if r.get("text"))
+
+    def finish(self) -> Transcript:
+        self.finals.append(json.loads(self.recognizer.FinalResult()))
+        words = [w for r in self.finals for w in r.get("result", [])]
+        confidence = sum(float(w.get("conf", 0)) for w in words) / len(words) if words else None
+        return Transcript(self._text(), confidence, self.partials)
+
+
+# --- per language ------------------------------------------------------------------------
+
+
+class Recognizers:
+    """The recogniser of each language, or why there is none."""
+
+    def __init__(self) -> None:
+        self.by_language: dict[str, Recognizer] = {}
+        self.problems: dict[str, str] = {}
+
+    def available(self, language: str) -> bool:
+        return language in self.by_language
+
+    def get(self, language: str) -> Recognizer | None:
+        return self.by_language.get(language)
+
+    @classmethod
+    def build(
+        cls,
+        choices: dict[str, str],
+        models: dict[str, str],
+        phrases: Mapping[str, Sequence[str]],
+        *,
+        work_dir: Path | None = None,
+    ) -> Recognizers:
+        """Load each configured backend; a failure is logged and that language has none."""
+        out = cls()
+        for language, backend in choices.items():
+            try:
+                recognizer: Recognizer
+                if backend == "pocketsphinx":
+                    recognizer = PocketsphinxRecognizer(
+                        language,
+                        phrases.get(language, ()),
+                        work_dir=(work_dir / f"pocketsphinx-{language}") if work_dir else None,
+                    )
+                elif backend == "vosk":
+                    recognizer = VoskRecognizer(
+                        language, models.get(language), phrases.get(language, ())
+                    )
+                elif backend == "none":
+                    raise RecognizerUnavailable("switched off in voice.recognizers")
+                else:
+                    raise RecognizerUnavailable(f"unknown backend {backend!r}")
+            except RecognizerUnavailable as error:
+                out.problems[language] = str(error)
+                log.warning("no speech recognition for %s: %s", language, error)
+                continue
+            out.by_language[language] = recognizer
+        return out
+
+
+def word_error_rate(reference: str, hypothesis: str) -> float:
+    """Levenshtein distance over words, divided by the reference's length."""
+    ref, hyp = reference.lower().split(), hypothesis.lower().split()
+    if not ref:
+        return 0.0 if not hyp else 1.0
+    previous = list(range(len(hyp) + 1))
+    for i, r in enumerate(ref, 1):
+        current = [i] + [0] * len(hyp)
+        for j, h in enumerate(hyp, 1):
+            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (r != h))
+        previous = current
+    return previous[-1] / len(ref)

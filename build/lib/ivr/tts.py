@@ -1,0 +1,136 @@
+"""Prompts as audio: espeak-ng speaks, sox converts, the disk keeps the result.
+
+A prompt is generated once per (voice, text, format) with Debian's
+``espeak-ng`` (voices ``cmn`` for zh-CN and ``en-us`` for en) and converted
+with ``sox`` to the transport's format, then cached under the cache folder.
+A recorded WAV at ``<prompts_dir>/<locale>/<key>.wav`` replaces the
+generated voice for a prompt without parameters. Nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+from pathlib import Path
+from typing import Literal
+
+from ivr.engine import Say
+
+VOICES = {"zh-CN": "cmn", "en": "en-us"}
+Format = Literal["s16", "u8"]  # 8 kHz mono: 16-bit signed, or 8-bit unsigned (pyVoIP)
+_SOX_FORMAT = {
+    "s16": ["-e", "signed-integer", "-b", "16"],
+    "u8": ["-e", "unsigned-integer", "-b", "8"],
+}
+
+
+class SpeechToolMissing(RuntimeError):
+    pass
+
+
+def check_tools() -> None:
+    missing = [tool for tool in ("espeak-ng", "sox") if shutil.which(tool) is None]
+    if missing:
+        raise SpeechToolMissing(
+            f"{' and '.join(missing)} not found: install the Debian packages espeak-ng and sox"
+        )
+
+
+class PromptAudio:
+    """Audio for what the IVR says (thread-safe; runs external tools, so call off the loop)."""
+
+    def __init__(
+        self,
+        cache_dir: Path,
+        prompts_dir: Path | None = None,
+        *,
+        speed: int = 165,
+    ) -> None:
+        self.cache_dir = cache_dir
+        self.prompts_dir = prompts_dir
+        self.speed = speed
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+        cache_dir.mkdir(parents=True, exist_ok=True)
+
+    def _lock(self, name: str) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(name, threading.Lock())
+
+    def recorded(self, say: Say) -> Path | None:
+        if self.prompts_dir is None or say.key is None:
+            return None
+        path = self.prompts_dir / say.locale / f"{say.key}.wav"
+        return path if path.is_file() else None
+
+    def render(self, say: Say, fmt: Format = "s16") -> bytes:
+        """Raw 8 kHz mono samples of ``say`` in ``fmt``."""
+        override = self.recorded(say)
+        if override is not None:
+            stat = override.stat()
+            source = f"file:{override}:{stat.st_mtime_ns}:{stat.st_size}"
+        else:
+            source = f"espeak:{VOICES[say.locale]}:{self.speed}:{say.text}"
+        name = hashlib.sha256(f"{source}|{fmt}".encode()).hexdigest()[:32] + f".{fmt}"
+        path = self.cache_dir / name
+        if path.is_file():
+            return path.read_bytes()
+        with self._lock(name):
+            if path.is_file():
+                return path.read_bytes()
+            data = self._convert(override, say, fmt)
+            fd, tmp = tempfile.mkstemp(dir=self.cache_dir, suffix=".part")
+            with os.fdopen(fd, "wb") as out:
+                out.write(data)
+            os.replace(tmp, path)
+            return data
+
+    def _convert(self, override: Path | None, say: Say, fmt: Format) -> bytes:
+        sox_out = ["-r", "8000", "-c", "1", *_SOX_FORMAT[fmt], "-t", "raw", "-"]
+        if override is not None:
+            return _run(["sox", str(override), *sox_out])
+        wav = _run(
+            ["espeak-ng", "-v", VOICES[say.locale], "-s", str(self.speed), "--stdout", say.text]
+        )
+        return _run(["sox", "-t", "wav", "-", *sox_out], stdin=wav)
+
+    def duration(self, say: Say) -> float:
+        return len(self.render(say, "u8")) / 8000
+
+
+def _run(cmd: list[str], stdin: bytes | None = None) -> bytes:
+    try:
+        done = subprocess.run(cmd, input=stdin, capture_output=True, timeout=60, check=False)
+    except FileNotFoundError:
+        check_tools()
+        raise
+    if done.returncode != 0:
+        raise RuntimeError(f"{cmd[0]} failed: {done.stderr.decode(errors='replace')[:300]}")
+    return done.stdout
+
+
+def speak_to_wav(text: str, locale: str, path: Path, *, rate: int = 8000, speed: int = 165) -> None:
+    """A WAV file of ``text`` (16-bit mono): a caller's voice for tests and benchmarks."""
+    wav = _run(["espeak-ng", "-v", VOICES[locale], "-s", str(speed), "--stdout", text])
+    _run(
+        [
+            "sox",
+            "-t",
+            "wav",
+            "-",
+            "-r",
+            str(rate),
+            "-c",
+            "1",
+            "-e",
+            "signed-integer",
+            "-b",
+            "16",
+            str(path),
+        ],
+        stdin=wav,
+    )

@@ -143,6 +143,7 @@ DISTRICT_DEPARTMENTS = [
 CATEGORIES: list[dict[str, Any]] = [
     {
         "code": "street_light",
+        "handle_working_days": 5,
         "name_zh": "路灯故障",
         "name_en": "Street light out",
         "department_kind": "municipal",
@@ -161,6 +162,7 @@ CATEGORIES: list[dict[str, Any]] = [
     },
     {
         "code": "water_outage",
+        "handle_working_days": 1,
         "name_zh": "停水",
         "name_en": "Water outage",
         "department_kind": "water",
@@ -170,6 +172,7 @@ CATEGORIES: list[dict[str, Any]] = [
     },
     {
         "code": "water_leak",
+        "handle_working_days": 2,
         "name_zh": "供水管道漏水",
         "name_en": "Water main leak",
         "department_kind": "water",
@@ -179,6 +182,7 @@ CATEGORIES: list[dict[str, Any]] = [
     },
     {
         "code": "power_outage",
+        "handle_working_days": 1,
         "name_zh": "停电",
         "name_en": "Power cut",
         "department_kind": "power",
@@ -216,6 +220,7 @@ CATEGORIES: list[dict[str, Any]] = [
     },
     {
         "code": "garbage",
+        "handle_working_days": 3,
         "name_zh": "垃圾清运",
         "name_en": "Rubbish collection",
         "department_kind": "urban_management",

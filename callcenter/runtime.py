@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import random
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -100,6 +100,7 @@ class Runtime:
                     tuple(r.keywords_zh or ()),
                     tuple(r.keywords_en or ()),
                     r.default_priority,
+                    r.handle_working_days,
                 )
                 for r in cat_rows
             ],
@@ -107,5 +108,13 @@ class Runtime:
                 GridCell.from_geojson(r.id, r.code, r.name, r.owner_id, r.geometry)
                 for r in cell_rows
             ],
+        )
+        self.sla = replace(
+            self.sla,
+            category_days={
+                c.id: c.handle_working_days
+                for c in self.directory.categories
+                if c.handle_working_days is not None
+            },
         )
         return self.directory

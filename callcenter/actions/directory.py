@@ -92,6 +92,7 @@ async def add_category(tx: Tx, rt: Runtime, data: Mapping[str, Any], *, actor: A
         "department_kind": _required(data, "department_kind", 40),
         "default_type": default_type,
         "default_priority": default_priority,
+        "handle_working_days": _days(data.get("handle_working_days")),
         "keywords_zh": [str(k) for k in data.get("keywords_zh", [])],
         "keywords_en": [str(k) for k in data.get("keywords_en", [])],
         "active": True,
@@ -106,6 +107,18 @@ async def add_category(tx: Tx, rt: Runtime, data: Mapping[str, Any], *, actor: A
         after=values,
     )
     return int(category_id)
+
+
+def _days(value: Any) -> float | None:
+    if value is None:
+        return None
+    try:
+        days = float(value)
+    except (TypeError, ValueError):
+        raise InvalidInput("invalid_field", field="handle_working_days") from None
+    if not 0 < days <= 365:
+        raise InvalidInput("invalid_field", field="handle_working_days")
+    return days
 
 
 async def add_grid_cell(tx: Tx, rt: Runtime, data: Mapping[str, Any], *, actor: Actor) -> int:

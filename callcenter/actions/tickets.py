@@ -179,6 +179,7 @@ async def open_ticket(
         priority=Priority(decided.priority),
         state=TicketState.NEW,
         created_at=now,
+        category_id=category.id if category else None,
     )
     created = ticket.snapshot()
     values: dict[str, Any] = {

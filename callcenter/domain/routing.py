@@ -57,6 +57,7 @@ class Category:
     keywords_zh: tuple[str, ...] = ()
     keywords_en: tuple[str, ...] = ()
     default_priority: str = "normal"
+    handle_working_days: float | None = None  # None: the ticket type's limit
 
     def name(self, locale: str) -> str:
         return self.name_zh if locale.startswith("zh") else self.name_en

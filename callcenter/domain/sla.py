@@ -12,7 +12,8 @@ after that, and red once the deadline has passed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
@@ -40,13 +41,20 @@ class SlaPolicy:
 
     calendar: WorkCalendar
     settings: SlaSettings
+    # handling time of categories that set their own, in working days, by category id
+    category_days: Mapping[int, float] = field(default_factory=dict)
 
     def sign_limit(self, priority: str) -> Limit:
         return self.settings.urgent_sign_for if priority == "urgent" else self.settings.sign_for
 
-    def handle_limit(self, ticket_type: str, priority: str) -> Limit:
+    def handle_limit(
+        self, ticket_type: str, priority: str, category_id: int | None = None
+    ) -> Limit:
+        """Urgent: the urgent limit; else the category's own, if it has one; else the type's."""
         if priority == "urgent":
             return self.settings.urgent_handle
+        if category_id is not None and category_id in self.category_days:
+            return Limit(amount=self.category_days[category_id], unit="working_days")
         try:
             return self.settings.handle[ticket_type]
         except KeyError:

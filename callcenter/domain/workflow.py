@@ -220,6 +220,7 @@ class Ticket:
     merged_into_id: int | None = None
     last_reason: str | None = None
     version: int = 1
+    category_id: int | None = None
 
     @classmethod
     def field_names(cls) -> tuple[str, ...]:
@@ -272,7 +273,9 @@ class Ticket:
         self.dispatched_at = now
         self.handle_started_at = now
         self.sign_due_at = sla.deadline(now, sla.sign_limit(self.priority))
-        self.due_at = sla.deadline(now, sla.handle_limit(self.type, self.priority))
+        self.due_at = sla.deadline(
+            now, sla.handle_limit(self.type, self.priority, self.category_id)
+        )
         self.accepted_at = None
         self.extension_request_days = None
         self.extension_request_reason = None

@@ -61,6 +61,8 @@ categories = Table(
     Column("department_kind", String(40), nullable=False),
     Column("default_type", String(20), nullable=False, default="help"),
     Column("default_priority", String(10), nullable=False, default="normal"),
+    # the category's own handling time in working days, instead of its ticket type's
+    Column("handle_working_days", Float, nullable=True),
     Column("keywords_zh", JSON, nullable=False, default=list),
     Column("keywords_en", JSON, nullable=False, default=list),
     Column("active", Boolean, nullable=False, default=True),

@@ -13,6 +13,7 @@ from callcenter.actions.intake import Inbound, receive_message
 from callcenter.actions.messages import send_reply
 from callcenter.actions.tickets import TicketDraft, create_ticket, take_step
 from callcenter.clock import ManualClock
+from callcenter.config import Limit
 from callcenter.domain.errors import Forbidden, IllegalStep, InvalidInput, NotFound, VersionConflict
 from callcenter.domain.workflow import SYSTEM, Step
 from callcenter.runtime import Runtime
@@ -350,3 +351,21 @@ async def test_lights_on_stored_tickets(rt: Runtime, clock: ManualClock) -> None
     clock.set(row.sign_due_at + timedelta(minutes=1))
     view = ticket_view(rt, row, "en")
     assert view["light"] == "red" and view["sign_light"] == "red"
+
+
+async def test_a_categorys_own_handling_time_sets_the_deadline(rt: Runtime) -> None:
+    agent = await actor(rt, "agent1")
+    water = await create_ticket(
+        rt,
+        TicketDraft(description="家里停水了", category="water_outage"),
+        actor=agent,
+        dispatch=True,
+    )  # the demo city gives it 1 working day
+    leak = await create_ticket(
+        rt,
+        TicketDraft(description="公司拖欠工资", category="wage_arrears"),
+        actor=agent,
+        dispatch=True,
+    )  # no time of its own: a complaint's 15 days
+    assert water["due_at"] == rt.sla.deadline(water["dispatched_at"], Limit(amount=1))
+    assert leak["due_at"] == rt.sla.deadline(leak["dispatched_at"], Limit(amount=15))

@@ -70,3 +70,15 @@ def test_worst_light() -> None:
     assert worst(Light.GREEN, None, Light.YELLOW) is Light.YELLOW
     assert worst(Light.RED, Light.YELLOW) is Light.RED
     assert worst(None, None) is None
+
+
+def test_a_category_may_set_its_own_handling_time() -> None:
+    own = SlaPolicy(WorkCalendar(), SlaSettings(), category_days={7: 1})
+    start = local(2026, 11, 23, 9, 0)
+    assert own.deadline(start, own.handle_limit("complaint", "normal", 7)) == local(
+        2026, 11, 23, 17, 30
+    )
+    assert own.deadline(start, own.handle_limit("complaint", "normal", 8)) == local(
+        2026, 12, 11, 17, 30
+    )
+    assert own.handle_limit("complaint", "urgent", 7) == own.settings.urgent_handle

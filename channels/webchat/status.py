@@ -10,26 +10,21 @@ digits in ``WINDOW``. An unknown number and wrong digits get the same answer.
 from __future__ import annotations
 
 import re
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
-from sqlalchemy import select
 
-from callcenter.actions.staff import check_rate, count_attempt, locked_until, throttle_state
+from callcenter.actions.lookup import WINDOW, look_up_ticket
+from callcenter.actions.staff import check_rate
 from callcenter.api.http import error_body, json_response
 from callcenter.api.keys import RUNTIME
-from callcenter.domain.errors import HotlineError, InvalidInput, NotFound, RateLimited
-from callcenter.store.tables import citizen_identities, citizens, tickets
-from callcenter.views import category_ref, department_ref
+from callcenter.domain.errors import HotlineError, InvalidInput
 
 if TYPE_CHECKING:
     from channels.webchat import WebChat
 
 BEHIND_PROXY = web.AppKey("webchat_behind_proxy", bool)
 LOOKUPS_PER_IP = 20
-FAILURES_PER_TICKET = 5
-WINDOW = timedelta(minutes=15)
 NUMBER = re.compile(r"^\d{8}-\d{4,6}$")
 
 
@@ -81,56 +76,9 @@ async def lookup(request: web.Request) -> web.Response:
         if not re.fullmatch(r"\d{4}", digits):
             raise InvalidInput("invalid_field", field="last4")
         await check_rate(rt, f"lookup-ip:{_ip(request)}", limit=LOOKUPS_PER_IP, window=WINDOW)
-        return json_response(await _find(rt, number, digits, locale))
+        return json_response(await look_up_ticket(rt, number, digits, locale))
     except HotlineError as error:
         return json_response(error_body(rt, error, locale), status=error.status)
-
-
-async def _find(rt: Any, number: str, digits: str, locale: str) -> dict[str, Any]:
-    key = f"lookup-ticket:{number}"
-    now = rt.clock.now()
-    async with rt.db.read() as conn:
-        row = (await conn.execute(select(tickets).where(tickets.c.number == number))).first()
-        phones: set[str] = set()
-        if row is not None and row.citizen_id is not None:
-            citizen = (
-                await conn.execute(select(citizens.c.phone).where(citizens.c.id == row.citizen_id))
-            ).first()
-            if citizen and citizen.phone:
-                phones.add(citizen.phone)
-            phones |= {
-                r.value
-                for r in await conn.execute(
-                    select(citizen_identities.c.value).where(
-                        citizen_identities.c.citizen_id == row.citizen_id,
-                        citizen_identities.c.kind == "phone",
-                    )
-                )
-            }
-    async with rt.db.transaction(serialize=False) as tx:
-        tx.state["now"] = now
-        blocked = locked_until(await throttle_state(tx, key), now)
-        if blocked is not None:
-            raise RateLimited("rate_limited", minutes=max(1, int((blocked - now).seconds / 60) + 1))
-        matched = row is not None and any(p.endswith(digits) for p in phones)
-        if not matched:
-            await count_attempt(tx, key, limit=FAILURES_PER_TICKET, window=WINDOW, lock=WINDOW)
-    if not matched or row is None:  # raised after the commit, so the failure is counted
-        raise NotFound("lookup_failed")
-    label = rt.catalog.label
-    return {
-        "number": row.number,
-        "state": row.state,
-        "state_label": label("state", row.state, locale),
-        "type_label": label("ticket_type", row.type, locale),
-        "category": (category_ref(rt, row.category_id, locale) or {}).get("name"),
-        "department": (department_ref(rt, row.department_id, locale) or {}).get("name"),
-        "created_at": row.created_at,
-        "due_at": row.due_at,
-        "replied_at": row.replied_at,
-        "closed_at": row.closed_at,
-        "reply": row.reply,
-    }
 
 
 async def short_link(request: web.Request) -> web.Response:

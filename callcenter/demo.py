@@ -21,15 +21,18 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from callcenter.actions import acd
 from callcenter.actions.citizens import find_or_create_citizen
 from callcenter.actions.directory import load_city
 from callcenter.actions.intake import Inbound, receive_message
+from callcenter.actions.messages import send_reply
+from callcenter.actions.surveys import answer_survey
 from callcenter.actions.tickets import TicketDraft, create_ticket, take_step
 from callcenter.clock import ManualClock
 from callcenter.domain.errors import HotlineError
 from callcenter.domain.workflow import SYSTEM, Actor, Role, Step
 from callcenter.runtime import Runtime
-from callcenter.store.tables import departments, users
+from callcenter.store.tables import departments, offers, queue_entries, surveys, users
 
 CITY = "MH"
 # every demo user signs in to the browser pages with this password (demo data only)
@@ -505,6 +508,12 @@ DESCRIPTIONS: dict[str, list[str]] = {
     ],
 }
 
+AGENT_ANSWERS = [
+    "您好，您咨询的事项可通过“一网通办”平台办理，也可到所在街道便民服务中心咨询。",
+    "您好，已为您查询，相关政策请以区人社部门最新公布的为准。",
+    "Hello, you can apply online or at your street office; we have sent you the details.",
+]
+
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何林罗高"
 GIVEN = [
     "伟",
@@ -727,6 +736,8 @@ async def load_demo(
     clock.set(end)
     assert rt.runner is not None
     await rt.runner.drain()
+    for agent in by_role["agent"]:  # the night shift has gone home
+        await acd.set_presence(rt, "away", actor=agent)
     async with rt.db.read() as conn:
         total = await conn.scalar(select(func.count()).select_from(departments))
     return {"tokens": tokens, "departments": int(total or 0), **counts}
@@ -758,8 +769,9 @@ async def _play(
                 rt, Inbound("sms", "phone", phone, text, provider_id=f"DEMO{index}")
             )
             ticket = result.ticket
-            if ticket is None:
-                return None  # waits for an agent, as unrecognised texts do
+            if ticket is None:  # waits for an agent, as unrecognised texts do
+                made[index] = {"conversation_id": result.conversation_id}
+                return timedelta(minutes=rng.uniform(0.5, 8)), "answer"
         else:
             async with rt.transaction() as tx:
                 citizen, _ = await find_or_create_citizen(
@@ -798,6 +810,8 @@ async def _play(
         counts["tickets"] += 1
         return (hours(0.1, 2), "dispatch") if ticket["state"] == "new" else (hours(1, 20), "sign")
 
+    if stage == "answer":
+        return await _answer(rt, rng, made[index]["conversation_id"], by_role)
     ticket = made[index]
     counts["steps"] += 1
     if stage == "dispatch":
@@ -854,12 +868,60 @@ async def _play(
         return hours(1, 24), "close"
     if stage == "close":
         made[index] = await take_step(rt, ticket["id"], Step.CLOSE, actor=agent)
-        if rng.random() < 0.06:
-            return hours(24, 72), "reopen"
+        return hours(2.5, 20), "survey"
+    if stage == "survey":
+        return await _survey(rt, rng, index, made)
+    return None
+
+
+async def _answer(
+    rt: Runtime, rng: random.Random, conversation_id: int, by_role: dict[str, list[Actor]]
+) -> tuple[timedelta, str] | None:
+    """An agent takes a waiting conversation through the queue, answers and closes it."""
+    agents = {a.id: a for a in by_role["agent"]}
+    for agent in agents.values():
+        await acd.set_presence(rt, "available", actor=agent)
+    await acd.distribute(rt)
+    async with rt.db.read() as conn:
+        offer = (
+            await conn.execute(
+                select(offers.c.id, offers.c.agent_id)
+                .join(queue_entries, queue_entries.c.id == offers.c.entry_id)
+                .where(
+                    queue_entries.c.conversation_id == conversation_id,
+                    offers.c.state == "pending",
+                )
+            )
+        ).first()
+    if offer is None or offer.agent_id not in agents:
         return None
-    if stage == "reopen":
-        made[index] = await take_step(
-            rt, ticket["id"], Step.REOPEN, actor=agent, reason="回访不满意，市民反映问题未解决"
-        )
-        return hours(1, 20), "sign"
+    agent = agents[offer.agent_id]
+    await acd.accept_offer(rt, offer.id, actor=agent)
+    await send_reply(rt, conversation_id, rng.choice(AGENT_ANSWERS), actor=agent)
+    await acd.end_conversation(rt, conversation_id, wrap_up_code="information", actor=agent)
+    return None
+
+
+async def _survey(
+    rt: Runtime, rng: random.Random, index: int, made: dict[int, dict[str, Any]]
+) -> tuple[timedelta, str] | None:
+    """The callback survey goes out and the citizen answers it, mostly content."""
+    assert rt.runner is not None
+    await rt.runner.drain()
+    async with rt.db.read() as conn:
+        survey = (
+            await conn.execute(
+                select(surveys.c.id)
+                .where(surveys.c.ticket_id == made[index]["id"], surveys.c.state == "sent")
+                .order_by(surveys.c.id.desc())
+            )
+        ).first()
+    if survey is None or rng.random() < 0.15:  # unreachable, or never answers
+        return None
+    score = rng.choices([5, 4, 3, 2, 1], [62, 20, 8, 5, 5])[0]
+    solved = score >= 3 and rng.random() < 0.93
+    outcome = await answer_survey(rt, survey.id, score=score, solved=solved)
+    if outcome["reopened"]:  # 重办: back to the department
+        made[index] = outcome["ticket"]
+        return timedelta(hours=rng.uniform(1, 20)), "sign"
     return None

@@ -704,7 +704,13 @@ async def load_demo(
         by_role.setdefault(row.role, []).append(actor)
         if row.department_id is not None:
             dept_staff[row.department_id] = actor
-    roads = [kw for r in dept_rows if r.kind == "street" for kw in r.keywords if "路" in kw]
+    roads = [
+        kw
+        for r in dept_rows
+        if r.kind == "street"
+        for kw in r.keywords
+        if "路" in kw or kw.endswith(("Road", "Avenue"))
+    ]
     cells = list(rt.directory.cells)
 
     queue: list[_Next] = []
@@ -761,7 +767,10 @@ async def _play(
 
     if stage == "create":
         category = rng.choice(CATEGORIES)
-        text = rng.choice(DESCRIPTIONS[category["code"]]).format(road=rng.choice(roads))
+        template = rng.choice(DESCRIPTIONS[category["code"]])
+        english = [r for r in roads if r.isascii()]
+        chinese = [r for r in roads if not r.isascii()]
+        text = template.format(road=rng.choice(english if template.isascii() else chinese))
         phone = f"+861{rng.choice('3578')}{rng.randrange(10**8, 10**9)}"
         channel = rng.choices(["sms", "voice", "web", "telegram"], [4, 5, 2, 1])[0]
         if channel == "sms":
@@ -793,7 +802,10 @@ async def _play(
                     priority=category.get("default_priority", "normal"),
                     lat=point.y if located else None,
                     lon=point.x if located else None,
-                    address=None if located else rng.choice(roads) + f"{rng.randint(1, 300)}号",
+                    address=None
+                    if located
+                    else rng.choice([r for r in roads if not r.isascii()])
+                    + f"{rng.randint(1, 300)}号",
                     citizen_id=citizen.id,
                     origin_channel=channel,
                 ),

@@ -182,6 +182,12 @@ const UI = (() => {
     if (langButton) langButton.addEventListener("click", switchLanguage);
     const who = document.getElementById("who");
     if (who && boot.user) who.textContent = boot.user.name;
+    // links to pages this role may not open are not shown
+    const role = boot.user ? boot.user.role : "";
+    const pages = { "role-desk": ["agent", "supervisor"], "role-portal": ["department", "supervisor", "admin"], "role-wall": ["supervisor", "admin"] };
+    for (const [cls, roles] of Object.entries(pages)) {
+      document.querySelectorAll("a." + cls).forEach((a) => { a.hidden = !roles.includes(role); });
+    }
     const csrfField = document.getElementById("logout-csrf");
     if (csrfField) csrfField.value = boot.csrf || "";
   }

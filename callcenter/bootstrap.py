@@ -8,6 +8,7 @@ application and the runtime: ``agent_ui.app:setup`` by default).
 
 from __future__ import annotations
 
+import html
 import importlib
 import logging
 from collections.abc import AsyncIterator, Callable
@@ -179,7 +180,24 @@ def create_app(
 
 
 async def _index(request: web.Request) -> web.Response:
+    """A plain page in the visitor's language pointing to what the server offers."""
     rt = request.app[RUNTIME]
     locale = rt.catalog.negotiate(request.headers.get("Accept-Language"))
-    body = rt.text("site.index", locale, hotline=rt.settings.hotline_number)
-    return web.Response(text=body, content_type="text/plain")
+    hotline = rt.settings.hotline_number
+
+    def t(key: str) -> str:
+        return html.escape(rt.text(f"site.{key}", locale, hotline=hotline))
+
+    links = [
+        ("/ui/", "staff"),
+        ("/chat/", "chat"),
+        ("/status", "status"),
+        ("/api/openapi.json", "api"),
+    ]
+    items = "".join(f'<li><a href="{href}">{t(key)}</a></li>' for href, key in links)
+    body = (
+        f'<!doctype html><html lang="{locale}"><meta charset="utf-8">'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{t('title')}</title><h1>{t('title')}</h1><p>{t('intro')}</p><ul>{items}</ul>"
+    )
+    return web.Response(text=body, content_type="text/html")

@@ -399,3 +399,13 @@ def test_the_document_lists_every_step_with_its_roles() -> None:
         op = doc["paths"][f"/tickets/{{ticket}}/{step.value}"]["post"]
         assert set(op["x-roles"]) == {r.value for r in WORKFLOW[step].roles} - {"system"}
         assert "409" in op["responses"]
+
+
+async def test_the_front_page_points_to_what_the_server_offers(api: TestClient) -> None:
+    response = await api.get("/", headers={"Accept-Language": "en"})
+    page = await response.text()
+    assert response.status == 200 and "Citizen hotline 12345" in page
+    for href in ('href="/ui/"', 'href="/chat/"', 'href="/status"', 'href="/api/openapi.json"'):
+        assert href in page
+    chinese = await (await api.get("/", headers={"Accept-Language": "zh-CN"})).text()
+    assert "12345 市民服务热线" in chinese

@@ -51,12 +51,18 @@ def parse_hours(spans: Iterable[str]) -> tuple[tuple[time, time], ...]:
     return tuple(parsed)
 
 
+# the years whose arrangement the installed chinesecalendar knows
+_KNOWN_YEARS = frozenset(d.year for d in chinese_calendar.holidays) | frozenset(
+    d.year for d in chinese_calendar.workdays
+)
+
+
 @lru_cache(maxsize=4096)
 def _package_workday(day: date) -> bool | None:
-    try:
-        return bool(chinese_calendar.is_workday(day))
-    except NotImplementedError:
+    """The package's answer, or None for a year it does not know yet."""
+    if day.year not in _KNOWN_YEARS:
         return None
+    return bool(chinese_calendar.is_workday(day))
 
 
 @dataclass(frozen=True)
@@ -108,10 +114,9 @@ class WorkCalendar:
         """A public holiday (not merely a weekend)."""
         if day in self.extra_holidays:
             return True
-        try:
-            return bool(chinese_calendar.get_holiday_detail(day)[1]) and not self.is_workday(day)
-        except NotImplementedError:
+        if day.year not in _KNOWN_YEARS:
             return False
+        return bool(chinese_calendar.get_holiday_detail(day)[1]) and not self.is_workday(day)
 
     def is_working_time(self, at: datetime) -> bool:
         local = at.astimezone(self.zone)

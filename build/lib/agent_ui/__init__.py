@@ -1,1 +1,0 @@
-"""The staff's browser pages and their websocket (see docs/layout.md)."""

@@ -1,1 +1,0 @@
-"""Pure domain logic: no I/O, no database, no clock of its own."""

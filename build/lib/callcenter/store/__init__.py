@@ -1,1 +1,0 @@
-"""Storage: SQLAlchemy Core tables, the database handle and the unit of work."""

@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
@@ -51,3 +58,49 @@ async def settle(rt: Runtime, clock: Any, *, within: float = 300) -> None:
         if upcoming is None or upcoming - clock.now() > timedelta(seconds=within):
             return
         clock.set(max(upcoming, clock.now()))
+
+
+def start_worker(tmp_path: Path, database_url: str, **settings: str) -> subprocess.Popen[bytes]:
+    """A real ``callcenter worker`` process with short leases, on the test's database.
+
+    ``settings`` are more ``CALLCENTER_*`` variables (without the prefix).
+    """
+    env = dict(os.environ)
+    env.update(
+        CALLCENTER_DATABASE_URL=database_url,
+        CALLCENTER_DATA_DIR=str(tmp_path / "data"),
+        CALLCENTER_JOBS__LEASE_SECONDS="1.5",
+        CALLCENTER_JOBS__POLL_SECONDS="0.2",
+        CALLCENTER_JOBS__CONCURRENCY="4",
+        **{f"CALLCENTER_{name}": value for name, value in settings.items()},
+    )
+    return subprocess.Popen(
+        [sys.executable, "-m", "callcenter.cli", "worker"],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+
+
+async def until_all_jobs_done(
+    rt: Runtime, worker: subprocess.Popen[bytes], count: int, seconds: float = 60
+) -> None:
+    """Wait (bounded) for ``count`` jobs to be done, then stop the worker."""
+    from collections import Counter
+
+    from callcenter.store.tables import jobs
+
+    try:
+        deadline = time.monotonic() + seconds
+        while True:
+            async with rt.db.read() as conn:
+                states = Counter((await conn.execute(select(jobs.c.state))).scalars())
+            if states == Counter({"done": count}):
+                return
+            assert worker.poll() is None, worker.stdout.read()  # type: ignore[union-attr]
+            assert time.monotonic() < deadline, f"jobs left: {states}"
+            await asyncio.sleep(0.1)
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(10)

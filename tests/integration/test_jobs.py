@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from datetime import timedelta
@@ -24,7 +22,7 @@ from callcenter.jobs.executor import JobRunner, PermanentFailure, RetryLater
 from callcenter.jobs.outbox import Job, enqueue
 from callcenter.runtime import Runtime
 from callcenter.store.tables import jobs, messages
-from tests.helpers import actor
+from tests.helpers import actor, start_worker, until_all_jobs_done
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -150,24 +148,12 @@ async def test_the_in_process_driver_runs_jobs_after_commit(rt: Runtime) -> None
 
 
 def _worker(tmp_path: Path, database_url: str) -> subprocess.Popen[bytes]:
-    env = dict(os.environ)
-    env.update(
-        CALLCENTER_DATABASE_URL=database_url,
-        CALLCENTER_DATA_DIR=str(tmp_path / "data"),
-        CALLCENTER_CHANNELS='["channels.simulated:SimulatedSms"]',
-        CALLCENTER_CHANNEL_OPTIONS=json.dumps(
-            {"sms": {"delay_seconds": 0.02, "settle_seconds": 0.25}}
-        ),
-        CALLCENTER_JOBS__LEASE_SECONDS="1.5",
-        CALLCENTER_JOBS__POLL_SECONDS="0.2",
-        CALLCENTER_JOBS__CONCURRENCY="4",
-    )
-    return subprocess.Popen(
-        [sys.executable, "-m", "callcenter.cli", "worker"],
-        env=env,
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
+    options = {"sms": {"delay_seconds": 0.02, "settle_seconds": 0.25}}
+    return start_worker(
+        tmp_path,
+        database_url,
+        CHANNELS='["channels.simulated:SimulatedSms"]',
+        CHANNEL_OPTIONS=json.dumps(options),
     )
 
 
@@ -213,20 +199,7 @@ async def test_sigkill_mid_run_loses_nothing_and_repeats_no_effect(
     assert done_before and running, "the kill should land mid-run"
     calls_before = Counter(c["key"] for c in _lines(provider / "calls.jsonl"))
 
-    worker = _worker(tmp_path, database_url)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            async with rt.db.read() as conn:
-                states = Counter((await conn.execute(select(jobs.c.state))).scalars())
-            if states == Counter({"done": len(ids)}):
-                break
-            assert worker.poll() is None, worker.stdout.read()  # type: ignore[union-attr]
-            assert time.monotonic() < deadline, f"jobs left: {states}"
-            await asyncio.sleep(0.1)
-    finally:
-        worker.send_signal(signal.SIGTERM)
-        worker.wait(10)
+    await until_all_jobs_done(rt, _worker(tmp_path, database_url), len(ids))
 
     sent = _lines(provider / "sent.jsonl")
     calls = Counter(c["key"] for c in _lines(provider / "calls.jsonl"))

@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -26,40 +24,28 @@ from callcenter.actions.messages import send_reply
 from callcenter.runtime import Runtime
 from callcenter.store.tables import delivery_attempts, jobs, messages
 from tests.fakes.twilio_api import TwilioStandIn, new_sid
-from tests.helpers import actor
+from tests.helpers import actor, start_worker, until_all_jobs_done
 
 OUR = "+14155550100"
 
 
 def _worker(tmp_path: Path, database_url: str, standin: TwilioStandIn) -> subprocess.Popen[bytes]:
-    env = dict(os.environ)
-    env.update(
-        CALLCENTER_DATABASE_URL=database_url,
-        CALLCENTER_DATA_DIR=str(tmp_path / "data"),
-        CALLCENTER_PUBLIC_URL="https://hotline.example.gov.cn",
-        CALLCENTER_CHANNELS='["channels.twilio.sms:TwilioSms"]',
-        CALLCENTER_CHANNEL_OPTIONS=json.dumps(
-            {
-                "sms": {
-                    "account_sid": standin.account_sid,
-                    "auth_token": standin.auth_token,
-                    "from_number": OUR,
-                    "api_base_url": standin.base_url,
-                    "rate_segments_per_second": 1000,
-                    "timeout_seconds": 10,
-                }
-            }
-        ),
-        CALLCENTER_JOBS__LEASE_SECONDS="1.5",
-        CALLCENTER_JOBS__POLL_SECONDS="0.2",
-        CALLCENTER_JOBS__CONCURRENCY="4",
-    )
-    return subprocess.Popen(
-        [sys.executable, "-m", "callcenter.cli", "worker"],
-        env=env,
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
+    options = {
+        "sms": {
+            "account_sid": standin.account_sid,
+            "auth_token": standin.auth_token,
+            "from_number": OUR,
+            "api_base_url": standin.base_url,
+            "rate_segments_per_second": 1000,
+            "timeout_seconds": 10,
+        }
+    }
+    return start_worker(
+        tmp_path,
+        database_url,
+        PUBLIC_URL="https://hotline.example.gov.cn",
+        CHANNELS='["channels.twilio.sms:TwilioSms"]',
+        CHANNEL_OPTIONS=json.dumps(options),
     )
 
 
@@ -109,20 +95,7 @@ async def test_sigkill_while_sending_loses_nothing_and_repeats_at_most_once(
         assert done_before and running, "the kill should land mid-run"
         sent_before = Counter(m["body"] for m in standin.accepted)
 
-        worker = _worker(tmp_path, database_url, standin)
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                async with rt.db.read() as conn:
-                    states = Counter((await conn.execute(select(jobs.c.state))).scalars())
-                if states == Counter({"done": len(ids)}):
-                    break
-                assert worker.poll() is None, worker.stdout.read()  # type: ignore[union-attr]
-                assert time.monotonic() < deadline, f"jobs left: {states}"
-                await asyncio.sleep(0.1)
-        finally:
-            worker.send_signal(signal.SIGTERM)
-            worker.wait(10)
+        await until_all_jobs_done(rt, _worker(tmp_path, database_url, standin), len(ids))
     finally:
         await standin.close()
 

@@ -19,7 +19,6 @@ from typing import Any
 from urllib.parse import quote, urlparse
 
 from aiohttp import web
-from sqlalchemy import or_, select
 
 from agent_ui.auth import (
     LANG_COOKIE,
@@ -35,7 +34,6 @@ from agent_ui.auth import (
 )
 from agent_ui.ws import StaffHub
 from callcenter.actions.staff import log_in, log_out, set_locale
-from callcenter.actions.tickets import visible_to
 from callcenter.api.http import (
     AUTHENTICATORS,
     Authenticator,
@@ -47,7 +45,7 @@ from callcenter.api.keys import RUNTIME
 from callcenter.domain.errors import Forbidden, HotlineError, InvalidInput, Unauthenticated
 from callcenter.domain.workflow import Actor, Role
 from callcenter.runtime import Runtime
-from callcenter.store.tables import tickets
+from callcenter.views import ticket_by_ref, visible_to
 
 HERE = Path(__file__).parent
 PAGES = HERE / "pages"
@@ -275,13 +273,8 @@ async def ticket_page(request: web.Request) -> web.StreamResponse:
         return await _forbidden(request, actor)
     ref = request.match_info["ticket"]
     rt = request.config_dict[RUNTIME]
-    query = select(tickets.c.id, tickets.c.number, tickets.c.department_id)
-    if ref.isdigit():
-        query = query.where(or_(tickets.c.id == int(ref), tickets.c.number == ref))
-    else:
-        query = query.where(tickets.c.number == ref[:40])
     async with rt.db.read() as conn:
-        row = (await conn.execute(query)).first()
+        row = await ticket_by_ref(conn, ref)
     if row is None or not visible_to(actor, row):
         return await _forbidden(request, actor, 404)
     extra = await _page_boot(request, actor)

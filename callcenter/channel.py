@@ -28,7 +28,6 @@ from callcenter.domain.errors import HotlineError
 from callcenter.domain.pacing import SendPacer
 from callcenter.domain.phone import normalize_phone
 from callcenter.domain.segments import Segments, count_segments, fit
-from callcenter.jobs.executor import RetryLater
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -126,9 +125,9 @@ class SmsChannel(Channel):
     its own defaults in ``default_max_segments`` and ``default_rate``; None
     means no limit.
 
-    :meth:`send` may raise :class:`~callcenter.jobs.executor.RetryLater` with
-    ``count=False`` (what :meth:`pace` does): the job is deferred without
-    spending an attempt, and the executor runs other jobs meanwhile.
+    :meth:`pace` raises :class:`DeliveryError` with ``count_attempt=False``
+    when the sender is at its rate: the job is deferred without spending an
+    attempt, and the executor runs other jobs meanwhile.
     """
 
     name = "sms"
@@ -187,7 +186,9 @@ class SmsChannel(Channel):
             return
         wait = self.pacer.reserve(sender, segments, self.rt.clock.now())
         if wait > 0:
-            raise RetryLater(wait, f"sender {sender} is at its send rate", count=False)
+            raise DeliveryError(
+                f"sender {sender} is at its send rate", retry_after=wait, count_attempt=False
+            )
 
 
 class ChannelRegistry:

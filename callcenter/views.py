@@ -28,6 +28,24 @@ from callcenter.store.tables import (
 )
 
 
+def visible_to(actor: Actor | None, row: Any) -> bool:
+    """Department staff see only their own department's tickets; everyone else sees all."""
+    if actor is None or actor.role is not Role.DEPARTMENT:
+        return True
+    return actor.department_id is not None and row.department_id == actor.department_id
+
+
+async def ticket_by_ref(conn: Any, ref: int | str) -> Any:
+    """A ticket by id or by number (``20261127-0042``), or None."""
+    text = str(ref)[:40]
+    query = select(tickets)
+    if text.isdigit():
+        query = query.where(or_(tickets.c.id == int(text), tickets.c.number == text))
+    else:
+        query = query.where(tickets.c.number == text)
+    return (await conn.execute(query)).first()
+
+
 def department_ref(rt: Runtime, dept_id: int | None, locale: str) -> dict[str, Any] | None:
     dept = rt.directory.by_id.get(dept_id) if dept_id is not None else None
     if dept is None:

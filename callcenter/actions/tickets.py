@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import update
 
 from callcenter.actions import audit, followups
 from callcenter.bus import events
@@ -24,7 +24,6 @@ from callcenter.domain.workflow import (
     FINAL_STATES,
     Actor,
     Priority,
-    Role,
     Step,
     Ticket,
     TicketState,
@@ -35,6 +34,7 @@ from callcenter.runtime import Runtime
 from callcenter.store.db import Tx
 from callcenter.store.queries import insert_row, next_value
 from callcenter.store.tables import conversations, tickets
+from callcenter.views import ticket_by_ref, visible_to
 
 MAX_DESCRIPTION = 4000
 MAX_TITLE = 200
@@ -250,21 +250,10 @@ async def open_ticket(
 
 async def load_ticket(tx: Tx, ref: int | str, *, actor: Actor | None = None) -> Any:
     """A ticket by id or number; department staff see only their department's."""
-    query = select(tickets)
-    if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
-        query = query.where(or_(tickets.c.id == int(ref), tickets.c.number == str(ref)))
-    else:
-        query = query.where(tickets.c.number == str(ref))
-    row = (await tx.execute(query)).first()
+    row = await ticket_by_ref(tx, ref)
     if row is None or not visible_to(actor, row):
         raise NotFound("ticket_not_found", ticket=str(ref))
     return row
-
-
-def visible_to(actor: Actor | None, row: Any) -> bool:
-    if actor is None or actor.role is not Role.DEPARTMENT:
-        return True
-    return actor.department_id is not None and row.department_id == actor.department_id
 
 
 def _check_department(rt: Runtime, department_id: Any) -> int:

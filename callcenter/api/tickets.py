@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import or_, select
-
-from callcenter.actions.tickets import TicketDraft, create_ticket, take_step, visible_to
+from callcenter.actions.tickets import TicketDraft, create_ticket, take_step
 from callcenter.api.http import Context, endpoint
 from callcenter.api.schemas import (
     STEP_BODIES,
@@ -21,15 +19,16 @@ from callcenter.api.schemas import (
 from callcenter.domain.errors import InvalidInput, NotFound
 from callcenter.domain.routing import Location, classify, route
 from callcenter.domain.workflow import WORKFLOW, Role, Step, TicketState
-from callcenter.store.tables import tickets
 from callcenter.views import (
     TicketFilter,
     category_ref,
     department_ref,
     explain_routing,
     list_tickets,
+    ticket_by_ref,
     ticket_history,
     ticket_view,
+    visible_to,
 )
 
 STAFF = {Role.AGENT, Role.SUPERVISOR, Role.DEPARTMENT, Role.ADMIN}
@@ -109,15 +108,9 @@ async def create_ticket_endpoint(ctx: Context) -> dict[str, Any]:
 
 async def _detail(ctx: Context, ref: int | str, *, check_visible: bool = True) -> dict[str, Any]:
     async with ctx.rt.db.read() as conn:
-        query = select(tickets)
-        text = str(ref)
-        if text.isdigit():
-            query = query.where(or_(tickets.c.id == int(text), tickets.c.number == text))
-        else:
-            query = query.where(tickets.c.number == text)
-        row = (await conn.execute(query)).first()
+        row = await ticket_by_ref(conn, ref)
         if row is None or (check_visible and not visible_to(ctx.actor, row)):
-            raise NotFound("ticket_not_found", ticket=text)
+            raise NotFound("ticket_not_found", ticket=str(ref))
         history = await ticket_history(conn, row.id)
     view = ticket_view(ctx.rt, row, ctx.locale, actor=ctx.actor)
     view["history"] = history

@@ -26,6 +26,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 
 from callcenter.actions import audit
+from callcenter.actions.conversations import load_conversation
 from callcenter.actions.intake import set_conversation, ticket_receipt
 from callcenter.actions.messages import clean_body, queue_outbound
 from callcenter.actions.tickets import TicketDraft, apply_step, check_draft, open_ticket
@@ -282,15 +283,6 @@ async def _withdraw_offers(tx: Tx, entry_id: int) -> None:
         tx.publish(events.offer_changed({**row._asdict(), "state": "withdrawn"}, now))
 
 
-async def _conversation(tx: Tx, conversation_id: int) -> Any:
-    row = (
-        await tx.execute(select(conversations).where(conversations.c.id == conversation_id))
-    ).first()
-    if row is None:
-        raise NotFound("conversation_not_found", id=conversation_id)
-    return row
-
-
 async def _agent_row(tx: Tx, agent_id: int) -> Any:
     return (
         await tx.execute(select(agent_states).where(agent_states.c.user_id == agent_id))
@@ -422,7 +414,7 @@ async def _apply(tx: Tx, rt: Runtime, decided: Plan) -> None:
                     presence_since=now,
                 )
     for moved in decided.overflows:
-        conversation = await _conversation(tx, moved.conversation_id)
+        conversation = await load_conversation(tx, moved.conversation_id)
         await _end_entry(tx, moved.entry_id, "overflowed")
         await open_entry(tx, rt, conversation, moved.to_queue)
         await set_conversation(tx, conversation, actor=SYSTEM, queue=moved.to_queue)
@@ -552,7 +544,7 @@ async def accept_offer(rt: Runtime, offer_id: int, *, actor: Actor) -> dict[str,
             after={"conversation_id": offer.conversation_id},
         )
         tx.publish(events.offer_changed({**offer._asdict(), "state": "accepted"}, now))
-        conversation = await _conversation(tx, offer.conversation_id)
+        conversation = await load_conversation(tx, offer.conversation_id)
         conversation = await set_conversation(
             tx, conversation, actor=actor, state="assigned", agent_id=actor.id
         )
@@ -583,7 +575,7 @@ async def decline_offer(rt: Runtime, offer_id: int, *, actor: Actor) -> None:
 
 async def _held(tx: Tx, conversation_id: int, actor: Actor) -> tuple[Any, Any]:
     """The conversation and its open stay, if the actor may work on it."""
-    conversation = await _conversation(tx, conversation_id)
+    conversation = await load_conversation(tx, conversation_id)
     entry = await _open_entry_of(tx, conversation_id)
     if actor.role is Role.AGENT and conversation.agent_id != actor.id:
         raise Forbidden("not_your_conversation")
@@ -698,7 +690,7 @@ async def citizen_left(rt: Runtime, conversation_id: int, *, actor: Actor = SYST
     """The citizen closed the chat. Still waiting: abandoned. With an agent: the agent
     keeps it until they wrap it up."""
     async with rt.transaction() as tx:
-        conversation = await _conversation(tx, conversation_id)
+        conversation = await load_conversation(tx, conversation_id)
         if conversation.state == "closed":
             return
         entry = await _open_entry_of(tx, conversation_id)
@@ -725,7 +717,7 @@ async def leave_message(
 ) -> dict[str, Any]:
     """No agent came: what the citizen wrote becomes a ticket, and they get its number."""
     async with rt.transaction() as tx:
-        conversation = await _conversation(tx, conversation_id)
+        conversation = await load_conversation(tx, conversation_id)
         if conversation.state != "queued":
             raise Conflict("conversation_not_waiting", id=conversation_id)
         description = clean_body(text) if text else await _citizen_text(tx, conversation_id)

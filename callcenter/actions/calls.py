@@ -18,6 +18,7 @@ from sqlalchemy import select, update
 
 from callcenter.actions import audit
 from callcenter.actions.citizens import find_or_create_citizen, set_locale
+from callcenter.actions.conversations import load_conversation
 from callcenter.actions.intake import set_conversation
 from callcenter.actions.tickets import TicketDraft, check_draft, open_ticket
 from callcenter.bus import events
@@ -74,12 +75,6 @@ async def _call_row(tx: Tx, call_id: int) -> Any:
     return row
 
 
-async def _conversation(tx: Tx, conversation_id: int) -> Any:
-    return (
-        await tx.execute(select(conversations).where(conversations.c.id == conversation_id))
-    ).one()
-
-
 async def _update_call(tx: Tx, row: Any, *, actor: Actor, **values: Any) -> None:
     changed = {k: v for k, v in values.items() if getattr(row, k) != v}
     if not changed:
@@ -123,7 +118,7 @@ async def start_call(rt: Runtime, start: CallStart, *, actor: Actor = SYSTEM) ->
             )
         ).first()
         if seen is not None:
-            conversation = await _conversation(tx, seen.conversation_id)
+            conversation = await load_conversation(tx, seen.conversation_id)
             earlier = (
                 await tx.execute(
                     select(conversations.c.id)
@@ -177,7 +172,7 @@ async def start_call(rt: Runtime, start: CallStart, *, actor: Actor = SYSTEM) ->
         await audit.record(
             tx, actor=actor, entity_type="call", entity_id=call_id, action="call.start", after=call
         )
-        conversation = await _conversation(tx, conversation_id)
+        conversation = await load_conversation(tx, conversation_id)
         tx.publish(events.conversation_changed(conversation._asdict(), now))
         row = await _call_row(tx, call_id)
         return _info(row, conversation, created, False)
@@ -219,7 +214,7 @@ async def record_call_progress(
         await _update_call(tx, row, actor=actor, **values)
         if locale is not None:
             chosen = rt.catalog.normalize(locale)
-            conversation = await _conversation(tx, row.conversation_id)
+            conversation = await load_conversation(tx, row.conversation_id)
             if conversation.locale != chosen:
                 citizen = (
                     await tx.execute(
@@ -267,7 +262,7 @@ async def enqueue_call(
     """
     async with rt.transaction() as tx:
         row = await _call_row(tx, call_id)
-        conversation = await _conversation(tx, row.conversation_id)
+        conversation = await load_conversation(tx, row.conversation_id)
         if conversation.state != "bot":
             return int(conversation.id)
         now = tx.state["now"]
@@ -301,7 +296,7 @@ async def request_callback(rt: Runtime, call_id: int, number: str, *, actor: Act
     address = normalize_phone(number, rt.settings.default_region)
     async with rt.transaction() as tx:
         row = await _call_row(tx, call_id)
-        conversation = await _conversation(tx, row.conversation_id)
+        conversation = await load_conversation(tx, row.conversation_id)
         now = tx.state["now"]
         queued_at = conversation.queued_at or now
         queue = conversation.queue or rt.settings.voice.queue
@@ -346,7 +341,7 @@ async def request_callback(rt: Runtime, call_id: int, number: str, *, actor: Act
             after=values,
             details={"callback_for_call": row.id},
         )
-        task = await _conversation(tx, task_id)
+        task = await load_conversation(tx, task_id)
         body = rt.text("voice.callback_task", task.locale, number=address)
         if row.transcript:
             body += "\n" + row.transcript
@@ -375,7 +370,7 @@ async def report_problem(
     """
     async with rt.transaction() as tx:
         row = await _call_row(tx, call_id)
-        conversation = await _conversation(tx, row.conversation_id)
+        conversation = await load_conversation(tx, row.conversation_id)
         if conversation.ticket_id is not None:
             found = (
                 await tx.execute(select(tickets).where(tickets.c.id == conversation.ticket_id))
@@ -418,7 +413,7 @@ async def leave_voice_message(
     """The caller left a voice message: it waits in the queue for an agent to listen."""
     async with rt.transaction() as tx:
         row = await _call_row(tx, call_id)
-        conversation = await _conversation(tx, row.conversation_id)
+        conversation = await load_conversation(tx, row.conversation_id)
         now = tx.state["now"]
         if row.outcome == "voicemail":
             return int(conversation.id)
@@ -467,7 +462,7 @@ async def end_call(
         if row.ended_at is not None:
             return
         now: datetime = tx.state["now"]
-        conversation = await _conversation(tx, row.conversation_id)
+        conversation = await load_conversation(tx, row.conversation_id)
         values: dict[str, Any] = {"ended_at": now}
         # still waiting for an agent (a voice message waits for one after the caller left)
         waiting = (

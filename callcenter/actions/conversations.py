@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from callcenter.actions import audit
+from callcenter.domain.errors import NotFound
 from callcenter.domain.workflow import Actor
 from callcenter.store.db import Tx
-from callcenter.store.queries import insert_row
+from callcenter.store.queries import insert_row, row_by_id
 from callcenter.store.tables import conversations
 
 
@@ -23,3 +24,11 @@ async def open_conversation(tx: Tx, values: dict[str, Any], *, actor: Actor) -> 
         after=values,
     )
     return conversation
+
+
+async def load_conversation(tx: Tx, conversation_id: int) -> Any:
+    """A conversation by id, or 404."""
+    row = await row_by_id(tx, conversations, conversation_id)
+    if row is None:
+        raise NotFound("conversation_not_found", id=conversation_id)
+    return row

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import String, and_, cast, literal, or_, select, update
 
 from callcenter.actions import audit
+from callcenter.actions.conversations import load_conversation
 from callcenter.bus import events
 from callcenter.channel import DeliveryError, OutboundMessage
 from callcenter.domain import delivery
@@ -155,11 +156,7 @@ async def send_reply(rt: Runtime, conversation_id: int, body: Any, *, actor: Act
     """An agent writes to the citizen on the conversation's channel."""
     text = clean_body(body)
     async with rt.transaction() as tx:
-        conversation = (
-            await tx.execute(select(conversations).where(conversations.c.id == conversation_id))
-        ).first()
-        if conversation is None:
-            raise NotFound("conversation_not_found", id=conversation_id)
+        conversation = await load_conversation(tx, conversation_id)
         if rt.channels.get(conversation.channel) is None:
             raise Conflict("channel_unavailable", channel=conversation.channel)
         await tx.execute(

@@ -14,7 +14,6 @@ from callcenter.actions.tickets import TicketDraft
 from callcenter.api.http import Context, endpoint
 from callcenter.api.schemas import LangQuery, Strict, TicketDetailOut
 from callcenter.domain.acd import queue_position
-from callcenter.domain.errors import InvalidInput
 from callcenter.domain.workflow import Priority, Role, TicketType
 from callcenter.store.tables import citizens, conversations, offers, queue_entries, users
 from callcenter.views import conversation_view
@@ -115,13 +114,6 @@ class DirectAnswerIn(Strict):
     description: str = Field(max_length=4000)
     answer: str = Field(max_length=4000)
     category: str | None = None
-
-
-def _id(ctx: Context, name: str) -> int:
-    raw = ctx.params[name]
-    if not raw.isdigit():
-        raise InvalidInput("invalid_field", field=name)
-    return int(raw)
 
 
 async def agents_out(ctx: Context) -> list[dict[str, Any]]:
@@ -255,7 +247,7 @@ async def list_agents(ctx: Context) -> list[dict[str, Any]]:
     errors=(400, 401, 403),
 )
 async def put_agent(ctx: Context) -> dict[str, Any]:
-    agent_id = _id(ctx, "agent_id")
+    agent_id = ctx.int_param("agent_id")
     body: AgentConfigIn = ctx.body
     await acd.configure_agent(
         ctx.rt,
@@ -358,7 +350,7 @@ async def options(ctx: Context) -> dict[str, Any]:
     errors=(401, 403, 404, 409),
 )
 async def accept(ctx: Context) -> None:
-    await acd.accept_offer(ctx.rt, _id(ctx, "offer_id"), actor=ctx.require_actor())
+    await acd.accept_offer(ctx.rt, ctx.int_param("offer_id"), actor=ctx.require_actor())
 
 
 @endpoint(
@@ -372,7 +364,7 @@ async def accept(ctx: Context) -> None:
     errors=(401, 403, 404, 409),
 )
 async def decline(ctx: Context) -> None:
-    await acd.decline_offer(ctx.rt, _id(ctx, "offer_id"), actor=ctx.require_actor())
+    await acd.decline_offer(ctx.rt, ctx.int_param("offer_id"), actor=ctx.require_actor())
 
 
 @endpoint(
@@ -390,7 +382,7 @@ async def transfer(ctx: Context) -> None:
     body: TransferIn = ctx.body
     await acd.transfer_conversation(
         ctx.rt,
-        _id(ctx, "conversation_id"),
+        ctx.int_param("conversation_id"),
         actor=ctx.require_actor(),
         to_queue=body.to_queue,
         to_agent_id=body.to_agent_id,
@@ -411,7 +403,7 @@ async def transfer(ctx: Context) -> None:
 async def end(ctx: Context) -> None:
     await acd.end_conversation(
         ctx.rt,
-        _id(ctx, "conversation_id"),
+        ctx.int_param("conversation_id"),
         wrap_up_code=ctx.body.wrap_up_code,
         actor=ctx.require_actor(),
     )
@@ -448,7 +440,7 @@ async def conversation_ticket(ctx: Context) -> dict[str, Any]:
     )
     ticket = await acd.ticket_from_conversation(
         ctx.rt,
-        _id(ctx, "conversation_id"),
+        ctx.int_param("conversation_id"),
         draft,
         actor=ctx.require_actor(),
         dispatch=body.dispatch,
@@ -471,7 +463,7 @@ async def conversation_direct_answer(ctx: Context) -> dict[str, Any]:
     body: DirectAnswerIn = ctx.body
     ticket = await acd.answer_directly(
         ctx.rt,
-        _id(ctx, "conversation_id"),
+        ctx.int_param("conversation_id"),
         description=body.description,
         answer=body.answer,
         category=body.category or None,

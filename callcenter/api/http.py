@@ -139,6 +139,13 @@ class Context:
     query: Any = None
     params: dict[str, str] = field(default_factory=dict)
 
+    def int_param(self, name: str) -> int:
+        """A numeric path parameter, or 400 naming it."""
+        raw = self.params[name]
+        if not raw.isdigit():
+            raise InvalidInput("invalid_field", field=name)
+        return int(raw)
+
     def require_actor(self) -> Actor:
         if self.actor is None:
             raise Unauthenticated()

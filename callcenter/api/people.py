@@ -19,7 +19,7 @@ from callcenter.api.schemas import (
     MessageCreate,
     MessageOut,
 )
-from callcenter.domain.errors import InvalidInput, NotFound
+from callcenter.domain.errors import NotFound
 from callcenter.domain.phone import normalize_phone
 from callcenter.domain.workflow import Role
 from callcenter.store.tables import citizen_identities, citizens, conversations, messages
@@ -34,13 +34,6 @@ from callcenter.views import (
 )
 
 DESK = {Role.AGENT, Role.SUPERVISOR, Role.ADMIN}
-
-
-def _int_param(ctx: Context, name: str) -> int:
-    raw = ctx.params[name]
-    if not raw.isdigit():
-        raise InvalidInput("invalid_field", field=name)
-    return int(raw)
 
 
 @endpoint(
@@ -95,7 +88,7 @@ async def find_citizens(ctx: Context) -> list[dict[str, Any]]:
     errors=(401, 403, 404),
 )
 async def show_citizen(ctx: Context) -> dict[str, Any]:
-    citizen_id = _int_param(ctx, "citizen_id")
+    citizen_id = ctx.int_param("citizen_id")
     async with ctx.rt.db.read() as conn:
         profile = await citizen_profile(conn, citizen_id)
         if profile is None:
@@ -163,7 +156,7 @@ async def list_conversations(ctx: Context) -> dict[str, Any]:
     errors=(401, 403, 404),
 )
 async def show_conversation(ctx: Context) -> dict[str, Any]:
-    conversation_id = _int_param(ctx, "conversation_id")
+    conversation_id = ctx.int_param("conversation_id")
     async with ctx.rt.db.read() as conn:
         row = (
             await conn.execute(select(conversations).where(conversations.c.id == conversation_id))
@@ -188,7 +181,7 @@ async def show_conversation(ctx: Context) -> dict[str, Any]:
     errors=(400, 401, 403, 404, 409),
 )
 async def post_message(ctx: Context) -> dict[str, Any]:
-    conversation_id = _int_param(ctx, "conversation_id")
+    conversation_id = ctx.int_param("conversation_id")
     message_id = await send_reply(ctx.rt, conversation_id, ctx.body.body, actor=ctx.require_actor())
     async with ctx.rt.db.read() as conn:
         row = (await conn.execute(select(messages).where(messages.c.id == message_id))).one()

@@ -13,7 +13,7 @@ from __future__ import annotations
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
@@ -209,19 +209,9 @@ AnyNode = Annotated[
     Field(discriminator="type"),
 ]
 _NODE = TypeAdapter(AnyNode)
-NODE_TYPES = (
-    "play",
-    "menu",
-    "digits",
-    "record",
-    "branch",
-    "language",
-    "ticket_status",
-    "report",
-    "queue",
-    "callback",
-    "voicemail",
-    "hangup",
+# the names the discriminated union above accepts, for error messages
+NODE_TYPES = tuple(
+    node.model_fields["type"].annotation.__args__[0] for node in get_args(get_args(AnyNode)[0])
 )
 
 

@@ -132,12 +132,18 @@ async def _ask(tx: Tx, rt: Runtime, survey: Any, key: str) -> bool:
     return True
 
 
+async def _survey_in(tx: Tx, job: Job, states: tuple[str, ...]) -> Any:
+    """The job's survey if it is still in one of ``states`` (jobs may run late or twice)."""
+    survey = await row_by_id(tx, surveys, int(job.payload["survey_id"]))
+    return survey if survey is not None and survey.state in states else None
+
+
 async def send_survey(rt: Runtime, job: Job) -> dict[str, Any]:
     """Job handler: ask the survey question, once."""
     async with rt.transaction() as tx:
-        survey = await row_by_id(tx, surveys, int(job.payload["survey_id"]))
-        if survey is None or survey.state != "scheduled":
-            return {"skipped": survey.state if survey else "no such survey"}
+        survey = await _survey_in(tx, job, ("scheduled",))
+        if survey is None:
+            return {"skipped": "no longer scheduled"}
         ticket = await row_by_id(tx, tickets, survey.ticket_id)
         if ticket.state != "closed":
             await _set_state(tx, survey, "cancelled")  # reopened before we asked
@@ -160,9 +166,9 @@ async def send_survey(rt: Runtime, job: Job) -> dict[str, Any]:
 async def remind_survey(rt: Runtime, job: Job) -> dict[str, Any]:
     """Job handler: one reminder when the survey is still unanswered."""
     async with rt.transaction() as tx:
-        survey = await row_by_id(tx, surveys, int(job.payload["survey_id"]))
-        if survey is None or survey.state != "sent":
-            return {"skipped": survey.state if survey else "no such survey"}
+        survey = await _survey_in(tx, job, ("sent",))
+        if survey is None:
+            return {"skipped": "answered or over"}
         if not await _ask(tx, rt, survey, "notify.survey_reminder"):
             return {"skipped": "cannot reach the citizen"}
         now = tx.state["now"]
@@ -181,9 +187,9 @@ async def remind_survey(rt: Runtime, job: Job) -> dict[str, Any]:
 async def expire_survey(rt: Runtime, job: Job) -> dict[str, Any]:
     """Job handler: no answer after the reminder: unanswered."""
     async with rt.transaction() as tx:
-        survey = await row_by_id(tx, surveys, int(job.payload["survey_id"]))
-        if survey is None or survey.state not in PENDING:
-            return {"skipped": survey.state if survey else "no such survey"}
+        survey = await _survey_in(tx, job, PENDING)
+        if survey is None:
+            return {"skipped": "answered or over"}
         await _set_state(tx, survey, "unanswered")
         return {"unanswered": survey.id}
 

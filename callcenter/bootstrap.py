@@ -117,6 +117,10 @@ async def start_runtime(rt: Runtime, *, start_jobs: bool = True, check_schema: b
 
         rt.extras["acd"] = AcdDriver(rt)
         await rt.extras["acd"].start()
+    if start_jobs:
+        from callcenter.actions.inbox import inbox
+
+        await inbox(rt).start()
     if start_jobs and rt.settings.jobs.driver == "inprocess":
         assert rt.runner is not None
         rt.driver = InProcessDriver(rt.runner)
@@ -142,6 +146,8 @@ async def close_runtime(rt: Runtime) -> None:
         await rt.driver.stop()
     if "acd" in rt.extras:
         await rt.extras.pop("acd").stop()
+    if "inbox" in rt.extras:
+        await rt.extras.pop("inbox").stop()
     for channel in rt.channels:
         try:
             await channel.shutdown()

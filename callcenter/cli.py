@@ -112,7 +112,8 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
 
 
 def cmd_simulate_sms(args: argparse.Namespace) -> int:
-    from callcenter.actions.intake import Inbound, receive_message
+    from callcenter.actions.inbox import inbox
+    from callcenter.actions.intake import Inbound
     from callcenter.bootstrap import close_runtime, open_runtime
     from callcenter.domain.errors import HotlineError
     from callcenter.domain.phone import normalize_phone
@@ -125,8 +126,10 @@ def cmd_simulate_sms(args: argparse.Namespace) -> int:
             locale = rt.catalog.default_locale
             try:
                 sender = normalize_phone(args.sender, settings.default_region)
-                result = await receive_message(
-                    rt,
+                # the provider's path: stored in the inbox, then handled (here, or by a
+                # server running on the same database, whichever comes first)
+                box = inbox(rt)
+                accepted = await box.accept(
                     Inbound(
                         "sms",
                         "phone",
@@ -134,8 +137,10 @@ def cmd_simulate_sms(args: argparse.Namespace) -> int:
                         args.text,
                         provider_id=args.id,
                         service_address=settings.hotline_number,
-                    ),
+                    )
                 )
+                await box.process()
+                result = await box.result(accepted.inbox_id)
             except HotlineError as error:
                 from callcenter.api.http import error_body
 
@@ -146,7 +151,7 @@ def cmd_simulate_sms(args: argparse.Namespace) -> int:
             print(f"citizen       #{result.citizen_id} {sender}")
             print(
                 f"conversation  #{result.conversation_id} ({result.conversation_state})"
-                + (" [duplicate, nothing changed]" if result.duplicate else "")
+                + (" [duplicate, nothing changed]" if accepted.duplicate else "")
             )
             if result.ticket:
                 t = result.ticket
@@ -165,9 +170,8 @@ def cmd_simulate_sms(args: argparse.Namespace) -> int:
                 print(f"  routing     {explain_routing(rt, t['routing'], locale)}")
             else:
                 print(f"queue         {result.queue}")
-            await _print_outbox(
-                rt, 1 if result.reply_message_id else 0, only=result.conversation_id
-            )
+            if not accepted.duplicate:  # the replies this text caused
+                await _print_outbox(rt, 5, only=result.conversation_id, after=result.message_id)
         finally:
             await close_runtime(rt)
         return 0
@@ -175,7 +179,9 @@ def cmd_simulate_sms(args: argparse.Namespace) -> int:
     return asyncio.run(run())
 
 
-async def _print_outbox(rt: Any, limit: int, only: int | None = None) -> None:
+async def _print_outbox(
+    rt: Any, limit: int, only: int | None = None, after: int | None = None
+) -> None:
     from sqlalchemy import select
 
     from callcenter.store.tables import conversations, messages
@@ -191,6 +197,8 @@ async def _print_outbox(rt: Any, limit: int, only: int | None = None) -> None:
     )
     if only is not None:
         query = query.where(messages.c.conversation_id == only)
+    if after is not None:
+        query = query.where(messages.c.id > after)
     async with rt.db.read() as conn:
         rows = (await conn.execute(query)).all()
     for row in reversed(rows):
@@ -312,6 +320,50 @@ def cmd_jobs(args: argparse.Namespace) -> int:
     return asyncio.run(run())
 
 
+def cmd_inbox(args: argparse.Namespace) -> int:
+    """How many inbound texts wait, and put failed ones back in line."""
+    from sqlalchemy import func, select
+
+    from callcenter.actions.inbox import inbox
+    from callcenter.bootstrap import close_runtime, open_runtime
+    from callcenter.store.tables import inbox as inbox_table
+
+    settings = _settings(args)
+
+    async def run() -> int:
+        rt = await open_runtime(settings, start_jobs=False)
+        try:
+            if args.inbox_command == "retry":
+                print(f"requeued {await inbox(rt).retry_failed()}")
+                return 0
+            async with rt.db.read() as conn:
+                counts = (
+                    await conn.execute(
+                        select(inbox_table.c.state, func.count()).group_by(inbox_table.c.state)
+                    )
+                ).all()
+                failed = (
+                    await conn.execute(
+                        select(inbox_table)
+                        .where(inbox_table.c.state == "failed")
+                        .order_by(inbox_table.c.id)
+                        .limit(args.limit)
+                    )
+                ).all()
+            by_state: dict[str, int] = {state: n for state, n in counts}
+            print(" ".join(f"{s}={by_state.get(s, 0)}" for s in ("pending", "done", "failed")))
+            for row in failed:
+                print(
+                    f"#{row.id:<8} {row.channel:10} {row.provider_id or '-':36} "
+                    f"{row.received_at:%Y-%m-%d %H:%M:%S}Z {(row.error or '')[:80]}"
+                )
+            return 0
+        finally:
+            await close_runtime(rt)
+
+    return asyncio.run(run())
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="callcenter", description="Citizen hotline")
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
@@ -360,6 +412,13 @@ def build_parser() -> argparse.ArgumentParser:
     retry = jobs_sub.add_parser("retry", help="requeue a dead job")
     retry.add_argument("job_id", type=int)
     retry.set_defaults(func=cmd_jobs)
+
+    inbox_parser = sub.add_parser("inbox", help="inbound texts stored and not yet handled")
+    inbox_sub = inbox_parser.add_subparsers(dest="inbox_command", required=True)
+    status = inbox_sub.add_parser("status", help="counts, and the texts that failed")
+    status.add_argument("--limit", type=int, default=50)
+    status.set_defaults(func=cmd_inbox)
+    inbox_sub.add_parser("retry", help="handle failed texts again").set_defaults(func=cmd_inbox)
     return parser
 
 

@@ -76,6 +76,12 @@ class IntakeSettings(BaseModel):
     min_confidence: float = Field(default=0.6, ge=0, le=1)
     acknowledge_queued: bool = True
     default_queue: str = "general"
+    # the inbox (texts stored before the provider is answered, handled right after):
+    # at most this many per transaction, and no more once a transaction has run this
+    # long, so that the webhooks waiting to be stored are not held up
+    inbox_batch: int = Field(default=200, ge=1, le=5000)
+    inbox_batch_ms: float = Field(default=20, gt=0)
+    inbox_poll_seconds: float = Field(default=1.0, gt=0)  # for texts stored by other processes
 
 
 class NotifySettings(BaseModel):

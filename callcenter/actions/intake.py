@@ -134,15 +134,15 @@ class IntakeResult:
         return dict(self.__dict__)
 
 
-_SEEN = (
-    select(messages.c.id.label("message_id"), conversations)
-    .join(conversations, conversations.c.id == messages.c.conversation_id)
-    .where(
-        messages.c.channel == bindparam("channel"),
-        messages.c.direction == "in",
-        messages.c.provider_id == bindparam("provider_id"),
-    )
+_WITH_CONVERSATION = select(messages.c.id.label("message_id"), conversations).join(
+    conversations, conversations.c.id == messages.c.conversation_id
 )
+_SEEN = _WITH_CONVERSATION.where(
+    messages.c.channel == bindparam("channel"),
+    messages.c.direction == "in",
+    messages.c.provider_id == bindparam("provider_id"),
+)
+_OF_MESSAGE = _WITH_CONVERSATION.where(messages.c.id == bindparam("message_id"))
 _OPEN_CONVERSATION = (
     select(conversations)
     .where(
@@ -162,13 +162,23 @@ async def _existing(tx: Tx, inbound: Inbound) -> IntakeResult | None:
     row = (
         await tx.execute(_SEEN, {"channel": inbound.channel, "provider_id": inbound.provider_id})
     ).first()
-    if row is None:
-        return None
+    return None if row is None else await _result(tx, row, duplicate=True)
+
+
+async def intake_result(conn: Any, message_id: int) -> IntakeResult | None:
+    """What became of a stored inbound message (its conversation as it is now)."""
+    row = (await conn.execute(_OF_MESSAGE, {"message_id": message_id})).first()
+    return None if row is None else await _result(conn, row, duplicate=False)
+
+
+async def _result(conn: Any, row: Any, *, duplicate: bool) -> IntakeResult:
     ticket = None
     if row.ticket_id is not None:
-        found = await row_by_id(tx, tickets, row.ticket_id)
+        found = await row_by_id(conn, tickets, row.ticket_id)
         ticket = found._asdict() if found else None
-    return IntakeResult(True, row.citizen_id, row.id, row.message_id, row.state, row.queue, ticket)
+    return IntakeResult(
+        duplicate, row.citizen_id, row.id, row.message_id, row.state, row.queue, ticket
+    )
 
 
 async def _open_conversation(
@@ -223,137 +233,145 @@ async def set_conversation(tx: Tx, conversation: Any, *, actor: Actor, **values:
 async def receive_message(
     rt: Runtime, inbound: Inbound, *, actor: Actor = SYSTEM, bot: BotHook | None = None
 ) -> IntakeResult:
-    """Persist an inbound text and decide where it goes. Idempotent on ``provider_id``.
+    """Persist an inbound text and decide where it goes, in one transaction.
+
+    Idempotent on ``provider_id``. Adapters whose provider wants a quick answer
+    store the text in the inbox instead (:func:`callcenter.actions.inbox.accept`),
+    which hands it to :func:`take_message` right after.
+    """
+    async with rt.transaction() as tx:
+        return await take_message(tx, rt, inbound, actor=actor, bot=bot)
+
+
+async def take_message(
+    tx: Tx, rt: Runtime, inbound: Inbound, *, actor: Actor = SYSTEM, bot: BotHook | None = None
+) -> IntakeResult:
+    """The intake of one inbound text inside the caller's transaction.
 
     After the message is stored: a stop/start word, then a survey answer, then
     the channel's ``bot`` may each take it; what none takes goes to auto-intake
     or to an agent.
     """
     body = clean_body(inbound.body)
-    async with rt.transaction() as tx:
-        seen = await _existing(tx, inbound)
-        if seen is not None:
-            return seen
-        now = tx.state["now"]
-        citizen, new_citizen = await find_or_create_citizen(
-            tx,
-            rt,
-            kind=inbound.identity_kind,
-            value=inbound.address,
-            actor=actor,
-            name=inbound.name,
-            locale=inbound.locale or guess_locale(body, rt.settings.default_locale),
-        )
-        conversation = await _open_conversation(tx, rt, citizen, inbound, actor=actor)
-        message = {
+    seen = await _existing(tx, inbound)
+    if seen is not None:
+        return seen
+    now = tx.state["now"]
+    citizen, new_citizen = await find_or_create_citizen(
+        tx,
+        rt,
+        kind=inbound.identity_kind,
+        value=inbound.address,
+        actor=actor,
+        name=inbound.name,
+        locale=inbound.locale or guess_locale(body, rt.settings.default_locale),
+    )
+    conversation = await _open_conversation(tx, rt, citizen, inbound, actor=actor)
+    message = {
+        "conversation_id": conversation.id,
+        "channel": inbound.channel,
+        "direction": "in",
+        "body": body,
+        "provider_id": inbound.provider_id,
+        "status": "received",
+        "kind": "text",
+        "essential": True,
+        "meta": inbound.meta,
+        "created_at": now,
+    }
+    message_id = (await insert_row(tx, messages, message)).id
+    await audit.record(
+        tx,
+        actor=actor,
+        entity_type="message",
+        entity_id=message_id,
+        action="message.receive",
+        after={
             "conversation_id": conversation.id,
-            "channel": inbound.channel,
-            "direction": "in",
             "body": body,
             "provider_id": inbound.provider_id,
-            "status": "received",
-            "kind": "text",
-            "essential": True,
-            "meta": inbound.meta,
-            "created_at": now,
-        }
-        message_id = (await insert_row(tx, messages, message)).id
-        await audit.record(
-            tx,
-            actor=actor,
-            entity_type="message",
-            entity_id=message_id,
-            action="message.receive",
-            after={
-                "conversation_id": conversation.id,
-                "body": body,
-                "provider_id": inbound.provider_id,
-            },
-        )
-        tx.publish(
-            events.message_created({"id": message_id, **message}, conversation._asdict(), now)
-        )
+        },
+    )
+    tx.publish(events.message_created({"id": message_id, **message}, conversation._asdict(), now))
 
-        ticket: dict[str, Any] | None = None
-        reply_id: int | None = None
-        locale = conversation.locale
-        turn = BotTurn(tx, rt, citizen, conversation, message_id, inbound, body)
-        if bot is not None and await bot(turn):
-            conversation, ticket = turn.conversation, turn.ticket
-        elif await optout.handle_keywords(
-            tx, rt, inbound.channel, inbound.address, conversation, body
-        ) or (  # someone new to us has no survey to answer
-            not new_citizen
-            and await surveys.answer_from_text(
-                tx, rt, citizen.id, inbound.channel, conversation, body
+    ticket: dict[str, Any] | None = None
+    reply_id: int | None = None
+    locale = conversation.locale
+    turn = BotTurn(tx, rt, citizen, conversation, message_id, inbound, body)
+    if bot is not None and await bot(turn):
+        conversation, ticket = turn.conversation, turn.ticket
+    elif await optout.handle_keywords(
+        tx, rt, inbound.channel, inbound.address, conversation, body
+    ) or (  # someone new to us has no survey to answer
+        not new_citizen
+        and await surveys.answer_from_text(tx, rt, citizen.id, inbound.channel, conversation, body)
+    ):
+        # a keyword or a survey answer: handled, no agent and no new ticket needed
+        if conversation.state == "bot":
+            conversation = await set_conversation(
+                tx,
+                conversation,
+                actor=actor,
+                state="closed",
+                closed_at=now,
+                last_message_at=now,
             )
-        ):
-            # a keyword or a survey answer: handled, no agent and no new ticket needed
-            if conversation.state == "bot":
-                conversation = await set_conversation(
-                    tx,
-                    conversation,
-                    actor=actor,
-                    state="closed",
-                    closed_at=now,
-                    last_message_at=now,
-                )
-        elif conversation.state == "bot":
-            ticket = await _auto_ticket(tx, rt, conversation, citizen, inbound, body)
-            if ticket is not None:
-                conversation = await set_conversation(
-                    tx,
-                    conversation,
-                    actor=actor,
-                    state="closed",
-                    closed_at=now,
-                    ticket_id=ticket["id"],
-                    last_message_at=now,
-                )
+    elif conversation.state == "bot":
+        ticket = await _auto_ticket(tx, rt, conversation, citizen, inbound, body)
+        if ticket is not None:
+            conversation = await set_conversation(
+                tx,
+                conversation,
+                actor=actor,
+                state="closed",
+                closed_at=now,
+                ticket_id=ticket["id"],
+                last_message_at=now,
+            )
+            reply_id = await queue_outbound(
+                tx,
+                rt,
+                conversation,
+                ticket_receipt(rt, ticket, locale),
+                actor=SYSTEM,
+                kind="auto_reply",
+            )
+        else:
+            queue = rt.settings.intake.default_queue
+            conversation = await set_conversation(
+                tx,
+                conversation,
+                actor=actor,
+                state="queued",
+                queue=queue,
+                queued_at=now,
+                last_message_at=now,
+            )
+            if rt.settings.intake.acknowledge_queued:
                 reply_id = await queue_outbound(
                     tx,
                     rt,
                     conversation,
-                    ticket_receipt(rt, ticket, locale),
+                    rt.text("intake.queued", locale, hotline=rt.settings.hotline_number),
                     actor=SYSTEM,
                     kind="auto_reply",
                 )
-            else:
-                queue = rt.settings.intake.default_queue
-                conversation = await set_conversation(
-                    tx,
-                    conversation,
-                    actor=actor,
-                    state="queued",
-                    queue=queue,
-                    queued_at=now,
-                    last_message_at=now,
-                )
-                if rt.settings.intake.acknowledge_queued:
-                    reply_id = await queue_outbound(
-                        tx,
-                        rt,
-                        conversation,
-                        rt.text("intake.queued", locale, hotline=rt.settings.hotline_number),
-                        actor=SYSTEM,
-                        kind="auto_reply",
-                    )
-        else:
-            await tx.execute(
-                update(conversations)
-                .where(conversations.c.id == conversation.id)
-                .values(last_message_at=now, updated_at=now)
-            )
-        return IntakeResult(
-            False,
-            citizen.id,
-            conversation.id,
-            message_id,
-            conversation.state,
-            conversation.queue,
-            ticket,
-            reply_id,
+    else:
+        await tx.execute(
+            update(conversations)
+            .where(conversations.c.id == conversation.id)
+            .values(last_message_at=now, updated_at=now)
         )
+    return IntakeResult(
+        False,
+        citizen.id,
+        conversation.id,
+        message_id,
+        conversation.state,
+        conversation.queue,
+        ticket,
+        reply_id,
+    )
 
 
 async def _auto_ticket(

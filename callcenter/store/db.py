@@ -6,8 +6,11 @@ the commit (publishing live events, waking the job executor) is registered on
 the transaction and runs only after a successful commit.
 
 SQLite (the embedded default) runs in WAL mode. Writers are serialised: inside
-one process by an asyncio lock, across processes by ``BEGIN IMMEDIATE`` and a
-busy timeout. Readers use their own engine and never wait for writers.
+one process by an asyncio lock, across processes by ``BEGIN IMMEDIATE``,
+retried with asynchronous sleeps while another process holds the lock. The
+writer runs its statements on the event loop's thread
+(:mod:`callcenter.store.inline_sqlite`); readers use their own engine on
+aiosqlite's thread and never wait for writers.
 
 On PostgreSQL every serialised transaction first locks the single row of
 ``audit_head``: the audit chain has to be a line, and taking that lock first
@@ -19,16 +22,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event, select
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
+from callcenter.store.inline_sqlite import inline_creator
 from callcenter.store.tables import audit_head
+
+# the writer waits for another process's write lock this long in SQLite itself
+# (blocking the event loop), then in asynchronous sleeps, up to the second limit
+_INLINE_BUSY_MS = 5
+_WRITE_LOCK_WAIT_S = 30.0
 
 
 class Tx:
@@ -72,7 +83,7 @@ class Database:
         self.commit_hooks: list[CommitHook] = []
         if self.is_sqlite:
             ensure_sqlite_folder(url)
-            self.engine = self._sqlite_engine(url, "BEGIN IMMEDIATE", echo)
+            self.engine = self._sqlite_engine(url, "BEGIN IMMEDIATE", echo, inline=True)
             self.read_engine = self._sqlite_engine(url, "BEGIN", echo)
         else:
             self.engine = create_async_engine(
@@ -82,8 +93,15 @@ class Database:
         self._write_lock = asyncio.Lock()
 
     @staticmethod
-    def _sqlite_engine(url: str, begin: str, echo: bool) -> AsyncEngine:
-        engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30})
+    def _sqlite_engine(url: str, begin: str, echo: bool, *, inline: bool = False) -> AsyncEngine:
+        if inline:
+            path = str(make_url(url).database)
+            creator = inline_creator(path, timeout=0, check_same_thread=False)
+            engine = create_async_engine(url, echo=echo, async_creator=creator)
+        else:
+            engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30})
+        # the writer must not block the event loop on another process's lock
+        busy_ms = _INLINE_BUSY_MS if inline else 30000
 
         @event.listens_for(engine.sync_engine, "connect")
         def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -94,7 +112,7 @@ class Database:
                 "PRAGMA journal_mode=WAL",
                 "PRAGMA synchronous=NORMAL",
                 "PRAGMA foreign_keys=ON",
-                "PRAGMA busy_timeout=30000",
+                f"PRAGMA busy_timeout={busy_ms}",
             ):
                 cursor.execute(pragma)
             cursor.close()
@@ -110,7 +128,7 @@ class Database:
         """A unit of work: commit at the end of the block, roll back on error."""
         lock = self._write_lock if self.is_sqlite else contextlib.nullcontext()
         async with lock, self.engine.connect() as conn:
-            await conn.begin()
+            await self._begin(conn)
             tx = Tx(conn, self)
             try:
                 if serialize and not self.is_sqlite:
@@ -128,6 +146,23 @@ class Database:
             hook(tx)
         for callback in tx._after_commit:
             callback()
+
+    async def _begin(self, conn: AsyncConnection) -> None:
+        if not self.is_sqlite:
+            await conn.begin()
+            return
+        deadline = time.monotonic() + _WRITE_LOCK_WAIT_S
+        pause = 0.002
+        while True:
+            try:
+                await conn.begin()
+                return
+            except OperationalError as error:
+                if "locked" not in str(error) or time.monotonic() > deadline:
+                    raise
+                await conn.rollback()  # leaves the connection clean for the next try
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 0.05)
 
     @contextlib.asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:

@@ -170,6 +170,25 @@ messages = Table(
     UniqueConstraint("channel", "direction", "provider_id"),
 )
 
+# inbound text as a provider delivered it, stored before the provider gets its answer
+# (DESIGN rule 3) and turned into a message, conversation and ticket right after
+inbox = Table(
+    "inbox",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("channel", String(20), nullable=False),
+    Column("provider_id", String(128), nullable=True),
+    Column("payload", JSON, nullable=False),  # the adapter's Inbound, field by field
+    Column("state", String(10), nullable=False),  # pending | done | failed
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("error", Text, nullable=True),
+    Column("message_id", Id, nullable=True),  # the message it became
+    Column("received_at", UTCDateTime, nullable=False),
+    Column("processed_at", UTCDateTime, nullable=True),
+    UniqueConstraint("channel", "provider_id"),
+    Index("ix_inbox_state", "state", "id"),
+)
+
 calls = Table(
     "calls",
     metadata,

@@ -1,10 +1,12 @@
 """A simulated SMS provider, so that the whole loop runs with no account anywhere.
 
 Inbound: ``POST /channels/simulated/sms`` with ``{"from": "+8613800000000",
-"text": "...", "id": "optional provider id", "to": "12345"}`` goes through
-the same intake action as a real provider's webhook; the answer says what
-happened (citizen, conversation, ticket or queue). ``callcenter simulate sms``
-uses the same path.
+"text": "...", "id": "optional provider id", "to": "12345"}`` takes the path
+of a real provider's webhook: the text is stored in the inbox and the answer,
+``202 {"inbox_id": ..., "duplicate": false}``, comes as soon as it is
+committed; the text is handled right after. With ``?wait=1`` the answer waits
+for that and says what happened (citizen, conversation, ticket or queue), as
+``callcenter simulate sms`` does.
 
 Outbound: the "provider" keeps what it was asked to send in
 ``<data_dir>/simulated-sms/sent.jsonl``, one JSON line per message, and answers
@@ -16,6 +18,7 @@ also logged to ``calls.jsonl``, so tests can tell an attempt from an effect.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import fcntl
 import json
 import os
@@ -25,7 +28,8 @@ from typing import Any
 
 from aiohttp import web
 
-from callcenter.actions.intake import Inbound, receive_message
+from callcenter.actions.inbox import inbox
+from callcenter.actions.intake import Inbound
 from callcenter.api.http import error_body, json_response, locale_of
 from callcenter.api.keys import RUNTIME
 from callcenter.channel import OutboundMessage, SendResult, SmsChannel
@@ -104,13 +108,21 @@ class SimulatedSms(SmsChannel):
 
     async def inbound(self, request: web.Request) -> web.Response:
         rt = request.app[RUNTIME]
+        box = inbox(rt)
         try:
             data = await _read_json(request)
-            result = await receive_message(rt, self.to_inbound(data))
+            accepted = await box.accept(self.to_inbound(data))
         except HotlineError as error:
             return json_response(error_body(rt, error, locale_of(request)), status=error.status)
-        payload = result.as_dict()
-        return json_response(payload, status=200 if result.duplicate else 201)
+        if request.query.get("wait") not in ("1", "true"):
+            return json_response(
+                {"inbox_id": accepted.inbox_id, "duplicate": accepted.duplicate}, status=202
+            )
+        await box.process()  # at once, whether or not this process runs the inbox driver
+        result = dataclasses.replace(
+            await box.result(accepted.inbox_id), duplicate=accepted.duplicate
+        )
+        return json_response(result.as_dict(), status=200 if result.duplicate else 201)
 
     def to_inbound(self, data: Any) -> Inbound:
         if not isinstance(data, dict):

@@ -47,7 +47,8 @@ from callcenter.actions.deliveries import (
     record_attempt,
     record_provider_status,
 )
-from callcenter.actions.intake import Inbound, receive_message
+from callcenter.actions.inbox import inbox
+from callcenter.actions.intake import Inbound
 from callcenter.api.http import error_body, json_response, locale_of
 from callcenter.api.keys import RUNTIME
 from callcenter.channel import DeliveryError, OutboundMessage, SendResult, SmsChannel
@@ -244,11 +245,12 @@ class TwilioSms(SmsChannel):
         rt = request.app[RUNTIME]
         try:
             form = await self._form(request)
-            result = await receive_message(rt, self.to_inbound(form))
+            # stored before Twilio gets its 200, handled right after (callcenter.actions.inbox)
+            accepted = await inbox(rt).accept(self.to_inbound(form))
         except HotlineError as error:
             return json_response(error_body(rt, error, locale_of(request)), status=error.status)
-        if result.duplicate:
-            log.info("Twilio repeated message %s; nothing changed", result.message_id)
+        if accepted.duplicate:
+            log.info("Twilio repeated message (inbox #%s); nothing changed", accepted.inbox_id)
         return _empty_twiml()
 
     async def _form(self, request: web.Request) -> MultiDictProxy[str]:

@@ -111,7 +111,7 @@ def test_serve_answers_the_api_and_turns_an_sms_into_a_ticket(tmp_path: Path) ->
                 assert server.poll() is None, server.stdout.read()  # type: ignore[union-attr]
                 time.sleep(0.1)
         request = urllib.request.Request(
-            base + "/channels/simulated/sms",
+            base + "/channels/simulated/sms?wait=1",
             method="POST",
             data=json.dumps(
                 {"from": "13900001111", "text": "港湾路垃圾没人清运", "id": "SM-E2E"}

@@ -10,11 +10,14 @@ from typing import Any
 import jsonschema
 import pytest_asyncio
 from aiohttp.test_utils import TestClient, TestServer
+from sqlalchemy import select
 
+from callcenter.api.keys import RUNTIME
 from callcenter.bootstrap import create_app
 from callcenter.clock import ManualClock
 from callcenter.domain.workflow import WORKFLOW, Role, Step
 from callcenter.runtime import Runtime
+from callcenter.store.tables import inbox
 from tests.conftest import load_test_city, make_settings
 from tests.helpers import cell_point, dept_id
 
@@ -333,7 +336,7 @@ async def test_directory_and_routing_suggestions(api: TestClient, spec: Spec) ->
 
 async def test_conversations_citizens_and_agent_replies(api: TestClient, spec: Spec) -> None:
     response = await api.post(
-        "/channels/simulated/sms",
+        "/channels/simulated/sms?wait=1",
         json={"from": "13800000001", "text": "你好，请问怎么办居住证", "id": "SM-A"},
     )
     assert response.status == 201
@@ -368,11 +371,30 @@ async def test_conversations_citizens_and_agent_replies(api: TestClient, spec: S
 
 async def test_the_simulated_webhook(api: TestClient) -> None:
     payload = {"from": "+86 138 0000 0000", "text": "小区路灯坏了", "id": "SM-1"}
-    first = await api.post("/channels/simulated/sms", json=payload)
+    first = await api.post("/channels/simulated/sms?wait=1", json=payload)
     body = await first.json()
     assert first.status == 201 and body["ticket"]["number"].startswith("2026")
-    again = await api.post("/channels/simulated/sms", json=payload)
+    again = await api.post("/channels/simulated/sms?wait=1", json=payload)
     assert again.status == 200 and (await again.json())["duplicate"] is True
+    assert (await again.json())["ticket"]["number"] == body["ticket"]["number"]
+    # without waiting: the answer comes once the text is stored, before it is handled
+    stored = await api.post(
+        "/channels/simulated/sms", json={"from": "13800000002", "text": "路灯坏了", "id": "SM-2"}
+    )
+    accepted = await stored.json()
+    assert stored.status == 202 and accepted["duplicate"] is False
+    rt = api.app[RUNTIME]
+    async with rt.db.read() as conn:
+        row = (await conn.execute(select(inbox).where(inbox.c.id == accepted["inbox_id"]))).one()
+    assert (row.state, row.provider_id, row.payload["address"]) == (
+        "pending",
+        "SM-2",
+        "+8613800000002",
+    )
+    again = await api.post(
+        "/channels/simulated/sms", json={"from": "13800000002", "text": "路灯坏了", "id": "SM-2"}
+    )
+    assert (await again.json()) == {"inbox_id": accepted["inbox_id"], "duplicate": True}
     for bad, code in (
         ({"text": "x"}, "missing_field"),
         ({"from": "abc", "text": "x"}, "invalid_phone"),

@@ -20,6 +20,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import func, select
 
 from callcenter.actions.audit import verify_chain
+from callcenter.actions.inbox import inbox
 from callcenter.actions.messages import send_reply
 from callcenter.bootstrap import build_runtime, create_app
 from callcenter.clock import ManualClock
@@ -34,6 +35,9 @@ from callcenter.store.tables import (
     messages,
     metadata,
     tickets,
+)
+from callcenter.store.tables import (
+    inbox as inbox_table,
 )
 from channels.twilio.sms import INBOUND_PATH, STATUS_PATH, TwilioSms
 from tests.conftest import load_test_city, make_settings
@@ -80,11 +84,21 @@ class Hotline:
         return channel
 
     async def inbound(
-        self, body: str, *, sender: str = CITIZEN, to: str = OUR, sid: str | None = None
+        self,
+        body: str,
+        *,
+        sender: str = CITIZEN,
+        to: str = OUR,
+        sid: str | None = None,
+        handle: bool = True,
     ) -> tuple[int, str]:
-        return await self.standin.send_inbound(
+        """Twilio's webhook; then, unless ``handle`` is false, the inbox takes what it stored."""
+        answer = await self.standin.send_inbound(
             PUBLIC + INBOUND_PATH, sender, body, to, sid=sid, via=self.local
         )
+        if handle:
+            await inbox(self.rt).process()
+        return answer
 
     async def post(
         self, params: dict[str, str], *, signed_for: str = PUBLIC + INBOUND_PATH, **kw: Any
@@ -212,11 +226,16 @@ async def test_an_inbound_sms_becomes_a_routed_ticket_and_the_receipt_leaves_thr
 ) -> None:
     sid = new_sid()
     status, text = await hotline.inbound(
-        "小区路灯坏了，晚上一片漆黑", sender="+8613800000000", sid=sid
+        "小区路灯坏了，晚上一片漆黑", sender="+8613800000000", sid=sid, handle=False
     )
     assert (status, text) == (200, EMPTY_TWIML)
 
-    # persisted before the 200: the message, its citizen and a dispatched ticket
+    # persisted before the 200, in the inbox
+    [stored] = await rows(hotline.rt, select(inbox_table).where(inbox_table.c.provider_id == sid))
+    assert (stored.state, stored.payload["body"]) == ("pending", "小区路灯坏了，晚上一片漆黑")
+    assert await inbox(hotline.rt).process() == 1
+
+    # then handled: the message, its citizen and a dispatched ticket
     inbound = (await rows(hotline.rt, select(messages).where(messages.c.provider_id == sid)))[0]
     assert inbound.direction == "in" and inbound.meta["to"] == OUR
     ticket = (await rows(hotline.rt, select(tickets)))[0]
@@ -389,6 +408,7 @@ async def test_behind_a_reverse_proxy_the_public_url_is_what_counts(
             )
             assert response.status == 403
         # the status callback URL handed to Twilio is the public one too
+        assert await inbox(rt).process() == 1
         assert rt.runner is not None
         await rt.runner.run_due()
         assert standin.creates()[0].form["StatusCallback"] == public + STATUS_PATH
@@ -406,6 +426,7 @@ async def test_a_picture_message_without_text_reaches_an_agent(hotline: Hotline)
     )
     status, _ = await hotline.post(params)
     assert status == 200
+    assert await inbox(hotline.rt).process() == 1
     [row] = await rows(hotline.rt, select(messages).where(messages.c.direction == "in"))
     assert row.body == "[彩信：1 个附件，无文字]"
     assert row.meta["media"][0]["type"] == "image/jpeg"

@@ -1,0 +1,303 @@
+"""The inbox: inbound text stored first, handled right after.
+
+A provider's webhook wants its answer quickly, and a burst of webhooks must not
+wait for the work each text causes (citizen, conversation, ticket, routing,
+replies, reminders). So an SMS webhook only stores what came in and answers
+(DESIGN rule 3: it is in the database before the provider gets its 200):
+
+- :meth:`Inbox.accept` writes the text to the ``inbox`` table. Webhooks that
+  arrive while a write is under way are written together in the next one
+  (group commit), so a burst costs a few transactions, not one each. The
+  provider id is a unique key: a retried webhook finds its row and adds none.
+- :meth:`Inbox.process` takes pending rows in the order they came, a batch per
+  transaction, and hands each to :func:`~callcenter.actions.intake.take_message`,
+  the very intake :func:`~callcenter.actions.intake.receive_message` runs. The
+  row is marked done in the transaction that did its work: a crash leaves it
+  pending, and the next run does it once. A batch stops taking rows after
+  ``intake.inbox_batch_ms``, so webhooks waiting to be stored are not held up.
+- If a batch fails, it is rolled back and its rows are taken again one per
+  transaction: a row that fails alone is marked ``failed`` with its error and
+  kept (``callcenter inbox retry`` puts it back); nothing a citizen sent is
+  dropped.
+
+The driver (:meth:`Inbox.start`) runs in every process that runs jobs: woken
+in-process by :meth:`accept`, and every ``intake.inbox_poll_seconds`` for rows
+stored by other processes. On PostgreSQL rows are claimed with ``SKIP
+LOCKED``, so several nodes can share the work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from callcenter.actions.intake import Inbound, IntakeResult, intake_result, take_message
+from callcenter.actions.messages import clean_body
+from callcenter.runtime import Runtime
+from callcenter.store.db import Tx
+from callcenter.store.tables import inbox as inbox_table
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """A stored inbound text: its inbox row, and whether it was there already."""
+
+    inbox_id: int
+    duplicate: bool
+
+
+class InboxFailed(Exception):
+    """A stored text could not be handled; it is kept with its error."""
+
+
+_PENDING = (
+    select(inbox_table.c.id, inbox_table.c.payload)
+    .where(inbox_table.c.state == "pending", inbox_table.c.id > bindparam("after"))
+    .order_by(inbox_table.c.id)
+    .limit(bindparam("limit"))
+)
+_CHUNK = 16
+_BY_KEY = select(inbox_table.c.id).where(
+    inbox_table.c.channel == bindparam("channel"),
+    inbox_table.c.provider_id == bindparam("provider_id"),
+)
+_STATE = select(inbox_table.c.state, inbox_table.c.message_id, inbox_table.c.error).where(
+    inbox_table.c.id == bindparam("inbox_id")
+)
+_DONE = (
+    update(inbox_table)
+    .where(inbox_table.c.id == bindparam("row_id"))
+    .values(
+        state="done",
+        message_id=bindparam("message_id"),
+        processed_at=bindparam("at"),
+        attempts=inbox_table.c.attempts + 1,
+    )
+)
+_FAILED = (
+    update(inbox_table)
+    .where(inbox_table.c.id == bindparam("row_id"))
+    .values(state="failed", error=bindparam("error"), attempts=inbox_table.c.attempts + 1)
+)
+
+
+def inbound_of(payload: dict[str, Any]) -> Inbound:
+    return Inbound(**payload)
+
+
+class Inbox:
+    """One runtime's inbox: the group-commit writer, the batch processor and its driver."""
+
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+        self._waiting: list[tuple[dict[str, Any], asyncio.Future[Accepted]]] = []
+        self._writer: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        self._processed = asyncio.Event()  # set after each batch, then replaced
+        self._task: asyncio.Task[None] | None = None
+        insert = postgresql.insert if rt.db.dialect == "postgresql" else sqlite.insert
+        self._insert = (
+            insert(inbox_table)
+            .on_conflict_do_nothing(index_elements=["channel", "provider_id"])
+            .returning(inbox_table.c.id)
+        )
+        pending = _PENDING
+        if rt.db.dialect == "postgresql":
+            pending = pending.with_for_update(skip_locked=True)
+        self._pending = pending
+
+    # --- storing -----------------------------------------------------------------------
+
+    async def accept(self, inbound: Inbound) -> Accepted:
+        """Store an inbound text; returns once committed. Bad input raises and stores nothing."""
+        inbound = dataclasses.replace(inbound, body=clean_body(inbound.body))
+        row = {
+            "channel": inbound.channel,
+            "provider_id": inbound.provider_id,
+            "payload": dataclasses.asdict(inbound),
+        }
+        future: asyncio.Future[Accepted] = asyncio.get_running_loop().create_future()
+        self._waiting.append((row, future))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write(), name="inbox-write")
+        # the write goes on if the caller gives up: the provider will retry, and find it
+        return await asyncio.shield(future)
+
+    async def _write(self) -> None:
+        while self._waiting:
+            batch, self._waiting = self._waiting, []
+            try:
+                accepted = await self._store([row for row, _ in batch])
+            except Exception as error:  # every caller hears of it, and answers 500
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(error)
+                continue
+            for (_, future), result in zip(batch, accepted, strict=True):
+                if not future.done():
+                    future.set_result(result)
+            self._wake.set()
+
+    async def _store(self, rows: list[dict[str, Any]]) -> list[Accepted]:
+        now = self.rt.clock.now()
+        accepted = []
+        # no audit event here: the intake writes it when the text is handled
+        async with self.rt.db.transaction(serialize=False) as tx:
+            for row in rows:
+                values = {**row, "state": "pending", "attempts": 0, "received_at": now}
+                new_id = (await tx.execute(self._insert, values)).scalar_one_or_none()
+                if new_id is not None:
+                    accepted.append(Accepted(int(new_id), False))
+                    continue
+                found = (await tx.execute(_BY_KEY, row)).scalar_one()
+                accepted.append(Accepted(int(found), True))
+        return accepted
+
+    # --- handling ----------------------------------------------------------------------
+
+    async def process(self) -> int:
+        """Handle pending rows until none is left; how many were handled."""
+        total = 0
+        while True:
+            handled, more = await self._batch()
+            total += handled
+            if not more:
+                return total
+            await asyncio.sleep(0)  # let waiting webhooks be stored between batches
+
+    async def _batch(self) -> tuple[int, bool]:
+        settings = self.rt.settings.intake
+        limit = settings.inbox_batch
+        try:
+            handled, more = await self._take(limit, settings.inbox_batch_ms / 1000)
+        except Exception:
+            log.warning("an inbox batch failed; its rows are taken one by one", exc_info=True)
+            handled, more = await self._take_one_by_one(limit)
+        self._processed.set()
+        self._processed = asyncio.Event()
+        return handled, more
+
+    async def _take(self, limit: int, budget: float) -> tuple[int, bool]:
+        """One transaction's worth of rows: (how many were handled, whether more may wait)."""
+        started = time.perf_counter()
+        done: list[dict[str, Any]] = []
+        drained = False
+        async with self.rt.transaction() as tx:
+            # a few rows at a time: the time budget usually ends the batch first
+            while len(done) < limit and (not done or time.perf_counter() - started <= budget):
+                chunk = min(_CHUNK, limit - len(done))
+                after = done[-1]["row_id"] if done else 0
+                rows = (await tx.execute(self._pending, {"limit": chunk, "after": after})).all()
+                for row in rows:
+                    done.append(await self._handle(tx, row))
+                    if time.perf_counter() - started > budget:
+                        break
+                if len(rows) < chunk:
+                    drained = not rows or rows[-1].id == done[-1]["row_id"]
+                    break
+            if done:
+                await tx.execute(_DONE, done)
+        return len(done), bool(done) and not drained
+
+    async def _handle(self, tx: Tx, row: Any) -> dict[str, Any]:
+        tx.state["now"] = now = self.rt.clock.now()
+        result = await take_message(tx, self.rt, inbound_of(row.payload))
+        return {"row_id": row.id, "message_id": result.message_id, "at": now}
+
+    async def _take_one_by_one(self, limit: int) -> tuple[int, bool]:
+        async with self.rt.db.read() as conn:
+            rows = (await conn.execute(_PENDING, {"limit": limit, "after": 0})).all()
+        handled = 0
+        for row in rows:
+            try:
+                async with self.rt.transaction() as tx:
+                    still = (await tx.execute(_STATE, {"inbox_id": row.id})).one()
+                    if still.state != "pending":  # another process took it meanwhile
+                        continue
+                    await tx.execute(_DONE, [await self._handle(tx, row)])
+                handled += 1
+            except Exception as error:
+                log.exception("inbox row %s could not be handled; it is kept as failed", row.id)
+                async with self.rt.db.transaction(serialize=False) as tx:
+                    await tx.execute(
+                        _FAILED, {"row_id": row.id, "error": f"{type(error).__name__}: {error}"}
+                    )
+        return handled, len(rows) == limit
+
+    async def retry_failed(self) -> int:
+        """Put failed rows back in line (after the cause was fixed); how many."""
+        async with self.rt.db.transaction(serialize=False) as tx:
+            result = await tx.execute(
+                update(inbox_table)
+                .where(inbox_table.c.state == "failed")
+                .values(state="pending", error=None)
+            )
+        self._wake.set()
+        return int(result.rowcount or 0)
+
+    async def result(self, inbox_id: int, *, wait_seconds: float = 30.0) -> IntakeResult:
+        """Wait until a stored text was handled, and say what became of it."""
+        deadline = time.monotonic() + wait_seconds
+        while True:
+            processed = self._processed
+            async with self.rt.db.read() as conn:
+                row = (await conn.execute(_STATE, {"inbox_id": inbox_id})).one()
+                if row.state == "done":
+                    found = await intake_result(conn, row.message_id)
+                    assert found is not None  # the message and the inbox row commit together
+                    return found
+            if row.state == "failed":
+                raise InboxFailed(row.error)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"inbox row {inbox_id} is still pending")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(processed.wait(), min(left, 0.2))
+
+    # --- the driver --------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="inbox")
+
+    async def stop(self) -> None:
+        for task in (self._task, self._writer):
+            if task is not None and not task.done():
+                if task is self._task:
+                    task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._task = None
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def _run(self) -> None:
+        poll = self.rt.settings.intake.inbox_poll_seconds
+        while True:
+            self._wake.clear()
+            try:
+                await self.process()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # e.g. the database is away for a moment: try again soon
+                log.exception("the inbox could not be processed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), poll)
+
+
+def inbox(rt: Runtime) -> Inbox:
+    """The runtime's inbox (made on first use)."""
+    found = rt.extras.get("inbox")
+    if found is None:
+        found = rt.extras["inbox"] = Inbox(rt)
+    return found

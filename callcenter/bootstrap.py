@@ -117,11 +117,11 @@ async def start_runtime(rt: Runtime, *, start_jobs: bool = True, check_schema: b
 
         rt.extras["acd"] = AcdDriver(rt)
         await rt.extras["acd"].start()
-    if start_jobs:
+    if start_jobs and rt.settings.jobs.driver == "inprocess":
+        # the inbox is background work like the jobs: where they run, it runs
         from callcenter.actions.inbox import inbox
 
         await inbox(rt).start()
-    if start_jobs and rt.settings.jobs.driver == "inprocess":
         assert rt.runner is not None
         rt.driver = InProcessDriver(rt.runner)
         await rt.driver.start()

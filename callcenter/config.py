@@ -80,7 +80,7 @@ class IntakeSettings(BaseModel):
     # at most this many per transaction, and no more once a transaction has run this
     # long, so that the webhooks waiting to be stored are not held up
     inbox_batch: int = Field(default=200, ge=1, le=5000)
-    inbox_batch_ms: float = Field(default=20, gt=0)
+    inbox_batch_ms: float = Field(default=10, gt=0)
     inbox_poll_seconds: float = Field(default=1.0, gt=0)  # for texts stored by other processes
 
 

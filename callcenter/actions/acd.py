@@ -846,9 +846,10 @@ class AcdDriver:
                         "accepted",
                     ):
                         continue
-                    if (
-                        event.type == events.CONVERSATION_CHANGED
-                        and data.get("state") == "assigned"
+                    if event.type == events.CONVERSATION_CHANGED and (
+                        data.get("state") in ("assigned", "bot")
+                        # answered without ever meeting a queue or an agent (auto-intake)
+                        or (data.get("queue") is None and data.get("agent_id") is None)
                     ):
                         continue
                     self._wake.set()

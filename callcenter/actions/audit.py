@@ -80,7 +80,7 @@ async def record(
 async def iterate_events(db: Database, batch: int = 2000) -> AsyncIterator[dict[str, Any]]:
     last = 0
     while True:
-        async with db.read() as conn:
+        async with db.read(long=True) as conn:
             rows = (
                 await conn.execute(
                     select(audit_events)

@@ -33,6 +33,7 @@ import contextlib
 import dataclasses
 import logging
 import time
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,6 +68,8 @@ _PENDING = (
     .limit(bindparam("limit"))
 )
 _CHUNK = 16
+_TURNS = 4  # turns of the event loop a request needs from its bytes to accept()
+_ANY_PENDING = select(inbox_table.c.id).where(inbox_table.c.state == "pending").limit(1)
 _BY_KEY = select(inbox_table.c.id).where(
     inbox_table.c.channel == bindparam("channel"),
     inbox_table.c.provider_id == bindparam("provider_id"),
@@ -91,6 +94,9 @@ _FAILED = (
 )
 
 
+_FIELDS = dataclasses.fields(Inbound)
+
+
 def inbound_of(payload: dict[str, Any]) -> Inbound:
     return Inbound(**payload)
 
@@ -109,7 +115,7 @@ class Inbox:
         self._insert = (
             insert(inbox_table)
             .on_conflict_do_nothing(index_elements=["channel", "provider_id"])
-            .returning(inbox_table.c.id)
+            .returning(inbox_table.c.id, inbox_table.c.channel, inbox_table.c.provider_id)
         )
         pending = _PENDING
         if rt.db.dialect == "postgresql":
@@ -120,12 +126,14 @@ class Inbox:
 
     async def accept(self, inbound: Inbound) -> Accepted:
         """Store an inbound text; returns once committed. Bad input raises and stores nothing."""
-        inbound = dataclasses.replace(inbound, body=clean_body(inbound.body))
-        row = {
-            "channel": inbound.channel,
-            "provider_id": inbound.provider_id,
-            "payload": dataclasses.asdict(inbound),
-        }
+        # the provider id is the row's key; a text that came without one gets its own
+        inbound = dataclasses.replace(
+            inbound,
+            body=clean_body(inbound.body),
+            provider_id=inbound.provider_id or f"inbox-{uuid.uuid4().hex}",
+        )
+        payload = {f.name: getattr(inbound, f.name) for f in _FIELDS}
+        row = {"channel": inbound.channel, "provider_id": inbound.provider_id, "payload": payload}
         future: asyncio.Future[Accepted] = asyncio.get_running_loop().create_future()
         self._waiting.append((row, future))
         if self._writer is None or self._writer.done():
@@ -150,17 +158,23 @@ class Inbox:
 
     async def _store(self, rows: list[dict[str, Any]]) -> list[Accepted]:
         now = self.rt.clock.now()
-        accepted = []
+        values = [{**row, "state": "pending", "attempts": 0, "received_at": now} for row in rows]
         # no audit event here: the intake writes it when the text is handled
         async with self.rt.db.transaction(serialize=False) as tx:
+            # one statement for the lot; a key already there (or twice in the lot) is skipped
+            inserted = {
+                (r.channel, r.provider_id): r.id
+                for r in (await tx.execute(self._insert.values(values))).all()
+            }
+            accepted = []
             for row in rows:
-                values = {**row, "state": "pending", "attempts": 0, "received_at": now}
-                new_id = (await tx.execute(self._insert, values)).scalar_one_or_none()
+                key = (row["channel"], row["provider_id"])
+                new_id = inserted.pop(key, None)
                 if new_id is not None:
                     accepted.append(Accepted(int(new_id), False))
-                    continue
-                found = (await tx.execute(_BY_KEY, row)).scalar_one()
-                accepted.append(Accepted(int(found), True))
+                else:
+                    found = (await tx.execute(_BY_KEY, row)).scalar_one()
+                    accepted.append(Accepted(int(found), True))
         return accepted
 
     # --- handling ----------------------------------------------------------------------
@@ -173,9 +187,24 @@ class Inbox:
             total += handled
             if not more:
                 return total
-            await asyncio.sleep(0)  # let waiting webhooks be stored between batches
+            await self._give_way()
+
+    async def _give_way(self) -> None:
+        """Between batches, webhooks go first.
+
+        A batch keeps the event loop busy: requests that arrived meanwhile need a
+        few turns of the loop to reach :meth:`accept` (read, parse, check), then
+        their write must not queue behind the next batch.
+        """
+        for _ in range(_TURNS):
+            await asyncio.sleep(0)
+        while self._writer is not None and not self._writer.done():
+            await asyncio.wait([self._writer])
 
     async def _batch(self) -> tuple[int, bool]:
+        async with self.rt.db.read() as conn:  # no write transaction for nothing
+            if (await conn.execute(_ANY_PENDING)).first() is None:
+                return 0, False
         settings = self.rt.settings.intake
         limit = settings.inbox_batch
         try:
@@ -211,7 +240,8 @@ class Inbox:
 
     async def _handle(self, tx: Tx, row: Any) -> dict[str, Any]:
         tx.state["now"] = now = self.rt.clock.now()
-        result = await take_message(tx, self.rt, inbound_of(row.payload))
+        # the inbox's unique key already turned a repeated provider id away
+        result = await take_message(tx, self.rt, inbound_of(row.payload), unseen=True)
         return {"row_id": row.id, "message_id": result.message_id, "at": now}
 
     async def _take_one_by_one(self, limit: int) -> tuple[int, bool]:

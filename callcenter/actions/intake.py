@@ -244,16 +244,23 @@ async def receive_message(
 
 
 async def take_message(
-    tx: Tx, rt: Runtime, inbound: Inbound, *, actor: Actor = SYSTEM, bot: BotHook | None = None
+    tx: Tx,
+    rt: Runtime,
+    inbound: Inbound,
+    *,
+    actor: Actor = SYSTEM,
+    bot: BotHook | None = None,
+    unseen: bool = False,
 ) -> IntakeResult:
     """The intake of one inbound text inside the caller's transaction.
 
     After the message is stored: a stop/start word, then a survey answer, then
     the channel's ``bot`` may each take it; what none takes goes to auto-intake
-    or to an agent.
+    or to an agent. ``unseen``: the caller already knows the provider id is new
+    (the inbox's unique key), so it is not looked up again.
     """
     body = clean_body(inbound.body)
-    seen = await _existing(tx, inbound)
+    seen = None if unseen else await _existing(tx, inbound)
     if seen is not None:
         return seen
     now = tx.state["now"]
@@ -400,7 +407,10 @@ async def _auto_ticket(
             classification=found,
         ),
     )
-    return await open_ticket(tx, rt, draft, actor=SYSTEM, dispatch=True, tell_citizen=False)
+    # the caller closes the conversation on the ticket
+    return await open_ticket(
+        tx, rt, draft, actor=SYSTEM, dispatch=True, tell_citizen=False, link_conversation=False
+    )
 
 
 def ticket_receipt(rt: Runtime, ticket: dict[str, Any], locale: str) -> str:

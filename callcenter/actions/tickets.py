@@ -159,11 +159,14 @@ async def open_ticket(
     actor: Actor,
     dispatch: bool = False,
     tell_citizen: bool = True,
+    link_conversation: bool = True,
 ) -> dict[str, Any]:
     """Create a ticket inside ``tx``, routed; with ``dispatch``, already sent to the
     routed department (unless routing left it to the desk).
 
-    Creation and dispatch are two audit events but one INSERT.
+    Creation and dispatch are two audit events but one INSERT. The draft's
+    conversation is pointed at the ticket, unless the caller updates that
+    conversation itself (``link_conversation=False``).
     """
     now = tx.state["now"]
     decided = decide(rt, draft)
@@ -236,7 +239,7 @@ async def open_ticket(
             details={"department_id": row["department_id"]},
         )
         tx.publish(events.ticket_changed(row, "dispatch", now))
-    if draft.conversation_id is not None:
+    if draft.conversation_id is not None and link_conversation:
         await tx.execute(
             update(conversations)
             .where(conversations.c.id == draft.conversation_id)

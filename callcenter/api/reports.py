@@ -92,7 +92,7 @@ def _period(ctx: Context) -> tuple[datetime, datetime]:
     errors=(401, 403),
 )
 async def get_wallboard(ctx: Context) -> dict[str, Any]:
-    async with ctx.rt.db.read() as conn:
+    async with ctx.rt.db.read(long=True) as conn:
         return await wallboard(conn, ctx.rt, ctx.locale)
 
 
@@ -108,7 +108,7 @@ async def get_wallboard(ctx: Context) -> dict[str, Any]:
 )
 async def get_kpis(ctx: Context) -> dict[str, Any]:
     start, end = _period(ctx)
-    async with ctx.rt.db.read() as conn:
+    async with ctx.rt.db.read(long=True) as conn:
         report = await kpi_report(conn, ctx.rt, start, end, ctx.locale)
     report["start"], report["end"] = report.pop("from"), report.pop("to")
     return report
@@ -134,7 +134,7 @@ def _csv_response(text: str, name: str) -> web.Response:
 )
 async def get_kpis_csv(ctx: Context) -> web.Response:
     start, end = _period(ctx)
-    async with ctx.rt.db.read() as conn:
+    async with ctx.rt.db.read(long=True) as conn:
         report = await kpi_report(conn, ctx.rt, start, end, ctx.locale)
     return _csv_response(kpis_csv(report, ctx.locale, ctx.rt), "kpis.csv")
 
@@ -150,7 +150,7 @@ async def get_kpis_csv(ctx: Context) -> web.Response:
 )
 async def get_tickets_csv(ctx: Context) -> web.Response:
     start, end = _period(ctx)
-    async with ctx.rt.db.read() as conn:
+    async with ctx.rt.db.read(long=True) as conn:
         text = await tickets_csv(conn, ctx.rt, start, end, ctx.locale)
     return _csv_response(text, "tickets.csv")
 
@@ -171,5 +171,5 @@ async def get_department_summary(ctx: Context) -> dict[str, Any]:
     actor = ctx.require_actor()
     if dept is None or (actor.role is Role.DEPARTMENT and actor.department_id != dept.id):
         raise NotFound("department_not_found", department=raw)
-    async with ctx.rt.db.read() as conn:
+    async with ctx.rt.db.read(long=True) as conn:
         return await department_summary(conn, ctx.rt, dept.id)

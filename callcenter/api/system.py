@@ -23,7 +23,7 @@ from callcenter.store.tables import jobs
     response=HealthOut,
 )
 async def health(ctx: Context) -> dict[str, Any]:
-    async with ctx.rt.db.read() as conn:
+    async with ctx.rt.db.read(long=True) as conn:
         counts: dict[str, int] = dict(
             (await conn.execute(select(jobs.c.state, func.count()).group_by(jobs.c.state))).all()
         )

@@ -7,10 +7,11 @@ the transaction and runs only after a successful commit.
 
 SQLite (the embedded default) runs in WAL mode. Writers are serialised: inside
 one process by an asyncio lock, across processes by ``BEGIN IMMEDIATE``,
-retried with asynchronous sleeps while another process holds the lock. The
-writer runs its statements on the event loop's thread
-(:mod:`callcenter.store.inline_sqlite`); readers use their own engine on
-aiosqlite's thread and never wait for writers.
+retried with asynchronous sleeps while another process holds the lock.
+Statements run on the event loop's thread (:mod:`callcenter.store.inline_sqlite`),
+except those of ``read(long=True)`` (reports, exports), which run on
+aiosqlite's thread; readers never wait for writers. The write-ahead log is
+copied back into the database by a thread after writes, not inside a commit.
 
 On PostgreSQL every serialised transaction first locks the single row of
 ``audit_head``: the audit chain has to be a line, and taking that lock first
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -38,8 +40,9 @@ from callcenter.store.tables import audit_head
 
 # the writer waits for another process's write lock this long in SQLite itself
 # (blocking the event loop), then in asynchronous sleeps, up to the second limit
-_INLINE_BUSY_MS = 5
+_INLINE_BUSY_MS = 1
 _WRITE_LOCK_WAIT_S = 30.0
+_CHECKPOINT_EVERY_S = 1.0
 
 
 class Tx:
@@ -84,36 +87,45 @@ class Database:
         if self.is_sqlite:
             ensure_sqlite_folder(url)
             self.engine = self._sqlite_engine(url, "BEGIN IMMEDIATE", echo, inline=True)
-            self.read_engine = self._sqlite_engine(url, "BEGIN", echo)
+            self.read_engine = self._sqlite_engine(url, "BEGIN", echo, inline=True)
+            self.long_read_engine = self._sqlite_engine(url, "BEGIN", echo)
         else:
             self.engine = create_async_engine(
                 url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
             )
-            self.read_engine = self.engine
+            self.read_engine = self.long_read_engine = self.engine
         self._write_lock = asyncio.Lock()
+        self._checkpointer: asyncio.Task[None] | None = None
+        self._written = asyncio.Event()
 
     @staticmethod
     def _sqlite_engine(url: str, begin: str, echo: bool, *, inline: bool = False) -> AsyncEngine:
         if inline:
             path = str(make_url(url).database)
             creator = inline_creator(path, timeout=0, check_same_thread=False)
-            engine = create_async_engine(url, echo=echo, async_creator=creator)
+            # many coroutines may each hold a connection between their statements
+            engine = create_async_engine(
+                url, echo=echo, async_creator=creator, pool_size=20, max_overflow=20
+            )
         else:
             engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30})
         # the writer must not block the event loop on another process's lock
         busy_ms = _INLINE_BUSY_MS if inline else 30000
+        pragmas = [
+            "PRAGMA journal_mode=WAL",
+            "PRAGMA synchronous=NORMAL",
+            "PRAGMA foreign_keys=ON",
+            f"PRAGMA busy_timeout={busy_ms}",
+        ]
+        if inline:  # checkpoints (and their fsync) run on a thread: Database._checkpoints
+            pragmas.append("PRAGMA wal_autocheckpoint=0")
 
         @event.listens_for(engine.sync_engine, "connect")
         def _on_connect(dbapi_connection: Any, _record: Any) -> None:
             # take transactions into our own hands (see the "begin" listener)
             dbapi_connection.isolation_level = None
             cursor = dbapi_connection.cursor()
-            for pragma in (
-                "PRAGMA journal_mode=WAL",
-                "PRAGMA synchronous=NORMAL",
-                "PRAGMA foreign_keys=ON",
-                f"PRAGMA busy_timeout={busy_ms}",
-            ):
+            for pragma in pragmas:
                 cursor.execute(pragma)
             cursor.close()
 
@@ -142,6 +154,10 @@ class Database:
                 await conn.rollback()
                 raise
             await conn.commit()
+        if self.is_sqlite:
+            self._written.set()
+            if self._checkpointer is None:
+                self._checkpointer = asyncio.create_task(self._checkpoints(), name="checkpoint")
         for hook in self.commit_hooks:
             hook(tx)
         for callback in tx._after_commit:
@@ -152,7 +168,7 @@ class Database:
             await conn.begin()
             return
         deadline = time.monotonic() + _WRITE_LOCK_WAIT_S
-        pause = 0.002
+        pause = 0.001
         while True:
             try:
                 await conn.begin()
@@ -162,22 +178,53 @@ class Database:
                     raise
                 await conn.rollback()  # leaves the connection clean for the next try
                 await asyncio.sleep(pause)
-                pause = min(pause * 2, 0.05)
+                pause = min(pause * 2, 0.005)
 
     @contextlib.asynccontextmanager
-    async def read(self) -> AsyncIterator[AsyncConnection]:
-        """A read-only connection with a consistent snapshot."""
-        async with self.read_engine.connect() as conn:
+    async def read(self, *, long: bool = False) -> AsyncIterator[AsyncConnection]:
+        """A read-only connection with a consistent snapshot.
+
+        ``long``: for queries that may run long (reports, exports, the audit
+        check); on SQLite they run on a thread instead of the event loop's.
+        """
+        engine = self.long_read_engine if long else self.read_engine
+        async with engine.connect() as conn:
             await conn.begin()
             try:
                 yield conn
             finally:
                 await conn.rollback()
 
+    async def _checkpoints(self) -> None:
+        """Copy the write-ahead log back into the database, on a thread, after writes.
+
+        SQLite would do it inside a commit now and then, fsync included; on the
+        event loop's thread that would stall every request for that long.
+        """
+        path = str(self.url.database)
+        while True:
+            await self._written.wait()
+            self._written.clear()
+            await asyncio.to_thread(_checkpoint, path)
+            await asyncio.sleep(_CHECKPOINT_EVERY_S)
+
     async def dispose(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._checkpointer
+            self._checkpointer = None
+            await asyncio.to_thread(_checkpoint, str(self.url.database))
         await self.engine.dispose()
         if self.read_engine is not self.engine:
             await self.read_engine.dispose()
+            await self.long_read_engine.dispose()
+
+
+def _checkpoint(path: str) -> None:
+    # PASSIVE: copies what no reader still needs, waits for no one
+    with contextlib.closing(sqlite3.connect(path, timeout=1)) as conn:
+        conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
 
 def ensure_sqlite_folder(url: str) -> None:

@@ -5,14 +5,14 @@ For short writes that hop costs more than the statement: two thread switches,
 a wake-up of the event loop and a fight for the GIL, a few hundred
 microseconds when the server is busy, against tens for the statement itself.
 
-The writer's statements are short (indexed lookups and inserts under
-``BEGIN IMMEDIATE``) and the writer never waits for a lock once its
-transaction has begun: readers in WAL mode do not block it. So the writer
-engine runs them right here. The one wait it can meet, another process
-holding the write lock, is kept off the event loop: the connection's busy
-timeout is a few milliseconds and :meth:`Database.transaction` retries
-``BEGIN IMMEDIATE`` with asynchronous sleeps. Readers, whose queries can be
-long, keep aiosqlite's thread.
+Most statements are short (indexed lookups and inserts) and none waits for
+a lock once its transaction has begun: in WAL mode readers and the writer do
+not block each other. So they run right here. The waits that remain are kept
+off the event loop: another process holding the write lock (the busy timeout
+is a few milliseconds and :meth:`Database.transaction` retries ``BEGIN
+IMMEDIATE`` with asynchronous sleeps), checkpoints (run on a thread by
+:class:`Database`), and queries that may run long (``Database.read(long=True)``
+keeps aiosqlite's thread).
 """
 
 from __future__ import annotations

@@ -78,7 +78,6 @@ class ProviderLog:
                 handle.seek(0, os.SEEK_END)
                 handle.write(line)
                 handle.flush()
-                os.fsync(handle.fileno())
                 self._index[key] = entry
                 self._offset += len(line.encode("utf-8"))
                 return str(entry["sid"]), True

@@ -15,7 +15,6 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import and_, func, select
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from callcenter.actions.acd import agent_views, waiting_entries
 from callcenter.domain.kpi import (
@@ -33,6 +32,7 @@ from callcenter.domain.kpi import (
 from callcenter.domain.sla import Light
 from callcenter.domain.workflow import Ticket
 from callcenter.runtime import Runtime
+from callcenter.store.db import Conn
 from callcenter.store.tables import (
     audit_events,
     calls,
@@ -59,7 +59,7 @@ def period(rt: Runtime, start: date | None, end: date | None) -> tuple[datetime,
 # --- facts -----------------------------------------------------------------------------
 
 
-async def load_episodes(conn: AsyncConnection, start: datetime, end: datetime) -> list[Episode]:
+async def load_episodes(conn: Conn, start: datetime, end: datetime) -> list[Episode]:
     """Dispatch episodes that started in [start, end), rebuilt from the whole history of
     their tickets."""
     started = (
@@ -87,7 +87,7 @@ async def load_episodes(conn: AsyncConnection, start: datetime, end: datetime) -
     return [e for e in episodes if start <= e.started_at < end]
 
 
-async def load_answers(conn: AsyncConnection, start: datetime, end: datetime) -> list[SurveyAnswer]:
+async def load_answers(conn: Conn, start: datetime, end: datetime) -> list[SurveyAnswer]:
     rows = (
         await conn.execute(
             select(surveys.c.department_id, surveys.c.score, surveys.c.solved).where(
@@ -100,7 +100,7 @@ async def load_answers(conn: AsyncConnection, start: datetime, end: datetime) ->
     return [SurveyAnswer(r.department_id, r.score, r.solved) for r in rows]
 
 
-async def load_contacts(conn: AsyncConnection, start: datetime, end: datetime) -> list[Contact]:
+async def load_contacts(conn: Conn, start: datetime, end: datetime) -> list[Contact]:
     """Text conversations that began waiting in [start, end) (one contact per conversation,
     however often it overflowed or was transferred), and calls queued for an agent."""
     rows = (
@@ -198,7 +198,7 @@ def _department_rows(
 
 
 async def kpi_report(
-    conn: AsyncConnection, rt: Runtime, start: datetime, end: datetime, locale: str
+    conn: Conn, rt: Runtime, start: datetime, end: datetime, locale: str
 ) -> dict[str, Any]:
     now = rt.clock.now()
     episodes = await load_episodes(conn, start, end)
@@ -225,14 +225,14 @@ async def kpi_report(
 # --- live numbers ------------------------------------------------------------------------
 
 
-async def _running_tickets(conn: AsyncConnection, department_id: int | None = None) -> list[Any]:
+async def _running_tickets(conn: Conn, department_id: int | None = None) -> list[Any]:
     conditions: list[Any] = [tickets.c.state.in_(["dispatched", "accepted"])]
     if department_id is not None:
         conditions.append(tickets.c.department_id == department_id)
     return list((await conn.execute(select(tickets).where(*conditions))).all())
 
 
-async def wallboard(conn: AsyncConnection, rt: Runtime, locale: str) -> dict[str, Any]:
+async def wallboard(conn: Conn, rt: Runtime, locale: str) -> dict[str, Any]:
     """What the supervisors' wall shows, at the clock's now."""
     now = rt.clock.now()
     today = local_day_start(rt, rt.local(now).date())
@@ -292,9 +292,7 @@ async def wallboard(conn: AsyncConnection, rt: Runtime, locale: str) -> dict[str
     }
 
 
-async def department_summary(
-    conn: AsyncConnection, rt: Runtime, department_id: int
-) -> dict[str, Any]:
+async def department_summary(conn: Conn, rt: Runtime, department_id: int) -> dict[str, Any]:
     """The portal's counters: open, signed for, overdue (red) and due soon (yellow)."""
     now = rt.clock.now()
     lights: Counter[str] = Counter()
@@ -351,9 +349,7 @@ def kpis_csv(report: dict[str, Any], locale: str, rt: Runtime) -> str:
     return _csv(header, rows)
 
 
-async def tickets_csv(
-    conn: AsyncConnection, rt: Runtime, start: datetime, end: datetime, locale: str
-) -> str:
+async def tickets_csv(conn: Conn, rt: Runtime, start: datetime, end: datetime, locale: str) -> str:
     rows = (
         await conn.execute(
             select(tickets)

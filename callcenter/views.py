@@ -12,11 +12,11 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, case, func, or_, select
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from callcenter.domain.routing import RoutingDecision
 from callcenter.domain.workflow import OPEN_STATES, Actor, Role, Ticket, TicketState, allowed_steps
 from callcenter.runtime import Runtime
+from callcenter.store.db import Conn
 from callcenter.store.tables import (
     audit_events,
     calls,
@@ -219,7 +219,7 @@ URGENCY_ORDER = (
 
 
 async def list_tickets(
-    conn: AsyncConnection,
+    conn: Conn,
     rt: Runtime,
     f: TicketFilter,
     *,
@@ -249,7 +249,7 @@ async def list_tickets(
     return list(rows), int(total or 0)
 
 
-async def ticket_history(conn: AsyncConnection, ticket_id: int) -> list[dict[str, Any]]:
+async def ticket_history(conn: Conn, ticket_id: int) -> list[dict[str, Any]]:
     rows = (
         await conn.execute(
             select(audit_events)
@@ -307,7 +307,7 @@ def message_view(row: Any) -> dict[str, Any]:
     }
 
 
-async def conversation_messages(conn: AsyncConnection, conversation_id: int) -> list[Any]:
+async def conversation_messages(conn: Conn, conversation_id: int) -> list[Any]:
     return list(
         (
             await conn.execute(
@@ -319,7 +319,7 @@ async def conversation_messages(conn: AsyncConnection, conversation_id: int) -> 
     )
 
 
-async def citizen_profile(conn: AsyncConnection, citizen_id: int) -> dict[str, Any] | None:
+async def citizen_profile(conn: Conn, citizen_id: int) -> dict[str, Any] | None:
     citizen = (await conn.execute(select(citizens).where(citizens.c.id == citizen_id))).first()
     if citizen is None:
         return None

@@ -7,9 +7,8 @@ from typing import Any
 
 from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection
 
-from callcenter.store.db import Tx
+from callcenter.store.db import Conn, Tx
 from callcenter.store.tables import counters
 
 _IGNORING: dict[tuple[str, str, tuple[str, ...]], Any] = {}
@@ -66,7 +65,7 @@ async def update_row(tx: Tx, table: Table, id: int, values: dict[str, Any]) -> A
     return (await tx.execute(statement)).first()
 
 
-async def row_by_id(tx: Tx | AsyncConnection, table: Table, id: int) -> Any:
+async def row_by_id(tx: Tx | Conn, table: Table, id: int) -> Any:
     statement = _SELECTS.get(table.name)
     if statement is None:
         statement = _SELECTS[table.name] = select(table).where(table.c.id == bindparam("row_id"))

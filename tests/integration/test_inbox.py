@@ -51,11 +51,11 @@ def counted_commits(rt: Runtime) -> Iterator[list[int]]:
     def on_commit(_conn: Any) -> None:
         commits[0] += 1
 
-    event.listen(rt.db.engine.sync_engine, "commit", on_commit)
+    event.listen(rt.db.sync_engine, "commit", on_commit)
     try:
         yield commits
     finally:
-        event.remove(rt.db.engine.sync_engine, "commit", on_commit)
+        event.remove(rt.db.sync_engine, "commit", on_commit)
 
 
 async def count(rt: Runtime, table: Any, *where: Any) -> int:

@@ -75,8 +75,8 @@ async def test_the_log_is_copied_back_after_writes(tmp_path: Path) -> None:
             async with db.transaction(serialize=False) as tx:
                 await tx.execute(text("INSERT INTO t VALUES (:x)"), {"x": "y" * 2000})
         # the commits themselves do not checkpoint (the writer's autocheckpoint is off)
-        async with db.engine.connect() as conn:
-            value = (await conn.execute(text("PRAGMA wal_autocheckpoint"))).scalar()
+        async with db.transaction(serialize=False) as tx:
+            value = (await tx.execute(text("PRAGMA wal_autocheckpoint"))).scalar()
         assert value == 0
         # the rows reach the database file itself (40 kB of them: far below SQLite's
         # own threshold of 1000 pages), with no checkpoint asked for here

@@ -69,6 +69,7 @@ _PENDING = (
 )
 _CHUNK = 16
 _TURNS = 4  # turns of the event loop a request needs from its bytes to accept()
+_PAUSE_S = 0.003
 _ANY_PENDING = select(inbox_table.c.id).where(inbox_table.c.state == "pending").limit(1)
 _BY_KEY = select(inbox_table.c.id).where(
     inbox_table.c.channel == bindparam("channel"),
@@ -107,6 +108,7 @@ class Inbox:
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
         self._waiting: list[tuple[dict[str, Any], asyncio.Future[Accepted]]] = []
+        self._accepted = 0  # since the last batch
         self._writer: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._processed = asyncio.Event()  # set after each batch, then replaced
@@ -136,6 +138,7 @@ class Inbox:
         row = {"channel": inbound.channel, "provider_id": inbound.provider_id, "payload": payload}
         future: asyncio.Future[Accepted] = asyncio.get_running_loop().create_future()
         self._waiting.append((row, future))
+        self._accepted += 1
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._write(), name="inbox-write")
         # the write goes on if the caller gives up: the provider will retry, and find it
@@ -160,7 +163,8 @@ class Inbox:
         now = self.rt.clock.now()
         values = [{**row, "state": "pending", "attempts": 0, "received_at": now} for row in rows]
         # no audit event here: the intake writes it when the text is handled
-        async with self.rt.db.transaction(serialize=False) as tx:
+        # urgent: the providers wait for this write, the background work can wait for them
+        async with self.rt.db.transaction(serialize=False, urgent=True) as tx:
             # one statement for the lot; a key already there (or twice in the lot) is skipped
             inserted = {
                 (r.channel, r.provider_id): r.id
@@ -200,6 +204,9 @@ class Inbox:
             await asyncio.sleep(0)
         while self._writer is not None and not self._writer.done():
             await asyncio.wait([self._writer])
+        if self._accepted:  # webhooks keep coming: let their requests through the loop
+            self._accepted = 0
+            await asyncio.sleep(_PAUSE_S)
 
     async def _batch(self) -> tuple[int, bool]:
         async with self.rt.db.read() as conn:  # no write transaction for nothing

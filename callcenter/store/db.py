@@ -33,6 +33,7 @@ import asyncio
 import contextlib
 import sqlite3
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -93,6 +94,49 @@ async def _connect(engine: Engine | AsyncEngine) -> AsyncIterator[Conn]:
             yield SyncConnection(sync)
 
 
+class WriteLock:
+    """One SQLite writer at a time in this process; urgent writers go first.
+
+    An urgent writer is one someone is waiting on: the inbox storing webhooks
+    whose provider waits for its answer. Background work (the inbox's
+    handling, jobs) queues behind them, in order of arrival.
+    """
+
+    def __init__(self) -> None:
+        self._held = False
+        self._queues: tuple[deque[asyncio.Future[None]], ...] = (deque(), deque())
+
+    @contextlib.asynccontextmanager
+    async def hold(self, *, urgent: bool = False) -> AsyncIterator[None]:
+        if self._held or any(self._queues):
+            turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            queue = self._queues[0 if urgent else 1]
+            queue.append(turn)
+            try:
+                await turn
+            except asyncio.CancelledError:
+                if turn in queue:
+                    queue.remove(turn)
+                elif turn.done() and not turn.cancelled():
+                    self._release()  # handed over just as the waiter gave up
+                raise
+        else:
+            self._held = True
+        try:
+            yield
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        for queue in self._queues:
+            while queue:
+                turn = queue.popleft()
+                if not turn.done():
+                    turn.set_result(None)  # the lock passes on, still held
+                    return
+        self._held = False
+
+
 class Tx:
     """One open unit of work."""
 
@@ -145,7 +189,7 @@ class Database:
                 url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
             )
             self.engine = self.read_engine = self.long_read_engine
-        self._write_lock = asyncio.Lock()
+        self._write_lock = WriteLock()
         self._checkpointer: asyncio.Task[None] | None = None
         self._written = asyncio.Event()
 
@@ -197,9 +241,14 @@ class Database:
         return engine
 
     @contextlib.asynccontextmanager
-    async def transaction(self, *, serialize: bool = True) -> AsyncIterator[Tx]:
-        """A unit of work: commit at the end of the block, roll back on error."""
-        lock = self._write_lock if self.is_sqlite else contextlib.nullcontext()
+    async def transaction(
+        self, *, serialize: bool = True, urgent: bool = False
+    ) -> AsyncIterator[Tx]:
+        """A unit of work: commit at the end of the block, roll back on error.
+
+        ``urgent``: someone waits for this one (see :class:`WriteLock`).
+        """
+        lock = self._write_lock.hold(urgent=urgent) if self.is_sqlite else contextlib.nullcontext()
         async with lock, _connect(self.engine) as conn:
             await self._begin(conn)
             tx = Tx(conn, self)

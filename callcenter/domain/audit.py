@@ -33,8 +33,13 @@ CONTENT_FIELDS = (
 )
 
 
+_PLAIN = frozenset({str, int, float, bool})
+
+
 def jsonable(value: Any) -> Any:
     """Turn a value into plain JSON data, the same way every time."""
+    if value is None or type(value) in _PLAIN:  # most values: nothing to do
+        return value
     if isinstance(value, datetime):
         if value.tzinfo is None:
             value = value.replace(tzinfo=UTC)

@@ -271,12 +271,18 @@ def _word_pattern(keyword: str) -> re.Pattern[str]:
     return re.compile(rf"\b{re.escape(keyword)}(?:s|es)?\b")
 
 
+@lru_cache(maxsize=8192)
+def _matcher(keyword: str) -> tuple[re.Pattern[str] | None, str]:
+    lowered = keyword.lower()
+    return (_word_pattern(lowered) if _ASCII.match(lowered) else None), lowered
+
+
 def _matches(keyword: str, text: str) -> bool:
     """Latin keywords match whole words (and plurals); Chinese ones match anywhere."""
-    keyword = keyword.lower()
-    if _ASCII.match(keyword):
-        return _word_pattern(keyword).search(text) is not None
-    return keyword in text
+    pattern, lowered = _matcher(keyword)
+    if pattern is not None:
+        return pattern.search(text) is not None
+    return lowered in text
 
 
 def infer_type(text: str, default: str) -> str:

@@ -6,8 +6,9 @@ named in the ``channels`` setting as ``"package.module:Class"``. Adding one
 touches no core file: the composition root imports what the settings name.
 
 Inbound, an adapter turns the provider's event into a call of a core action
-(for text, :func:`callcenter.actions.intake.receive_message`) and answers the
-provider only after that action committed. Outbound, the core's
+(for text, :func:`callcenter.actions.intake.receive_message`, or
+:meth:`callcenter.actions.inbox.Inbox.accept` when the provider wants a quick
+answer) and answers the provider only after that committed. Outbound, the core's
 ``message.deliver`` job calls :meth:`Channel.send` with a message that is
 already stored.
 

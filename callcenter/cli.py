@@ -324,19 +324,19 @@ def cmd_inbox(args: argparse.Namespace) -> int:
     """How many inbound texts wait, and put failed ones back in line."""
     from sqlalchemy import func, select
 
-    from callcenter.actions.inbox import inbox
-    from callcenter.bootstrap import close_runtime, open_runtime
+    from callcenter.actions.inbox import retry_failed
+    from callcenter.store.db import Database
     from callcenter.store.tables import inbox as inbox_table
 
     settings = _settings(args)
 
     async def run() -> int:
-        rt = await open_runtime(settings, start_jobs=False)
+        db = Database(settings.effective_database_url)
         try:
             if args.inbox_command == "retry":
-                print(f"requeued {await inbox(rt).retry_failed()}")
+                print(f"requeued {await retry_failed(db)}")
                 return 0
-            async with rt.db.read() as conn:
+            async with db.read() as conn:
                 counts = (
                     await conn.execute(
                         select(inbox_table.c.state, func.count()).group_by(inbox_table.c.state)
@@ -359,7 +359,7 @@ def cmd_inbox(args: argparse.Namespace) -> int:
                 )
             return 0
         finally:
-            await close_runtime(rt)
+            await db.dispose()
 
     return asyncio.run(run())
 

@@ -847,8 +847,8 @@ class AcdDriver:
                     ):
                         continue
                     if event.type == events.CONVERSATION_CHANGED and (
-                        data.get("state") in ("assigned", "bot")
-                        # answered without ever meeting a queue or an agent (auto-intake)
+                        data.get("state") == "assigned"
+                        # with the bot, or answered without meeting a queue or an agent
                         or (data.get("queue") is None and data.get("agent_id") is None)
                     ):
                         continue

@@ -43,7 +43,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from callcenter.actions.intake import Inbound, IntakeResult, intake_result, take_message
 from callcenter.actions.messages import clean_body
 from callcenter.runtime import Runtime
-from callcenter.store.db import Tx
+from callcenter.store.db import Database, Tx
 from callcenter.store.tables import inbox as inbox_table
 
 log = logging.getLogger(__name__)
@@ -96,10 +96,6 @@ _FAILED = (
 
 
 _FIELDS = dataclasses.fields(Inbound)
-
-
-def inbound_of(payload: dict[str, Any]) -> Inbound:
-    return Inbound(**payload)
 
 
 class Inbox:
@@ -248,7 +244,7 @@ class Inbox:
     async def _handle(self, tx: Tx, row: Any) -> dict[str, Any]:
         tx.state["now"] = now = self.rt.clock.now()
         # the inbox's unique key already turned a repeated provider id away
-        result = await take_message(tx, self.rt, inbound_of(row.payload), unseen=True)
+        result = await take_message(tx, self.rt, Inbound(**row.payload), unseen=True)
         return {"row_id": row.id, "message_id": result.message_id, "at": now}
 
     async def _take_one_by_one(self, limit: int) -> tuple[int, bool]:
@@ -270,17 +266,6 @@ class Inbox:
                         _FAILED, {"row_id": row.id, "error": f"{type(error).__name__}: {error}"}
                     )
         return handled, len(rows) == limit
-
-    async def retry_failed(self) -> int:
-        """Put failed rows back in line (after the cause was fixed); how many."""
-        async with self.rt.db.transaction(serialize=False) as tx:
-            result = await tx.execute(
-                update(inbox_table)
-                .where(inbox_table.c.state == "failed")
-                .values(state="pending", error=None)
-            )
-        self._wake.set()
-        return int(result.rowcount or 0)
 
     async def result(self, inbox_id: int, *, wait_seconds: float = 30.0) -> IntakeResult:
         """Wait until a stored text was handled, and say what became of it."""
@@ -330,6 +315,20 @@ class Inbox:
                 log.exception("the inbox could not be processed")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), poll)
+
+
+async def retry_failed(db: Database) -> int:
+    """Put failed texts back in line (once the cause is fixed); how many.
+
+    Whichever process runs the inbox driver takes them at its next look.
+    """
+    async with db.transaction(serialize=False) as tx:
+        result = await tx.execute(
+            update(inbox_table)
+            .where(inbox_table.c.state == "failed")
+            .values(state="pending", error=None)
+        )
+    return int(result.rowcount or 0)
 
 
 def inbox(rt: Runtime) -> Inbox:

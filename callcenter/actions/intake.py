@@ -1,7 +1,9 @@
 """Inbound text from any channel: the one intake path.
 
-An adapter calls :func:`receive_message` and answers its provider only after it
-returned (DESIGN rule 3). The message extends the citizen's open conversation
+An adapter calls :func:`receive_message`, or stores the text in the inbox
+(:meth:`callcenter.actions.inbox.Inbox.accept`), which runs :func:`take_message`
+right after; either way it answers its provider only once the text is stored
+(DESIGN rule 3). The message extends the citizen's open conversation
 on that channel, or opens one. A fresh conversation first meets auto-intake:
 when the text reports a problem that routing recognises with enough
 confidence, a ticket is opened and dispatched at once and the citizen is told
@@ -236,7 +238,7 @@ async def receive_message(
     """Persist an inbound text and decide where it goes, in one transaction.
 
     Idempotent on ``provider_id``. Adapters whose provider wants a quick answer
-    store the text in the inbox instead (:func:`callcenter.actions.inbox.accept`),
+    store the text in the inbox instead (:meth:`callcenter.actions.inbox.Inbox.accept`),
     which hands it to :func:`take_message` right after.
     """
     async with rt.transaction() as tx:

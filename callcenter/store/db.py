@@ -6,7 +6,7 @@ the commit (publishing live events, waking the job executor) is registered on
 the transaction and runs only after a successful commit.
 
 SQLite (the embedded default) runs in WAL mode. Writers are serialised: inside
-one process by an asyncio lock, across processes by ``BEGIN IMMEDIATE``,
+one process by :class:`WriteLock`, across processes by ``BEGIN IMMEDIATE``,
 retried with asynchronous sleeps while another process holds the lock.
 
 SQLite's statements run synchronously on the event loop's thread (the
@@ -209,18 +209,18 @@ class Database:
                 echo=echo,
                 pool_size=20,
                 max_overflow=20,
-                connect_args={"check_same_thread": False, "timeout": _INLINE_BUSY_MS / 1000},
+                connect_args={"check_same_thread": False},
             )
         else:
-            engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30})
+            engine = create_async_engine(url, echo=echo)
         events_of = engine if inline else engine.sync_engine
         # the writer must not block the event loop on another process's lock
         busy_ms = _INLINE_BUSY_MS if inline else 30000
         pragmas = [
+            f"PRAGMA busy_timeout={busy_ms}",  # first: switching to WAL may meet a lock
             "PRAGMA journal_mode=WAL",
             "PRAGMA synchronous=NORMAL",
             "PRAGMA foreign_keys=ON",
-            f"PRAGMA busy_timeout={busy_ms}",
         ]
         if inline:  # checkpoints (and their fsync) run on a thread: Database._checkpoints
             pragmas.append("PRAGMA wal_autocheckpoint=0")

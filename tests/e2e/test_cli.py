@@ -79,6 +79,18 @@ def test_migrate_demo_simulate_audit(tmp_path: Path) -> None:
     broken = run(tmp_path, "audit", "verify", check=False)
     assert broken.returncode == 1 and "第 50 条" in broken.stdout
 
+    # the inbox: what is stored, what failed, and putting it back in line
+    with sqlite3.connect(tmp_path / "data" / "callcenter.db") as db:
+        db.execute(
+            "UPDATE inbox SET state = 'failed', error = 'RuntimeError: for the test'"
+            " WHERE provider_id = 'SM-CLI-1'"
+        )
+    status = run(tmp_path, "inbox", "status").stdout
+    assert status.splitlines()[0] == "pending=0 done=0 failed=1"
+    assert "SM-CLI-1" in status and "RuntimeError: for the test" in status
+    assert run(tmp_path, "inbox", "retry").stdout.strip() == "requeued 1"
+    assert run(tmp_path, "inbox", "status").stdout.splitlines() == ["pending=1 done=0 failed=0"]
+
 
 def test_serve_answers_the_api_and_turns_an_sms_into_a_ticket(tmp_path: Path) -> None:
     run(tmp_path, "migrate")

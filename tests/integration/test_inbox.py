@@ -22,7 +22,7 @@ from sqlalchemy import event, func, select
 
 from callcenter.actions import intake
 from callcenter.actions.audit import verify_chain
-from callcenter.actions.inbox import InboxFailed, inbox
+from callcenter.actions.inbox import InboxFailed, inbox, retry_failed
 from callcenter.actions.intake import Inbound
 from callcenter.domain.errors import InvalidInput
 from callcenter.runtime import Runtime
@@ -162,7 +162,7 @@ async def test_a_text_that_fails_fails_alone_and_is_kept(
 
     # the defect fixed, the text is put back in line and handled
     monkeypatch.setattr(intake, "classify", real)
-    assert await box.retry_failed() == 1
+    assert await retry_failed(rt.db) == 1
     assert await box.process() == 1
     assert await states(rt) == Counter({"done": 5})
     assert await count(rt, messages, messages.c.direction == "in") == 5

@@ -26,6 +26,7 @@ from callcenter.config import Settings
 from callcenter.domain.calendar import WorkCalendar
 from callcenter.domain.quiet import QuietHours
 from callcenter.domain.sla import SlaPolicy
+from callcenter.foreground import Foreground
 from callcenter.i18n import Catalog
 from callcenter.jobs.executor import InProcessDriver, JobRegistry, JobRunner
 from callcenter.runtime import Runtime
@@ -88,6 +89,11 @@ def build_runtime(
         jobs=registry,
         channels=ChannelRegistry(),
         quiet_hours=QuietHours.parse(settings.notify.quiet_hours, settings.timezone),
+        foreground=Foreground(
+            quiet=settings.jobs.gap_ms / 1000,
+            max_wait=settings.jobs.gap_max_wait_ms / 1000,
+            recent=settings.jobs.busy_ms / 1000,
+        ),
     )
     for spec in settings.channels:
         cls = load_channel_class(spec)

@@ -81,6 +81,7 @@ class IntakeSettings(BaseModel):
     # long, so that the webhooks waiting to be stored are not held up
     inbox_batch: int = Field(default=200, ge=1, le=5000)
     inbox_batch_ms: float = Field(default=10, gt=0)
+    inbox_busy_batch_ms: float = Field(default=3, gt=0)  # while webhooks keep coming
     inbox_poll_seconds: float = Field(default=1.0, gt=0)  # for texts stored by other processes
 
 
@@ -119,6 +120,13 @@ class JobSettings(BaseModel):
     max_attempts: int = Field(default=8, ge=1)
     backoff_base_seconds: float = Field(default=2.0, gt=0)
     backoff_max_seconds: float = Field(default=3600, gt=0)
+    # background work (jobs, the inbox's handling) waits for a gap in the webhooks:
+    # this long without one, and no longer than the second figure; while webhooks
+    # keep coming (one in the last busy_ms), fewer jobs run at once (callcenter.foreground)
+    gap_ms: float = Field(default=2, ge=0)
+    gap_max_wait_ms: float = Field(default=100, ge=0)
+    busy_ms: float = Field(default=100, ge=0)
+    busy_concurrency: int = Field(default=2, ge=1)
 
 
 class VoiceSettings(BaseModel):

@@ -23,6 +23,7 @@ from callcenter.domain.calendar import WorkCalendar
 from callcenter.domain.quiet import QuietHours
 from callcenter.domain.routing import Category, Department, Directory, GridCell
 from callcenter.domain.sla import SlaPolicy
+from callcenter.foreground import Foreground
 from callcenter.i18n import Catalog
 from callcenter.jobs.executor import JobDriver, JobRegistry, JobRunner
 from callcenter.store.db import Database, Tx
@@ -45,6 +46,7 @@ class Runtime:
     quiet_hours: QuietHours | None = None
     runner: JobRunner | None = None
     driver: JobDriver | None = None
+    foreground: Foreground = field(default_factory=Foreground)
     extras: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from callcenter.domain.workflow import Actor, Role
 from callcenter.runtime import Runtime
@@ -104,3 +106,18 @@ async def until_all_jobs_done(
     finally:
         worker.send_signal(signal.SIGTERM)
         worker.wait(10)
+
+
+@contextlib.contextmanager
+def counted_commits(rt: Runtime) -> Iterator[list[int]]:
+    """How many transactions the writer commits inside the block (in ``[0]``)."""
+    commits = [0]
+
+    def on_commit(_conn: Any) -> None:
+        commits[0] += 1
+
+    event.listen(rt.db.sync_engine, "commit", on_commit)
+    try:
+        yield commits
+    finally:
+        event.remove(rt.db.sync_engine, "commit", on_commit)

@@ -69,7 +69,6 @@ _PENDING = (
 )
 _CHUNK = 16
 _TURNS = 4  # turns of the event loop a request needs from its bytes to accept()
-_PAUSE_S = 0.003
 _ANY_PENDING = select(inbox_table.c.id).where(inbox_table.c.state == "pending").limit(1)
 _BY_KEY = select(inbox_table.c.id).where(
     inbox_table.c.channel == bindparam("channel"),
@@ -104,11 +103,11 @@ class Inbox:
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
         self._waiting: list[tuple[dict[str, Any], asyncio.Future[Accepted]]] = []
-        self._accepted = 0  # since the last batch
         self._writer: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._processed = asyncio.Event()  # set after each batch, then replaced
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
         insert = postgresql.insert if rt.db.dialect == "postgresql" else sqlite.insert
         self._insert = (
             insert(inbox_table)
@@ -134,11 +133,11 @@ class Inbox:
         row = {"channel": inbound.channel, "provider_id": inbound.provider_id, "payload": payload}
         future: asyncio.Future[Accepted] = asyncio.get_running_loop().create_future()
         self._waiting.append((row, future))
-        self._accepted += 1
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._write(), name="inbox-write")
-        # the write goes on if the caller gives up: the provider will retry, and find it
-        return await asyncio.shield(future)
+        with self.rt.foreground.request():  # the handling waits for a gap in these
+            # the write goes on if the caller gives up: the provider will retry, and find it
+            return await asyncio.shield(future)
 
     async def _write(self) -> None:
         while self._waiting:
@@ -182,6 +181,7 @@ class Inbox:
     async def process(self) -> int:
         """Handle pending rows until none is left; how many were handled."""
         total = 0
+        await self.rt.foreground.gap()
         while True:
             handled, more = await self._batch()
             total += handled
@@ -194,15 +194,14 @@ class Inbox:
 
         A batch keeps the event loop busy: requests that arrived meanwhile need a
         few turns of the loop to reach :meth:`accept` (read, parse, check), then
-        their write must not queue behind the next batch.
+        their write must not queue behind the next batch, and while they keep
+        coming the next batch waits for a gap (:class:`~callcenter.foreground.Foreground`).
         """
         for _ in range(_TURNS):
             await asyncio.sleep(0)
         while self._writer is not None and not self._writer.done():
             await asyncio.wait([self._writer])
-        if self._accepted:  # webhooks keep coming: let their requests through the loop
-            self._accepted = 0
-            await asyncio.sleep(_PAUSE_S)
+        await self.rt.foreground.gap()
 
     async def _batch(self) -> tuple[int, bool]:
         async with self.rt.db.read() as conn:  # no write transaction for nothing
@@ -210,8 +209,12 @@ class Inbox:
                 return 0, False
         settings = self.rt.settings.intake
         limit = settings.inbox_batch
+        # smaller batches while webhooks keep coming: each one waits for a batch at most
+        budget = (
+            settings.inbox_busy_batch_ms if self.rt.foreground.busy() else settings.inbox_batch_ms
+        )
         try:
-            handled, more = await self._take(limit, settings.inbox_batch_ms / 1000)
+            handled, more = await self._take(limit, budget / 1000)
         except Exception:
             log.warning("an inbox batch failed; its rows are taken one by one", exc_info=True)
             handled, more = await self._take_one_by_one(limit)
@@ -289,9 +292,14 @@ class Inbox:
     # --- the driver --------------------------------------------------------------------
 
     async def start(self) -> None:
+        self._stopping = False
         self._task = asyncio.create_task(self._run(), name="inbox")
 
     async def stop(self) -> None:
+        # the flag as well as the cancellation: Python 3.11's wait_for drops a
+        # cancellation that comes as the event it waits for is set
+        self._stopping = True
+        self._wake.set()
         for task in (self._task, self._writer):
             if task is not None and not task.done():
                 if task is self._task:
@@ -305,7 +313,7 @@ class Inbox:
 
     async def _run(self) -> None:
         poll = self.rt.settings.intake.inbox_poll_seconds
-        while True:
+        while not self._stopping:
             self._wake.clear()
             try:
                 await self.process()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import String, and_, cast, literal, or_, select, update
+from sqlalchemy import and_, bindparam, func, or_, select, update
 
 from callcenter.actions import audit
 from callcenter.actions.conversations import load_conversation
@@ -15,7 +15,7 @@ from callcenter.domain import delivery
 from callcenter.domain.errors import Conflict, InvalidInput, NotFound
 from callcenter.domain.workflow import SYSTEM, Actor
 from callcenter.jobs.executor import PermanentFailure, RetryLater
-from callcenter.jobs.outbox import Job, enqueue
+from callcenter.jobs.outbox import Job, enqueue, finish_in
 from callcenter.runtime import Runtime
 from callcenter.store.db import Tx
 from callcenter.store.queries import insert_ignore, insert_row, row_by_id
@@ -167,6 +167,9 @@ async def send_reply(rt: Runtime, conversation_id: int, body: Any, *, actor: Act
         return await queue_outbound(tx, rt, conversation, text, actor=actor, kind="text")
 
 
+_SET_DELIVERY = update(messages).where(messages.c.id == bindparam("b_id"))
+
+
 async def record_delivery(
     rt: Runtime,
     message_id: int,
@@ -174,16 +177,22 @@ async def record_delivery(
     status: str,
     provider_id: str | None = None,
     error: str | None = None,
+    job: Job | None = None,
+    outcome: dict[str, Any] | None = None,
 ) -> None:
     """Store what the provider said about a message (sent, delivered, failed...).
 
     A status never moves backwards for the same provider message (see
-    :mod:`callcenter.domain.delivery`): a report that would is ignored.
+    :mod:`callcenter.domain.delivery`): a report that would is ignored. From a
+    delivery ``job``, the job is recorded done with ``outcome`` in the same
+    transaction.
     """
     async with rt.transaction() as tx:
         row = await row_by_id(tx, messages, message_id)
         if row is None:
             raise NotFound("message_not_found", id=message_id)
+        if job is not None:
+            await finish_in(tx, job, outcome)
         if not delivery.advances(row.status, row.provider_id, status, provider_id):
             return
         now = tx.state["now"]
@@ -192,7 +201,7 @@ async def record_delivery(
             values["provider_id"] = provider_id
         if status == "sent" and row.sent_at is None:
             values["sent_at"] = now
-        await tx.execute(update(messages).where(messages.c.id == message_id).values(**values))
+        await tx.execute(_SET_DELIVERY, {"b_id": message_id, **values})
         await audit.record(
             tx,
             actor=SYSTEM,
@@ -222,28 +231,51 @@ async def is_opted_out(conn: Any, channel: str, address: str) -> bool:
 ORDER_WINDOW = timedelta(seconds=60)
 
 
+_EARLIER_QUEUED = (
+    select(messages.c.id)
+    .where(
+        messages.c.conversation_id == bindparam("conversation_id"),
+        messages.c.id < bindparam("message_id"),
+        messages.c.direction == "out",
+        messages.c.status == "queued",
+    )
+    .order_by(messages.c.id.desc())
+    .limit(20)
+)
+_DELIVERIES_DUE = select(func.max(jobs.c.run_at)).where(
+    jobs.c.key.in_(bindparam("keys", expanding=True)),
+    or_(
+        jobs.c.state == "running",
+        and_(jobs.c.state == "pending", jobs.c.run_at <= bindparam("horizon")),
+    ),
+)
+
+
 async def _earlier_due(conn: Any, conversation_id: int, message_id: int, now: Any) -> Any:
     """When an earlier message of the conversation is about to go (within a minute), or None.
 
     Messages held longer (quiet hours, long backoffs after failures) do not hold
-    up the ones behind them.
+    up the ones behind them. Most messages have none queued before them: one
+    indexed look at the conversation says so.
     """
-    return await conn.scalar(
-        select(jobs.c.run_at)
-        .join(jobs, jobs.c.key == literal("deliver:") + cast(messages.c.id, String))
-        .where(
-            messages.c.conversation_id == conversation_id,
-            messages.c.id < message_id,
-            messages.c.direction == "out",
-            messages.c.status == "queued",
-            or_(
-                jobs.c.state == "running",
-                and_(jobs.c.state == "pending", jobs.c.run_at <= now + ORDER_WINDOW),
-            ),
+    earlier = (
+        await conn.execute(
+            _EARLIER_QUEUED, {"conversation_id": conversation_id, "message_id": message_id}
         )
-        .order_by(jobs.c.run_at.desc())
-        .limit(1)
+    ).scalars()
+    keys = [f"deliver:{found}" for found in earlier]
+    if not keys:
+        return None
+    return await conn.scalar(_DELIVERIES_DUE, {"keys": keys, "horizon": now + ORDER_WINDOW})
+
+
+_TO_DELIVER = (
+    select(
+        messages, conversations.c.address, conversations.c.service_address, conversations.c.locale
     )
+    .outerjoin(conversations, conversations.c.id == messages.c.conversation_id)
+    .where(messages.c.id == bindparam("message_id"))
+)
 
 
 async def deliver_message(rt: Runtime, job: Job) -> dict[str, Any] | None:
@@ -257,18 +289,7 @@ async def deliver_message(rt: Runtime, job: Job) -> dict[str, Any] | None:
     """
     message_id = int(job.payload["message_id"])
     async with rt.db.read() as conn:
-        row = (
-            await conn.execute(
-                select(
-                    messages,
-                    conversations.c.address,
-                    conversations.c.service_address,
-                    conversations.c.locale,
-                )
-                .outerjoin(conversations, conversations.c.id == messages.c.conversation_id)
-                .where(messages.c.id == message_id)
-            )
-        ).first()
+        row = (await conn.execute(_TO_DELIVER, {"message_id": message_id})).first()
         if row is None:
             raise PermanentFailure(f"message {message_id} does not exist")
         if row.status in ("sent", "delivered", "undelivered", "suppressed") or (
@@ -288,8 +309,11 @@ async def deliver_message(rt: Runtime, job: Job) -> dict[str, Any] | None:
         wait = max(0.2, (behind - rt.clock.now()).total_seconds() + 0.05)
         raise RetryLater(wait, "an earlier message of the conversation goes first", count=False)
     if opted_out:
-        await record_delivery(rt, message_id, status="suppressed", error="opted out")
-        return {"skipped": "opted out"}
+        skipped = {"skipped": "opted out"}
+        await record_delivery(
+            rt, message_id, status="suppressed", error="opted out", job=job, outcome=skipped
+        )
+        return skipped
     quiet = rt.quiet_hours
     now = rt.clock.now()
     if quiet is not None and row.kind in QUIET_KINDS and not row.urgent and quiet.is_quiet(now):
@@ -319,5 +343,8 @@ async def deliver_message(rt: Runtime, job: Job) -> dict[str, Any] | None:
         if exc.retry_after is not None:
             raise RetryLater(exc.retry_after, str(exc), count=exc.count_attempt) from exc
         raise
-    await record_delivery(rt, message_id, status=result.status, provider_id=result.provider_id)
-    return {"provider_id": result.provider_id, "status": result.status}
+    sent = {"provider_id": result.provider_id, "status": result.status}
+    await record_delivery(
+        rt, message_id, status=result.status, provider_id=result.provider_id, job=job, outcome=sent
+    )
+    return sent

@@ -147,6 +147,8 @@ class JobRunner:
                     "last_error": error,
                 }
         else:
+            if job.finished:  # the handler's own transaction recorded it (finish_in)
+                return "done"
             now = self.rt.clock.now()
             values = {"state": "done", "result": result, "finished_at": now, "last_error": None}
         values.update(locked_by=None, locked_until=None, updated_at=now)
@@ -238,7 +240,12 @@ class InProcessDriver(JobDriver):
         while not self._stopping:
             self._wake.clear()
             try:
-                free = self.runner.concurrency - len(self._running)
+                foreground = self.runner.rt.foreground
+                await foreground.gap()  # webhooks first, and fewer jobs at once while they come
+                limit = self.runner.concurrency
+                if foreground.busy():
+                    limit = min(limit, self.runner.rt.settings.jobs.busy_concurrency)
+                free = limit - len(self._running)
                 batch = await self.runner.claim(free) if free > 0 else []
                 for job in batch:
                     task = asyncio.create_task(self.runner.execute(job))

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, update
 
 from callcenter.store.db import Tx
 from callcenter.store.queries import insert_ignore
@@ -22,12 +22,54 @@ class Job:
     attempts: int
     max_attempts: int
     run_at: datetime
+    locked_by: str | None = None  # the runner that holds the lease
+    # set once a handler's own transaction recorded the job done (see finish_in)
+    finished: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def from_row(cls, row: Any) -> Job:
         return cls(
-            row.id, row.kind, row.key, dict(row.payload), row.attempts, row.max_attempts, row.run_at
+            row.id,
+            row.kind,
+            row.key,
+            dict(row.payload),
+            row.attempts,
+            row.max_attempts,
+            row.run_at,
+            row.locked_by,
         )
+
+
+_FINISH = update(jobs).where(
+    jobs.c.id == bindparam("b_id"), jobs.c.locked_by == bindparam("b_lease")
+)
+
+
+async def finish_in(tx: Tx, job: Job, result: dict[str, Any] | None) -> None:
+    """Record ``job`` done inside the handler's own last transaction.
+
+    The job's outcome then commits with its effect, and the runner has no
+    transaction of its own left to run. Without the lease (taken over by another
+    runner meanwhile) nothing is recorded here, and the runner's usual record,
+    which checks the lease too, does nothing either.
+    """
+    now = tx.state["now"]
+    done = await tx.execute(
+        _FINISH,
+        {
+            "b_id": job.id,
+            "b_lease": job.locked_by,
+            "state": "done",
+            "result": result,
+            "finished_at": now,
+            "last_error": None,
+            "locked_by": None,
+            "locked_until": None,
+            "updated_at": now,
+        },
+    )
+    if done.rowcount:
+        tx.after_commit(lambda: job.finished.update(result=result))
 
 
 async def enqueue(

@@ -26,7 +26,7 @@ from callcenter.store.tables import (
     messages,
     tickets,
 )
-from tests.helpers import actor, cell_point, dept_id, settle
+from tests.helpers import actor, cell_point, counted_commits, dept_id, settle
 
 
 async def count(rt: Runtime, table: object) -> int:
@@ -79,6 +79,49 @@ async def test_the_reply_is_delivered_through_the_outbox_exactly_once(rt: Runtim
     assert job.state == "done" and job.attempts == 1
     sent = rt.channels.get("sms").log.sent()  # type: ignore[union-attr]
     assert [(s["to"], s["key"]) for s in sent] == [("+8613800000000", f"msg-{out.id}")]
+
+
+async def test_a_delivery_records_its_outcome_and_its_job_in_one_transaction(
+    rt: Runtime,
+) -> None:
+    await receive_message(rt, sms("+8613800000000", "小区路灯坏了", "SM1"))
+    assert rt.runner is not None
+    with counted_commits(rt) as commits:
+        assert await rt.runner.run_due() == 1
+    assert commits[0] == 2  # the claim; then the message sent and the job done together
+    async with rt.db.read() as conn:
+        out = (await conn.execute(select(messages).where(messages.c.direction == "out"))).one()
+        job = (await conn.execute(select(jobs).where(jobs.c.kind == "message.deliver"))).one()
+    assert out.status == "sent" and job.state == "done" and job.locked_by is None
+    assert job.result == {"provider_id": out.provider_id, "status": "sent"}
+    assert job.finished_at is not None and job.last_error is None
+
+
+async def test_a_conversations_messages_leave_in_the_order_they_were_written(
+    rt: Runtime,
+) -> None:
+    result = await receive_message(rt, sms("+8613800000001", "你好，我想问个问题", "SM1"))
+    agent = await actor(rt, "agent1")
+    await send_reply(rt, result.conversation_id, "请问是哪个小区？", actor=agent)
+    async with rt.db.read() as conn:
+        queued = (
+            await conn.execute(
+                select(jobs.c.id, jobs.c.payload)
+                .where(jobs.c.kind == "message.deliver")
+                .order_by(jobs.c.id)
+            )
+        ).all()
+    assert len(queued) == 2  # "we will get back to you", then the agent's question
+    assert rt.runner is not None
+    [later] = await rt.runner.claim(1, ids=[queued[1].id])
+    assert await rt.runner.execute(later) == "pending"  # the earlier one is due: it waits
+    async with rt.db.read() as conn:
+        waiting = (await conn.execute(select(jobs).where(jobs.c.id == later.id))).one()
+    assert waiting.attempts == 0 and "earlier message" in waiting.last_error
+    assert waiting.run_at > rt.clock.now()
+    await settle(rt, rt.clock)
+    sent = rt.channels.get("sms").log.sent()  # type: ignore[union-attr]
+    assert [s["key"] for s in sent] == [f"msg-{q.payload['message_id']}" for q in queued]
 
 
 async def test_unrecognised_text_waits_for_an_agent_and_later_texts_join_it(rt: Runtime) -> None:

@@ -9,26 +9,25 @@ while handling leaves every text handled exactly once after its restart.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import signal
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 
 from callcenter.actions import intake
 from callcenter.actions.audit import verify_chain
 from callcenter.actions.inbox import InboxFailed, inbox, retry_failed
 from callcenter.actions.intake import Inbound
 from callcenter.domain.errors import InvalidInput
+from callcenter.foreground import Foreground
 from callcenter.runtime import Runtime
 from callcenter.store.tables import conversations, messages, tickets
 from callcenter.store.tables import inbox as inbox_table
-from tests.helpers import start_worker
+from tests.helpers import counted_commits, start_worker
 
 
 def sms(i: int, text: str = "小区路灯坏了，晚上很黑", *, sid: str | None = None) -> Inbound:
@@ -41,21 +40,6 @@ def sms(i: int, text: str = "小区路灯坏了，晚上很黑", *, sid: str | N
         service_address="12345",
         meta={"to": "12345"},
     )
-
-
-@contextlib.contextmanager
-def counted_commits(rt: Runtime) -> Iterator[list[int]]:
-    """How many transactions the writer commits inside the block (in ``[0]``)."""
-    commits = [0]
-
-    def on_commit(_conn: Any) -> None:
-        commits[0] += 1
-
-    event.listen(rt.db.sync_engine, "commit", on_commit)
-    try:
-        yield commits
-    finally:
-        event.remove(rt.db.sync_engine, "commit", on_commit)
 
 
 async def count(rt: Runtime, table: Any, *where: Any) -> int:
@@ -170,6 +154,7 @@ async def test_a_text_that_fails_fails_alone_and_is_kept(
 
 async def test_a_batch_stops_at_its_time_budget_and_the_rest_follows(rt: Runtime) -> None:
     rt.settings.intake.inbox_batch_ms = 0.001  # one text per transaction
+    rt.settings.intake.inbox_busy_batch_ms = 0.001
     box = inbox(rt)
     for i in range(5):
         await box.accept(sms(i))
@@ -177,6 +162,32 @@ async def test_a_batch_stops_at_its_time_budget_and_the_rest_follows(rt: Runtime
         assert await box.process() == 5
     assert commits[0] == 5
     assert await states(rt) == Counter({"done": 5})
+
+
+@pytest.mark.parametrize("busy", [True, False])
+async def test_while_webhooks_come_the_batches_are_small(rt: Runtime, busy: bool) -> None:
+    rt.settings.intake.inbox_batch_ms = 60_000
+    rt.settings.intake.inbox_busy_batch_ms = 0.001
+    # "busy": a webhook seen within the last minute; otherwise none counts as recent
+    rt.foreground = Foreground(quiet=0, max_wait=30, recent=60 if busy else 0)
+    box = inbox(rt)
+    for i in range(5):
+        await box.accept(sms(i))
+    with counted_commits(rt) as commits:
+        assert await box.process() == 5
+    assert commits[0] == (5 if busy else 1)
+
+
+async def test_the_handling_waits_while_a_webhook_is_in_hand(rt: Runtime) -> None:
+    rt.foreground = Foreground(quiet=0.001, max_wait=30)
+    box = inbox(rt)
+    await box.accept(sms(1))
+    with rt.foreground.request():  # another webhook, not yet answered
+        handling = asyncio.create_task(box.process())
+        await asyncio.sleep(0.05)
+        assert not handling.done() and await states(rt) == Counter({"pending": 1})
+    assert await asyncio.wait_for(handling, 10) == 1
+    assert await states(rt) == Counter({"done": 1})
 
 
 async def test_the_driver_handles_what_is_stored_without_being_asked(rt: Runtime) -> None:

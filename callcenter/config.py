@@ -126,7 +126,7 @@ class JobSettings(BaseModel):
     gap_ms: float = Field(default=2, ge=0)
     gap_max_wait_ms: float = Field(default=100, ge=0)
     busy_ms: float = Field(default=100, ge=0)
-    busy_concurrency: int = Field(default=2, ge=1)
+    busy_concurrency: int = Field(default=1, ge=1)
 
 
 class VoiceSettings(BaseModel):

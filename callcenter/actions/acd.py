@@ -803,19 +803,28 @@ async def answer_directly(
 
 # --- the driver ------------------------------------------------------------------------
 
+_GATHER_S = 0.1
 WAKE_ON = {events.CONVERSATION_CHANGED, events.AGENT_CHANGED, events.OFFER_CHANGED}
 
 
 class AcdDriver:
-    """Runs :func:`distribute` when the bus says something changed, and on its deadlines."""
+    """Runs :func:`distribute` when the bus says something changed, and on its deadlines.
+
+    Background work like the jobs: each run waits for a gap in the webhooks, and
+    while they keep coming, runs at most every 100 ms (:mod:`callcenter.foreground`).
+    An offer reaches an agent a tenth of a second later in a burst; the webhooks
+    are not held up by runs that read every waiting contact.
+    """
 
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
         self.runs = 0
 
     async def start(self) -> None:
+        self._stopping = False
         subscription = self.rt.bus.subscribe(maxsize=10000)
         self._tasks = [
             asyncio.create_task(self._listen(subscription), name="acd-listen"),
@@ -824,6 +833,10 @@ class AcdDriver:
         self._wake.set()
 
     async def stop(self) -> None:
+        # the flag as well: Python 3.11's wait_for drops a cancellation that comes as
+        # the event it waits for is set
+        self._stopping = True
+        self._wake.set()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -858,9 +871,11 @@ class AcdDriver:
 
     async def _loop(self) -> None:
         tick = self.rt.settings.acd.tick_seconds
-        while True:
+        foreground = self.rt.foreground
+        while not self._stopping:
             timeout = 5.0
             try:
+                await foreground.gap()  # webhooks first (callcenter.foreground)
                 self._wake.clear()
                 decided = await distribute(self.rt)
                 self.runs += 1
@@ -874,3 +889,5 @@ class AcdDriver:
                 timeout = tick
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)
+            if foreground.busy():  # while webhooks come, one run answers a moment's wake-ups
+                await asyncio.sleep(_GATHER_S)

@@ -32,7 +32,7 @@ from callcenter.domain.routing import classify
 from callcenter.domain.workflow import SYSTEM, Actor
 from callcenter.runtime import Runtime
 from callcenter.store.db import Tx
-from callcenter.store.queries import insert_row, row_by_id
+from callcenter.store.queries import insert_id, row_by_id
 from callcenter.store.tables import conversations, messages, tickets
 
 
@@ -209,15 +209,16 @@ async def _open_conversation(
     return await open_conversation(tx, values, actor=actor)
 
 
+_SET_CONVERSATION = (
+    update(conversations).where(conversations.c.id == bindparam("b_id")).returning(*conversations.c)
+)
+_TOUCH_CONVERSATION = update(conversations).where(conversations.c.id == bindparam("b_id"))
+
+
 async def set_conversation(tx: Tx, conversation: Any, *, actor: Actor, **values: Any) -> Any:
     now = tx.state["now"]
     updated = (
-        await tx.execute(
-            update(conversations)
-            .where(conversations.c.id == conversation.id)
-            .values(**values, updated_at=now)
-            .returning(*conversations.c)
-        )
+        await tx.execute(_SET_CONVERSATION, {"b_id": conversation.id, **values, "updated_at": now})
     ).one()
     await audit.record(
         tx,
@@ -288,7 +289,7 @@ async def take_message(
         "meta": inbound.meta,
         "created_at": now,
     }
-    message_id = (await insert_row(tx, messages, message)).id
+    message_id = await insert_id(tx, messages, message)
     await audit.record(
         tx,
         actor=actor,
@@ -367,9 +368,8 @@ async def take_message(
                 )
     else:
         await tx.execute(
-            update(conversations)
-            .where(conversations.c.id == conversation.id)
-            .values(last_message_at=now, updated_at=now)
+            _TOUCH_CONVERSATION,
+            {"b_id": conversation.id, "last_message_at": now, "updated_at": now},
         )
     return IntakeResult(
         False,

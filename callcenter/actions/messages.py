@@ -18,7 +18,7 @@ from callcenter.jobs.executor import PermanentFailure, RetryLater
 from callcenter.jobs.outbox import Job, enqueue, finish_in
 from callcenter.runtime import Runtime
 from callcenter.store.db import Tx
-from callcenter.store.queries import insert_ignore, insert_row, row_by_id
+from callcenter.store.queries import insert_id, insert_ignore, row_by_id
 from callcenter.store.tables import conversations, jobs, messages, opt_outs
 
 MAX_BODY = 4000
@@ -59,7 +59,7 @@ async def _queue(tx: Tx, rt: Runtime, values: dict[str, Any], *, actor: Actor, r
             ).scalar_one()
         )
     else:
-        message_id = (await insert_row(tx, messages, values)).id
+        message_id = await insert_id(tx, messages, values)
     await enqueue(
         tx,
         DELIVER,

@@ -59,6 +59,17 @@ async def insert_row(tx: Tx, table: Table, values: dict[str, Any]) -> Any:
     return (await tx.execute(statement, values)).one()
 
 
+_INSERT_IDS: dict[str, Any] = {}
+
+
+async def insert_id(tx: Tx, table: Table, values: dict[str, Any]) -> int:
+    """INSERT one row and return its id (``RETURNING id``: nothing else to read back)."""
+    statement = _INSERT_IDS.get(table.name)
+    if statement is None:
+        statement = _INSERT_IDS[table.name] = table.insert().returning(table.c.id)
+    return int((await tx.execute(statement, values)).scalar_one())
+
+
 async def update_row(tx: Tx, table: Table, id: int, values: dict[str, Any]) -> Any:
     """UPDATE one row by id and return it whole, or None if there is no such row."""
     statement = update(table).where(table.c.id == id).values(**values).returning(*table.c)

@@ -115,6 +115,7 @@ async def test_an_sms_through_twilio_becomes_a_ticket_and_its_receipt_is_deliver
             server.terminate()
             server.wait(10)
 
-    [sent] = standin.accepted
+    # the demo city's own queued notices may go out through Twilio too (outside quiet hours)
+    [sent] = [m for m in standin.accepted if m["to"] == "+8613900001111"]
     assert sent["to"] == "+8613900001111" and sent["from"] == OUR
     assert sent["body"] == last["body"] and "工单号" in sent["body"]

@@ -3,6 +3,7 @@ declined, timed out, overflowed, transferred, wrapped up, or left as a message."
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import pytest
@@ -13,6 +14,7 @@ from callcenter.actions.intake import Inbound, receive_message
 from callcenter.actions.tickets import TicketDraft
 from callcenter.clock import ManualClock
 from callcenter.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
+from callcenter.foreground import Foreground
 from callcenter.runtime import Runtime
 from callcenter.store.tables import agent_states, conversations, offers, queue_entries, tickets
 from tests.helpers import actor
@@ -144,3 +146,25 @@ async def test_a_ticket_or_a_direct_answer_from_a_conversation(rt: Runtime) -> N
     )
     found = await _rows(rt, tickets, tickets.c.conversation_id == conv)
     assert len(found) == 2
+
+
+async def test_the_driver_waits_for_a_gap_in_the_webhooks(rt: Runtime) -> None:
+    rt.foreground = Foreground(quiet=0.001, max_wait=30)
+    conv = await _queued(rt, "+8613800000031")
+    a1 = await actor(rt, "agent1")
+    driver = acd.AcdDriver(rt)
+    with rt.foreground.request():  # a webhook in hand when the ACD would run
+        await driver.start()
+        await asyncio.sleep(0.05)
+        assert driver.runs == 0
+        await acd.set_presence(rt, "available", actor=a1)
+    try:
+        deadline = asyncio.get_running_loop().time() + 10
+        while not await _rows(rt, offers, offers.c.agent_id == a1.id):
+            assert asyncio.get_running_loop().time() < deadline, driver.runs
+            await asyncio.sleep(0.01)
+        assert driver.runs >= 1
+        entry = (await _rows(rt, queue_entries, queue_entries.c.conversation_id == conv))[0]
+        assert entry.agent_id is None  # offered, not yet accepted
+    finally:
+        await driver.stop()

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
+import weakref
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select, update
 
+from callcenter.actions import audit
 from callcenter.actions.audit import verify_chain
 from callcenter.actions.intake import Inbound, receive_message
 from callcenter.actions.messages import send_reply
@@ -412,3 +416,26 @@ async def test_a_categorys_own_handling_time_sets_the_deadline(rt: Runtime) -> N
     )  # no time of its own: a complaint's 15 days
     assert water["due_at"] == rt.sla.deadline(water["dispatched_at"], Limit(amount=1))
     assert leak["due_at"] == rt.sla.deadline(leak["dispatched_at"], Limit(amount=15))
+
+
+@pytest.mark.parametrize("fails", [False, True])
+async def test_a_finished_transaction_is_freed_without_the_garbage_collector(
+    rt: Runtime, fails: bool
+) -> None:
+    """No reference cycle is left behind: the collector's passes over thousands of
+    them would stall the event loop."""
+    gc.disable()
+    try:
+        with contextlib.suppress(RuntimeError):
+            async with rt.transaction() as tx:
+                await audit.record(
+                    tx, actor=SYSTEM, entity_type="test", entity_id=1, action="test.cycle"
+                )
+                tx.after_commit(lambda: None)
+                finished = weakref.ref(tx)
+                if fails:
+                    raise RuntimeError("rolled back")
+        del tx
+        assert finished() is None
+    finally:
+        gc.enable()

@@ -124,7 +124,7 @@ class JobSettings(BaseModel):
     # this long without one, and no longer than the second figure; while webhooks
     # keep coming (one in the last busy_ms), fewer jobs run at once (callcenter.foreground)
     gap_ms: float = Field(default=2, ge=0)
-    gap_max_wait_ms: float = Field(default=100, ge=0)
+    gap_max_wait_ms: float = Field(default=300, ge=0)
     busy_ms: float = Field(default=100, ge=0)
     busy_concurrency: int = Field(default=1, ge=1)
 

@@ -39,7 +39,7 @@ class Foreground:
         self,
         *,
         quiet: float = 0.002,
-        max_wait: float = 0.1,
+        max_wait: float = 0.3,
         recent: float = 0.1,
         now: Callable[[], float] = _loop_time,
     ) -> None:

@@ -231,16 +231,11 @@ async def is_opted_out(conn: Any, channel: str, address: str) -> bool:
 ORDER_WINDOW = timedelta(seconds=60)
 
 
-_EARLIER_QUEUED = (
-    select(messages.c.id)
-    .where(
-        messages.c.conversation_id == bindparam("conversation_id"),
-        messages.c.id < bindparam("message_id"),
-        messages.c.direction == "out",
-        messages.c.status == "queued",
-    )
-    .order_by(messages.c.id.desc())
-    .limit(20)
+_EARLIER_QUEUED = select(messages.c.id).where(
+    messages.c.conversation_id == bindparam("conversation_id"),
+    messages.c.id < bindparam("message_id"),
+    messages.c.direction == "out",
+    messages.c.status == "queued",
 )
 _DELIVERIES_DUE = select(func.max(jobs.c.run_at)).where(
     jobs.c.key.in_(bindparam("keys", expanding=True)),

@@ -342,23 +342,12 @@ class Database:
 
         SQLite would do it inside a commit now and then, fsync included; on the
         event loop's thread that would stall every request for that long.
-
-        When a checkpoint has copied the whole log, the next write transaction
-        rewinds the log to its start and syncs the log's new header to disk:
-        another fsync, measured at over 100 ms here when it follows a large
-        checkpoint. If nothing was written meanwhile, the rewind is done here,
-        on the thread, holding the write lock, rather than in the next
-        webhook's commit.
         """
         path = str(self.url.database)
         while True:
             await self._written.wait()
             self._written.clear()
-            whole = await asyncio.to_thread(_checkpoint, path)
-            if whole and not self._written.is_set():
-                async with self._write_lock.hold():
-                    if not self._written.is_set():  # still nothing new: rewind here
-                        await asyncio.to_thread(_rewind_log, path)
+            await asyncio.to_thread(_checkpoint, path)
             await asyncio.sleep(_CHECKPOINT_EVERY_S)
 
     async def dispose(self) -> None:
@@ -375,27 +364,10 @@ class Database:
                 engine.dispose()
 
 
-def _checkpoint(path: str) -> bool:
-    """Whether the whole log is now in the database file.
-
-    PASSIVE: copies what no reader still needs, waits for no one.
-    """
+def _checkpoint(path: str) -> None:
+    # PASSIVE: copies what no reader still needs, waits for no one
     with contextlib.closing(sqlite3.connect(path, timeout=1)) as conn:
-        busy, logged, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-    return bool(busy == 0 and logged > 0 and copied == logged)
-
-
-def _rewind_log(path: str) -> None:
-    """A write that changes nothing, so that SQLite rewinds its log (and syncs) here."""
-    with contextlib.closing(sqlite3.connect(path, timeout=1, isolation_level=None)) as conn:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            version = int(conn.execute("PRAGMA user_version").fetchone()[0])
-            conn.execute(f"PRAGMA user_version = {version}")  # the same: a write, no change
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+        conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
 
 def ensure_sqlite_folder(url: str) -> None:

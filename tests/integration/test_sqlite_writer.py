@@ -65,20 +65,15 @@ async def test_a_lock_held_elsewhere_is_waited_for_without_stopping_the_loop(
         await db.dispose()
 
 
-async def _twenty_rows(db: Database) -> None:
-    """A table and 20 commits of 2 kB each."""
-    async with db.transaction(serialize=False) as tx:
-        await tx.execute(text("CREATE TABLE t (x TEXT)"))
-    for _ in range(20):
-        async with db.transaction(serialize=False) as tx:
-            await tx.execute(text("INSERT INTO t VALUES (:x)"), {"x": "y" * 2000})
-
-
 async def test_the_log_is_copied_back_after_writes(tmp_path: Path) -> None:
     path = tmp_path / "wal.db"
     db = Database(f"sqlite+aiosqlite:///{path}")
     try:
-        await _twenty_rows(db)
+        async with db.transaction(serialize=False) as tx:
+            await tx.execute(text("CREATE TABLE t (x TEXT)"))
+        for _ in range(20):
+            async with db.transaction(serialize=False) as tx:
+                await tx.execute(text("INSERT INTO t VALUES (:x)"), {"x": "y" * 2000})
         # the commits themselves do not checkpoint (the writer's autocheckpoint is off)
         async with db.transaction(serialize=False) as tx:
             value = (await tx.execute(text("PRAGMA wal_autocheckpoint"))).scalar()
@@ -89,30 +84,5 @@ async def test_the_log_is_copied_back_after_writes(tmp_path: Path) -> None:
         while path.stat().st_size < 20 * 2000:
             assert time.monotonic() < deadline, path.stat().st_size
             await asyncio.sleep(0.1)
-    finally:
-        await db.dispose()
-
-
-def _rewinds(path: Path) -> int:
-    """How often the log was rewound: the checkpoint sequence number in its header."""
-    header = Path(f"{path}-wal").read_bytes()[:16]
-    return int.from_bytes(header[12:16], "big")
-
-
-async def test_after_a_whole_checkpoint_the_log_is_rewound_off_the_loop(tmp_path: Path) -> None:
-    """The rewind (and its fsync) that the next commit would do is done by the checkpointer."""
-    path = tmp_path / "rewind.db"
-    db = Database(f"sqlite+aiosqlite:///{path}")
-    try:
-        await _twenty_rows(db)
-        before = _rewinds(path)
-        # no more commits here: left to the next one, the rewind would wait for it
-        deadline = time.monotonic() + 10
-        while _rewinds(path) == before:
-            assert time.monotonic() < deadline, "the log was not rewound"
-            await asyncio.sleep(0.1)
-        async with db.read() as conn:
-            assert (await conn.scalar(text("SELECT count(*) FROM t"))) == 20
-            assert (await conn.scalar(text("PRAGMA user_version"))) == 0
     finally:
         await db.dispose()

@@ -2,24 +2,23 @@
 supervisor wallboard, served by the hotline's own aiohttp server (see ``docs/ui.md``).
 
 Mounted by the composition root because the ``ui`` setting names
-``agent_ui.app:setup``. Pages are HTML shells with ``data-i18n`` labels and a
-small script each; everything they show comes from the JSON API under
-``/api`` (with the session cookie and the CSRF header) and the staff
-websocket. Every script, style and chart library is under ``static/``: no
-CDN, no web font.
+``agent_ui.app:setup``. Pages are Jinja2 templates rendered on the server in the
+viewer's language, with times in the hotline's zone; their live parts are htmx
+fragments that the staff websocket's events ask to be fetched again. Every script,
+style and library is served from ``static/`` (libraries from ``static/vendor/``,
+fetched by the setup from the npm registry): no CDN, no web font, no inline script.
 """
 
 from __future__ import annotations
 
-import functools
-import json
-import re
+import logging
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlparse
+from urllib.parse import urlparse
 
 from aiohttp import web
 
+from agent_ui import desk, portal, tickets, wallboard
 from agent_ui.auth import (
     LANG_COOKIE,
     LOGIN_COOKIE,
@@ -32,6 +31,8 @@ from agent_ui.auth import (
     session_actor,
     set_cookie,
 )
+from agent_ui.render import render, setup_templates, ui_locale
+from agent_ui.vendor import VENDOR_DIR, missing
 from agent_ui.ws import StaffHub
 from callcenter.actions.staff import log_in, log_out, set_locale
 from callcenter.api.http import (
@@ -43,28 +44,15 @@ from callcenter.api.http import (
 )
 from callcenter.api.keys import RUNTIME
 from callcenter.domain.errors import Forbidden, HotlineError, InvalidInput, Unauthenticated
-from callcenter.domain.workflow import Actor, Role
+from callcenter.domain.workflow import Role
 from callcenter.runtime import Runtime
-from callcenter.views import ticket_by_ref, visible_to
+
+log = logging.getLogger(__name__)
 
 HERE = Path(__file__).parent
-PAGES = HERE / "pages"
 STATIC = HERE / "static"
 STRINGS = HERE / "strings"
 HUB = web.AppKey("staff_hub", StaffHub)
-LABEL_GROUPS = (
-    "ui.",
-    "state.",
-    "step.",
-    "light.",
-    "presence.",
-    "ticket_type.",
-    "priority.",
-    "queue.",
-    "wrap_up.",
-    "role.",
-    "department_kind.",
-)
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
@@ -75,17 +63,19 @@ HOME = {
     Role.ADMIN: "/ui/wallboard",
     Role.DEPARTMENT: "/ui/portal",
 }
-PAGE_ROLES: dict[str, frozenset[Role]] = {
-    "desk": frozenset({Role.AGENT, Role.SUPERVISOR}),
-    "portal": frozenset({Role.DEPARTMENT, Role.SUPERVISOR, Role.ADMIN}),
-    "ticket": frozenset({Role.AGENT, Role.SUPERVISOR, Role.ADMIN, Role.DEPARTMENT}),
-    "wallboard": frozenset({Role.SUPERVISOR, Role.ADMIN}),
-}
 
 
 def setup(app: web.Application, rt: Runtime) -> None:
     """Add the pages, static files and the staff websocket to the server."""
     rt.catalog.load_dir(STRINGS, prefix="ui")
+    setup_templates(app)
+    absent = missing()
+    if absent:
+        log.error(
+            "browser libraries missing from %s (%s): run `python -m agent_ui.vendor`",
+            VENDOR_DIR,
+            ", ".join(p.name for p in absent),
+        )
     authenticators: list[Authenticator] = [bearer_actor, session_actor]
     app[AUTHENTICATORS] = authenticators
     app[HUB] = StaffHub(rt)
@@ -104,11 +94,32 @@ def setup(app: web.Application, rt: Runtime) -> None:
     r.add_post("/ui/login", login_submit)
     r.add_post("/ui/logout", logout)
     r.add_post("/ui/lang", switch_language)
-    r.add_get("/ui/i18n/{locale}.json", strings_json)
-    r.add_get("/ui/desk", page("desk"))
-    r.add_get("/ui/portal", page("portal"))
-    r.add_get("/ui/tickets/{ticket}", ticket_page)
-    r.add_get("/ui/wallboard", page("wallboard"))
+    r.add_get("/favicon.ico", favicon)
+    # the desk
+    r.add_get("/ui/desk", desk.desk_page)
+    r.add_get("/ui/desk/side", desk.desk_side)
+    r.add_post("/ui/desk/presence", desk.post_presence)
+    r.add_post("/ui/desk/offers/{offer}/{how}", desk.post_offer)
+    r.add_post("/ui/desk/suggest", desk.suggest)
+    r.add_get("/ui/desk/conversations/{conversation}", desk.desk_conversation)
+    r.add_get("/ui/desk/conversations/{conversation}/messages", desk.desk_messages)
+    r.add_post("/ui/desk/conversations/{conversation}/messages", desk.post_reply)
+    r.add_get("/ui/desk/conversations/{conversation}/old", desk.desk_old_conversation)
+    r.add_get("/ui/desk/conversations/{conversation}/forms/{kind}", desk.ticket_form)
+    r.add_post("/ui/desk/conversations/{conversation}/ticket", desk.post_ticket)
+    r.add_post("/ui/desk/conversations/{conversation}/answer", desk.post_answer)
+    r.add_post("/ui/desk/conversations/{conversation}/transfer", desk.post_transfer)
+    r.add_post("/ui/desk/conversations/{conversation}/end", desk.post_end)
+    r.add_get("/ui/desk/citizens/{citizen}/history", desk.desk_history)
+    # the department portal, tickets, the wallboard
+    r.add_get("/ui/portal", portal.portal_page)
+    r.add_get("/ui/portal/inbox", portal.portal_inbox)
+    r.add_get("/ui/tickets/{ticket}", tickets.ticket_page)
+    r.add_get("/ui/tickets/{ticket}/card", tickets.ticket_card)
+    r.add_post("/ui/tickets/{ticket}/steps/{step}", tickets.ticket_step)
+    r.add_get("/ui/wallboard", wallboard.wallboard_page)
+    r.add_get("/ui/wallboard/live", wallboard.wallboard_live)
+    r.add_get("/ui/wallboard/kpis", wallboard.wallboard_kpis)
     r.add_get("/ui/ws", staff_socket)
     r.add_static("/ui/static/", STATIC, append_version=False)
 
@@ -126,94 +137,7 @@ async def security_headers(request: web.Request, handler: Any) -> web.StreamResp
     return response
 
 
-# --- texts --------------------------------------------------------------------------------
-
-
-def ui_locale(request: web.Request, actor: Actor | None) -> str:
-    rt = request.config_dict[RUNTIME]
-    chosen = request.query.get("lang") or request.cookies.get(LANG_COOKIE)
-    if chosen:
-        return rt.catalog.normalize(chosen)
-    if actor is not None:
-        return rt.catalog.locale_or_default(actor.locale)
-    return rt.catalog.negotiate(request.headers.get("Accept-Language"))
-
-
-def strings(rt: Runtime, locale: str) -> dict[str, str]:
-    texts = rt.catalog.texts[rt.catalog.locale_or_default(locale)]
-    return {k: v for k, v in texts.items() if k.startswith(LABEL_GROUPS)}
-
-
-async def strings_json(request: web.Request) -> web.Response:
-    rt = request.config_dict[RUNTIME]
-    locale = request.match_info["locale"]
-    if locale not in ("zh-CN", "en"):
-        raise web.HTTPNotFound()
-    return json_response(strings(rt, locale))
-
-
-_INCLUDE = re.compile(r"\{\{> (_\w+)\}\}\n?")
-
-
-@functools.cache
-def _page_source(name: str) -> str:
-    """A page, with its shared parts (``{{> _head}}``, ``{{> _top}}``) put in."""
-    text = (PAGES / f"{name}.html").read_text("utf-8")
-    return _INCLUDE.sub(lambda m: _page_source(m.group(1)), text)
-
-
-def _json_script(data: Any) -> str:
-    text = json.dumps(data, ensure_ascii=False, default=str)
-    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
-
-
-def render(
-    request: web.Request,
-    name: str,
-    actor: Actor | None,
-    *,
-    status: int = 200,
-    extra: dict[str, Any] | None = None,
-) -> web.Response:
-    rt = request.config_dict[RUNTIME]
-    locale = ui_locale(request, actor)
-    boot: dict[str, Any] = {
-        "locale": locale,
-        "strings": strings(rt, locale),
-        "hotline": rt.settings.hotline_number,
-        "user": (
-            {
-                "id": actor.id,
-                "name": actor.name,
-                "role": actor.role.value,
-                "department_id": actor.department_id,
-            }
-            if actor
-            else None
-        ),
-        **(extra or {}),
-    }
-    title = rt.text(f"ui.title.{name}", locale, hotline=rt.settings.hotline_number)
-    html = (
-        _page_source(name)
-        .replace("{{lang}}", locale)
-        .replace("{{title}}", _escape(title))
-        .replace("{{boot}}", _json_script(boot))
-    )
-    return web.Response(text=html, content_type="text/html", charset="utf-8", status=status)
-
-
-def _escape(text: str) -> str:
-    return (
-        text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
-    )
-
-
-# --- pages ---------------------------------------------------------------------------------
-
-
-def _login_redirect(request: web.Request) -> web.HTTPFound:
-    return web.HTTPFound("/ui/login?next=" + quote(request.path_qs, safe=""))
+# --- sign-in, language, home -------------------------------------------------------------
 
 
 def _safe_next(value: str | None) -> str | None:
@@ -231,71 +155,29 @@ async def home(request: web.Request) -> web.StreamResponse:
     raise web.HTTPFound(HOME.get(actor.role, "/ui/login"))
 
 
-async def _forbidden(request: web.Request, actor: Actor, status: int = 403) -> web.Response:
-    return render(request, "error", actor, status=status, extra={"status": status})
+async def favicon(request: web.Request) -> web.StreamResponse:
+    return web.FileResponse(STATIC / "favicon.svg", headers={"Content-Type": "image/svg+xml"})
 
 
-async def _page_boot(request: web.Request, actor: Actor) -> dict[str, Any]:
-    session = await current_session(request)
-    return {"csrf": session.csrf_token if session else ""}
-
-
-def page(name: str) -> Any:
-    async def view(request: web.Request) -> web.StreamResponse:
-        actor = await page_actor(request)
-        if actor is None:
-            raise _login_redirect(request)
-        if actor.role not in PAGE_ROLES[name]:
-            return await _forbidden(request, actor)
-        extra = await _page_boot(request, actor)
-        if name == "portal":
-            dept = actor.department_id
-            raw = request.query.get("department")
-            if actor.role is not Role.DEPARTMENT:
-                rt = request.config_dict[RUNTIME]
-                dept = int(raw) if raw and raw.isdigit() else None
-                if dept is not None and dept not in rt.directory.by_id:
-                    return await _forbidden(request, actor, 404)
-            elif raw and raw != str(dept):
-                return await _forbidden(request, actor, 404)
-            extra["department_id"] = dept
-        return render(request, name, actor, extra=extra)
-
-    view.__name__ = f"{name}_page"
-    return view
-
-
-async def ticket_page(request: web.Request) -> web.StreamResponse:
-    actor = await page_actor(request)
-    if actor is None:
-        raise _login_redirect(request)
-    if actor.role not in PAGE_ROLES["ticket"]:
-        return await _forbidden(request, actor)
-    ref = request.match_info["ticket"]
-    rt = request.config_dict[RUNTIME]
-    async with rt.db.read() as conn:
-        row = await ticket_by_ref(conn, ref)
-    if row is None or not visible_to(actor, row):
-        return await _forbidden(request, actor, 404)
-    extra = await _page_boot(request, actor)
-    extra["ticket"] = row.number
-    return render(request, "ticket", actor, extra=extra)
-
-
-async def login_page(request: web.Request, *, error: str = "", status: int = 200) -> web.Response:
+async def login_page(
+    request: web.Request, *, error: str = "", status: int = 200, username: str = ""
+) -> web.Response:
     actor = await page_actor(request)
     token = request.cookies.get(LOGIN_COOKIE) or new_login_token()
-    response = render(
+    response = await render(
         request,
-        "login",
+        "login.html",
         None,
-        status=status,
-        extra={
+        {
+            "page": "login",
             "login_csrf": token,
             "error": error,
+            "username": username,
             "next": _safe_next(request.query.get("next")) or "",
+            "next_url": request.path_qs,
             "signed_in_as": actor.name if actor else None,
         },
+        status=status,
     )
     set_cookie(response, request, LOGIN_COOKIE, token, max_age=3600)
     return response
@@ -307,19 +189,20 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
     token = request.cookies.get(LOGIN_COOKIE, "")
     sent = str(form.get("csrf", ""))
     locale = ui_locale(request, None)
+    username = str(form.get("username", ""))[:64]
     if not token or sent != token:
         message = rt.text("errors.csrf_failed", locale)
-        return await login_page(request, error=message, status=403)
+        return await login_page(request, error=message, status=403, username=username)
     try:
         session = await log_in(
             rt,
-            str(form.get("username", ""))[:64],
+            username,
             str(form.get("password", ""))[:256],
             user_agent=request.headers.get("User-Agent"),
         )
     except HotlineError as error:
         message = error_body(rt, error, locale)["error"]["message"]
-        return await login_page(request, error=message, status=error.status)
+        return await login_page(request, error=message, status=error.status, username=username)
     target = _safe_next(str(form.get("next", ""))) or HOME.get(session.actor.role, "/ui/")
     response = web.Response(status=303, headers={"Location": target})
     set_cookie(
@@ -347,25 +230,36 @@ async def logout(request: web.Request) -> web.StreamResponse:
 
 
 async def switch_language(request: web.Request) -> web.StreamResponse:
-    """The language switch: a cookie for everyone, and the user's own language when signed in."""
+    """The language switch: a cookie for everyone, and the user's own language when signed in.
+    A form post (the pages' switch) is answered with the page again; JSON with JSON."""
     rt = request.config_dict[RUNTIME]
-    try:
-        data = await request.json()
-    except ValueError:
-        data = {}
+    is_form = request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data")
+    data: Any
+    if is_form:
+        data = dict(await request.post())
+    else:
+        try:
+            data = await request.json()
+        except ValueError:
+            data = {}
     locale = data.get("locale") if isinstance(data, dict) else None
     try:
         if locale not in ("zh-CN", "en"):
             raise InvalidInput("invalid_choice", field="locale", choices="zh-CN, en")
         session = await current_session(request)
         if session is not None:
-            if not csrf_ok(request, session):
+            if not csrf_ok(request, session, str(data.get("csrf", ""))):
                 raise Forbidden("csrf_failed")
             await set_locale(rt, locale, actor=session.actor)
     except HotlineError as error:
         body = error_body(rt, error, ui_locale(request, None))
         return json_response(body, status=error.status)
-    response = json_response({"locale": locale, "strings": strings(rt, locale)})
+    response: web.StreamResponse
+    if is_form:
+        target = _safe_next(str(data.get("next", ""))) or "/ui/"
+        response = web.Response(status=303, headers={"Location": target})
+    else:
+        response = json_response({"locale": locale})
     set_cookie(response, request, LANG_COOKIE, locale, max_age=365 * 86400, http_only=False)
     return response
 

@@ -13,7 +13,8 @@ from typing import Any
 
 from sqlalchemy import and_, case, func, or_, select
 
-from callcenter.domain.routing import RoutingDecision
+from callcenter.domain.errors import InvalidInput
+from callcenter.domain.routing import Location, RoutingDecision, classify, route
 from callcenter.domain.workflow import OPEN_STATES, Actor, Role, Ticket, TicketState, allowed_steps
 from callcenter.runtime import Runtime
 from callcenter.store.db import Conn
@@ -388,4 +389,45 @@ def ticket_status_params(rt: Runtime, row: Any, locale: str) -> dict[str, Any]:
         "department": department["name"] if department else "",
         "due": rt.local_text(row.due_at),
         "reply": row.reply or "",
+    }
+
+
+def routing_suggestion(
+    rt: Runtime,
+    description: str,
+    locale: str,
+    *,
+    category_code: str | None = None,
+    location: Location | None = None,
+) -> dict[str, Any]:
+    """The category and department a text and place would be routed to, and why."""
+    directory = rt.directory
+    found = classify(description, directory.categories)
+    if category_code:
+        category = directory.category_by_code.get(category_code)
+        if category is None:
+            raise InvalidInput("unknown_category", category=category_code)
+    elif found.category_code and found.confidence >= rt.settings.intake.min_confidence:
+        category = directory.category_by_code[found.category_code]
+    else:
+        category = None
+    decision = route(directory, category, location or Location(None, None, None), text=description)
+    record = decision.as_dict()
+    return {
+        "category": category_ref(rt, category.id, locale) if category else None,
+        "type": found.ticket_type or (category.default_type if category else "help"),
+        "department": None
+        if decision.to_desk
+        else department_ref(rt, decision.department_id, locale),
+        "to_desk": decision.to_desk,
+        "rule": decision.rule,
+        "explanation": explain_routing(rt, record, locale),
+        "classification": {
+            "category": found.category_code,
+            "confidence": found.confidence,
+            "matched": list(found.matched),
+            "runner_up": found.runner_up,
+            "ticket_type": found.ticket_type,
+        },
+        "decision": record,
     }

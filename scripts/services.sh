@@ -47,4 +47,5 @@ ensure_chromium() {
   if [ ! -x /usr/bin/chromium ]; then
     apt_install chromium
   fi
+  apt_install fonts-wqy-microhei  # so that screenshots of the Chinese pages can be read
 }

@@ -28,3 +28,5 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".${extra}"
   touch "$stamp"
 fi
+# the browser libraries the staff pages use, from the npm registry (agent_ui/vendor.json)
+.venv/bin/python -m agent_ui.vendor

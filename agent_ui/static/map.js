@@ -1,55 +1,105 @@
-// The grid (GeoJSON polygons) drawn as SVG, with no map tiles: click to pick a point.
+// Maps on Leaflet (vendored at setup): the city's grid cells from its own GeoJSON, with
+// labels, and optionally a basemap from the tile server the hotline is configured with
+// (an intranet map server; never a public CDN). With no tile server the GeoJSON is drawn
+// alone on a plain background.
+//
+// A <div class="map" data-grid="/api/grid"> becomes a map when it appears (page load or
+// htmx swap). Options as data attributes:
+//   data-pick="true"      a click (or Enter, for the point under the cross-hair at the
+//                         centre) sets the form's lat/lon fields and fires "point-picked";
+//   data-points="URL"     GeoJSON points (tickets) drawn as circles with their labels;
+//   data-tiles="URL"      a {z}/{x}/{y} tile template; data-attribution its credit line.
+// The keyboard moves the map (arrows), zooms (+/-) and Enter picks; Leaflet does the rest.
 "use strict";
 
-const GridMap = (() => {
-  const NS = "http://www.w3.org/2000/svg";
-  function draw(container, geojson, onPick) {
-    UI.clear(container);
-    const rings = [];
-    for (const feature of geojson.features) {
-      const g = feature.geometry;
-      const polys = g.type === "Polygon" ? [g.coordinates] : g.type === "MultiPolygon" ? g.coordinates : [];
-      for (const poly of polys) rings.push({ ring: poly[0], feature });
-    }
-    if (!rings.length) return null;
-    let minX = Infinity, minY = Infinity, maxX = -Infinity, maxY = -Infinity;
-    for (const { ring } of rings) for (const [x, y] of ring) {
-      minX = Math.min(minX, x); maxX = Math.max(maxX, x); minY = Math.min(minY, y); maxY = Math.max(maxY, y);
-    }
-    const W = 600, H = Math.max(200, Math.round((600 * (maxY - minY)) / (maxX - minX || 1)));
-    const sx = (x) => ((x - minX) / (maxX - minX || 1)) * W;
-    const sy = (y) => H - ((y - minY) / (maxY - minY || 1)) * H;
-    const svg = document.createElementNS(NS, "svg");
-    svg.setAttribute("viewBox", `-2 -2 ${W + 4} ${H + 4}`);
-    svg.setAttribute("class", "gridmap");
-    for (const { ring, feature } of rings) {
-      const poly = document.createElementNS(NS, "polygon");
-      poly.setAttribute("points", ring.map(([x, y]) => `${sx(x).toFixed(1)},${sy(y).toFixed(1)}`).join(" "));
-      poly.dataset.code = feature.properties.code;
-      const title = document.createElementNS(NS, "title");
-      title.textContent = `${feature.properties.name} (${feature.properties.owner || ""})`;
-      poly.append(title);
-      svg.append(poly);
-    }
-    const marker = document.createElementNS(NS, "circle");
-    marker.setAttribute("r", "6");
-    marker.setAttribute("class", "marker");
-    marker.style.display = "none";
-    svg.append(marker);
-    svg.addEventListener("click", (event) => {
-      const point = svg.createSVGPoint();
-      point.x = event.clientX; point.y = event.clientY;
-      const local = point.matrixTransform(svg.getScreenCTM().inverse());
-      const lon = minX + (local.x / W) * (maxX - minX);
-      const lat = minY + ((H - local.y) / H) * (maxY - minY);
-      marker.setAttribute("cx", local.x); marker.setAttribute("cy", local.y);
-      marker.style.display = "";
-      svg.querySelectorAll("polygon").forEach((p) => p.classList.remove("picked"));
-      if (event.target.tagName === "polygon") event.target.classList.add("picked");
-      onPick(Number(lat.toFixed(6)), Number(lon.toFixed(6)));
-    });
-    container.append(svg);
-    return svg;
+const HotlineMap = (() => {
+  const maps = new WeakMap();
+
+  function cellStyle() {
+    return { color: "#5d86ad", weight: 1, fillColor: "#cfe0ef", fillOpacity: 0.55, className: "grid-cell" };
   }
-  return { draw };
+
+  async function fetchJson(url) {
+    const response = await fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } });
+    if (!response.ok) throw new Error("HTTP " + response.status);
+    return response.json();
+  }
+
+  function setPoint(container, map, marker, latlng) {
+    const form = container.closest("form");
+    const lat = Number(latlng.lat.toFixed(6));
+    const lon = Number(latlng.lng.toFixed(6));
+    if (form) {
+      if (form.elements.lat) form.elements.lat.value = lat;
+      if (form.elements.lon) form.elements.lon.value = lon;
+    }
+    marker.setLatLng(latlng).addTo(map);
+    const out = form && form.querySelector("#t-point");
+    if (out && container.dataset.pointFormat) {
+      out.textContent = container.dataset.pointFormat.replace("{lat}", lat).replace("{lon}", lon);
+    }
+    document.body.dispatchEvent(new CustomEvent("point-picked", { detail: { lat, lon } }));
+  }
+
+  async function build(container) {
+    if (maps.has(container) || typeof L === "undefined") return;
+    const map = L.map(container, { keyboard: true, attributionControl: true, zoomSnap: 0.25 });
+    maps.set(container, map);
+    if (container.dataset.tiles) {
+      L.tileLayer(container.dataset.tiles, {
+        maxZoom: Number(container.dataset.maxZoom || 18),
+        attribution: container.dataset.attribution || "",
+      }).addTo(map);
+    } else {
+      container.classList.add("no-tiles");
+    }
+    const grid = await fetchJson(container.dataset.grid);
+    const layer = L.geoJSON(grid, {
+      style: cellStyle,
+      onEachFeature: (feature, cell) => {
+        const p = feature.properties || {};
+        const text = p.owner ? `${p.name} · ${p.owner}` : p.name;
+        cell.bindTooltip(text, { permanent: container.dataset.labels !== "hover", direction: "center", className: "cell-label" });
+        if (cell.getElement) cell.on("add", () => cell.getElement() && cell.getElement().setAttribute("data-code", p.code));
+      },
+    }).addTo(map);
+    const bounds = layer.getBounds();
+    if (bounds.isValid()) map.fitBounds(bounds, { padding: [8, 8] });
+    else map.setView([0, 0], 2);
+    if (container.dataset.points) {
+      const points = await fetchJson(container.dataset.points);
+      L.geoJSON(points, {
+        pointToLayer: (feature, latlng) => L.circleMarker(latlng, {
+          radius: 6, weight: 2, color: "#fff", fillOpacity: 0.9,
+          fillColor: { red: "#d64545", yellow: "#e0a526", green: "#3f9d5f" }[feature.properties.light] || "#2f6fb0",
+          className: "ticket-point",
+        }),
+        onEachFeature: (feature, point) => {
+          const p = feature.properties || {};
+          point.bindTooltip(`${p.number} · ${p.title}`);
+          if (p.href) point.on("click", () => { window.location.href = p.href; });
+        },
+      }).addTo(map);
+    }
+    if (container.dataset.pick === "true") {
+      const marker = L.circleMarker([0, 0], { radius: 7, color: "#fff", weight: 2, fillColor: "#d64545", fillOpacity: 1, className: "picked-point" });
+      map.on("click", (event) => setPoint(container, map, marker, event.latlng));
+      container.addEventListener("keydown", (event) => {
+        if (event.key === "Enter") { event.preventDefault(); setPoint(container, map, marker, map.getCenter()); }
+      });
+      container.classList.add("pickable");
+    }
+    container.setAttribute("role", "application");
+    container.tabIndex = 0;
+  }
+
+  function scan(root) {
+    root.querySelectorAll("div.map[data-grid]").forEach((container) => {
+      build(container).catch((error) => { container.textContent = error.message; });
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", () => scan(document));
+  document.addEventListener("htmx:afterSwap", (event) => scan(event.detail.target));
+  return { scan };
 })();

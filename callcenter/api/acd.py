@@ -7,16 +7,13 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
-from sqlalchemy import select
 
+from callcenter import deskviews
 from callcenter.actions import acd
 from callcenter.actions.tickets import TicketDraft
 from callcenter.api.http import Context, endpoint
 from callcenter.api.schemas import LangQuery, Strict, TicketDetailOut
-from callcenter.domain.acd import queue_position
 from callcenter.domain.workflow import Priority, Role, TicketType
-from callcenter.store.tables import citizens, conversations, offers, queue_entries, users
-from callcenter.views import conversation_view
 
 DESK = {Role.AGENT, Role.SUPERVISOR}
 DESK_READ = {Role.AGENT, Role.SUPERVISOR, Role.ADMIN}
@@ -117,40 +114,8 @@ class DirectAnswerIn(Strict):
 
 
 async def agents_out(ctx: Context) -> list[dict[str, Any]]:
-    rt, now, locale = ctx.rt, ctx.rt.clock.now(), ctx.locale
-    async with rt.db.read() as conn:
-        views = await acd.agent_views(conn, rt, now)
-        names = {
-            r.id: r
-            for r in (await conn.execute(select(users.c.id, users.c.display_name, users.c.role)))
-        }
-    label = rt.catalog.label
-    out = []
-    for v in sorted(views, key=lambda a: a.agent_id):
-        presence = v.presence_at(now).value
-        state = v.state(now)
-        user = names.get(v.agent_id)
-        out.append(
-            {
-                "agent_id": v.agent_id,
-                "name": user.display_name if user else str(v.agent_id),
-                "role": user.role if user else "agent",
-                "presence": presence,
-                "presence_label": label("presence", presence, locale),
-                "state": state,
-                "state_label": label("presence", state, locale),
-                "presence_since": v.available_since(now),
-                "wrap_up_until": v.wrap_up_until if presence == "wrap_up" else None,
-                "capacity": v.capacity,
-                "active": v.active,
-                "pending": v.pending,
-                "contacts_today": v.contacts_today,
-                "languages": sorted(v.languages),
-                "categories": sorted(v.categories),
-                "queues": sorted(v.queues),
-            }
-        )
-    return out
+    async with ctx.rt.db.read() as conn:
+        return await deskviews.agent_rows(conn, ctx.rt, ctx.locale, ctx.rt.clock.now())
 
 
 @endpoint(
@@ -167,43 +132,13 @@ async def my_desk(ctx: Context) -> dict[str, Any]:
     actor = ctx.require_actor()
     agents = await agents_out(ctx)
     async with ctx.rt.db.read() as conn:
-        offer_rows = (
-            await conn.execute(
-                select(offers)
-                .where(offers.c.agent_id == actor.id, offers.c.state == "pending")
-                .order_by(offers.c.id)
-            )
-        ).all()
-        held = (
-            await conn.execute(
-                select(conversations, citizens.c.name.label("citizen_name"))
-                .join(citizens, citizens.c.id == conversations.c.citizen_id)
-                .where(conversations.c.agent_id == actor.id)
-                .where(conversations.c.id.in_(_open_entry_conversations(actor.id)))
-                .order_by(conversations.c.id)
-            )
-        ).all()
+        offered = await deskviews.my_offers(conn, actor.id)
+        held = await deskviews.held_conversations(conn, actor.id)
     return {
         "agent": next((a for a in agents if a["agent_id"] == actor.id), None),
-        "offers": [
-            {
-                "id": o.id,
-                "conversation_id": o.conversation_id,
-                "queue": o.queue,
-                "state": o.state,
-                "created_at": o.created_at,
-                "expires_at": o.expires_at,
-            }
-            for o in offer_rows
-        ],
-        "conversations": [{**conversation_view(r), "citizen_name": r.citizen_name} for r in held],
+        "offers": offered,
+        "conversations": held,
     }
-
-
-def _open_entry_conversations(agent_id: int | None) -> Any:
-    return select(queue_entries.c.conversation_id).where(
-        queue_entries.c.agent_id == agent_id, queue_entries.c.ended_at.is_(None)
-    )
 
 
 @endpoint(
@@ -272,35 +207,8 @@ async def put_agent(ctx: Context) -> dict[str, Any]:
     errors=(401, 403),
 )
 async def list_waiting(ctx: Context) -> list[dict[str, Any]]:
-    now = ctx.rt.clock.now()
     async with ctx.rt.db.read() as conn:
-        items = await acd.waiting_entries(conn)
-        info = {
-            r.id: r
-            for r in (
-                await conn.execute(
-                    select(conversations.c.id, conversations.c.channel, citizens.c.name)
-                    .join(citizens, citizens.c.id == conversations.c.citizen_id)
-                    .where(conversations.c.id.in_([w.conversation_id for w in items]))
-                )
-            )
-        }
-    return [
-        {
-            "entry_id": w.entry_id,
-            "conversation_id": w.conversation_id,
-            "queue": w.queue,
-            "channel": info[w.conversation_id].channel if w.conversation_id in info else "",
-            "language": w.language,
-            "category": w.category,
-            "queued_at": w.queued_at,
-            "waited_seconds": max(0.0, (now - w.queued_at).total_seconds()),
-            "position": queue_position(items, w.entry_id) or 0,
-            "offered_to": w.offered_to,
-            "citizen_name": info[w.conversation_id].name if w.conversation_id in info else None,
-        }
-        for w in items
-    ]
+        return await deskviews.waiting_rows(conn, ctx.rt, ctx.rt.clock.now())
 
 
 @endpoint(
@@ -314,29 +222,7 @@ async def list_waiting(ctx: Context) -> list[dict[str, Any]]:
     errors=(401, 403),
 )
 async def options(ctx: Context) -> dict[str, Any]:
-    rt, locale = ctx.rt, ctx.locale
-    return {
-        "queues": [
-            {"code": q, "label": rt.catalog.label("queue", q, locale)}
-            for q in rt.settings.acd.queues
-        ],
-        "wrap_up_codes": [
-            {"code": c, "label": rt.catalog.label("wrap_up", c, locale)}
-            for c in rt.settings.acd.wrap_up_codes
-        ],
-        "canned_replies": [
-            {
-                "code": c,
-                "label": rt.catalog.label("canned_title", c, locale),
-                "text": rt.text(f"canned.{c}", locale, hotline=rt.settings.hotline_number),
-            }
-            for c in rt.settings.acd.canned_replies
-        ],
-        "presence": [
-            {"code": p, "label": rt.catalog.label("presence", p, locale)}
-            for p in ("available", "busy", "away")
-        ],
-    }
+    return deskviews.desk_options(ctx.rt, ctx.locale)
 
 
 @endpoint(

@@ -17,14 +17,12 @@ from callcenter.api.schemas import (
     TicketQuery,
 )
 from callcenter.domain.errors import InvalidInput, NotFound
-from callcenter.domain.routing import Location, classify, route
+from callcenter.domain.routing import Location
 from callcenter.domain.workflow import WORKFLOW, Role, Step, TicketState
 from callcenter.views import (
     TicketFilter,
-    category_ref,
-    department_ref,
-    explain_routing,
     list_tickets,
+    routing_suggestion,
     ticket_by_ref,
     ticket_history,
     ticket_view,
@@ -181,34 +179,10 @@ for _step in Step:
 )
 async def suggest_routing(ctx: Context) -> dict[str, Any]:
     body: RoutingQuery = ctx.body
-    directory = ctx.rt.directory
-    found = classify(body.description, directory.categories)
-    if body.category:
-        category = directory.category_by_code.get(body.category)
-        if category is None:
-            raise InvalidInput("unknown_category", category=body.category)
-    elif found.category_code and found.confidence >= ctx.rt.settings.intake.min_confidence:
-        category = directory.category_by_code[found.category_code]
-    else:
-        category = None
-    location = Location(body.address, body.lat, body.lon)
-    decision = route(directory, category, location, text=body.description)
-    record = decision.as_dict()
-    return {
-        "category": category_ref(ctx.rt, category.id, ctx.locale) if category else None,
-        "type": found.ticket_type or (category.default_type if category else "help"),
-        "department": None
-        if decision.to_desk
-        else department_ref(ctx.rt, decision.department_id, ctx.locale),
-        "to_desk": decision.to_desk,
-        "rule": decision.rule,
-        "explanation": explain_routing(ctx.rt, record, ctx.locale),
-        "classification": {
-            "category": found.category_code,
-            "confidence": found.confidence,
-            "matched": list(found.matched),
-            "runner_up": found.runner_up,
-            "ticket_type": found.ticket_type,
-        },
-        "decision": record,
-    }
+    return routing_suggestion(
+        ctx.rt,
+        body.description,
+        ctx.locale,
+        category_code=body.category,
+        location=Location(body.address, body.lat, body.lon),
+    )

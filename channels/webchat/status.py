@@ -10,8 +10,11 @@ digits in ``WINDOW``. An unknown number and wrong digits get the same answer.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import aiohttp_jinja2
+import jinja2
 from aiohttp import web
 
 from callcenter.actions.lookup import WINDOW, look_up_ticket
@@ -28,15 +31,90 @@ LOOKUPS_PER_IP = 20
 NUMBER = re.compile(r"^\d{8}-\d{4,6}$")
 
 
+TEMPLATES = Path(__file__).parent / "templates"
+JINJA: web.AppKey[jinja2.Environment] = web.AppKey("webchat_jinja", jinja2.Environment)
+
+
 def add_status_routes(app: web.Application, channel: WebChat) -> None:
-    app.router.add_get("/status", channel.static_file("status.html", "text/html"))
-    app.router.add_get(
-        "/status/status.js", channel.static_file("status.js", "application/javascript")
+    aiohttp_jinja2.setup(
+        app,
+        app_key=JINJA,
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
     )
+    app.router.add_get("/status", status_page(channel))
+    app.router.add_post("/status", status_page(channel))
+    app.router.add_get("/status/status.css", channel.static_file("status.css", "text/css"))
     app.router.add_get("/status/strings/{locale}.json", _strings(channel))
     app.router.add_post("/status/lookup", lookup)
     app.router.add_get("/s/{number}", short_link)  # the status link in SMS notices
     app[BEHIND_PROXY] = bool(channel.options.get("behind_proxy", False))
+
+
+def _locale(request: web.Request) -> str:
+    rt = request.config_dict[RUNTIME]
+    return str(
+        rt.catalog.normalize(
+            request.query.get("lang")
+            or rt.catalog.negotiate(request.headers.get("Accept-Language"))
+        )
+    )
+
+
+async def _check(request: web.Request, number: str, digits: str, locale: str) -> dict[str, Any]:
+    """Validate, count against the client's address, and look the ticket up."""
+    rt = request.config_dict[RUNTIME]
+    if not NUMBER.match(number):
+        raise InvalidInput("invalid_field", field="number")
+    if not re.fullmatch(r"\d{4}", digits):
+        raise InvalidInput("invalid_field", field="last4")
+    await check_rate(rt, f"lookup-ip:{_ip(request)}", limit=LOOKUPS_PER_IP, window=WINDOW)
+    return await look_up_ticket(rt, number, digits, locale)
+
+
+def status_page(channel: WebChat) -> Any:
+    """The page itself: a plain form (it works with no script), answered on the server
+    with the ticket's state, times in the hotline's zone."""
+
+    async def serve(request: web.Request) -> web.Response:
+        rt = request.config_dict[RUNTIME]
+        locale = _locale(request)
+        texts = channel.texts(locale)
+        number = request.query.get("ticket", "")
+        number = number if NUMBER.match(number) else ""
+        result: dict[str, Any] | None = None
+        error = ""
+        status = 200
+        if request.method == "POST":
+            form = await request.post()
+            number = str(form.get("number", "")).strip()[:20]
+            try:
+                result = await _check(request, number, str(form.get("last4", "")).strip(), locale)
+            except HotlineError as failure:
+                error = str(error_body(rt, failure, locale)["error"]["message"])
+                status = failure.status
+
+        def t(key: str, **params: Any) -> str:
+            template = texts.get(key, key)
+            return template.format(**params) if params else template
+
+        context = {
+            "locale": locale,
+            "other": "zh-CN" if locale == "en" else "en",
+            "t": t,
+            "when": lambda value: rt.local_text(value) if value else "",
+            "hotline": rt.settings.hotline_number,
+            "zone": rt.settings.timezone,
+            "number": number,
+            "result": result,
+            "error": error,
+        }
+        return aiohttp_jinja2.render_template(
+            "status.html", request, context, app_key=JINJA, status=status
+        )
+
+    return serve
 
 
 def _strings(channel: WebChat) -> Any:
@@ -59,9 +137,7 @@ def _ip(request: web.Request) -> str:
 
 async def lookup(request: web.Request) -> web.Response:
     rt = request.config_dict[RUNTIME]
-    locale = rt.catalog.normalize(
-        request.query.get("lang") or rt.catalog.negotiate(request.headers.get("Accept-Language"))
-    )
+    locale = _locale(request)
     try:
         try:
             data = await request.json()
@@ -71,12 +147,7 @@ async def lookup(request: web.Request) -> web.Response:
             raise InvalidInput("malformed_json")
         number = str(data.get("number", "")).strip()
         digits = str(data.get("last4", "")).strip()
-        if not NUMBER.match(number):
-            raise InvalidInput("invalid_field", field="number")
-        if not re.fullmatch(r"\d{4}", digits):
-            raise InvalidInput("invalid_field", field="last4")
-        await check_rate(rt, f"lookup-ip:{_ip(request)}", limit=LOOKUPS_PER_IP, window=WINDOW)
-        return json_response(await look_up_ticket(rt, number, digits, locale))
+        return json_response(await _check(request, number, digits, locale))
     except HotlineError as error:
         return json_response(error_body(rt, error, locale), status=error.status)
 

@@ -9,25 +9,16 @@ nothing.
 
 from __future__ import annotations
 
-import asyncio
 import re
-import shutil
-import threading
-from collections.abc import Coroutine, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
 from sqlalchemy import select
 
-from callcenter.bootstrap import build_runtime, create_app
-from callcenter.config import Settings
-from callcenter.runtime import Runtime
-from callcenter.store.migrate import upgrade
 from callcenter.store.tables import tickets
-from tests.conftest import load_test_city
-from tests.e2e.test_cli import free_port
+from tests.e2e.browser_kit import Server, chromium, running_server, sign_in
 
 pytestmark = [
     pytest.mark.slow,
@@ -36,91 +27,19 @@ pytestmark = [
 playwright_sync = pytest.importorskip("playwright.sync_api")
 expect = playwright_sync.expect
 
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 XSS = "<img src=x onerror=alert(1)>"
-
-
-class Server:
-    """The hotline in a thread with its own event loop, on a free port."""
-
-    def __init__(self, tmp: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        db = self.db = tmp / "callcenter.db"
-        self.settings = Settings(
-            data_dir=tmp / "data",
-            database_url=f"sqlite+aiosqlite:///{db}",
-            port=self.port,
-            channels=["channels.simulated:SimulatedSms", "channels.webchat:WebChat"],
-        )
-        self.loop = asyncio.new_event_loop()
-        self.rt: Runtime
-        self.ready = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self.loop)
-        self.loop.run_until_complete(self._start())
-        self.ready.set()
-        self.loop.run_forever()
-
-    async def _start(self) -> None:
-        await upgrade(f"sqlite+aiosqlite:///{self.db}")
-        self.rt = build_runtime(self.settings)
-        app = create_app(self.settings, runtime=self.rt)
-        self.runner = web.AppRunner(app)
-        await self.runner.setup()
-        await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
-        await load_test_city(self.rt)
-
-    def call(self, coro: Coroutine[Any, Any, Any]) -> Any:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(30)
-
-    def stop(self) -> None:
-        self.call(self.runner.cleanup())
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    tmp = tmp_path_factory.mktemp("browser")
-    srv = Server(tmp)
-    srv.thread.start()
-    assert srv.ready.wait(60)
-    yield srv
-    srv.stop()
-    shutil.rmtree(tmp, ignore_errors=True)
+    with running_server(tmp_path_factory.mktemp("browser")) as srv:
+        yield srv
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    with playwright_sync.sync_playwright() as p:
-        chromium = p.chromium.launch(
-            executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS
-        )
-        yield chromium
-        chromium.close()
-
-
-def sign_in(browser: Any, server: Server, username: str, *, locale: str = "zh-CN") -> Any:
-    context = browser.new_context(locale=locale)
-    context.set_default_timeout(15000)
-    page = context.new_page()
-    page.goto(server.url + "/ui/login")
-    page.fill("#username", username)
-    page.fill("#password", "demo12345")
-    page.click("#submit")
-    page.wait_for_load_state("networkidle")
-    assert "/ui/login" not in page.url, page.content()
-    return page
+    with chromium() as b:
+        yield b
 
 
 def test_chat_offer_ticket_department_and_live_wallboard(browser: Any, server: Server) -> None:
@@ -181,7 +100,7 @@ def test_chat_offer_ticket_department_and_live_wallboard(browser: Any, server: S
     agent.click("#open-ticket")
     expect(agent.locator("#t-description")).to_have_value(re.compile("路灯坏了"))
     expect(agent.locator("#suggestion")).to_contain_text("路灯故障")
-    agent.locator("#map polygon").first.click()
+    agent.locator("#map path.grid-cell").first.click()  # Leaflet draws the cells as paths
     expect(agent.locator("#t-point")).not_to_be_empty()
     agent.click("#t-submit")
     expect(agent.locator("#notice")).to_contain_text("已创建工单")

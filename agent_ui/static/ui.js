@@ -1,0 +1,176 @@
+// Shared by every staff page. The pages are rendered on the server (Jinja2) and their live
+// parts are htmx fragments; this script only does what a server cannot:
+//  - the staff websocket, whose events become DOM events on <body> ("live-ticket",
+//    "live-ticket-42", "live-message-7", ...) that fragments name in their hx-trigger;
+//  - counters that move every second ([data-since], [data-until]);
+//  - drafts: what is typed into a [data-draft] field is kept in sessionStorage until its
+//    form succeeds, so a failed step, a reload or a language switch loses nothing;
+//  - small conveniences: auto-submitting selects, scrolling message lists, text counters.
+// Nothing here builds HTML from data: the server escapes everything it renders.
+"use strict";
+
+const UI = (() => {
+  const boot = JSON.parse(document.getElementById("boot").textContent);
+  const strings = boot.strings || {};
+
+  function t(key, params) {
+    let text = strings[key] ?? key;
+    for (const [name, value] of Object.entries(params || {})) {
+      text = text.split("{" + name + "}").join(String(value));
+    }
+    return text;
+  }
+
+  function duration(seconds) {
+    const s = Math.max(0, Math.round(seconds));
+    if (s < 60) return t("ui.time.seconds", { n: s });
+    if (s < 3600) return t("ui.time.minutes", { n: Math.floor(s / 60), s: s % 60 });
+    return t("ui.time.hours", { n: Math.floor(s / 3600), m: Math.floor((s % 3600) / 60) });
+  }
+
+  function fire(name, detail) {
+    document.body.dispatchEvent(new CustomEvent(name, { detail, bubbles: false }));
+  }
+
+  // Fragments refetch on these; a burst of events becomes one refetch, at most 250 ms after
+  // the first event of the burst (never dropped, as htmx's own throttle would).
+  const pending = new Map();
+  function fireSoon(name, detail) {
+    if (pending.has(name)) { pending.set(name, detail); return; }
+    pending.set(name, detail);
+    setTimeout(() => { const last = pending.get(name); pending.delete(name); fire(name, last); }, 250);
+  }
+
+  // --- counters -------------------------------------------------------------------------
+  function tick() {
+    const now = Date.now();
+    document.querySelectorAll("[data-since]").forEach((node) => {
+      node.textContent = duration((now - Date.parse(node.dataset.since)) / 1000);
+    });
+    document.querySelectorAll("[data-until]").forEach((node) => {
+      const left = Math.max(0, Math.round((Date.parse(node.dataset.until) - now) / 1000));
+      node.textContent = node.dataset.format ? t(node.dataset.format, { seconds: left }) : duration(left);
+    });
+  }
+
+  // --- the live socket --------------------------------------------------------------------
+  const EVENTS = {
+    "ticket.changed": (d) => ["live-ticket", "live-ticket-" + d.ticket_id],
+    "message.created": (d) => ["live-message", "live-message-" + d.conversation_id],
+    "conversation.changed": (d) => ["live-conversation", "live-conversation-" + d.conversation_id],
+    "agent.changed": () => ["live-agent"],
+    "offer.changed": () => ["live-offer"],
+  };
+
+  function live(topics) {
+    let queueId = null;
+    let lastEventId = 0;
+    let retry = 500;
+    const status = document.getElementById("live");
+    function show(key) {
+      if (!status) return;
+      status.dataset.state = key;
+      status.textContent = t("ui.live." + key);
+    }
+    function connect() {
+      const proto = location.protocol === "https:" ? "wss:" : "ws:";
+      let url = proto + "//" + location.host + "/ui/ws?topics=" + encodeURIComponent(topics.join(","));
+      if (queueId) url += "&queue_id=" + queueId + "&last_event_id=" + lastEventId;
+      const socket = new WebSocket(url);
+      socket.onmessage = (message) => {
+        const frame = JSON.parse(message.data);
+        if (frame.type === "hello") {
+          queueId = frame.queue_id;
+          if (!frame.resumed) lastEventId = Math.max(lastEventId, frame.last_event_id);
+          retry = 500;
+          show("connected");
+          if (!frame.resumed && frame.last_event_id) fire("live-refetch", {});
+        } else if (frame.type === "event") {
+          lastEventId = frame.id;
+          fire("live-event", { event: frame.event, data: frame.data });
+          const names = (EVENTS[frame.event] || (() => []))(frame.data);
+          for (const name of names) fireSoon(name, frame.data);
+          fireSoon("live-any", { event: frame.event, data: frame.data });
+        } else if (frame.type === "refetch") {
+          fire("live-refetch", {});
+        } else if (frame.type === "heartbeat") {
+          show("connected");
+        }
+      };
+      socket.onclose = () => {
+        show("reconnecting");
+        setTimeout(connect, retry);
+        retry = Math.min(retry * 2, 10000);
+      };
+    }
+    connect();
+  }
+
+  // --- drafts -----------------------------------------------------------------------------
+  const DRAFT = "hotline-draft:";
+  function draftKey(field) {
+    return DRAFT + location.pathname + ":" + field.dataset.draft;
+  }
+  function restoreDrafts(root) {
+    root.querySelectorAll("[data-draft]").forEach((field) => {
+      const saved = sessionStorage.getItem(draftKey(field));
+      if (saved !== null && !field.value) field.value = saved;
+      count(field);
+    });
+  }
+  function clearDrafts(form) {
+    form.querySelectorAll("[data-draft]").forEach((field) => sessionStorage.removeItem(draftKey(field)));
+  }
+
+  // --- a counter beside every field with a limit ------------------------------------------
+  function count(field) {
+    const limit = Number(field.getAttribute("maxlength") || field.dataset.limit || 0);
+    const box = field.id ? document.querySelector(`[data-count-for="${field.id}"]`) : null;
+    if (!limit || !box) return;
+    box.textContent = field.value.length + " / " + limit;
+    box.classList.toggle("over", field.value.length >= limit);
+  }
+
+  document.addEventListener("input", (event) => {
+    const field = event.target;
+    if (field.dataset && field.dataset.draft !== undefined) {
+      sessionStorage.setItem(draftKey(field), field.value);
+    }
+    count(field);
+  });
+
+  document.addEventListener("change", (event) => {
+    const field = event.target;
+    if (field.matches && field.matches("[data-autosubmit]") && field.form) field.form.requestSubmit();
+  });
+
+  document.addEventListener("htmx:afterRequest", (event) => {
+    const form = event.detail.elt && event.detail.elt.closest && event.detail.elt.closest("form");
+    if (form && event.detail.successful && event.detail.xhr.status < 300) clearDrafts(form);
+  });
+
+  document.addEventListener("htmx:afterSwap", (event) => {
+    restoreDrafts(event.detail.target);
+    scrollLists(event.detail.target);
+    tick();
+  });
+
+  function scrollLists(root) {
+    const lists = root.matches && root.matches(".messages") ? [root] : root.querySelectorAll(".messages");
+    lists.forEach((box) => { box.scrollTop = box.scrollHeight; });
+  }
+
+  document.addEventListener("DOMContentLoaded", () => {
+    document.querySelectorAll("[data-draft-done]").forEach((node) => {
+      sessionStorage.removeItem(DRAFT + location.pathname + ":" + node.dataset.draftDone);
+    });
+    restoreDrafts(document);
+    scrollLists(document);
+    tick();
+    setInterval(tick, 1000);
+    const topics = document.body.dataset.topics;
+    if (topics && boot.user) live(topics.split(","));
+  });
+
+  return { boot, t, duration, fire };
+})();

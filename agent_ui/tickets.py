@@ -1,0 +1,175 @@
+"""The ticket page: facts, the steps this user may take (each a small form that htmx
+posts), and the history as a timeline. A step that fails shows why beside its form,
+with what was typed still there."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from agent_ui.common import STAFF, form_text, not_found, page_handler, require, require_form
+from agent_ui.portal import handling_departments
+from agent_ui.render import render, ui_locale
+from agent_ui.timeline import timeline
+from callcenter.actions.tickets import take_step
+from callcenter.api.http import error_body
+from callcenter.api.keys import RUNTIME
+from callcenter.domain.errors import HotlineError, InvalidInput
+from callcenter.domain.workflow import Actor, Role, Step
+from callcenter.runtime import Runtime
+from callcenter.views import ticket_by_ref, ticket_history, ticket_view, visible_to
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    kind: str  # textarea, number, department, ticket
+    label: str
+    required: bool = True
+    limit: int = 4000
+
+
+REASON = Field("reason", "textarea", "ui.ticket.reason")
+NOTE = Field("note", "textarea", "ui.ticket.note", required=False)
+
+# the fields each step's form asks for, in the order shown
+STEP_FIELDS: dict[Step, tuple[Field, ...]] = {
+    Step.DISPATCH: (Field("department_id", "department", "ui.ticket.department"),),
+    Step.SIGN_FOR: (),
+    Step.REPLY: (Field("text", "textarea", "ui.ticket.text"),),
+    Step.REQUEST_EXTENSION: (Field("days", "number", "ui.ticket.days"), REASON),
+    Step.APPROVE_EXTENSION: (),
+    Step.DENY_EXTENSION: (REASON,),
+    Step.RETURN: (REASON,),
+    Step.CLOSE: (),
+    Step.DIRECT_ANSWER: (Field("text", "textarea", "ui.ticket.answer"),),
+    Step.URGE: (NOTE,),
+    Step.SUPERVISE: (NOTE,),
+    Step.REOPEN: (REASON,),
+    Step.MERGE: (Field("into_ticket_id", "ticket", "ui.ticket.merge_into", limit=20),),
+    Step.CANCEL: (REASON,),
+}
+EXTENSION_DECISIONS = (Step.APPROVE_EXTENSION, Step.DENY_EXTENSION)
+
+
+def steps_shown(view: dict[str, Any]) -> list[Step]:
+    """The steps worth a form: the workflow's allowed steps, less those a pending (or
+    absent) extension request rules out."""
+    pending = view["extension_request"] is not None
+    out = []
+    for name in view["allowed_steps"]:
+        step = Step(name)
+        if step is Step.REQUEST_EXTENSION and pending:
+            continue
+        if step in EXTENSION_DECISIONS and not pending:
+            continue
+        out.append(step)
+    return out
+
+
+async def load_view(request: web.Request, actor: Actor) -> tuple[dict[str, Any], list[Any]]:
+    rt: Runtime = request.config_dict[RUNTIME]
+    ref = request.match_info["ticket"]
+    async with rt.db.read() as conn:
+        row = await ticket_by_ref(conn, ref)
+        if row is None or not visible_to(actor, row):
+            raise await not_found(request, actor)
+        history = await ticket_history(conn, row.id)
+    return ticket_view(rt, row, ui_locale(request, actor), actor=actor), history
+
+
+async def card_context(
+    request: web.Request,
+    actor: Actor,
+    *,
+    failed: Step | None = None,
+    values: dict[str, str] | None = None,
+    error: str = "",
+) -> dict[str, Any]:
+    rt: Runtime = request.config_dict[RUNTIME]
+    locale = ui_locale(request, actor)
+    view, history = await load_view(request, actor)
+    steps = steps_shown(view)
+    return {
+        "ticket": view,
+        "steps": [(s, STEP_FIELDS[s]) for s in steps],
+        "failed": failed.value if failed else "",
+        "values": values or {},
+        "error": error,
+        "timeline": timeline(rt, history, locale),
+        "departments": handling_departments(rt, locale) if Step.DISPATCH in steps else [],
+    }
+
+
+@page_handler
+async def ticket_page(request: web.Request) -> web.StreamResponse:
+    actor = await require(request, STAFF)
+    context = await card_context(request, actor)
+    context["page"] = "ticket"
+    return await render(request, "ticket.html", actor, context)
+
+
+@page_handler
+async def ticket_card(request: web.Request) -> web.StreamResponse:
+    actor = await require(request, STAFF)
+    return await render(
+        request, "parts/ticket_card.html", actor, await card_context(request, actor)
+    )
+
+
+def _params(step: Step, form: Any) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for f in STEP_FIELDS[step]:
+        value = form_text(form, f.name)
+        if value is None:
+            if f.required:
+                raise InvalidInput("missing_field", field=f.name)
+            continue
+        if len(value) > f.limit:
+            raise InvalidInput("field_too_long", field=f.name, limit=f.limit)
+        if f.kind in ("number", "department"):
+            if not value.isdigit():
+                raise InvalidInput("invalid_field", field=f.name)
+            params[f.name] = int(value)
+        else:
+            params[f.name] = value
+    return params
+
+
+@page_handler
+async def ticket_step(request: web.Request) -> web.StreamResponse:
+    """POST /ui/tickets/{ticket}/steps/{step}: take one step; answer with the card."""
+    rt: Runtime = request.config_dict[RUNTIME]
+    actor, form = await require_form(request, STAFF)
+    name = request.match_info["step"]
+    if name not in Step.__members__.values():
+        raise await not_found(request, actor)
+    step = Step(name)
+    values = {f.name: str(form.get(f.name, "")) for f in STEP_FIELDS[step]}
+    locale = ui_locale(request, actor)
+    version = form_text(form, "version")
+    try:
+        params = _params(step, form)
+        await take_step(
+            rt,
+            request.match_info["ticket"],
+            step,
+            actor=actor,
+            expected_version=int(version) if version and version.isdigit() else None,
+            **params,
+        )
+    except HotlineError as error:
+        message = str(error_body(rt, error, locale)["error"]["message"])
+        context = await card_context(request, actor, failed=step, values=values, error=message)
+        context.update(notice=message, notice_kind="error", oob=True)
+        return await render(request, "parts/ticket_card.html", actor, context, status=error.status)
+    done = rt.text("ui.ticket.done", locale, step=rt.catalog.label("step", step.value, locale))
+    if actor.role is Role.DEPARTMENT and step is Step.RETURN:
+        # the ticket has left this department: back to the portal, with the news
+        response = web.Response(status=200, headers={"HX-Redirect": "/ui/portal"})
+        return response
+    context = await card_context(request, actor)
+    context.update(notice=done, notice_kind="ok", oob=True)
+    return await render(request, "parts/ticket_card.html", actor, context)

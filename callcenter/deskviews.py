@@ -1,0 +1,151 @@
+"""Read side of the agent desk: one agent's presence, offers and conversations; who waits
+in the queues; the options a desk offers. Nothing here writes; the JSON API and the
+staff pages both read through these."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+
+from callcenter.actions import acd
+from callcenter.domain.acd import queue_position
+from callcenter.runtime import Runtime
+from callcenter.store.db import Conn
+from callcenter.store.tables import citizens, conversations, offers, queue_entries, users
+from callcenter.views import conversation_view
+
+
+async def agent_rows(conn: Conn, rt: Runtime, locale: str, now: datetime) -> list[dict[str, Any]]:
+    """Every agent with presence, state, load and skills, by id."""
+    views = await acd.agent_views(conn, rt, now)
+    names = {
+        r.id: r
+        for r in (await conn.execute(select(users.c.id, users.c.display_name, users.c.role)))
+    }
+    label = rt.catalog.label
+    out = []
+    for v in sorted(views, key=lambda a: a.agent_id):
+        presence = v.presence_at(now).value
+        state = v.state(now)
+        user = names.get(v.agent_id)
+        out.append(
+            {
+                "agent_id": v.agent_id,
+                "name": user.display_name if user else str(v.agent_id),
+                "role": user.role if user else "agent",
+                "presence": presence,
+                "presence_label": label("presence", presence, locale),
+                "state": state,
+                "state_label": label("presence", state, locale),
+                "presence_since": v.available_since(now),
+                "wrap_up_until": v.wrap_up_until if presence == "wrap_up" else None,
+                "capacity": v.capacity,
+                "active": v.active,
+                "pending": v.pending,
+                "contacts_today": v.contacts_today,
+                "languages": sorted(v.languages),
+                "categories": sorted(v.categories),
+                "queues": sorted(v.queues),
+            }
+        )
+    return out
+
+
+def open_entry_conversations(agent_id: int | None) -> Any:
+    return select(queue_entries.c.conversation_id).where(
+        queue_entries.c.agent_id == agent_id, queue_entries.c.ended_at.is_(None)
+    )
+
+
+async def my_offers(conn: Conn, agent_id: int | None) -> list[dict[str, Any]]:
+    rows = (
+        await conn.execute(
+            select(offers)
+            .where(offers.c.agent_id == agent_id, offers.c.state == "pending")
+            .order_by(offers.c.id)
+        )
+    ).all()
+    return [
+        {
+            "id": o.id,
+            "conversation_id": o.conversation_id,
+            "queue": o.queue,
+            "state": o.state,
+            "created_at": o.created_at,
+            "expires_at": o.expires_at,
+        }
+        for o in rows
+    ]
+
+
+async def held_conversations(conn: Conn, agent_id: int | None) -> list[dict[str, Any]]:
+    """The conversations an agent holds (an open stay in a queue with them)."""
+    rows = (
+        await conn.execute(
+            select(conversations, citizens.c.name.label("citizen_name"))
+            .join(citizens, citizens.c.id == conversations.c.citizen_id)
+            .where(conversations.c.agent_id == agent_id)
+            .where(conversations.c.id.in_(open_entry_conversations(agent_id)))
+            .order_by(conversations.c.id)
+        )
+    ).all()
+    return [{**conversation_view(r), "citizen_name": r.citizen_name} for r in rows]
+
+
+async def waiting_rows(conn: Conn, rt: Runtime, now: datetime) -> list[dict[str, Any]]:
+    """Conversations waiting for an agent, longest wait first, with their place in line."""
+    items = await acd.waiting_entries(conn)
+    info = {
+        r.id: r
+        for r in (
+            await conn.execute(
+                select(conversations.c.id, conversations.c.channel, citizens.c.name)
+                .join(citizens, citizens.c.id == conversations.c.citizen_id)
+                .where(conversations.c.id.in_([w.conversation_id for w in items]))
+            )
+        )
+    }
+    return [
+        {
+            "entry_id": w.entry_id,
+            "conversation_id": w.conversation_id,
+            "queue": w.queue,
+            "channel": info[w.conversation_id].channel if w.conversation_id in info else "",
+            "language": w.language,
+            "category": w.category,
+            "queued_at": w.queued_at,
+            "waited_seconds": max(0.0, (now - w.queued_at).total_seconds()),
+            "position": queue_position(items, w.entry_id) or 0,
+            "offered_to": w.offered_to,
+            "citizen_name": info[w.conversation_id].name if w.conversation_id in info else None,
+        }
+        for w in items
+    ]
+
+
+def desk_options(rt: Runtime, locale: str) -> dict[str, Any]:
+    """Queues, wrap-up codes, canned replies and presence states, in ``locale``."""
+    return {
+        "queues": [
+            {"code": q, "label": rt.catalog.label("queue", q, locale)}
+            for q in rt.settings.acd.queues
+        ],
+        "wrap_up_codes": [
+            {"code": c, "label": rt.catalog.label("wrap_up", c, locale)}
+            for c in rt.settings.acd.wrap_up_codes
+        ],
+        "canned_replies": [
+            {
+                "code": c,
+                "label": rt.catalog.label("canned_title", c, locale),
+                "text": rt.text(f"canned.{c}", locale, hotline=rt.settings.hotline_number),
+            }
+            for c in rt.settings.acd.canned_replies
+        ],
+        "presence": [
+            {"code": p, "label": rt.catalog.label("presence", p, locale)}
+            for p in ("available", "busy", "away")
+        ],
+    }

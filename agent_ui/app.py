@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from aiohttp import web
+from aiohttp import WSCloseCode, web
 
-from agent_ui import desk, portal, tickets, wallboard
+from agent_ui import desk, portal, queues, tickets, wallboard
 from agent_ui.auth import (
     LANG_COOKIE,
     LOGIN_COOKIE,
@@ -86,6 +86,7 @@ def setup(app: web.Application, rt: Runtime) -> None:
         await app[HUB].stop()
 
     app.cleanup_ctx.append(hub_context)
+    app.on_shutdown.append(close_staff_sockets)
     app.middlewares.append(security_headers)
     r = app.router
     r.add_get("/ui", home)
@@ -117,11 +118,24 @@ def setup(app: web.Application, rt: Runtime) -> None:
     r.add_get("/ui/tickets/{ticket}", tickets.ticket_page)
     r.add_get("/ui/tickets/{ticket}/card", tickets.ticket_card)
     r.add_post("/ui/tickets/{ticket}/steps/{step}", tickets.ticket_step)
+    r.add_get("/ui/tickets/{ticket}/timeline", tickets.ticket_timeline)
+    r.add_get("/ui/dispatch", queues.dispatch_page)
+    r.add_get("/ui/dispatch/list", queues.dispatch_list)
+    r.add_post("/ui/dispatch/selected", queues.dispatch_selected)
+    r.add_get("/ui/approvals", queues.approvals_page)
+    r.add_get("/ui/approvals/list", queues.approvals_list)
     r.add_get("/ui/wallboard", wallboard.wallboard_page)
     r.add_get("/ui/wallboard/live", wallboard.wallboard_live)
     r.add_get("/ui/wallboard/kpis", wallboard.wallboard_kpis)
     r.add_get("/ui/ws", staff_socket)
     r.add_static("/ui/static/", STATIC, append_version=False)
+
+
+async def close_staff_sockets(app: web.Application) -> None:
+    """Open pages are told the server is going (GOING_AWAY) before it waits for its
+    handlers, so a shutdown never waits on a websocket; the pages reconnect."""
+    for socket in list(app[HUB].sockets):
+        await socket.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
 
 
 @web.middleware

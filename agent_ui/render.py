@@ -39,6 +39,8 @@ SCRIPT_TEXTS = ("ui.live.", "ui.time.", "ui.desk.offer_alert", "ui.desk.offer_ti
 # the header's links, and who may open each page
 NAV: tuple[tuple[str, str, frozenset[Role]], ...] = (
     ("/ui/desk", "ui.nav.desk", frozenset({Role.AGENT, Role.SUPERVISOR})),
+    ("/ui/dispatch", "ui.nav.dispatch", frozenset({Role.AGENT, Role.SUPERVISOR})),
+    ("/ui/approvals", "ui.nav.approvals", frozenset({Role.SUPERVISOR, Role.ADMIN})),
     ("/ui/portal", "ui.nav.portal", frozenset({Role.DEPARTMENT, Role.SUPERVISOR, Role.ADMIN})),
     ("/ui/wallboard", "ui.nav.wallboard", frozenset({Role.SUPERVISOR, Role.ADMIN})),
 )

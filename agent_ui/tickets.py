@@ -138,15 +138,48 @@ def _params(step: Step, form: Any) -> dict[str, Any]:
     return params
 
 
+# where a step's form may ask to be answered: the ticket's card, or the queue it sits in
+VIEWS = {
+    "card": "parts/ticket_card.html",
+    "approvals": "parts/approvals_list.html",
+    "dispatch": "parts/dispatch_list.html",
+}
+
+
+async def _view_context(
+    request: web.Request, actor: Actor, view: str, **failure: Any
+) -> dict[str, Any]:
+    from agent_ui import queues
+
+    if view == "approvals":
+        context = await queues.approvals_context(request, actor)
+    elif view == "dispatch":
+        context = await queues.dispatch_context(request, actor)
+    else:
+        return await card_context(request, actor, **failure)
+    failed = failure.get("failed")
+    context.update(
+        failed=failed.value if failed else "",
+        failed_ticket=request.match_info["ticket"] if failed else "",
+        values=failure.get("values") or {},
+        error=failure.get("error", ""),
+    )
+    return context
+
+
 @page_handler
 async def ticket_step(request: web.Request) -> web.StreamResponse:
-    """POST /ui/tickets/{ticket}/steps/{step}: take one step; answer with the card."""
+    """POST /ui/tickets/{ticket}/steps/{step}: take one step; answer with the part the
+    form came from (``view``: the card, the approvals queue, the dispatch desk)."""
     rt: Runtime = request.config_dict[RUNTIME]
     actor, form = await require_form(request, STAFF)
     name = request.match_info["step"]
     if name not in Step.__members__.values():
         raise await not_found(request, actor)
     step = Step(name)
+    view = str(form.get("view", "card"))
+    if view not in VIEWS:
+        view = "card"
     values = {f.name: str(form.get(f.name, "")) for f in STEP_FIELDS[step]}
     locale = ui_locale(request, actor)
     version = form_text(form, "version")
@@ -162,14 +195,25 @@ async def ticket_step(request: web.Request) -> web.StreamResponse:
         )
     except HotlineError as error:
         message = str(error_body(rt, error, locale)["error"]["message"])
-        context = await card_context(request, actor, failed=step, values=values, error=message)
+        context = await _view_context(
+            request, actor, view, failed=step, values=values, error=message
+        )
         context.update(notice=message, notice_kind="error", oob=True)
-        return await render(request, "parts/ticket_card.html", actor, context, status=error.status)
+        return await render(request, VIEWS[view], actor, context, status=error.status)
     done = rt.text("ui.ticket.done", locale, step=rt.catalog.label("step", step.value, locale))
     if actor.role is Role.DEPARTMENT and step is Step.RETURN:
-        # the ticket has left this department: back to the portal, with the news
-        response = web.Response(status=200, headers={"HX-Redirect": "/ui/portal"})
-        return response
-    context = await card_context(request, actor)
+        # the ticket has left this department: back to the portal
+        return web.Response(status=200, headers={"HX-Redirect": "/ui/portal"})
+    context = await _view_context(request, actor, view)
     context.update(notice=done, notice_kind="ok", oob=True)
-    return await render(request, "parts/ticket_card.html", actor, context)
+    return await render(request, VIEWS[view], actor, context)
+
+
+@page_handler
+async def ticket_timeline(request: web.Request) -> web.StreamResponse:
+    """Only the timeline (shown beside a ticket in a queue)."""
+    actor = await require(request, STAFF)
+    rt: Runtime = request.config_dict[RUNTIME]
+    _, history = await load_view(request, actor)
+    entries = timeline(rt, history, ui_locale(request, actor))
+    return await render(request, "parts/timeline.html", actor, {"timeline": entries})

@@ -210,6 +210,9 @@ class KpiSettings(BaseModel):
 
     service_level_seconds: float = Field(default=20, gt=0)
     satisfied_min_score: int = Field(default=4, ge=1, le=5)
+    # a department (or street) with fewer tickets dispatched in the period is shown apart,
+    # not ranked: a score out of one or two tickets says nothing
+    min_episodes: int = Field(default=10, ge=1)
     weights: dict[str, float] = {
         "response_rate": 15,
         "on_time_rate": 25,

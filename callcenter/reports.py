@@ -217,8 +217,20 @@ async def kpi_report(
             "score": score(overall, rt.settings.kpi.weights),
         },
         "contacts": contacts.as_dict(),
-        "departments": rank([r for r in rows if r["kind"] not in AREA_KINDS]),
-        "streets": rank([r for r in rows if r["kind"] == "street"]),
+        "min_episodes": rt.settings.kpi.min_episodes,
+        **_rankings(rt, "departments", [r for r in rows if r["kind"] not in AREA_KINDS]),
+        **_rankings(rt, "streets", [r for r in rows if r["kind"] == "street"]),
+    }
+
+
+def _rankings(rt: Runtime, name: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Rows with enough tickets to judge, ranked; the others apart, by name, unranked."""
+    enough = rt.settings.kpi.min_episodes
+    judged = [r for r in rows if r["episodes"] >= enough]
+    apart = sorted((r for r in rows if r["episodes"] < enough), key=lambda r: str(r["code"]))
+    return {
+        name: rank(judged),
+        f"{name}_unranked": [{**r, "rank": None} for r in apart],
     }
 
 
@@ -338,8 +350,8 @@ def kpis_csv(report: dict[str, Any], locale: str, rt: Runtime) -> str:
         header += [name, f"{name}_numerator", f"{name}_denominator"]
     header.append("score")
     rows = []
-    for group in ("departments", "streets"):
-        for r in report[group]:
+    for group in ("departments", "streets", "departments_unranked", "streets_unranked"):
+        for r in report.get(group, []):
             line: list[Any] = [group, r["rank"], r["code"], r["name"], r["episodes"], r["surveys"]]
             for name in TICKET_KPIS:
                 k = r["kpis"][name]

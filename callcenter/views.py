@@ -167,6 +167,7 @@ class TicketFilter:
     created_from: datetime | None = None
     created_to: datetime | None = None
     open_only: bool = False
+    extension_pending: bool | None = None
 
 
 def _ticket_conditions(
@@ -204,6 +205,9 @@ def _ticket_conditions(
                 tickets.c.address.like(pattern),
             )
         )
+    if f.extension_pending is not None:
+        pending = tickets.c.extension_request_days.is_not(None)
+        conditions.append(pending if f.extension_pending else ~pending)
     if f.created_from is not None:
         conditions.append(tickets.c.created_at >= f.created_from)
     if f.created_to is not None:
@@ -211,12 +215,23 @@ def _ticket_conditions(
     return conditions
 
 
-URGENCY_ORDER = (
-    case((tickets.c.priority == "urgent", 0), else_=1),
-    case((tickets.c.due_at.is_(None), 1), else_=0),
-    tickets.c.due_at,
-    tickets.c.created_at.desc(),
+# the deadline a running ticket meets next: signing for it, while it waits for that
+NEXT_DEADLINE = case(
+    (tickets.c.state == "dispatched", func.coalesce(tickets.c.sign_due_at, tickets.c.due_at)),
+    else_=tickets.c.due_at,
 )
+
+
+def urgency_order(now: datetime) -> tuple[Any, ...]:
+    """Overdue first (by either clock), then urgent, then the nearest deadline."""
+    late = and_(tickets.c.state.in_(["dispatched", "accepted"]), now > NEXT_DEADLINE)
+    return (
+        case((late, 0), else_=1),
+        case((tickets.c.priority == "urgent", 0), else_=1),
+        case((NEXT_DEADLINE.is_(None), 1), else_=0),
+        NEXT_DEADLINE,
+        tickets.c.created_at.desc(),
+    )
 
 
 async def list_tickets(
@@ -229,15 +244,18 @@ async def list_tickets(
     per_page: int = 20,
     sort: str = "urgency",
 ) -> tuple[list[Any], int]:
-    """Rows of one page and the total count. Urgent tickets always come first."""
+    """Rows of one page and the total count. By urgency (the default): overdue, then
+    urgent, then the nearest deadline; ``newest``/``oldest``: urgent first, then by age."""
     now = rt.clock.now()
     conditions = _ticket_conditions(rt, f, actor, now)
     total = await conn.scalar(select(func.count()).select_from(tickets).where(*conditions))
     order: Sequence[Any]
     if sort == "newest":
         order = (case((tickets.c.priority == "urgent", 0), else_=1), tickets.c.created_at.desc())
+    elif sort == "oldest":
+        order = (case((tickets.c.priority == "urgent", 0), else_=1), tickets.c.created_at)
     else:
-        order = URGENCY_ORDER
+        order = urgency_order(now)
     rows = (
         await conn.execute(
             select(tickets)

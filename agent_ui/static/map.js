@@ -100,6 +100,6 @@ const HotlineMap = (() => {
   }
 
   document.addEventListener("DOMContentLoaded", () => scan(document));
-  document.addEventListener("htmx:afterSwap", (event) => scan(event.detail.target));
+  document.addEventListener("htmx:afterSettle", () => scan(document));
   return { scan };
 })();

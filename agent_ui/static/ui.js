@@ -149,9 +149,11 @@ const UI = (() => {
     if (form && event.detail.successful && event.detail.xhr.status < 300) clearDrafts(form);
   });
 
-  document.addEventListener("htmx:afterSwap", (event) => {
-    restoreDrafts(event.detail.target);
-    scrollLists(event.detail.target);
+  // after any swap (an outerHTML swap's target is the element that left, so the whole
+  // document is looked at)
+  document.addEventListener("htmx:afterSettle", () => {
+    restoreDrafts(document);
+    scrollLists(document);
     tick();
   });
 
@@ -171,6 +173,9 @@ const UI = (() => {
     const topics = document.body.dataset.topics;
     if (topics && boot.user) live(topics.split(","));
   });
+  // the browser puts back what it remembers of a form after a reload, after the DOM is
+  // ready; the drafts go in after that
+  window.addEventListener("pageshow", () => restoreDrafts(document));
 
   return { boot, t, duration, fire };
 })();

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -396,3 +397,27 @@ async def reopen_ticket(
 ) -> dict[str, Any]:
     """重办: back to the same department with fresh deadlines."""
     return await take_step(rt, ref, Step.REOPEN, actor=actor, reason=reason)
+
+
+async def dispatch_tickets(
+    rt: Runtime, refs: Sequence[int | str], department_id: int | None = None, *, actor: Actor
+) -> list[dict[str, Any]]:
+    """派单 for several tickets at once, each to ``department_id`` or to its routed
+    department, in one transaction: all are dispatched, or (the first failure raised)
+    none is."""
+    if not refs:
+        raise InvalidInput("missing_field", field="tickets")
+    async with rt.transaction() as tx:
+        done = []
+        for ref in refs:
+            if department_id is None:
+                row = await load_ticket(tx, ref, actor=actor)
+                routing = row.routing or {}
+                if routing.get("to_desk") or routing.get("department_id") is None:
+                    raise InvalidInput("no_routed_department", ticket=row.number)
+            done.append(
+                await apply_step(
+                    tx, rt, ref, Step.DISPATCH, actor=actor, department_id=department_id
+                )
+            )
+        return done

@@ -59,6 +59,9 @@ class KpiReportOut(BaseModel):
     contacts: dict[str, Any]
     departments: list[dict[str, Any]]
     streets: list[dict[str, Any]]
+    departments_unranked: list[dict[str, Any]] = []  # too few tickets to judge
+    streets_unranked: list[dict[str, Any]] = []
+    min_episodes: int = 1
 
 
 class SummaryOut(BaseModel):

@@ -68,6 +68,13 @@ async def test_department_kpis_score_and_ranking(rt: Runtime, clock: ManualClock
     start, end = period(rt, (clock.now() - timedelta(days=10)).date(), clock.now().date())
     async with rt.db.read() as conn:
         report = await kpi_report(conn, rt, start, end, "en")
+    # four tickets are too few to judge by default: shown apart, not ranked
+    assert [r["code"] for r in report["departments"]] == []
+    apart = next(r for r in report["departments_unranked"] if r["code"] == "MH-MUNICIPAL")
+    assert apart["rank"] is None and apart["episodes"] == 4
+    rt.settings.kpi.min_episodes = 4
+    async with rt.db.read() as conn:
+        report = await kpi_report(conn, rt, start, end, "en")
     row = next(r for r in report["departments"] if r["code"] == "MH-MUNICIPAL")
     k = row["kpis"]
     # 4 episodes: on-time, late, returned, and the reopened one (signed for on no clock yet)

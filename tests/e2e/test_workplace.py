@@ -1,0 +1,346 @@
+"""The staff workplace in a real Chromium: the defects found when it was tried as a new
+user would, each in a test of its own (ticket side: dispatch desk, extension requests,
+kept drafts, the timeline, time zones, the portal, rankings, phones).
+
+The server runs on a ManualClock, so deadlines and lights move when the test says.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from callcenter.actions.intake import Inbound, receive_message
+from callcenter.actions.tickets import TicketDraft, create_ticket, take_step
+from callcenter.clock import ManualClock
+from callcenter.domain.workflow import Actor, Role, Step
+from tests.e2e.browser_kit import Server, chromium, new_page, running_server, shot, sign_in
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="chromium not installed"),
+]
+playwright_sync = pytest.importorskip("playwright.sync_api")
+expect = playwright_sync.expect
+
+# Tuesday 1 December 2026, 09:30 in Shanghai: a working day
+START = datetime(2026, 12, 1, 1, 30, tzinfo=UTC)
+AGENT = Actor(id=None, role=Role.AGENT, name="test agent")
+SUPERVISOR = Actor(id=None, role=Role.SUPERVISOR, name="test supervisor")
+
+
+@pytest.fixture(scope="module")
+def clock() -> ManualClock:
+    return ManualClock(START)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, clock: ManualClock) -> Iterator[Server]:
+    with running_server(tmp_path_factory.mktemp("workplace"), clock=clock) as srv:
+        yield srv
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with chromium() as b:
+        yield b
+
+
+def dept_id(server: Server, code: str) -> int:
+    return next(d.id for d in server.rt.directory.departments if d.code == code)
+
+
+def department_actor(server: Server, code: str) -> Actor:
+    return Actor(id=None, role=Role.DEPARTMENT, name=code, department_id=dept_id(server, code))
+
+
+def new_ticket(server: Server, text: str, **draft: Any) -> dict[str, Any]:
+    return dict(
+        server.call(create_ticket(server.rt, TicketDraft(description=text, **draft), actor=AGENT))
+    )
+
+
+def dispatched(server: Server, text: str, code: str, **draft: Any) -> dict[str, Any]:
+    ticket = new_ticket(server, text, **draft)
+    return dict(
+        server.call(
+            take_step(
+                server.rt,
+                ticket["id"],
+                Step.DISPATCH,
+                actor=AGENT,
+                department_id=dept_id(server, code),
+            )
+        )
+    )
+
+
+def step(
+    server: Server, ticket: dict[str, Any], name: str, actor: Actor, **params: Any
+) -> dict[str, Any]:
+    return dict(server.call(take_step(server.rt, ticket["id"], Step(name), actor=actor, **params)))
+
+
+# --- 1. the dispatch desk -------------------------------------------------------------------
+
+
+def test_a_ticket_waiting_for_dispatch_can_be_found_and_dispatched(
+    browser: Any, server: Server
+) -> None:
+    sms = server.call(
+        receive_message(
+            server.rt, Inbound("sms", "phone", "+8613700000001", "超市卖过期食品，希望处理")
+        )
+    )
+    assert sms.ticket is not None and sms.ticket["state"] == "new"
+    number = sms.ticket["number"]
+    page = sign_in(browser, server, "agent1")
+    page.goto(server.url + "/ui/dispatch")
+    row = page.locator(f"tr.ticket[data-number='{number}']")
+    expect(row).to_have_count(1)
+    shot(page, "defect01-dispatch-desk")
+    row.locator("a").first.click()
+    form = page.locator("form[data-step=dispatch]")
+    expect(form).to_be_visible()
+    form.locator("select[name=department_id]").select_option(str(dept_id(server, "HB-SJ")))
+    page.click("#step-dispatch")
+    expect(page.locator("#ticket-facts")).to_contain_text("湖滨区市场监督管理局")
+    expect(page.locator("#notice")).to_contain_text("派单")
+    page.goto(server.url + "/ui/dispatch")
+    expect(page.locator(f"tr.ticket[data-number='{number}']")).to_have_count(0)
+    assert page.console_errors == []
+    page.context.close()
+
+
+# --- 2. a pending extension request ---------------------------------------------------------
+
+
+def test_a_pending_extension_request_is_shown_and_decided_in_the_approvals_queue(
+    browser: Any, server: Server
+) -> None:
+    ticket = dispatched(server, "荷花路井盖丢失，很危险", "MH-MUNICIPAL")
+    municipal = department_actor(server, "MH-MUNICIPAL")
+    step(server, ticket, "sign_for", municipal)
+    step(
+        server,
+        ticket,
+        "request_extension",
+        municipal,
+        days=3,
+        reason="需要协调施工队，材料到货要三天",
+    )
+    dept = sign_in(browser, server, "mh-municipal")
+    dept.goto(server.url + f"/ui/tickets/{ticket['number']}")
+    facts = dept.locator("#ticket-facts")
+    expect(facts).to_contain_text("需要协调施工队")
+    expect(facts).to_contain_text("3 个工作日")
+    expect(facts).to_contain_text("延期申请待审批")
+    expect(dept.locator("#step-request_extension")).to_have_count(0)
+    shot(dept, "defect02-extension-pending")
+    sup = sign_in(browser, server, "supervisor")
+    sup.goto(server.url + "/ui/approvals")
+    item = sup.locator(f"[data-number='{ticket['number']}']")
+    expect(item).to_contain_text("需要协调施工队")
+    expect(item).to_contain_text("3")
+    shot(sup, "defect02-approvals")
+    item.locator("button.approve").click()
+    expect(sup.locator(f"[data-number='{ticket['number']}']")).to_have_count(0)
+    expect(sup.locator("#notice")).to_contain_text("批准延期")
+    dept.reload()
+    expect(dept.locator("#step-request_extension")).to_have_count(1)
+    expect(dept.locator("#ticket-history")).to_contain_text("批准延期")
+    for page in (dept, sup):
+        assert page.console_errors == []
+        page.context.close()
+
+
+# --- 3. a failed step keeps what was typed ---------------------------------------------------
+
+
+def test_a_failed_step_keeps_the_text_and_says_why(browser: Any, server: Server) -> None:
+    ticket = dispatched(server, "湖滨路人行道砖松动", "MH-MUNICIPAL")
+    municipal = department_actor(server, "MH-MUNICIPAL")
+    step(server, ticket, "sign_for", municipal)
+    step(server, ticket, "request_extension", municipal, days=8, reason="第一次延期")
+    step(server, ticket, "approve_extension", SUPERVISOR)
+    dept = sign_in(browser, server, "mh-municipal")
+    dept.goto(server.url + f"/ui/tickets/{ticket['number']}")
+    form = dept.locator("form[data-step=request_extension]")
+    reason = "需要再延期：施工单位提出要等雨季过后才能铺设，已与市民沟通"
+    form.locator("input[name=days]").fill("5")  # only 2 working days are left
+    form.locator("textarea[name=reason]").fill(reason)
+    dept.click("#step-request_extension")
+    expect(dept.locator("form[data-step=request_extension] [role=alert]")).to_contain_text("2")
+    expect(dept.locator("form[data-step=request_extension] textarea[name=reason]")).to_have_value(
+        reason
+    )
+    expect(dept.locator("form[data-step=request_extension] input[name=days]")).to_have_value("5")
+    shot(dept, "defect03-kept-text")
+    dept.reload()  # and after a reload too
+    expect(dept.locator("form[data-step=request_extension] textarea[name=reason]")).to_have_value(
+        reason
+    )
+    dept.context.close()
+
+
+# --- 6. the timeline reads as sentences ------------------------------------------------------
+
+
+def test_the_history_reads_as_a_timeline_in_the_viewers_language(
+    browser: Any, server: Server
+) -> None:
+    ticket = dispatched(server, "明湖公园东门路灯不亮", "MH-MUNICIPAL")
+    municipal = department_actor(server, "MH-MUNICIPAL")
+    step(server, ticket, "urge", SUPERVISOR, note="请今天内处理")
+    step(server, ticket, "sign_for", municipal)
+    step(server, ticket, "return", municipal, reason="该路段属园林局管养，请改派。" * 20)
+    for locale, dispatched_to in (
+        ("zh-CN", "派单给明湖市市政设施管理处"),
+        ("en", "Dispatched to Minghu Municipal Facilities Office"),
+    ):
+        page = sign_in(browser, server, "supervisor", locale=locale)
+        page.goto(server.url + f"/ui/tickets/{ticket['number']}")
+        if locale == "en":
+            page.click("#lang")  # the language switch
+        history = page.locator("#ticket-history")
+        expect(history).to_contain_text(dispatched_to)
+        text = history.inner_text()
+        for raw in ("ticket.", "department_id", "system", "{", "note:"):
+            assert raw not in text, (raw, text)
+        expect(history).to_contain_text("请今天内处理")
+        # a long reason wraps instead of widening the page
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= page.viewport_size["width"], width
+        shot(page, f"defect06-timeline-{locale}")
+        if locale == "en":
+            page.click("#lang")  # back to the supervisor's own language for the other tests
+        page.context.close()
+
+
+# --- 8. times in the hotline's zone, whatever the browser's -----------------------------------
+
+
+def test_times_are_shown_in_the_hotlines_zone_and_say_so(browser: Any, server: Server) -> None:
+    ticket = dispatched(server, "港湾路积水严重", "MH-MUNICIPAL")
+    due = server.rt.local(datetime.fromisoformat(str(ticket["due_at"]))).strftime("%Y-%m-%d %H:%M")
+    page = sign_in(browser, server, "supervisor", timezone_id="America/New_York")
+    page.goto(server.url + f"/ui/tickets/{ticket['number']}")
+    expect(page.locator("#ticket-facts")).to_contain_text(due)
+    expect(page.locator("#zone-note")).to_contain_text("Asia/Shanghai")
+    page.context.close()
+    # the citizens' status page too
+    status = new_page(browser, timezone_id="America/New_York")
+    status.goto(server.url + f"/status?ticket={ticket['number']}")
+    status.fill("#last4", "0000")
+    status.click("#submit")
+    expect(status.locator("#error")).not_to_be_empty()
+    status.context.close()
+    sms = server.call(
+        receive_message(
+            server.rt, Inbound("sms", "phone", "+8613712345678", "荷花社区门口的路灯坏了")
+        )
+    )
+    number = sms.ticket["number"]
+    local_created = server.rt.local(datetime.fromisoformat(str(sms.ticket["created_at"]))).strftime(
+        "%Y-%m-%d %H:%M"
+    )
+    status = new_page(browser, timezone_id="America/New_York")
+    status.goto(server.url + f"/status?ticket={number}")
+    status.fill("#last4", "5678")
+    status.click("#submit")
+    expect(status.locator("#r-created")).to_have_text(local_created)
+    expect(status.locator("body")).to_contain_text("Asia/Shanghai")
+    status.context.close()
+
+
+# --- 10. a supervisor on the portal sees which department, and can pick another -----------------
+
+
+def test_a_supervisor_sees_the_department_name_and_can_pick_another(
+    browser: Any, server: Server
+) -> None:
+    page = sign_in(browser, server, "supervisor")
+    page.goto(server.url + f"/ui/portal?department={dept_id(server, 'MH-WATER')}")
+    expect(page.locator("#portal-title")).to_contain_text("明湖市水务集团")
+    page.locator("#department-pick").select_option(str(dept_id(server, "MH-MUNICIPAL")))
+    expect(page.locator("#portal-title")).to_contain_text("明湖市市政设施管理处")
+    assert page.console_errors == []
+    page.context.close()
+
+
+# --- 11. overdue first ---------------------------------------------------------------------------
+
+
+def test_the_portal_lists_overdue_tickets_first(
+    browser: Any, server: Server, clock: ManualClock
+) -> None:
+    late = dispatched(server, "湖滨北路有人违规占道经营", "MH-PARKS", type="complaint")
+    clock.advance(days=2)  # two working days: the sign-for deadline (1 working day) has passed
+    on_time = dispatched(server, "公园开放时间咨询", "MH-PARKS", type="inquiry")
+    assert on_time["due_at"] < late["due_at"]  # nearer deadline, but not late
+    page = sign_in(browser, server, "mh-parks")
+    rows = page.locator("tr.ticket")
+    numbers = [rows.nth(i).get_attribute("data-number") for i in range(rows.count())]
+    assert numbers.index(late["number"]) < numbers.index(on_time["number"]), numbers
+    expect(page.locator(f"tr.ticket[data-number='{late['number']}'] .light")).to_have_class(
+        re.compile("red")
+    )
+    page.context.close()
+
+
+# --- 12. rankings: too few tickets shown apart, never ranked; the period named ----------------
+
+
+def test_rankings_leave_out_departments_with_too_few_tickets(browser: Any, server: Server) -> None:
+    page = sign_in(browser, server, "supervisor")
+    table = page.locator("#rank-departments")
+    expect(page.locator("#period-name")).to_contain_text(re.compile(r"\d{4}-\d{2}-\d{2}"))
+    for i in range(table.locator("tbody tr[data-code]").count()):
+        row = table.locator("tbody tr[data-code]").nth(i)
+        episodes = int(row.locator("td").nth(2).inner_text())
+        assert episodes >= server.rt.settings.kpi.min_episodes, row.inner_text()
+    apart = page.locator("#unranked-departments")
+    expect(apart).to_contain_text("明湖市市政设施管理处")
+    shot(page, "defect12-rankings")
+    page.context.close()
+
+
+# --- 16. a phone's width; the favicon; the sign-in form keeps the username -----------------
+
+
+def test_portal_and_ticket_fit_a_phone(browser: Any, server: Server) -> None:
+    ticket = dispatched(
+        server, "荷花社区3栋楼下井盖松动，晚上看不清，容易绊倒行人" * 3, "MH-MUNICIPAL"
+    )
+    page = sign_in(
+        browser, server, "mh-municipal", viewport={"width": 390, "height": 844}, is_mobile=True
+    )
+    for path in ("/ui/portal", f"/ui/tickets/{ticket['number']}"):
+        page.goto(server.url + path)
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 390, (path, width)
+        header = page.locator("header.top").bounding_box()
+        assert header is not None and header["height"] <= 130, (path, header)
+        shot(page, "defect16-phone" + path.replace("/", "-"))
+    page.context.close()
+
+
+def test_favicon_and_the_sign_in_form_keeps_the_username(browser: Any, server: Server) -> None:
+    page = new_page(browser)
+    response = page.goto(server.url + "/favicon.ico")
+    assert response is not None and response.status == 200
+    page.goto(server.url + "/ui/login")
+    page.fill("#username", "agent1")
+    page.fill("#password", "wrong password")
+    page.click("#submit")
+    expect(page.locator("#error")).to_be_visible()
+    expect(page.locator("#username")).to_have_value("agent1")
+    page.context.close()
+
+
+_ = timedelta

@@ -18,6 +18,7 @@ from aiohttp import web
 from callcenter.actions import reminders, surveys
 from callcenter.actions.messages import DELIVER, deliver_message
 from callcenter.api import create_api
+from callcenter.api.http import error_middleware
 from callcenter.api.keys import RUNTIME, SETTINGS
 from callcenter.bus import MemoryBus
 from callcenter.channel import Channel, ChannelRegistry
@@ -188,6 +189,8 @@ def create_app(
     for spec in settings.ui:
         load_ui_setup(spec)(app, rt)
     app.router.add_get("/", _index)
+    # innermost, so that the other middlewares see its answers like any other
+    app.middlewares.append(error_middleware)
     return app
 
 

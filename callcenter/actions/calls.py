@@ -18,8 +18,8 @@ from sqlalchemy import select, update
 
 from callcenter.actions import audit
 from callcenter.actions.citizens import find_or_create_citizen, set_locale
-from callcenter.actions.conversations import load_conversation
-from callcenter.actions.intake import set_conversation
+from callcenter.actions.conversations import load_conversation, set_conversation
+from callcenter.actions.queues import enqueue, leave_queue, open_entry
 from callcenter.actions.tickets import TicketDraft, check_draft, open_ticket
 from callcenter.bus import events
 from callcenter.domain.errors import InvalidInput, NotFound
@@ -275,13 +275,8 @@ async def enqueue_call(
                 actor=actor,
                 meta={"call_id": row.id, "confidence": row.confidence},
             )
-        await set_conversation(
-            tx,
-            conversation,
-            actor=actor,
-            state="queued",
-            queue=queue or rt.settings.voice.queue,
-            queued_at=now,
+        await enqueue(
+            tx, rt, conversation, actor=actor, queue=queue or rt.settings.voice.queue, queued_at=now
         )
         await _update_call(tx, row, actor=actor, queued_at=now, outcome="queued")
         return int(conversation.id)
@@ -348,7 +343,9 @@ async def request_callback(rt: Runtime, call_id: int, number: str, *, actor: Act
         await _add_transcript_message(
             tx, task, body, kind="callback", actor=actor, meta={"call_id": row.id}
         )
+        await open_entry(tx, rt, task, queue, queued_at=queued_at)  # the call's place
         tx.publish(events.conversation_changed(task._asdict(), now))
+        await leave_queue(tx, conversation.id, "callback")
         await set_conversation(tx, conversation, actor=actor, state="closed", closed_at=now)
         await _update_call(tx, row, actor=actor, outcome="callback")
         return int(task_id)
@@ -391,6 +388,7 @@ async def report_problem(
         # dispatched to the routed department; the caller hears the number by SMS
         # when their number is a mobile and an SMS channel runs (callcenter.actions.notify)
         ticket = await open_ticket(tx, rt, draft, actor=actor, dispatch=True)
+        await leave_queue(tx, conversation.id, "ticket")
         conversation = await set_conversation(
             tx, conversation, actor=actor, state="closed", closed_at=now
         )
@@ -414,7 +412,6 @@ async def leave_voice_message(
     async with rt.transaction() as tx:
         row = await _call_row(tx, call_id)
         conversation = await load_conversation(tx, row.conversation_id)
-        now = tx.state["now"]
         if row.outcome == "voicemail":
             return int(conversation.id)
         body = (transcript or "").strip() or rt.text("voice.voicemail_body", conversation.locale)
@@ -432,14 +429,7 @@ async def leave_voice_message(
             },
         )
         if conversation.state == "bot":
-            await set_conversation(
-                tx,
-                conversation,
-                actor=actor,
-                state="queued",
-                queue=rt.settings.voice.queue,
-                queued_at=now,
-            )
+            await enqueue(tx, rt, conversation, actor=actor, queue=rt.settings.voice.queue)
         values: dict[str, Any] = {"outcome": "voicemail"}
         if recording_path is not None:
             values["recording_path"] = recording_path[:400]
@@ -477,6 +467,8 @@ async def end_call(
         elif row.outcome is None:
             values["outcome"] = outcome or "completed"
         await _update_call(tx, row, actor=actor, **values)
+        if waiting:
+            await leave_queue(tx, conversation.id, "abandoned")
         if conversation.kind == "call" and (conversation.state == "bot" or waiting):
             await set_conversation(tx, conversation, actor=actor, state="closed", closed_at=now)
 

@@ -1,10 +1,13 @@
-"""Opening conversations: the one place a conversation row is made."""
+"""Conversation rows: the one place they are made and changed."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import bindparam, update
+
 from callcenter.actions import audit
+from callcenter.bus import events
 from callcenter.domain.errors import NotFound
 from callcenter.domain.workflow import Actor
 from callcenter.store.db import Tx
@@ -32,3 +35,27 @@ async def load_conversation(tx: Tx, conversation_id: int) -> Any:
     if row is None:
         raise NotFound("conversation_not_found", id=conversation_id)
     return row
+
+
+_SET_CONVERSATION = (
+    update(conversations).where(conversations.c.id == bindparam("b_id")).returning(*conversations.c)
+)
+
+
+async def set_conversation(tx: Tx, conversation: Any, *, actor: Actor, **values: Any) -> Any:
+    """Change a conversation's columns, with an audit event and a live event; returns the row."""
+    now = tx.state["now"]
+    updated = (
+        await tx.execute(_SET_CONVERSATION, {"b_id": conversation.id, **values, "updated_at": now})
+    ).one()
+    await audit.record(
+        tx,
+        actor=actor,
+        entity_type="conversation",
+        entity_id=conversation.id,
+        action="conversation.update",
+        before={k: getattr(conversation, k) for k in values},
+        after=values,
+    )
+    tx.publish(events.conversation_changed(updated._asdict(), now))
+    return updated

@@ -24,8 +24,9 @@ from sqlalchemy import bindparam, select, update
 from callcenter.actions import audit, notify, optout, surveys
 from callcenter.actions.attachments import StoredFile, add_attachment
 from callcenter.actions.citizens import find_or_create_citizen, guess_locale
-from callcenter.actions.conversations import open_conversation
+from callcenter.actions.conversations import open_conversation, set_conversation
 from callcenter.actions.messages import clean_body, queue_outbound
+from callcenter.actions.queues import enqueue
 from callcenter.actions.tickets import TicketDraft, check_draft, open_ticket
 from callcenter.bus import events
 from callcenter.domain.routing import classify
@@ -209,28 +210,7 @@ async def _open_conversation(
     return await open_conversation(tx, values, actor=actor)
 
 
-_SET_CONVERSATION = (
-    update(conversations).where(conversations.c.id == bindparam("b_id")).returning(*conversations.c)
-)
 _TOUCH_CONVERSATION = update(conversations).where(conversations.c.id == bindparam("b_id"))
-
-
-async def set_conversation(tx: Tx, conversation: Any, *, actor: Actor, **values: Any) -> Any:
-    now = tx.state["now"]
-    updated = (
-        await tx.execute(_SET_CONVERSATION, {"b_id": conversation.id, **values, "updated_at": now})
-    ).one()
-    await audit.record(
-        tx,
-        actor=actor,
-        entity_type="conversation",
-        entity_id=conversation.id,
-        action="conversation.update",
-        before={k: getattr(conversation, k) for k in values},
-        after=values,
-    )
-    tx.publish(events.conversation_changed(updated._asdict(), now))
-    return updated
 
 
 async def receive_message(
@@ -347,14 +327,12 @@ async def take_message(
                 kind="auto_reply",
             )
         else:
-            queue = rt.settings.intake.default_queue
-            conversation = await set_conversation(
+            conversation = await enqueue(
                 tx,
+                rt,
                 conversation,
                 actor=actor,
-                state="queued",
-                queue=queue,
-                queued_at=now,
+                queue=rt.settings.intake.default_queue,
                 last_message_at=now,
             )
             if rt.settings.intake.acknowledge_queued:

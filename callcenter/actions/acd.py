@@ -26,7 +26,7 @@ from typing import Any
 from sqlalchemy import select, update
 
 from callcenter.actions import audit
-from callcenter.actions.conversations import load_conversation, set_conversation
+from callcenter.actions.conversations import load_conversation, move_conversation
 from callcenter.actions.intake import ticket_receipt
 from callcenter.actions.messages import clean_body, queue_outbound
 from callcenter.actions.queues import (
@@ -204,7 +204,9 @@ async def _apply(tx: Tx, rt: Runtime, decided: Plan) -> None:
         conversation = await load_conversation(tx, moved.conversation_id)
         await end_entry(tx, moved.entry_id, "overflowed")
         await open_entry(tx, rt, conversation, moved.to_queue)
-        await set_conversation(tx, conversation, actor=SYSTEM, queue=moved.to_queue)
+        await move_conversation(
+            tx, conversation, ConversationStep.OVERFLOW, actor=SYSTEM, queue=moved.to_queue
+        )
     for offer in decided.offers:
         values = {
             "entry_id": offer.entry_id,
@@ -332,8 +334,8 @@ async def accept_offer(rt: Runtime, offer_id: int, *, actor: Actor) -> dict[str,
         )
         tx.publish(events.offer_changed({**offer._asdict(), "state": "accepted"}, now))
         conversation = await load_conversation(tx, offer.conversation_id)
-        conversation = await set_conversation(
-            tx, conversation, actor=actor, state="assigned", agent_id=actor.id
+        conversation = await move_conversation(
+            tx, conversation, ConversationStep.ASSIGN, actor=actor, agent_id=actor.id
         )
         assert actor.id is not None
         await _set_agent(tx, rt, actor.id, actor=actor, last_contact_at=now)
@@ -411,9 +413,9 @@ async def end_conversation(
             action="conversation.wrap_up",
             after={"wrap_up_code": wrap_up_code, "queue": entry.queue},
         )
-        if conversation.state != "closed":
-            conversation = await set_conversation(
-                tx, conversation, actor=actor, state="closed", closed_at=tx.state["now"]
+        if conversation.state != "closed":  # the citizen may have left already
+            conversation = await move_conversation(
+                tx, conversation, ConversationStep.END, actor=actor
             )
         await _start_wrap_up(tx, rt, entry.agent_id, entry.queue, actor=actor)
         return dict(conversation._asdict())
@@ -453,8 +455,12 @@ async def transfer_conversation(
             await open_entry(
                 tx, rt, conversation, entry.queue, agent_id=target.id, queued_at=entry.queued_at
             )
-            conversation = await set_conversation(
-                tx, conversation, actor=actor, state="assigned", agent_id=target.id
+            conversation = await move_conversation(
+                tx,
+                conversation,
+                ConversationStep.TRANSFER_TO_AGENT,
+                actor=actor,
+                agent_id=target.id,
             )
             await _set_agent(tx, rt, target.id, actor=actor, last_contact_at=now)
             details["to_agent_id"] = target.id
@@ -467,6 +473,7 @@ async def transfer_conversation(
                 actor=actor,
                 queue=to_queue,
                 queued_at=entry.queued_at,
+                step=ConversationStep.TRANSFER_TO_QUEUE,
                 agent_id=None,
             )
             details["to_queue"] = to_queue
@@ -490,9 +497,7 @@ async def citizen_left(rt: Runtime, conversation_id: int, *, actor: Actor = SYST
         if conversation.state == "closed":
             return
         await leave_queue(tx, conversation_id, "abandoned")
-        await set_conversation(
-            tx, conversation, actor=actor, state="closed", closed_at=tx.state["now"]
-        )
+        await move_conversation(tx, conversation, ConversationStep.CITIZEN_LEFT, actor=actor)
 
 
 async def _citizen_text(tx: Tx, conversation_id: int) -> str:
@@ -512,8 +517,8 @@ async def leave_message(
     """No agent came: what the citizen wrote becomes a ticket, and they get its number."""
     async with rt.transaction() as tx:
         conversation = await load_conversation(tx, conversation_id)
-        if conversation.state != "queued":
-            raise Conflict("conversation_not_waiting", id=conversation_id)
+        step = ConversationStep.LEAVE_MESSAGE
+        check_step(conversation.state, step, actor=actor, agent_id=conversation.agent_id)
         description = clean_body(text) if text else await _citizen_text(tx, conversation_id)
         if not description.strip():
             raise InvalidInput("missing_field", field="text")
@@ -529,13 +534,8 @@ async def leave_message(
         )
         ticket = await open_ticket(tx, rt, draft, actor=actor, dispatch=True, tell_citizen=False)
         await leave_queue(tx, conversation_id, "left_message")
-        conversation = await set_conversation(
-            tx,
-            conversation,
-            actor=actor,
-            state="closed",
-            closed_at=tx.state["now"],
-            ticket_id=ticket["id"],
+        conversation = await move_conversation(
+            tx, conversation, step, actor=actor, ticket_id=ticket["id"]
         )
         await queue_outbound(
             tx,

@@ -18,8 +18,9 @@ from typing import Any
 
 from sqlalchemy import bindparam, select, update
 
-from callcenter.actions.conversations import set_conversation
+from callcenter.actions.conversations import move_conversation
 from callcenter.bus import events
+from callcenter.domain.conversation import ConversationStep
 from callcenter.domain.routing import classify
 from callcenter.domain.workflow import Actor
 from callcenter.runtime import Runtime
@@ -115,16 +116,17 @@ async def enqueue(
     actor: Actor,
     queue: str,
     queued_at: datetime | None = None,
+    step: ConversationStep = ConversationStep.QUEUE,
     **values: Any,
 ) -> Any:
-    """The conversation waits in ``queue`` from ``queued_at`` (now by default): its state
-    and its stay, together. Returns the updated conversation."""
+    """The conversation waits in ``queue`` from ``queued_at`` (now by default): the step
+    (``queue``, or ``transfer_to_queue``) and its stay, together. Returns the row."""
     waiting_since = queued_at or tx.state["now"]
-    conversation = await set_conversation(
+    conversation = await move_conversation(
         tx,
         conversation,
+        step,
         actor=actor,
-        state="queued",
         queue=queue,
         queued_at=waiting_since,
         **values,

@@ -17,7 +17,7 @@ from callcenter.actions import acd
 from callcenter.actions.intake import Inbound, receive_message
 from callcenter.runtime import Runtime
 from callcenter.store.tables import messages
-from tests.helpers import actor, signed_in_client
+from tests.helpers import assign_to, signed_in_client
 
 TOO_BIG = str(2**63)  # one more than the largest BIGINT
 TOO_SMALL = str(-(2**63) - 1)
@@ -190,19 +190,8 @@ async def _outbound_count(rt: Runtime) -> int:
 
 async def test_an_agent_writes_only_into_conversations_that_are_theirs(api: TestClient) -> None:
     rt: Runtime = api.rt  # type: ignore[attr-defined]
-    a1 = await actor(rt, "agent1")
     waiting = await receive_message(rt, Inbound("sms", "phone", "+8613800000031", "你好"))
-    await acd.set_presence(rt, "available", actor=a1)
-    [offer] = (await acd.distribute(rt)).offers
-    async with rt.db.read() as conn:
-        from callcenter.store.tables import offers
-
-        offer_id = (
-            await conn.execute(
-                select(offers.c.id).where(offers.c.conversation_id == offer.conversation_id)
-            )
-        ).scalar_one()
-    await acd.accept_offer(rt, offer_id, actor=a1)
+    a1 = await assign_to(rt, waiting.conversation_id, "agent1")
     path = f"/api/conversations/{waiting.conversation_id}/messages"
     before = await _outbound_count(rt)
 

@@ -21,12 +21,13 @@ async def open_conversation(
 ) -> Any:
     """Insert a conversation and its audit event; returns the row.
 
-    A conversation starts in ``bot``, or in ``queued`` when it takes the place of
-    another (a callback task); every later change of state is a step
-    (:func:`move_conversation`).
+    A conversation starts in ``bot``, in ``queued`` when it takes the place of
+    another (a callback task), or ``closed`` when it only carries notices to a
+    citizen who has not written on that channel; every later change of state is
+    a step (:func:`move_conversation`).
     """
-    if values.get("state") not in (ConversationState.BOT, ConversationState.QUEUED):
-        raise ValueError("a conversation opens in state 'bot' or 'queued'")
+    if values.get("state") == ConversationState.ASSIGNED:
+        raise ValueError("a conversation is assigned only by the step 'assign'")
     conversation = await insert_row(tx, conversations, values)
     await audit.record(
         tx,

@@ -27,7 +27,7 @@ from callcenter.queueing import queue_spot
 from callcenter.runtime import Runtime
 from ivr.categories import recognise_category
 from ivr.flow import Flow
-from ivr.spoken import spoken_date, spoken_digits
+from ivr.spoken import spoken_code, spoken_date, spoken_number, spoken_phone
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +104,7 @@ class Engine:
         return [self.say(session, p.key, p.locale) for p in node.prompts]
 
     def _common(self, session: Session) -> dict[str, Any]:
-        return {"hotline": spoken_digits(self.rt, self.rt.settings.hotline_number, session.locale)}
+        return {"hotline": spoken_code(self.rt, self.rt.settings.hotline_number, session.locale)}
 
     # --- the walk -------------------------------------------------------------------
 
@@ -211,7 +211,7 @@ class Engine:
         if found is None:
             says = [
                 *says,
-                self.say(session, "ticket_unknown", number=spoken_digits(self.rt, entered, locale)),
+                self.say(session, "ticket_unknown", number=spoken_code(self.rt, entered, locale)),
             ]
             return node.next, says + self._prompts(session, node)
         says = [
@@ -219,7 +219,7 @@ class Engine:
             self.say(
                 session,
                 "ticket_status",
-                number=spoken_digits(self.rt, found.number, locale),
+                number=spoken_code(self.rt, found.number, locale),
                 state=self.rt.catalog.label("state", found.state, locale),
             ),
         ]
@@ -340,7 +340,7 @@ class Engine:
                 session,
                 "category_choice",
                 category=self._category_name(session, code),
-                digit=spoken_digits(self.rt, digit, session.locale),
+                digit=spoken_number(int(digit), session.locale),
             )
             for digit, code in sorted(node.categories.items())
         ]
@@ -414,7 +414,7 @@ class Engine:
         says = [
             *says,
             self.say(
-                session, "ticket_created", number=spoken_digits(self.rt, ticket["number"], locale)
+                session, "ticket_created", number=spoken_code(self.rt, ticket["number"], locale)
             ),
         ]
         dept = self.rt.directory.by_id.get(ticket["department_id"] or -1)
@@ -441,8 +441,8 @@ class Engine:
                 self.say(
                     session,
                     "queue_position",
-                    position=spot.position,
-                    minutes=spot.expected_wait_minutes,
+                    position=spoken_number(spot.position, session.locale),
+                    minutes=spoken_number(spot.expected_wait_minutes, session.locale),
                 ),
             ]
         if node.callback_digit and node.on_callback:
@@ -483,7 +483,7 @@ class Engine:
 
     def _callback_confirm(self, session: Session, node: Any, says: list[Say]) -> Turn:
         session.phase = "confirm"
-        number = spoken_digits(self.rt, session.call.caller, session.locale)
+        number = spoken_phone(self.rt, session.call.caller, session.locale)
         return Turn(
             [*says, self.say(session, "callback_confirm", number=number)],
             Expect("digits", max_digits=1, timeout=node.timeout, language=session.locale),

@@ -133,7 +133,7 @@ async def test_a_caller_reports_a_problem_in_chinese(voice: tuple[Runtime, TestC
     twiml = await phone.press("1")
     said = " ".join(text for _, text in phone.spoken())
     assert phone.verbs()[-1] == "Hangup" and twiml.find("Gather") is None
-    assert "工单号是二 零 二 六 一 一 二 七 杠 零 零 零 一" in said
+    assert "工单号是二零二六，幺幺二七，杠，零零零幺" in said
     assert "明湖市市政设施管理处" in said and "短信" in said
 
     call = await the_call(rt)
@@ -167,12 +167,14 @@ async def test_a_caller_checks_a_ticket_in_english(voice: tuple[Runtime, TestCli
     await phone.call()
     await phone.press("2")
     assert phone.spoken()[0] == ("en-US", "Welcome to the one two three four five citizen hotline.")
+    # said as a person reads it out: in groups, with pauses
     await phone.press("1")
     gather = phone.gather()
     assert gather.attrib["finishOnKey"] == "#" and gather.attrib["numDigits"] == "16"
     await phone.press(ticket["number"].replace("-", ""), FinishedOnKey="#")
     said = " ".join(text for _, text in phone.spoken())
-    assert "Ticket two zero two six one one two seven dash zero zero zero one is Dispatched" in said
+    number = "two zero two six, one one two seven, dash, zero zero zero one"
+    assert f"Ticket {number} is Dispatched" in said
     assert "Minghu Municipal Facilities Office" in said
     assert phone.verbs()[-1] == "Hangup"
     call = await the_call(rt)
@@ -202,12 +204,12 @@ async def test_waiting_caller_hears_the_queue_and_leaves_a_callback(
     wait_url = second.twiml.find("Enqueue").attrib["waitUrl"]  # type: ignore[union-attr]
     await second.post(wait_url, QueuePosition="2", QueueTime="30")
     said = " ".join(text for _, text in second.spoken())
-    assert "You are number 2 in the queue" in said and "about 6 minutes" in said
+    assert "You are number two in the queue" in said and "about six minutes" in said
     assert "press 1" in said
 
     # the first caller asks to be called back and keeps their place
     await first.post(first.twiml.find("Enqueue").attrib["waitUrl"])  # type: ignore[union-attr]
-    assert "number 1" in " ".join(t for _, t in first.spoken())
+    assert "number one" in " ".join(t for _, t in first.spoken())
     left = await first.press("1")
     assert [c.tag for c in left] == ["Leave"]
     await first.post(
@@ -228,7 +230,7 @@ async def test_waiting_caller_hears_the_queue_and_leaves_a_callback(
     assert callback[0].queued_at == first_call.queued_at and first_call.state == "closed"
     # the second caller is still behind the callback request
     await second.post(wait_url)
-    assert "number 2" in " ".join(t for _, t in second.spoken())
+    assert "number two" in " ".join(t for _, t in second.spoken())
 
 
 async def test_a_caller_who_presses_nothing_reaches_an_agent(

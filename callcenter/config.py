@@ -151,6 +151,12 @@ class VoiceSettings(BaseModel):
     hold_announce_seconds: float = Field(default=30, gt=0)
     max_hold_seconds: float = Field(default=600, gt=0)
     max_record_seconds: float = Field(default=30, gt=0, le=300)
+    # a caller that sends no RTP at all for this long is a dead line: the call is ended
+    no_media_seconds: float = Field(default=10, gt=0)
+    # ... and one that stops sending for this long (phones send audio all along)
+    media_gap_seconds: float = Field(default=60, gt=0)
+    # calls served at once by one process; one more hears voice.lines_busy and is counted
+    max_calls: int = Field(default=100, ge=1)
     # extra words per category code and language: {"street_light": {"en": ["lamp"]}}
     category_keywords: dict[str, dict[str, list[str]]] = {}
     # below this confidence a recognised category is not offered; the keypad menu is

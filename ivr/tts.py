@@ -25,6 +25,7 @@ import threading
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 from pypinyin import Style, lazy_pinyin
 
 from ivr.engine import Say
@@ -67,6 +68,12 @@ def espeak_input(text: str, locale: str) -> str:
 
 class SpeechToolMissing(RuntimeError):
     pass
+
+
+def tone(seconds: float = 0.25, frequency: float = 1000.0) -> bytes:
+    """The tone before the caller speaks: 8 kHz 16-bit samples of a sine."""
+    t = np.arange(int(seconds * 8000)) / 8000
+    return (np.sin(2 * np.pi * frequency * t) * 8000).astype("<i2").tobytes()
 
 
 def check_tools() -> None:

@@ -155,6 +155,7 @@ class PocketsphinxRecognizer(Recognizer):
         )
         self._pool: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._made = 0
+        self.initial_cmn = ""
         self._lock = threading.Lock()
         self._pool.put(self._decoder())  # fail now, not on the first caller
 
@@ -167,8 +168,12 @@ class PocketsphinxRecognizer(Recognizer):
             loglevel="FATAL",
         )
         decoder.add_jsgf_string("digits", DIGIT_JSGF)
+        # the cepstral mean a fresh decoder starts from: put back before every utterance,
+        # or a pooled decoder hears the same audio differently after another caller
         with self._lock:
             self._made += 1
+            if self._made == 1:
+                self.initial_cmn = decoder.get_cmn()
         return decoder
 
     def _take(self) -> Any:
@@ -194,6 +199,7 @@ class _SphinxStream(RecognitionStream):
         self.upsampler = Upsampler()
         self.partials = 0
         self.done = False
+        decoder.set_cmn(owner.initial_cmn)
         decoder.start_utt()
 
     def feed(self, pcm: bytes) -> str | None:

@@ -129,3 +129,16 @@ def test_prompts_are_spoken_converted_and_cached(tmp_path: Path) -> None:
     recorded = tmp_path / "prompts" / "zh-CN" / "language_zh.wav"
     write_wav(recorded, b"\x10\x00" * 4000)
     assert len(audio.render(say, "u8")) == 4000
+
+
+def test_identical_audio_gives_identical_transcripts(tmp_path: Path) -> None:
+    """A pooled decoder carries nothing from one caller to the next (its cepstral mean)."""
+    import numpy as np
+
+    recognizer = PocketsphinxRecognizer("en", PHRASES, work_dir=tmp_path / "lm")
+    report = telephone(tmp_path, "there is a pothole near my house on Harbour Road")
+    other = np.frombuffer(telephone(tmp_path, "the garbage was not collected"), "<i2") * 3
+    first = recognizer.transcribe(report).text
+    recognizer.transcribe(other.clip(-32768, 32767).astype("<i2").tobytes())  # a loud caller
+    assert recognizer.transcribe(report).text == first
+    assert recognizer.transcribe(report).text == first

@@ -27,6 +27,7 @@ from callcenter.queueing import queue_spot
 from callcenter.runtime import Runtime
 from ivr.categories import recognise_category
 from ivr.flow import Flow
+from ivr.places import Gazetteer
 from ivr.spoken import spoken_code, spoken_date, spoken_number, spoken_phone
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,7 @@ class Expect:
     grammar: str | None = None
     language: str = "zh-CN"
     leave_digit: str | None = None  # hold: the key that leaves the queue
+    recognizer: str | None = None  # speech: the backend this node asks for (else the default)
 
 
 @dataclass
@@ -95,6 +97,15 @@ class Engine:
         self.rt = rt
         self.flow = flow
         self.speech_available = speech_available
+        self._gazetteer: tuple[object, Gazetteer] | None = None
+
+    @property
+    def gazetteer(self) -> Gazetteer:
+        """The city's places, built again when the directory is reloaded."""
+        directory = self.rt.directory
+        if self._gazetteer is None or self._gazetteer[0] is not directory:
+            self._gazetteer = (directory, Gazetteer(directory.departments))
+        return self._gazetteer[1]
 
     # --- texts ------------------------------------------------------------------
 
@@ -386,6 +397,9 @@ class Engine:
                 grammar=node.grammar,
                 language=session.locale,
                 terminator="#",
+                recognizer=self.rt.settings.voice.node_recognizers.get(session.node, {}).get(
+                    session.locale
+                ),
             ),
         )
 
@@ -411,6 +425,12 @@ class Engine:
             session.vars[node.var] = text
             session.vars[f"{node.var}_confidence"] = reply.confidence
             session.said, session.kept = text, False
+            place = self.gazetteer.find(text)
+            if place is not None:  # routed like a typed address
+                session.vars["place"] = place.address
+                log.info(
+                    "call %s: place %r heard as %r", session.call.call_id, place.name, place.heard
+                )
         return text
 
     async def _reply_record(self, session: Session, node: Any, reply: Reply) -> Turn:

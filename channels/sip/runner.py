@@ -18,17 +18,17 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from callcenter.actions.calls import CallStart, start_call
-from ivr.audio import FRAME, RATE, rms, s16_to_u8, write_wav
+from ivr.audio import FRAME, RATE, s16_to_u8, write_wav
 from ivr.engine import Engine, Expect, Reply, Session, Turn
 from ivr.stt import Recognizers
 from ivr.tts import PromptAudio, tone
+from ivr.vad import TurnDetector
 
 from .stack import CallAudio
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-SPEECH_RMS = 500.0  # a 20 ms frame louder than this is speech (16-bit samples)
 END_SILENCE_S = 1.2  # this much quiet after speech ends the utterance
 NO_SPEECH_S = 6.0  # nothing said for this long: give up
 
@@ -255,29 +255,29 @@ class CallRunner:
         self.drain_out()
         self.listen()  # what came before the beep is not part of the answer
         self.pending_digits = ""
-        recognizer = self.ctx.recognizers.get(expect.language)
+        recognizer = self.ctx.recognizers.get(expect.language, expect.recognizer)
         stream = recognizer.stream(expect.grammar) if recognizer is not None else None
+        turn = TurnDetector(end_silence_s=END_SILENCE_S)
         chunks: list[bytes] = []
         started = time.monotonic()
-        heard_at: float | None = None  # the last loud frame
+        last_audio = started
         while not self.audio.ended:
             pcm = self.listen()
             now = time.monotonic()
             if pcm:
                 chunks.append(pcm)
+                last_audio = now
+                turn.feed(pcm)
                 if stream is not None:
                     stream.feed(pcm)
-                for offset in range(0, len(pcm), FRAME * 2):
-                    if rms(pcm[offset : offset + FRAME * 2]) >= SPEECH_RMS:
-                        heard_at = now
             if expect.terminator and expect.terminator in self.pending_digits:
                 break
             if now - started >= expect.max_seconds:
                 break
-            if heard_at is None and now - started >= NO_SPEECH_S:
+            if not turn.spoke and now - started >= NO_SPEECH_S:
                 break
-            # quiet frames, or no audio at all (a peer that sends nothing in silence)
-            if heard_at is not None and now - heard_at >= END_SILENCE_S:
+            # the detector's quiet frames, or no audio at all (a peer silent in silence)
+            if turn.spoke and (turn.finished or now - last_audio >= END_SILENCE_S):
                 break
             time.sleep(0.02)
         digits, self.pending_digits = self.pending_digits, ""
@@ -296,7 +296,7 @@ class CallRunner:
         transcript = stream.finish() if stream is not None else None
         return Reply(
             digits=digits,
-            timed_out=heard_at is None,
+            timed_out=not turn.spoke,
             transcript=transcript.text if transcript else None,
             confidence=transcript.confidence if transcript else None,
             recording=str(path) if path else None,

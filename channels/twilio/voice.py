@@ -55,7 +55,7 @@ from callcenter.domain.errors import HotlineError, InvalidInput
 from callcenter.runtime import Runtime
 from ivr.categories import category_phrases
 from ivr.engine import Engine, Reply, Say, Session, Turn
-from ivr.setup import build_engine
+from ivr.setup import build_engine, place_names
 from ivr.tts import tone
 
 from .webhooks import TwilioWebhook
@@ -313,7 +313,9 @@ class TwilioVoice(Channel):
                 options["finish_on_key"] = "#"
                 options["num_digits"] = 1
                 if expect.grammar == "categories":
-                    options["hints"] = ",".join(category_phrases(self.rt, expect.language))
+                    hints = category_phrases(self.rt, expect.language)
+                    hints += place_names(self.rt, expect.language)
+                    options["hints"] = ",".join(hints)
             else:
                 options["input"] = "dtmf"
                 options["num_digits"] = expect.max_digits

@@ -434,3 +434,20 @@ async def test_calls_over_the_cap_hear_the_lines_are_busy_and_are_counted(
         ("CA-cap-3", None),
     ]
     assert rows[1].ended_at is not None
+
+
+async def test_a_spoken_address_routes_like_a_typed_one(
+    voice: tuple[Runtime, TestClient],
+) -> None:
+    rt, client = voice
+    phone = Phone(client, "CA-place", caller="+14155550100")
+    await phone.call()
+    await phone.press("2")
+    await phone.press("2")
+    await phone.say("The street light outside number twelve Harbor Road is broken")
+    await phone.press("1")
+    async with rt.db.read() as conn:
+        ticket = (await conn.execute(select(tickets))).one()
+    street = rt.directory.by_id[ticket.street_id]
+    assert ticket.address == "Harbour Road" and street.code == "XG-GW"  # 港湾街道
+    assert ticket.routing["rule"] != "no_location"

@@ -60,6 +60,7 @@ def values(rt: Runtime, locale: str) -> dict[str, list[str]]:
         "digit": [spoken_number(d, locale) for d in range(10)],
         "position": [spoken_number(n, locale) for n in (1, 3, 12, 40)],
         "minutes": [spoken_number(n, locale) for n in (3, 15, 120)],
+        "text": ["港湾路的路灯坏了三天了"],  # a ticket title (shown, not said)
     }
 
 

@@ -105,8 +105,14 @@ def build_runtime(
     return rt
 
 
-async def start_runtime(rt: Runtime, *, start_jobs: bool = True, check_schema: bool = True) -> None:
-    """Check the schema, load the directory, initialise channels, start the job driver."""
+async def start_runtime(
+    rt: Runtime, *, start_jobs: bool = True, check_schema: bool = True, listen: bool = False
+) -> None:
+    """Check the schema, load the directory, initialise channels, start the job driver.
+
+    ``listen``: this process serves (the web server): channels that open their
+    own listening socket (``Channel.listens``, e.g. SIP) are started too.
+    """
     if check_schema:
         url = rt.settings.effective_database_url
         current, head = await current_revision(url), head_revision()
@@ -118,6 +124,8 @@ async def start_runtime(rt: Runtime, *, start_jobs: bool = True, check_schema: b
     await rt.reload_directory()
     await rt.bus.start()
     for channel in rt.channels:
+        if channel.listens and not listen:
+            continue
         await channel.initialize()
     if start_jobs and rt.settings.acd.enabled:
         from callcenter.actions.acd import AcdDriver
@@ -178,7 +186,7 @@ def create_app(
     app[RUNTIME] = rt
 
     async def runtime_context(app: web.Application) -> AsyncIterator[None]:
-        await start_runtime(rt, start_jobs=start_jobs, check_schema=check_schema)
+        await start_runtime(rt, start_jobs=start_jobs, check_schema=check_schema, listen=True)
         yield
         await close_runtime(rt)
 

@@ -5,8 +5,8 @@ transaction that queues the conversation. Conversations queued by an earlier
 version, whose stay the ACD had not opened yet, get theirs here, so that none
 is forgotten.
 
-Revision ID: 0009_queued_stays
-Revises: 0008
+Revision ID: 0010_queued_stays
+Revises: 0009
 Create Date: 2026-12-01
 """
 
@@ -14,8 +14,8 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0009_queued_stays"
-down_revision: str | None = "0008"
+revision: str = "0010_queued_stays"
+down_revision: str | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -29,6 +29,8 @@ from callcenter.domain.sla import SlaPolicy
 from callcenter.foreground import Foreground
 from callcenter.i18n import Catalog
 from callcenter.jobs.executor import InProcessDriver, JobRegistry, JobRunner
+from callcenter.media.proxy import setup_media_routes
+from callcenter.media.service import MediaService
 from callcenter.runtime import Runtime
 from callcenter.store.db import Database
 from callcenter.store.migrate import current_revision, head_revision
@@ -101,11 +103,16 @@ def build_runtime(
             rt.catalog.load_dir(cls.strings_dir, prefix=f"channels.{cls.name}")
         rt.channels.add(cls(rt, settings.options_for(cls.name)))
     rt.runner = JobRunner(rt)
+    rt.media = MediaService(settings, rt.bus, rt.clock)
     return rt
 
 
-async def start_runtime(rt: Runtime, *, start_jobs: bool = True, check_schema: bool = True) -> None:
-    """Check the schema, load the directory, initialise channels, start the job driver."""
+async def start_runtime(
+    rt: Runtime, *, start_jobs: bool = True, check_schema: bool = True, start_media: bool = False
+) -> None:
+    """Check the schema, load the directory, initialise channels, start the job driver;
+    with ``start_media``, the media server too (the web server does; workers and the
+    command line do not)."""
     if check_schema:
         url = rt.settings.effective_database_url
         current, head = await current_revision(url), head_revision()
@@ -118,6 +125,8 @@ async def start_runtime(rt: Runtime, *, start_jobs: bool = True, check_schema: b
     await rt.bus.start()
     for channel in rt.channels:
         await channel.initialize()
+    if start_media and rt.media is not None:
+        await rt.media.start()
     if start_jobs and rt.settings.acd.enabled:
         from callcenter.actions.acd import AcdDriver
 
@@ -159,6 +168,8 @@ async def close_runtime(rt: Runtime) -> None:
             await channel.shutdown()
         except Exception:
             log.exception("channel %s did not shut down cleanly", channel.name)
+    if rt.media is not None:
+        await rt.media.stop()
     await rt.bus.stop()
     await rt.db.dispose()
 
@@ -177,12 +188,15 @@ def create_app(
     app[RUNTIME] = rt
 
     async def runtime_context(app: web.Application) -> AsyncIterator[None]:
-        await start_runtime(rt, start_jobs=start_jobs, check_schema=check_schema)
+        await start_runtime(
+            rt, start_jobs=start_jobs, check_schema=check_schema, start_media=start_jobs
+        )
         yield
         await close_runtime(rt)
 
     app.cleanup_ctx.append(runtime_context)
     app.add_subapp("/api", create_api())
+    setup_media_routes(app)
     for channel in rt.channels:
         channel.setup_web(app)
     for spec in settings.ui:

@@ -220,6 +220,55 @@ class KpiSettings(BaseModel):
     }
 
 
+class JanusNode(BaseModel):
+    """One Janus server the hotline drives (``media.janus = "external"``).
+
+    ``url`` is its HTTP API (``http://10.0.0.5:8088/janus``), ``ws_url`` its
+    WebSocket API (browsers reach it through the hotline's proxy), ``admin_url``
+    its admin API; ``admin_secret`` and ``admin_key`` are the ones in its own
+    configuration (see ``docs/media.md``).
+    """
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,31}$")
+    url: str
+    ws_url: str
+    admin_url: str
+    admin_secret: str
+    admin_key: str
+    weight: float = Field(default=1.0, gt=0)  # rooms are placed on the least loaded by weight
+
+
+class MediaSettings(BaseModel):
+    """The media server: Janus, configured and driven by the hotline (``docs/media.md``).
+
+    ``embedded`` (the default) starts Debian's ``janus`` beside the server with a
+    configuration generated from these settings; ``external`` drives the
+    ``nodes`` listed; ``off`` runs without media (no rooms, no softphone).
+    """
+
+    janus: Literal["embedded", "external", "off"] = "embedded"
+    binary: str = "janus"
+    # embedded: the API ports on 127.0.0.1 (0: a free port at each start)
+    http_port: int = Field(default=0, ge=0, le=65535)
+    ws_port: int = Field(default=0, ge=0, le=65535)
+    admin_port: int = Field(default=0, ge=0, le=65535)
+    rtp_ports: str = Field(default="20000-40000", pattern=r"^\d+-\d+$")
+    # ICE: the one public address of a host behind 1:1 NAT, and interfaces to use or skip
+    nat_1_1: str = ""
+    ice_enforce_list: str = ""
+    ice_ignore_list: str = "vmnet"
+    # embedded: secrets are random at each start unless given here
+    admin_secret: str = ""
+    admin_key: str = ""
+    nodes: list[JanusNode] = []
+    recordings_dir: Path | None = None  # default <data_dir>/recordings
+    health_seconds: float = Field(default=2.0, gt=0)
+    restart_seconds: float = Field(default=1.0, gt=0)  # embedded: wait before restarting
+    # the SIP plugin (browser audio to SIP/RTP with G.711), for the softphone
+    sip_local_ip: str = ""  # the address the SIP plugin's SDP offers; empty: Janus picks
+    sip_rtp_ports: str = Field(default="40001-50000", pattern=r"^\d+-\d+$")
+
+
 class Settings(BaseSettings):
     """Everything the hotline can be told. See ``docs/deployment.md``."""
 
@@ -249,6 +298,7 @@ class Settings(BaseSettings):
     acd: AcdSettings = AcdSettings()
     staff: StaffSettings = StaffSettings()
     kpi: KpiSettings = KpiSettings()
+    media: MediaSettings = MediaSettings()
     channel_options: dict[str, dict[str, Any]] = {}
 
     @field_validator("timezone")

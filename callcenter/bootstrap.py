@@ -12,10 +12,12 @@ import html
 import importlib
 import logging
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 from aiohttp import web
 
-from callcenter.actions import reminders, surveys
+from callcenter.actions import mediations, reminders, surveys
+from callcenter.actions.mediation_files import TRANSCRIBER, Transcriber
 from callcenter.actions.messages import DELIVER, deliver_message
 from callcenter.api import create_api
 from callcenter.api.keys import RUNTIME, SETTINGS
@@ -79,6 +81,7 @@ def build_runtime(
     registry.register(surveys.SEND, surveys.send_survey)
     registry.register(surveys.REMIND, surveys.remind_survey)
     registry.register(surveys.EXPIRE, surveys.expire_survey)
+    mediations.register_jobs(registry)
     rt = Runtime(
         settings=settings,
         db=Database(settings.effective_database_url),
@@ -104,7 +107,24 @@ def build_runtime(
         rt.channels.add(cls(rt, settings.options_for(cls.name)))
     rt.runner = JobRunner(rt)
     rt.media = MediaService(settings, rt.bus, rt.clock)
+    rt.media.on_up.append(lambda node: mediations.rebuild_rooms(rt, node))
+    if settings.mediation.transcribe:
+        rt.extras[TRANSCRIBER] = _lazy_transcriber(rt)
     return rt
+
+
+def _lazy_transcriber(rt: Runtime) -> Transcriber:
+    """The voice front's recognisers for recordings, loaded on the first transcript."""
+    made: list[Transcriber] = []
+
+    async def transcribe(path: Path, language: str) -> str | None:
+        if not made:
+            from ivr.transcribe import transcriber
+
+            made.append(transcriber(rt))
+        return await made[0](path, language)
+
+    return transcribe
 
 
 async def start_runtime(

@@ -269,6 +269,27 @@ class MediaSettings(BaseModel):
     sip_rtp_ports: str = Field(default="40001-50000", pattern=r"^\d+-\d+$")
 
 
+class MediationSettings(BaseModel):
+    """Video mediation rooms for disputes (``docs/mediation.md``)."""
+
+    # the categories whose tickets may get a mediation
+    dispute_categories: list[str] = ["neighbour_dispute", "property_management", "consumer_rights"]
+    # signs the parties' links; empty: a key made once and kept in <data_dir>/mediation.key
+    # (set the same value on every web server of a deployment)
+    link_secret: str = ""
+    default_minutes: int = Field(default=60, ge=15, le=480)
+    join_early_minutes: float = Field(default=15, ge=0)  # a link opens this long before
+    grace_minutes: float = Field(default=60, ge=0)  # and lets in this long after the planned end
+    reminder_hours: list[float] = [24, 1]
+    no_show_minutes: float = Field(default=30, gt=0)  # nobody came this long after the time
+    pin_max_failures: int = Field(default=5, ge=1)
+    pin_lock_minutes: float = Field(default=15, gt=0)
+    seat_timeout_seconds: float = Field(default=30, gt=0)  # a silent browser gives its place up
+    recording_retention_days: float = Field(default=180, gt=0)
+    transcribe: bool = True  # the recording's audio through voice.recognizers
+    max_video_bitrate: int = Field(default=256_000, ge=64_000)
+
+
 class Settings(BaseSettings):
     """Everything the hotline can be told. See ``docs/deployment.md``."""
 
@@ -299,6 +320,7 @@ class Settings(BaseSettings):
     staff: StaffSettings = StaffSettings()
     kpi: KpiSettings = KpiSettings()
     media: MediaSettings = MediaSettings()
+    mediation: MediationSettings = MediationSettings()
     channel_options: dict[str, dict[str, Any]] = {}
 
     @field_validator("timezone")

@@ -153,7 +153,8 @@ async def join_tracks(folder: Path, out: Path, *, until: datetime | None = None)
             "".join(audio_labels)
             + f"amix=inputs={len(audio_labels)}:normalize=0:duration=longest,apad[aout]"
         )
-    args += ["-filter_complex", ";".join(filters), "-map", f"[{base}]"]
+    filters.append(f"[{base}]format=yuv420p[vout]")  # overlay leaves an alpha plane
+    args += ["-filter_complex", ";".join(filters), "-map", "[vout]"]
     if audio_labels:
         args += ["-map", "[aout]", "-c:a", "libopus", "-b:a", "48k"]
     args += [

@@ -31,6 +31,7 @@ from callcenter.bus import Event
 from callcenter.domain.errors import (
     Conflict,
     Forbidden,
+    HotlineError,
     InvalidInput,
     NotFound,
     RateLimited,
@@ -115,6 +116,13 @@ def make_link(rt: Runtime, party_id: int, nonce: str, purpose: str = "join") -> 
 def link_url(rt: Runtime, link: str, purpose: str = "join") -> str:
     base = rt.settings.effective_public_url
     return f"{base}/m/{link}" if purpose == "join" else f"{base}/m/doc/{link}"
+
+
+class MediaDown(HotlineError):
+    """The media server does not answer: the room cannot be opened now (503)."""
+
+    status = 503
+    default_code = "media_unavailable"
 
 
 class LinkRefused(Forbidden):
@@ -351,7 +359,7 @@ async def tell_party(
 
 async def _invite(tx: Tx, rt: Runtime, mediation: Any, party: Any, key: str) -> None:
     """A fresh nonce and PIN for the party, and the message that carries them."""
-    nonce = secrets.token_urlsafe(8)
+    nonce = secrets.token_hex(8)  # no "-": it separates the link's parts
     pin = new_pin(rt)
     await tx.execute(
         update(mediation_parties)
@@ -481,7 +489,7 @@ async def propose_mediation(
                     "phone": draft.phone,
                     "role": draft.role,
                     "locale": draft.locale,
-                    "nonce": secrets.token_urlsafe(8),
+                    "nonce": secrets.token_hex(8),
                     "pin_hash": "",
                     "pin_failures": 0,
                     "presence": "away",
@@ -630,10 +638,18 @@ async def cancel_mediation(
 
 async def start_session(rt: Runtime, mediation_id: int, *, actor: Actor) -> dict[str, Any]:
     """The mediator opens the room: it is made on a media node, parties can be admitted."""
+    async with rt.db.read() as conn:  # who and when first: a refusal needs no media
+        row, _, who = await _for_staff(conn, rt, mediation_id, actor)
+        Mediation.from_row(row).take(
+            MediationStep.START, who=who, now=rt.clock.now(), window=window(rt)
+        )
     media = rt.media
     if media is None or not media.enabled:
-        raise MediaUnavailable("media is off")
-    node = await media.place()
+        raise MediaDown()
+    try:
+        node = await media.place()
+    except MediaUnavailable:
+        raise MediaDown() from None
     async with rt.transaction() as tx:
         _, _, after = await _step(tx, rt, mediation_id, MediationStep.START, actor=actor)
         await tx.execute(

@@ -38,6 +38,7 @@ class JanusUnavailable(RuntimeError):
 NO_SUCH_ROOM = 426
 ROOM_EXISTS = 427
 NO_SUCH_FEED = 428
+TOKEN_NOT_FOUND = 490  # the core's answer to remove_token for an unknown token
 
 
 @dataclass(frozen=True)
@@ -107,7 +108,7 @@ class JanusClient:
         try:
             await self.admin("remove_token", token=token)
         except JanusError as exc:
-            if "not found" not in exc.reason.lower() and exc.code != 470:
+            if exc.code != TOKEN_NOT_FOUND:
                 raise
 
     async def list_tokens(self) -> list[str]:

@@ -190,3 +190,14 @@ async def wait_for(
 
 async def frames_decoded(page: Any) -> int:
     return sum(s["framesDecoded"] for s in await inbound(page) if s["kind"] == "video")
+
+
+async def until(page: Any, expression: str, *, within: float = 30) -> None:
+    """Poll a JavaScript expression until it is true (``page.wait_for_function`` evaluates
+    its predicate with eval, which the pages' CSP forbids; ``evaluate`` is not affected)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while not await page.evaluate(expression):
+        if loop.time() > deadline:
+            raise AssertionError(f"{expression} still false after {within}s")
+        await asyncio.sleep(0.25)

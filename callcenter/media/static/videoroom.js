@@ -18,7 +18,7 @@
     });
   }
 
-  // options: server (ws URL), token, room, pin, display, audio (bool), video (bool),
+  // options: server (ws URL), token, room, pin, display, feed (id, optional), audio, video,
   // onFeed(feedId, display, stream), onFeedGone(feedId), onLocal(stream),
   // onJoined(myId), onEvent(name, data) for kicked / destroyed / moderated / lost / error
   function VideoRoom(options) {
@@ -67,10 +67,12 @@
         plugin: PLUGIN,
         success: function (handle) {
           self.pub = handle;
-          handle.send({ message: {
+          const join = {
             request: "join", ptype: "publisher", room: self.o.room, pin: self.o.pin,
             display: self.o.display, token: self.o.token,
-          } });
+          };
+          if (self.o.feed) join.id = self.o.feed;  // the id the hotline gave this participant
+          handle.send({ message: join });
           resolve();
         },
         error: reject,

@@ -150,7 +150,12 @@ async def test_a_mediation_session_in_three_browsers(hotline: Hotline, tmp_path:
             within=30,
             what="others at the applicant",
         )
-        await harness.wait_for(rpage, lambda r: sees(r, MEDIATOR) and sees(r, APPLICANT), within=30, what="others at the respondent")  # fmt: skip
+        await harness.wait_for(
+            rpage,
+            lambda r: sees(r, MEDIATOR) and sees(r, APPLICANT),
+            within=30,
+            what="others at the respondent",
+        )
         assert await harness.frames_decoded(apage) > 0
         await apage.wait_for_selector("#rec.on")  # everyone said yes: recording, and shown
         await apage.screenshot(path=str(tmp_path / "applicant.png"))

@@ -20,6 +20,7 @@ from callcenter.actions import mediations, reminders, surveys
 from callcenter.actions.mediation_files import TRANSCRIBER, Transcriber
 from callcenter.actions.messages import DELIVER, deliver_message
 from callcenter.api import create_api
+from callcenter.api.http import error_middleware
 from callcenter.api.keys import RUNTIME, SETTINGS
 from callcenter.bus import MemoryBus
 from callcenter.channel import Channel, ChannelRegistry
@@ -128,11 +129,14 @@ def _lazy_transcriber(rt: Runtime) -> Transcriber:
 
 
 async def start_runtime(
-    rt: Runtime, *, start_jobs: bool = True, check_schema: bool = True, start_media: bool = False
+    rt: Runtime, *, start_jobs: bool = True, check_schema: bool = True, listen: bool = False
 ) -> None:
-    """Check the schema, load the directory, initialise channels, start the job driver;
-    with ``start_media``, the media server too (the web server does; workers and the
-    command line do not)."""
+    """Check the schema, load the directory, initialise channels, start the job driver.
+
+    ``listen``: this process serves (the web server): channels that open their
+    own listening socket (``Channel.listens``, e.g. SIP) are started too, and so is
+    the media server (workers and the command line start neither).
+    """
     if check_schema:
         url = rt.settings.effective_database_url
         current, head = await current_revision(url), head_revision()
@@ -144,8 +148,10 @@ async def start_runtime(
     await rt.reload_directory()
     await rt.bus.start()
     for channel in rt.channels:
+        if channel.listens and not listen:
+            continue
         await channel.initialize()
-    if start_media and rt.media is not None:
+    if listen and rt.media is not None:
         await rt.media.start()
     if start_jobs and rt.settings.acd.enabled:
         from callcenter.actions.acd import AcdDriver
@@ -208,9 +214,7 @@ def create_app(
     app[RUNTIME] = rt
 
     async def runtime_context(app: web.Application) -> AsyncIterator[None]:
-        await start_runtime(
-            rt, start_jobs=start_jobs, check_schema=check_schema, start_media=start_jobs
-        )
+        await start_runtime(rt, start_jobs=start_jobs, check_schema=check_schema, listen=True)
         yield
         await close_runtime(rt)
 
@@ -222,6 +226,8 @@ def create_app(
     for spec in settings.ui:
         load_ui_setup(spec)(app, rt)
     app.router.add_get("/", _index)
+    # innermost, so that the other middlewares see its answers like any other
+    app.middlewares.append(error_middleware)
     return app
 
 

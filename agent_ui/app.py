@@ -18,7 +18,7 @@ from urllib.parse import urlparse
 
 from aiohttp import WSCloseCode, web
 
-from agent_ui import desk, portal, queues, tickets, wallboard
+from agent_ui import desk, mediation, portal, queues, tickets, wallboard
 from agent_ui.auth import (
     LANG_COOKIE,
     LOGIN_COOKIE,
@@ -129,6 +129,7 @@ def setup(app: web.Application, rt: Runtime) -> None:
     r.add_get("/ui/wallboard/kpis", wallboard.wallboard_kpis)
     r.add_get("/ui/ws", staff_socket)
     r.add_static("/ui/static/", STATIC, append_version=False)
+    mediation.setup(app, rt)
 
 
 async def close_staff_sockets(app: web.Application) -> None:
@@ -279,17 +280,12 @@ async def switch_language(request: web.Request) -> web.StreamResponse:
 
 
 async def staff_socket(request: web.Request) -> web.StreamResponse:
-    rt = request.config_dict[RUNTIME]
-    locale = ui_locale(request, None)
-    try:
-        actor = await bearer_actor(request)
-        if actor is None:
-            if not origin_allowed(request):
-                raise Forbidden("origin_not_allowed")
-            session = await current_session(request)
-            actor = session.actor if session else None
-        if actor is None:
-            raise Unauthenticated()
-        return await request.app[HUB].handle(request, actor)
-    except HotlineError as error:
-        return json_response(error_body(rt, error, locale), status=error.status)
+    actor = await bearer_actor(request)
+    if actor is None:
+        if not origin_allowed(request):
+            raise Forbidden("origin_not_allowed")
+        session = await current_session(request)
+        actor = session.actor if session else None
+    if actor is None:
+        raise Unauthenticated()
+    return await request.app[HUB].handle(request, actor)

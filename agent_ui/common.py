@@ -15,6 +15,7 @@ from agent_ui.render import is_htmx, render, ui_locale
 from callcenter.api.http import error_body
 from callcenter.api.keys import RUNTIME
 from callcenter.domain.errors import Forbidden, HotlineError, InvalidInput
+from callcenter.domain.ids import require_id
 from callcenter.domain.workflow import Actor, Role
 from callcenter.runtime import Runtime
 
@@ -142,6 +143,4 @@ def form_int(form: Mapping[str, Any], name: str) -> int | None:
     value = form_text(form, name)
     if value is None:
         return None
-    if not value.isdigit():
-        raise InvalidInput("invalid_field", field=name)
-    return int(value)
+    return require_id(value, field=name)

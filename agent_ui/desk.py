@@ -28,6 +28,7 @@ from callcenter.actions.messages import send_reply
 from callcenter.actions.tickets import TicketDraft
 from callcenter.api.keys import RUNTIME
 from callcenter.domain.errors import HotlineError, InvalidInput
+from callcenter.domain.ids import parse_id, require_id
 from callcenter.domain.routing import Location
 from callcenter.domain.workflow import Actor, TicketType
 from callcenter.runtime import Runtime
@@ -93,10 +94,7 @@ async def conversation_context(
 
 
 def _conversation_id(request: web.Request) -> int:
-    raw = request.match_info["conversation"]
-    if not raw.isdigit():
-        raise InvalidInput("invalid_field", field="conversation_id")
-    return int(raw)
+    return require_id(request.match_info["conversation"], field="conversation_id")
 
 
 # --- pages and fragments -------------------------------------------------------------------
@@ -107,7 +105,7 @@ async def desk_page(request: web.Request) -> web.StreamResponse:
     actor = await require(request, DESK)
     context: dict[str, Any] = {"page": "desk", **await side_context(request, actor)}
     raw = request.query.get("c", "")
-    selected = int(raw) if raw.isdigit() else None
+    selected = parse_id(raw)
     if selected is not None and any(c["id"] == selected for c in context["mine"]):
         context.update(await conversation_context(request, actor, selected))
     context["selected"] = selected if "conversation" in context else None
@@ -174,12 +172,10 @@ async def history_blocks(
 @page_handler
 async def desk_history(request: web.Request) -> web.StreamResponse:
     actor = await require(request, DESK)
-    raw = request.match_info["citizen"]
-    if not raw.isdigit():
-        raise InvalidInput("invalid_field", field="citizen_id")
-    blocks = await history_blocks(request, actor, int(raw))
+    citizen_id = require_id(request.match_info["citizen"], field="citizen_id")
+    blocks = await history_blocks(request, actor, citizen_id)
     return await render(
-        request, "parts/desk_history.html", actor, {"blocks": blocks, "citizen_id": int(raw)}
+        request, "parts/desk_history.html", actor, {"blocks": blocks, "citizen_id": citizen_id}
     )
 
 
@@ -231,15 +227,15 @@ async def post_presence(request: web.Request) -> web.StreamResponse:
 @page_handler
 async def post_offer(request: web.Request) -> web.StreamResponse:
     actor, _ = await require_form(request, DESK)
-    raw = request.match_info["offer"]
+    offer_id = parse_id(request.match_info["offer"])
     how = request.match_info["how"]
-    if not raw.isdigit() or how not in ("accept", "decline"):
+    if offer_id is None or how not in ("accept", "decline"):
         raise await not_found(request, actor)
     rt = _rt(request)
     if how == "decline":
-        await acd.decline_offer(rt, int(raw), actor=actor)
+        await acd.decline_offer(rt, offer_id, actor=actor)
         return await _side_and(request, actor)
-    offer = await acd.accept_offer(rt, int(raw), actor=actor)
+    offer = await acd.accept_offer(rt, offer_id, actor=actor)
     return await _side_and(request, actor, conversation_id=int(offer["id"]))
 
 
@@ -271,9 +267,9 @@ async def post_transfer(request: web.Request) -> web.StreamResponse:
         await acd.transfer_conversation(
             rt, _conversation_id(request), actor=actor, to_queue=value, to_agent_id=None
         )
-    elif kind == "a" and value.isdigit():
+    elif kind == "a" and parse_id(value) is not None:
         await acd.transfer_conversation(
-            rt, _conversation_id(request), actor=actor, to_queue=None, to_agent_id=int(value)
+            rt, _conversation_id(request), actor=actor, to_queue=None, to_agent_id=parse_id(value)
         )
     else:
         raise InvalidInput("missing_field", field="target")

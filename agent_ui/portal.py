@@ -10,6 +10,7 @@ from aiohttp import web
 from agent_ui.common import not_found, page_handler, require
 from agent_ui.render import render, ui_locale
 from callcenter.api.keys import RUNTIME
+from callcenter.domain.ids import parse_id
 from callcenter.domain.routing import Department
 from callcenter.domain.workflow import Actor, Role
 from callcenter.reports import department_summary
@@ -36,7 +37,8 @@ async def _department(request: web.Request, actor: Actor) -> Department | None:
         return rt.directory.by_id.get(actor.department_id or -1)
     if not raw:
         return None
-    dept = rt.directory.by_id.get(int(raw)) if raw.isdigit() else None
+    dept_id = parse_id(raw)
+    dept = rt.directory.by_id.get(dept_id) if dept_id is not None else None
     if dept is None:
         raise await not_found(request, actor)
     return dept

@@ -12,7 +12,7 @@ from agent_ui.portal import handling_departments
 from agent_ui.render import render, ui_locale
 from callcenter.actions.tickets import dispatch_tickets
 from callcenter.api.keys import RUNTIME
-from callcenter.domain.errors import InvalidInput
+from callcenter.domain.ids import require_id
 from callcenter.domain.workflow import Actor, Role
 from callcenter.runtime import Runtime
 from callcenter.views import TicketFilter, list_tickets, ticket_view
@@ -74,9 +74,8 @@ async def dispatch_selected(request: web.Request) -> web.StreamResponse:
     rt = _rt(request)
     numbers = [str(n) for n in form.getall("ticket", []) if str(n).strip()]
     raw = str(form.get("department_id", "")).strip()
-    if raw and not raw.isdigit():
-        raise InvalidInput("invalid_field", field="department_id")
-    done = await dispatch_tickets(rt, numbers, int(raw) if raw else None, actor=actor)
+    department_id = require_id(raw, field="department_id") if raw else None
+    done = await dispatch_tickets(rt, numbers, department_id, actor=actor)
     locale = ui_locale(request, actor)
     context = await dispatch_context(request, actor)
     context.update(

@@ -17,6 +17,7 @@ from callcenter.actions.tickets import take_step
 from callcenter.api.http import error_body
 from callcenter.api.keys import RUNTIME
 from callcenter.domain.errors import HotlineError, InvalidInput
+from callcenter.domain.ids import parse_id, require_id
 from callcenter.domain.workflow import Actor, Role, Step
 from callcenter.runtime import Runtime
 from callcenter.views import ticket_by_ref, ticket_history, ticket_view, visible_to
@@ -130,9 +131,7 @@ def _params(step: Step, form: Any) -> dict[str, Any]:
         if len(value) > f.limit:
             raise InvalidInput("field_too_long", field=f.name, limit=f.limit)
         if f.kind in ("number", "department"):
-            if not value.isdigit():
-                raise InvalidInput("invalid_field", field=f.name)
-            params[f.name] = int(value)
+            params[f.name] = require_id(value, field=f.name)
         else:
             params[f.name] = value
     return params
@@ -190,7 +189,7 @@ async def ticket_step(request: web.Request) -> web.StreamResponse:
             request.match_info["ticket"],
             step,
             actor=actor,
-            expected_version=int(version) if version and version.isdigit() else None,
+            expected_version=parse_id(version),
             **params,
         )
     except HotlineError as error:

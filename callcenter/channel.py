@@ -97,6 +97,10 @@ class Channel(ABC):
     name: ClassVar[str]
     strings_dir: ClassVar[Path | None] = None
     text_capable: ClassVar[bool] = True  # False for voice: notifications then go by SMS
+    # True for an adapter that opens a listening socket of its own (SIP): it is
+    # initialised only in the process that serves (``start_runtime(listen=True)``),
+    # so that commands beside a running server (workers, simulate) do not take its port
+    listens: ClassVar[bool] = False
 
     def __init__(self, rt: Runtime, options: dict[str, Any]) -> None:
         self.rt = rt

@@ -141,16 +141,33 @@ class VoiceSettings(BaseModel):
     flow: str = "default"
     prompts_dir: Path | None = None
     cache_dir: Path | None = None
-    # the speech recogniser per language: "pocketsphinx", "vosk" or "none"
-    recognizers: dict[str, str] = {"en": "pocketsphinx", "zh-CN": "vosk"}
+    # the speech recogniser per language: "whisper", "pocketsphinx", "vosk" or "none",
+    # or a list of them: the first that loads is used
+    recognizers: dict[str, str | list[str]] = {
+        "en": ["whisper", "pocketsphinx"],
+        "zh-CN": ["whisper", "vosk"],
+    }
+    # per IVR node and language, another recogniser: {"confirm": {"en": "pocketsphinx"}}
+    node_recognizers: dict[str, dict[str, str]] = {}
     # model directories per language (vosk needs one; pocketsphinx's en-US ships with it)
     models: dict[str, str] = {}
+    # a CTranslate2 Whisper model directory (config.json, model.bin, tokenizer.json,
+    # vocabulary.txt) for the whisper recogniser; see docs/ivr.md
+    whisper_model: Path | None = None
+    whisper_threads: int = Field(default=2, ge=1, le=64)  # cores per transcription
+    whisper_workers: int = Field(default=1, ge=1, le=16)  # transcriptions at once
     queue: str = "voice"
     average_handling_seconds: float = Field(default=180, gt=0)
     serving_agents: int = Field(default=1, ge=1)
     hold_announce_seconds: float = Field(default=30, gt=0)
     max_hold_seconds: float = Field(default=600, gt=0)
     max_record_seconds: float = Field(default=30, gt=0, le=300)
+    # a caller that sends no RTP at all for this long is a dead line: the call is ended
+    no_media_seconds: float = Field(default=10, gt=0)
+    # ... and one that stops sending for this long (phones send audio all along)
+    media_gap_seconds: float = Field(default=60, gt=0)
+    # calls served at once by one process; one more hears voice.lines_busy and is counted
+    max_calls: int = Field(default=100, ge=1)
     # extra words per category code and language: {"street_light": {"en": ["lamp"]}}
     category_keywords: dict[str, dict[str, list[str]]] = {}
     # below this confidence a recognised category is not offered; the keypad menu is
@@ -223,6 +240,76 @@ class KpiSettings(BaseModel):
     }
 
 
+class JanusNode(BaseModel):
+    """One Janus server the hotline drives (``media.janus = "external"``).
+
+    ``url`` is its HTTP API (``http://10.0.0.5:8088/janus``), ``ws_url`` its
+    WebSocket API (browsers reach it through the hotline's proxy), ``admin_url``
+    its admin API; ``admin_secret`` and ``admin_key`` are the ones in its own
+    configuration (see ``docs/media.md``).
+    """
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,31}$")
+    url: str
+    ws_url: str
+    admin_url: str
+    admin_secret: str
+    admin_key: str
+    weight: float = Field(default=1.0, gt=0)  # rooms are placed on the least loaded by weight
+
+
+class MediaSettings(BaseModel):
+    """The media server: Janus, configured and driven by the hotline (``docs/media.md``).
+
+    ``embedded`` (the default) starts Debian's ``janus`` beside the server with a
+    configuration generated from these settings; ``external`` drives the
+    ``nodes`` listed; ``off`` runs without media (no rooms, no softphone).
+    """
+
+    janus: Literal["embedded", "external", "off"] = "embedded"
+    binary: str = "janus"
+    # embedded: the API ports on 127.0.0.1 (0: a free port at each start)
+    http_port: int = Field(default=0, ge=0, le=65535)
+    ws_port: int = Field(default=0, ge=0, le=65535)
+    admin_port: int = Field(default=0, ge=0, le=65535)
+    rtp_ports: str = Field(default="20000-40000", pattern=r"^\d+-\d+$")
+    # ICE: the one public address of a host behind 1:1 NAT, and interfaces to use or skip
+    nat_1_1: str = ""
+    ice_enforce_list: str = ""
+    ice_ignore_list: str = "vmnet"
+    # embedded: secrets are random at each start unless given here
+    admin_secret: str = ""
+    admin_key: str = ""
+    nodes: list[JanusNode] = []
+    recordings_dir: Path | None = None  # default <data_dir>/recordings
+    health_seconds: float = Field(default=2.0, gt=0)
+    restart_seconds: float = Field(default=1.0, gt=0)  # embedded: wait before restarting
+    # the SIP plugin (browser audio to SIP/RTP with G.711), for the softphone
+    sip_local_ip: str = ""  # the address the SIP plugin's SDP offers; empty: Janus picks
+    sip_rtp_ports: str = Field(default="40001-50000", pattern=r"^\d+-\d+$")
+
+
+class MediationSettings(BaseModel):
+    """Video mediation rooms for disputes (``docs/mediation.md``)."""
+
+    # the categories whose tickets may get a mediation
+    dispute_categories: list[str] = ["neighbour_dispute", "property_management", "consumer_rights"]
+    # signs the parties' links; empty: a key made once and kept in <data_dir>/mediation.key
+    # (set the same value on every web server of a deployment)
+    link_secret: str = ""
+    default_minutes: int = Field(default=60, ge=15, le=480)
+    join_early_minutes: float = Field(default=15, ge=0)  # a link opens this long before
+    grace_minutes: float = Field(default=60, ge=0)  # and lets in this long after the planned end
+    reminder_hours: list[float] = [24, 1]
+    no_show_minutes: float = Field(default=30, gt=0)  # nobody came this long after the time
+    pin_max_failures: int = Field(default=5, ge=1)
+    pin_lock_minutes: float = Field(default=15, gt=0)
+    seat_timeout_seconds: float = Field(default=30, gt=0)  # a silent browser gives its place up
+    recording_retention_days: float = Field(default=180, gt=0)
+    transcribe: bool = True  # the recording's audio through voice.recognizers
+    max_video_bitrate: int = Field(default=256_000, ge=64_000)
+
+
 class Settings(BaseSettings):
     """Everything the hotline can be told. See ``docs/deployment.md``."""
 
@@ -242,7 +329,7 @@ class Settings(BaseSettings):
     hotline_number: str = "12345"
     channels: list[str] = ["channels.simulated:SimulatedSms", "channels.webchat:WebChat"]
     # web front ends mounted on the server, each "package.module:function" called with the app
-    ui: list[str] = ["agent_ui.app:setup"]
+    ui: list[str] = ["agent_ui.app:setup", "room_ui.app:setup"]
     intake: IntakeSettings = IntakeSettings()
     sla: SlaSettings = SlaSettings()
     calendar: CalendarSettings = CalendarSettings()
@@ -252,6 +339,8 @@ class Settings(BaseSettings):
     acd: AcdSettings = AcdSettings()
     staff: StaffSettings = StaffSettings()
     kpi: KpiSettings = KpiSettings()
+    media: MediaSettings = MediaSettings()
+    mediation: MediationSettings = MediationSettings()
     channel_options: dict[str, dict[str, Any]] = {}
 
     @field_validator("timezone")

@@ -9,8 +9,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from callcenter.actions import acd
-from callcenter.domain.acd import queue_position
+from callcenter.queueing import agent_views, spots, waiting_entries
 from callcenter.runtime import Runtime
 from callcenter.store.db import Conn
 from callcenter.store.tables import citizens, conversations, offers, queue_entries, users
@@ -19,7 +18,7 @@ from callcenter.views import conversation_view
 
 async def agent_rows(conn: Conn, rt: Runtime, locale: str, now: datetime) -> list[dict[str, Any]]:
     """Every agent with presence, state, load and skills, by id."""
-    views = await acd.agent_views(conn, rt, now)
+    views = await agent_views(conn, rt, now)
     names = {
         r.id: r
         for r in (await conn.execute(select(users.c.id, users.c.display_name, users.c.role)))
@@ -96,7 +95,8 @@ async def held_conversations(conn: Conn, agent_id: int | None) -> list[dict[str,
 
 async def waiting_rows(conn: Conn, rt: Runtime, now: datetime) -> list[dict[str, Any]]:
     """Conversations waiting for an agent, longest wait first, with their place in line."""
-    items = await acd.waiting_entries(conn)
+    items = await waiting_entries(conn)
+    places = spots(rt, items)
     info = {
         r.id: r
         for r in (
@@ -117,7 +117,7 @@ async def waiting_rows(conn: Conn, rt: Runtime, now: datetime) -> list[dict[str,
             "category": w.category,
             "queued_at": w.queued_at,
             "waited_seconds": max(0.0, (now - w.queued_at).total_seconds()),
-            "position": queue_position(items, w.entry_id) or 0,
+            "position": places[w.conversation_id].position,
             "offered_to": w.offered_to,
             "citizen_name": info[w.conversation_id].name if w.conversation_id in info else None,
         }

@@ -28,7 +28,8 @@ if TYPE_CHECKING:
 
 BEHIND_PROXY = web.AppKey("webchat_behind_proxy", bool)
 LOOKUPS_PER_IP = 20
-NUMBER = re.compile(r"^\d{8}-\d{4,6}$")
+NUMBER = re.compile(r"^[0-9]{8}-[0-9]{4,6}$")  # ASCII digits: "\d" takes "१" and "²" too
+LAST4 = re.compile(r"[0-9]{4}")
 
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -67,7 +68,7 @@ async def _check(request: web.Request, number: str, digits: str, locale: str) ->
     rt = request.config_dict[RUNTIME]
     if not NUMBER.match(number):
         raise InvalidInput("invalid_field", field="number")
-    if not re.fullmatch(r"\d{4}", digits):
+    if not LAST4.fullmatch(digits):
         raise InvalidInput("invalid_field", field="last4")
     await check_rate(rt, f"lookup-ip:{_ip(request)}", limit=LOOKUPS_PER_IP, window=WINDOW)
     return await look_up_ticket(rt, number, digits, locale)
@@ -136,20 +137,16 @@ def _ip(request: web.Request) -> str:
 
 
 async def lookup(request: web.Request) -> web.Response:
-    rt = request.config_dict[RUNTIME]
     locale = _locale(request)
     try:
-        try:
-            data = await request.json()
-        except ValueError:
-            raise InvalidInput("malformed_json") from None
-        if not isinstance(data, dict):
-            raise InvalidInput("malformed_json")
-        number = str(data.get("number", "")).strip()
-        digits = str(data.get("last4", "")).strip()
-        return json_response(await _check(request, number, digits, locale))
-    except HotlineError as error:
-        return json_response(error_body(rt, error, locale), status=error.status)
+        data = await request.json()
+    except ValueError:
+        raise InvalidInput("malformed_json") from None
+    if not isinstance(data, dict):
+        raise InvalidInput("malformed_json")
+    number = str(data.get("number", "")).strip()
+    digits = str(data.get("last4", "")).strip()
+    return json_response(await _check(request, number, digits, locale))
 
 
 async def short_link(request: web.Request) -> web.Response:

@@ -13,7 +13,7 @@ from alembic import op
 from callcenter.store.types import UTCDateTime
 
 revision: str = "0010_mediation"
-down_revision: str | None = "0009"
+down_revision: str | None = "0010_queued_stays"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -11,7 +11,7 @@ from agent_ui.common import not_found, page_handler, require
 from agent_ui.render import render, ui_locale
 from callcenter.api.keys import RUNTIME
 from callcenter.domain.ids import parse_id
-from callcenter.domain.routing import Department
+from callcenter.domain.routing import DESK_KIND, Department
 from callcenter.domain.workflow import Actor, Role
 from callcenter.reports import department_summary
 from callcenter.runtime import Runtime
@@ -22,7 +22,11 @@ ROLES = frozenset({Role.DEPARTMENT, Role.SUPERVISOR, Role.ADMIN})
 
 def handling_departments(rt: Runtime, locale: str) -> list[Department]:
     """Departments that handle tickets (not the city's areas, except streets), by name."""
-    chosen = [d for d in rt.directory.departments if not d.is_area or d.kind == "street"]
+    chosen = [
+        d
+        for d in rt.directory.departments
+        if (not d.is_area or d.kind == "street") and d.kind != DESK_KIND
+    ]
     return sorted(chosen, key=lambda d: (d.kind == "street", d.name(locale)))
 
 
@@ -35,10 +39,10 @@ async def _department(request: web.Request, actor: Actor) -> Department | None:
         if raw and raw != str(actor.department_id):
             raise await not_found(request, actor)
         return rt.directory.by_id.get(actor.department_id or -1)
-    if not raw:
+    dept_id = parse_id(raw) if raw else None
+    if dept_id is None:  # nothing chosen yet, or text that is no department's id
         return None
-    dept_id = parse_id(raw)
-    dept = rt.directory.by_id.get(dept_id) if dept_id is not None else None
+    dept = rt.directory.by_id.get(dept_id)
     if dept is None:
         raise await not_found(request, actor)
     return dept

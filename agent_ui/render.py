@@ -34,7 +34,7 @@ TEMPLATES = HERE / "templates"
 JINJA: web.AppKey[jinja2.Environment] = web.AppKey("agent_ui_jinja", jinja2.Environment)
 
 # the labels the page script needs for what it draws itself (the live indicator, counters)
-SCRIPT_TEXTS = ("ui.live.", "ui.time.", "ui.desk.offer_alert", "ui.desk.offer_title")
+SCRIPT_TEXTS = ("ui.live.", "ui.time.", "ui.form.", "ui.desk.")
 
 # the header's links, and who may open each page
 NAV: tuple[tuple[str, str, frozenset[Role]], ...] = (

@@ -7,9 +7,14 @@ import asyncio
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from callcenter.config import Settings
+
+SERVER_URL_FILE = "server-url"  # where `serve` says where it is, for the other commands
+# commands that open an existing database (``migrate`` makes it; ``media`` needs none)
+NEEDS_DATABASE = frozenset({"serve", "demo-data", "simulate", "audit", "worker", "jobs", "inbox"})
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -18,7 +23,26 @@ def _settings(args: argparse.Namespace) -> Settings:
         overrides["host"] = args.host
     if getattr(args, "port", None) is not None:
         overrides["port"] = args.port
-    return Settings(**overrides)
+    settings = Settings(**overrides)
+    if settings.public_url is None and getattr(args, "command", "") != "serve":
+        # links in texts a command writes (the status link in an SMS) point where the
+        # running server is, not at the default port
+        running = settings.data_dir / SERVER_URL_FILE
+        if running.is_file():
+            url = running.read_text("utf-8").strip()
+            if url.startswith(("http://", "https://")):
+                settings = settings.model_copy(update={"public_url": url})
+    return settings
+
+
+def _missing_database(settings: Settings) -> str | None:
+    """The SQLite file the settings name, if it does not exist (it is never made by
+    accident in whatever folder the command was run from)."""
+    url = settings.effective_database_url
+    if not url.startswith("sqlite"):
+        return None
+    path = Path(url.split(":///", 1)[-1])
+    return None if path.is_file() else str(path)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -30,6 +54,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     _use_uvloop()
     app = create_app(settings)
     _tune_gc()
+    url = settings.public_url or f"http://{settings.host}:{settings.port}"
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    (settings.data_dir / SERVER_URL_FILE).write_text(url + "\n", "utf-8")
     print(f"callcenter: serving on http://{settings.host}:{settings.port}", flush=True)
     web.run_app(app, host=settings.host, port=settings.port, print=None, access_log=None)
     return 0
@@ -462,6 +489,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if args.command in NEEDS_DATABASE:
+        settings = _settings(args)
+        missing = _missing_database(settings)
+        if missing is not None:
+            from callcenter.i18n import Catalog
+
+            catalog = Catalog.core(settings.default_locale)
+            print(catalog.text("cli.no_database", path=missing, cwd=Path.cwd()), file=sys.stderr)
+            return 2
     return int(args.func(args))
 
 

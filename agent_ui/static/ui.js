@@ -123,12 +123,16 @@ const UI = (() => {
   }
 
   // --- a counter beside every field with a limit ------------------------------------------
+  // Text is never cut: a field over its limit says by how much, and the server refuses it
+  // with the same sentence (413) if it is sent anyway.
   function count(field) {
-    const limit = Number(field.getAttribute("maxlength") || field.dataset.limit || 0);
+    const limit = Number(field.dataset.limit || field.getAttribute("maxlength") || 0);
     const box = field.id ? document.querySelector(`[data-count-for="${field.id}"]`) : null;
     if (!limit || !box) return;
-    box.textContent = field.value.length + " / " + limit;
-    box.classList.toggle("over", field.value.length >= limit);
+    const over = field.value.length - limit;
+    box.textContent = field.value.length + " / " + limit + (over > 0 ? " " + t("ui.form.over", { n: over }) : "");
+    box.classList.toggle("over", over > 0);
+    field.setAttribute("aria-invalid", over > 0 ? "true" : "false");
   }
 
   document.addEventListener("input", (event) => {

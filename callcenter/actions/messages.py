@@ -13,7 +13,7 @@ from callcenter.bus import events
 from callcenter.channel import DeliveryError, OutboundMessage
 from callcenter.domain import delivery
 from callcenter.domain.conversation import ConversationStep, check_step
-from callcenter.domain.errors import Conflict, InvalidInput, NotFound
+from callcenter.domain.errors import Conflict, InvalidInput, NotFound, TooLarge
 from callcenter.domain.workflow import SYSTEM, Actor
 from callcenter.jobs.executor import PermanentFailure, RetryLater
 from callcenter.jobs.outbox import Job, enqueue, finish_in
@@ -34,7 +34,7 @@ def clean_body(body: Any, *, limit: int = MAX_BODY) -> str:
     if not text:
         raise InvalidInput("missing_field", field="body")
     if len(text) > limit:
-        raise InvalidInput("message_too_long", limit=limit, length=len(text))
+        raise TooLarge("message_too_long", limit=limit, length=len(text))
     return text
 
 
@@ -113,7 +113,13 @@ async def queue_outbound(
     message_id = await _queue(tx, rt, values, actor=actor, run_at=run_at)
     tx.publish(
         events.message_created(
-            {"id": message_id, "direction": "out", "status": "queued", **values},
+            {
+                "id": message_id,
+                "direction": "out",
+                "status": "queued",
+                "created_at": tx.state["now"],  # the desk shows when it was written
+                **values,
+            },
             conversation._asdict(),
             tx.state["now"],
         )

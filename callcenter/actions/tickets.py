@@ -11,7 +11,7 @@ from sqlalchemy import update
 
 from callcenter.actions import audit, followups
 from callcenter.bus import events
-from callcenter.domain.errors import InvalidInput, NotFound, VersionConflict
+from callcenter.domain.errors import InvalidInput, NotFound, TooLarge, VersionConflict
 from callcenter.domain.routing import (
     DESK_KIND,
     Category,
@@ -21,6 +21,7 @@ from callcenter.domain.routing import (
     classify,
     route,
 )
+from callcenter.domain.titles import summarize
 from callcenter.domain.workflow import (
     FINAL_STATES,
     Actor,
@@ -74,7 +75,7 @@ def _text(value: Any, name: str, limit: int, *, required: bool) -> str | None:
             raise InvalidInput("missing_field", field=name)
         return None
     if len(value) > limit:
-        raise InvalidInput("field_too_long", field=name, limit=limit)
+        raise TooLarge("field_too_long", field=name, limit=limit, length=len(value))
     return value
 
 
@@ -175,7 +176,6 @@ async def open_ticket(
     day = rt.local(now).strftime("%Y%m%d")
     sequence = await next_value(tx, f"ticket:{day}")
     locale = rt.catalog.locale_or_default(draft.locale)
-    first_line = draft.description.splitlines()[0]
     ticket = Ticket(
         id=None,
         number=f"{day}-{sequence:04d}",
@@ -189,7 +189,8 @@ async def open_ticket(
     values: dict[str, Any] = {
         **created,
         "category_id": category.id if category else None,
-        "title": draft.title or (first_line[:60] + ("…" if len(first_line) > 60 else "")),
+        "title": draft.title
+        or summarize(draft.description, category.name(locale) if category else ""),
         "description": draft.description,
         "citizen_id": draft.citizen_id,
         "conversation_id": draft.conversation_id,

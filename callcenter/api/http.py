@@ -20,7 +20,13 @@ from sqlalchemy import select
 
 from callcenter.api.keys import RUNTIME
 from callcenter.domain.auth import token_hash
-from callcenter.domain.errors import Forbidden, HotlineError, InvalidInput, Unauthenticated
+from callcenter.domain.errors import (
+    Forbidden,
+    HotlineError,
+    InvalidInput,
+    TooLarge,
+    Unauthenticated,
+)
 from callcenter.domain.ids import require_id
 from callcenter.domain.workflow import Actor, Role
 from callcenter.runtime import Runtime
@@ -108,6 +114,11 @@ async def current_actor(request: web.Request) -> Actor | None:
 
 def error_body(rt: Runtime, error: HotlineError, locale: str) -> dict[str, Any]:
     params = dict(error.params)
+    if "field" in params:  # the field as the reader knows it, not its internal name
+        field_name = str(params["field"]).rsplit(".", 1)[-1]
+        params["field_label"] = rt.catalog.label("field", field_name, locale)
+    if "problem" in params:
+        params["problem_label"] = rt.catalog.label("problem", str(params["problem"]), locale)
     for name, group in (
         ("state", "state"),
         ("step", "step"),
@@ -223,6 +234,15 @@ def endpoint(
 def _validation_error(exc: ValidationError, where: str) -> InvalidInput:
     first = exc.errors(include_url=False)[0]
     location = ".".join(str(part) for part in first["loc"]) or where
+    if first["type"] == "string_too_long":  # said with its limit, as 413 (never cut)
+        limit = (first.get("ctx") or {}).get("max_length")
+        given = first.get("input")
+        return TooLarge(
+            "field_too_long",
+            field=location,
+            limit=limit,
+            length=len(given) if isinstance(given, str) else None,
+        )
     return InvalidInput(
         "invalid_request",
         field=location,
@@ -236,10 +256,10 @@ def _validation_error(exc: ValidationError, where: str) -> InvalidInput:
 
 async def read_json(request: web.Request) -> Any:
     if request.content_length is not None and request.content_length > MAX_JSON_BODY:
-        raise InvalidInput("body_too_large", limit=MAX_JSON_BODY)
+        raise TooLarge("body_too_large", limit=MAX_JSON_BODY)
     raw = await request.content.read(MAX_JSON_BODY + 1)
     if len(raw) > MAX_JSON_BODY:
-        raise InvalidInput("body_too_large", limit=MAX_JSON_BODY)
+        raise TooLarge("body_too_large", limit=MAX_JSON_BODY)
     if not raw.strip():
         return {}
     try:

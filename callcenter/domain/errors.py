@@ -29,6 +29,13 @@ class InvalidInput(HotlineError):
     default_code = "invalid_input"
 
 
+class TooLarge(InvalidInput):
+    """A text or body longer than its limit (413): said with the limit, never cut."""
+
+    status = 413
+    default_code = "field_too_long"
+
+
 class Unauthenticated(HotlineError):
     """No valid credentials (401)."""
 

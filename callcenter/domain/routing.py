@@ -285,9 +285,14 @@ def _matches(keyword: str, text: str) -> bool:
     return lowered in text
 
 
-def infer_type(text: str, default: str) -> str:
+def infer_type(text: str, default: str, *, problem_named: bool = False) -> str:
+    """The ticket type the words ask for, else ``default``. Once the text names a
+    problem (a category whose own type is not an inquiry), "咨询"/"请问" is how people
+    open a call, not what they want: a broken street light stays a request for help."""
     lowered = text.lower()
     for ticket_type, words in TYPE_KEYWORDS.items():
+        if ticket_type == "inquiry" and problem_named:
+            continue
         if any(_matches(w, lowered) for w in words):
             return ticket_type
     return default
@@ -324,5 +329,7 @@ def classify(text: str, categories: Iterable[Category]) -> Classification:
         confidence,
         found,
         runner_up=scored[1][1].code if len(scored) > 1 else None,
-        ticket_type=infer_type(text, best.default_type),
+        ticket_type=infer_type(
+            text, best.default_type, problem_named=best.default_type != "inquiry"
+        ),
     )

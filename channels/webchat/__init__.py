@@ -53,7 +53,7 @@ from callcenter.store.tables import citizen_identities, conversations, messages
 
 HERE = Path(__file__).parent
 TOKEN_BYTES = 24
-MAX_FRAME = 16 * 1024
+MAX_FRAME = 256 * 1024  # a frame this large gets an error frame back, not a closed socket
 BURST = 20  # messages a socket may send in BURST_SECONDS
 BURST_SECONDS = 10.0
 

@@ -31,6 +31,28 @@ def run(tmp_path: Path, *args: str, check: bool = True) -> subprocess.CompletedP
     return result
 
 
+def serve(cwd: Path, port: int) -> subprocess.Popen[bytes]:
+    """``callcenter serve`` in ``cwd`` on ``port``, once it answers."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CALLCENTER_")}
+    command = [sys.executable, "-m", "callcenter.cli", "serve", "--host", "127.0.0.1"]
+    server = subprocess.Popen(
+        [*command, "--port", str(port)],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    for _ in range(150):
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=1)
+            return server
+        except OSError:
+            assert server.poll() is None, server.stdout.read()  # type: ignore[union-attr]
+            time.sleep(0.1)
+    server.terminate()
+    raise AssertionError("the server did not answer")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -96,32 +118,9 @@ def test_serve_answers_the_api_and_turns_an_sms_into_a_ticket(tmp_path: Path) ->
     run(tmp_path, "migrate")
     run(tmp_path, "demo-data", "--tickets", "10", "--days", "3")
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CALLCENTER_")}
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "callcenter.cli",
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
+    server = serve(tmp_path, port)
     base = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(base + "/api/health", timeout=1)
-                break
-            except OSError:
-                assert server.poll() is None, server.stdout.read()  # type: ignore[union-attr]
-                time.sleep(0.1)
         request = urllib.request.Request(
             base + "/channels/simulated/sms?wait=1",
             method="POST",

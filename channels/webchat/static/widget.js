@@ -69,7 +69,10 @@
   leave.id = "hc-leave"; leave.hidden = true;
   var form = node("form", "compose");
   var input = node("textarea");
-  input.id = "hc-input"; input.rows = 2; input.maxLength = 4000;
+  input.id = "hc-input"; input.rows = 2;
+  var LIMIT = 4000;  // the server's limit too; a longer text is never cut, it is refused with a word
+  var counter = node("div", "counter");
+  counter.id = "hc-counter"; counter.hidden = true;
   var send = node("button", "send");
   send.id = "hc-send"; send.type = "submit";
   form.append(input, send);
@@ -80,7 +83,7 @@
   statusLink.href = origin + "/status";
   statusLink.target = "_blank";
   foot.append(end, statusLink);
-  panel.append(head, details, list, status, leave, form, foot);
+  panel.append(head, details, list, status, leave, counter, form, foot);
   root.append(launcher, panel);
 
   function texts() {
@@ -171,10 +174,21 @@
     };
   }
 
+  function showCount() {
+    var over = input.value.length - LIMIT;
+    counter.hidden = input.value.length < LIMIT * 0.8;
+    counter.textContent = over > 0 ? t("widget.too_long", { n: over, limit: LIMIT })
+      : input.value.length + " / " + LIMIT;
+    counter.className = over > 0 ? "counter over" : "counter";
+    return over;
+  }
+  input.addEventListener("input", showCount);
+
   form.addEventListener("submit", function (event) {
     event.preventDefault();
     var text = input.value.trim();
     if (!text) return;
+    if (showCount() > 0) { input.focus(); return; }
     var frame = { type: "message", id: newId(), text: text };
     if (nameInput.value.trim()) frame.name = nameInput.value.trim();
     if (phoneInput.value.trim()) frame.phone = phoneInput.value.trim();
@@ -187,6 +201,7 @@
     state.pending.push(frame);
     transmit(frame);
     input.value = "";
+    showCount();
   });
   input.addEventListener("keydown", function (e) {
     if (e.key === "Enter" && !e.shiftKey) { e.preventDefault(); form.requestSubmit(); }

@@ -51,7 +51,7 @@ async def _department(request: web.Request, actor: Actor) -> Department | None:
 async def inbox_context(request: web.Request, actor: Actor, dept: Department) -> dict[str, Any]:
     rt: Runtime = request.config_dict[RUNTIME]
     locale = ui_locale(request, actor)
-    async with rt.db.read(long=True) as conn:
+    async with rt.db.read() as conn:
         summary = await department_summary(conn, rt, dept.id)
         rows, _ = await list_tickets(
             conn,

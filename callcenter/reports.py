@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import csv
 import io
+import time as monotonic_clock
 from collections import Counter
 from collections.abc import Sequence
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import case, func, select
 
 from callcenter.domain.kpi import (
     TICKET_KPIS,
@@ -28,7 +29,6 @@ from callcenter.domain.kpi import (
     score,
     ticket_kpis,
 )
-from callcenter.domain.sla import Light
 from callcenter.domain.workflow import Ticket
 from callcenter.queueing import agent_views, waiting_entries
 from callcenter.runtime import Runtime
@@ -41,7 +41,11 @@ from callcenter.store.tables import (
     surveys,
     tickets,
 )
+from callcenter.views import light_condition, overdue_condition
 
+# closed with an answer (办结: replied and closed, or answered directly), not merged or
+# cancelled; said by ``closure``, so that SQLite reads the closed_at index, not the state's
+CLOSED_AT_DESK = tickets.c.closure.in_(["replied", "direct_answer"])
 AREA_KINDS = frozenset({"city", "district", "community", "dispatch_desk", "street"})
 
 
@@ -269,12 +273,25 @@ async def wallboard(conn: Conn, rt: Runtime, locale: str) -> dict[str, Any]:
     closed = await conn.scalar(
         select(func.count())
         .select_from(tickets)
-        .where(and_(tickets.c.closed_at >= today, tickets.c.state == "closed"))
+        .where(tickets.c.closed_at >= today, CLOSED_AT_DESK)
     )
-    overdue: Counter[int] = Counter()
-    for row in await _running_tickets(conn):
-        if Ticket.from_row(row).light(now, rt.sla) is Light.RED and row.department_id:
-            overdue[row.department_id] += 1
+    # red is exactly "a running deadline has passed": counted where the rows are. Grouped
+    # by an expression, so that SQLite seeks the running states instead of walking every
+    # ticket in department order
+    by_department = (tickets.c.department_id + 0).label("department")
+    overdue: Counter[int] = Counter(
+        {
+            int(dept): int(count)
+            for dept, count in (
+                await conn.execute(
+                    select(by_department, func.count())
+                    .where(overdue_condition(now))
+                    .group_by(by_department)
+                )
+            ).all()
+            if dept is not None
+        }
+    )
     label = rt.catalog.label
     return {
         "at": now,
@@ -314,13 +331,27 @@ async def wallboard(conn: Conn, rt: Runtime, locale: str) -> dict[str, Any]:
 async def department_summary(conn: Conn, rt: Runtime, department_id: int) -> dict[str, Any]:
     """The portal's counters: open, signed for, overdue (red) and due soon (yellow)."""
     now = rt.clock.now()
+    mine = tickets.c.department_id == department_id
+    states: Counter[str] = Counter(
+        dict(
+            (
+                await conn.execute(
+                    select(tickets.c.state, func.count())
+                    .where(mine, tickets.c.state.in_(["dispatched", "accepted"]))
+                    .group_by(tickets.c.state)
+                )
+            ).all()
+        )
+    )
     lights: Counter[str] = Counter()
-    states: Counter[str] = Counter()
-    for row in await _running_tickets(conn, department_id):
-        states[row.state] += 1
-        light = Ticket.from_row(row).light(now, rt.sla)
-        if light is not None:
-            lights[light.value] += 1
+    for light in ("red", "yellow"):
+        lights[light] = int(
+            await conn.scalar(
+                select(func.count()).select_from(tickets).where(mine, light_condition(now, light))
+            )
+            or 0
+        )
+    lights["green"] = sum(states.values()) - lights["red"] - lights["yellow"]
     return {
         "department_id": department_id,
         "open": sum(states.values()),
@@ -434,3 +465,109 @@ async def tickets_csv(conn: Conn, rt: Runtime, start: datetime, end: datetime, l
 
 
 __all__ = ["Ratio", "department_summary", "kpi_report", "period", "wallboard"]
+
+
+# --- trends -------------------------------------------------------------------------------
+
+
+def _local_bucket(rt: Runtime, conn: Conn, column: Any, *, hour: bool = False) -> Any:
+    """``column`` as its local day (``YYYY-MM-DD``) or hour (``HH``), in the database."""
+    if _dialect(conn) == "postgresql":
+        return func.to_char(
+            func.timezone(rt.settings.timezone, column), "HH24" if hour else "YYYY-MM-DD"
+        )
+    offset = rt.local(rt.clock.now()).utcoffset() or timedelta()
+    shift = f"{int(offset.total_seconds() // 60):+d} minutes"
+    return func.strftime("%H" if hour else "%Y-%m-%d", column, shift)
+
+
+def _dialect(conn: Conn) -> str:
+    sync = getattr(conn, "sync", None) or getattr(conn, "sync_connection", None)
+    return str(sync.dialect.name) if sync is not None else "sqlite"
+
+
+# past days' buckets do not change (a ticket opened, closed or replied on a past day
+# stays so), so they are kept for a while; today's are counted on every call. A reopened
+# ticket leaves its earlier close in a past day's bucket until the entry expires.
+_PAST_DAYS: dict[tuple[str, str, int], tuple[float, Any]] = {}
+PAST_DAYS_TTL_S = 600.0
+
+
+async def _day_counts(
+    conn: Conn, rt: Runtime, start: datetime, end: datetime | None
+) -> dict[str, dict[str, Any]]:
+    """Per local day in [start, end): opened, closed, contacts, replies and on-time replies."""
+
+    def window(column: Any) -> list[Any]:
+        return [column >= start] + ([column < end] if end is not None else [])
+
+    async def per_day(column: Any, *conditions: Any) -> dict[str, int]:
+        bucket = _local_bucket(rt, conn, column).label("bucket")
+        rows = await conn.execute(
+            select(bucket, func.count()).where(*window(column), *conditions).group_by(bucket)
+        )
+        return {str(b): int(n) for b, n in rows.all()}
+
+    reply_day = _local_bucket(rt, conn, tickets.c.replied_at).label("bucket")
+    on_time_rows = await conn.execute(
+        select(
+            reply_day,
+            func.count(),
+            func.sum(case((tickets.c.replied_at <= tickets.c.due_at, 1), else_=0)),
+        )
+        .where(*window(tickets.c.replied_at), tickets.c.due_at.is_not(None))
+        .group_by(reply_day)
+    )
+    return {
+        "opened": await per_day(tickets.c.created_at),
+        "closed": await per_day(tickets.c.closed_at, CLOSED_AT_DESK),
+        "contacts": await per_day(conversations.c.created_at),
+        "on_time": {str(b): (int(n), int(k or 0)) for b, n, k in on_time_rows.all()},
+    }
+
+
+async def trends(conn: Conn, rt: Runtime, days: int = 30) -> dict[str, Any]:
+    """The wallboard's trend charts: per local day for ``days`` days, tickets opened and
+    closed, the share of replies given on time, and contacts; contacts per hour today."""
+    now = rt.clock.now()
+    today = rt.local(now).date()
+    first = today - timedelta(days=days - 1)
+    start = local_day_start(rt, first)
+    today_start = local_day_start(rt, today)
+    day_names = [(first + timedelta(days=i)).isoformat() for i in range(days)]
+    key = (str(rt.db.url), today.isoformat(), days)
+    cached = _PAST_DAYS.get(key)
+    if cached is None or cached[0] < monotonic_clock.monotonic():
+        for old in [k for k in _PAST_DAYS if k[0] == key[0]]:
+            del _PAST_DAYS[old]
+        cached = (
+            monotonic_clock.monotonic() + PAST_DAYS_TTL_S,
+            await _day_counts(conn, rt, start, today_start),
+        )
+        _PAST_DAYS[key] = cached
+    past = cached[1]
+    live = await _day_counts(conn, rt, today_start, None)
+    merged = {name: {**past[name], **live[name]} for name in past}
+    hour = _local_bucket(rt, conn, conversations.c.created_at, hour=True).label("bucket")
+    hourly = dict(
+        (
+            await conn.execute(
+                select(hour, func.count())
+                .where(conversations.c.created_at >= today_start)
+                .group_by(hour)
+            )
+        ).all()
+    )
+    on_time = merged["on_time"]
+    return {
+        "days": day_names,
+        "opened": [merged["opened"].get(d, 0) for d in day_names],
+        "closed": [merged["closed"].get(d, 0) for d in day_names],
+        "contacts": [merged["contacts"].get(d, 0) for d in day_names],
+        "on_time_rate": [
+            round(on_time[d][1] / on_time[d][0], 4) if on_time.get(d, (0, 0))[0] else None
+            for d in day_names
+        ],
+        "hours": [f"{h:02d}" for h in range(24)],
+        "contacts_today": [int(hourly.get(f"{h:02d}", 0)) for h in range(24)],
+    }

@@ -170,6 +170,14 @@ class TicketFilter:
     created_to: datetime | None = None
     open_only: bool = False
     extension_pending: bool | None = None
+    number: str | None = None  # the whole number, or its beginning (a day: 20261127)
+    phone: str | None = None  # E.164, as normalised
+    citizen_name: str | None = None
+    channel: str | None = None
+    street_id: int | None = None
+    grid_cell_id: int | None = None
+    ids: Sequence[int] | None = None  # only these (e.g. a user's own tickets)
+    light: str | None = None  # red | yellow | green: running tickets by their light
 
 
 def _ticket_conditions(
@@ -194,9 +202,41 @@ def _ticket_conditions(
     if f.citizen_id is not None:
         conditions.append(tickets.c.citizen_id == f.citizen_id)
     if f.overdue is not None:
-        running = tickets.c.state.in_(["dispatched", "accepted"])
-        late = and_(running, tickets.c.due_at < now)
+        late = overdue_condition(now)
         conditions.append(late if f.overdue else ~late)
+    if f.light:
+        conditions.append(light_condition(now, f.light))
+    if f.number:
+        number = f.number.strip()
+        conditions.append(
+            tickets.c.number == number if "-" in number else tickets.c.number.like(f"{number}%")
+        )
+    if f.phone:
+        conditions.append(
+            tickets.c.citizen_id.in_(
+                select(citizens.c.id)
+                .where(citizens.c.phone == f.phone)
+                .union(
+                    select(citizen_identities.c.citizen_id).where(
+                        citizen_identities.c.kind == "phone",
+                        citizen_identities.c.value == f.phone,
+                    )
+                )
+            )
+        )
+    if f.citizen_name:
+        name = f.citizen_name.replace("%", "").replace("_", "")
+        conditions.append(
+            tickets.c.citizen_id.in_(select(citizens.c.id).where(citizens.c.name.like(f"%{name}%")))
+        )
+    if f.channel:
+        conditions.append(tickets.c.origin_channel == f.channel)
+    if f.street_id is not None:
+        conditions.append(tickets.c.street_id == f.street_id)
+    if f.grid_cell_id is not None:
+        conditions.append(tickets.c.grid_cell_id == f.grid_cell_id)
+    if f.ids is not None:
+        conditions.append(tickets.c.id.in_(list(f.ids)))
     if f.q:
         pattern = f"%{f.q.replace('%', '').replace('_', '')}%"
         conditions.append(
@@ -224,9 +264,36 @@ NEXT_DEADLINE = case(
 )
 
 
+def overdue_condition(now: datetime) -> Any:
+    """Red: a running clock's deadline has passed (signing for it, or handling it)."""
+    return and_(tickets.c.state.in_(["dispatched", "accepted"]), now >= NEXT_DEADLINE)
+
+
+def light_condition(now: datetime, light: str) -> Any:
+    """Running tickets whose light (the worse of their clocks) is ``light``, from the
+    instants stored when each clock started (see ``Ticket._start_clocks``)."""
+    running = tickets.c.state.in_(["dispatched", "accepted"])
+    red = overdue_condition(now)
+    yellow = and_(
+        running,
+        ~red,
+        or_(
+            and_(tickets.c.state == "dispatched", tickets.c.sign_warn_at <= now),
+            tickets.c.warn_at <= now,
+        ),
+    )
+    if light == "red":
+        return red
+    if light == "yellow":
+        return yellow
+    if light == "green":
+        return and_(running, ~red, ~yellow)
+    raise InvalidInput("invalid_choice", field="light", choices="red, yellow, green")
+
+
 def urgency_order(now: datetime) -> tuple[Any, ...]:
     """Overdue first (by either clock), then urgent, then the nearest deadline."""
-    late = and_(tickets.c.state.in_(["dispatched", "accepted"]), now > NEXT_DEADLINE)
+    late = overdue_condition(now)
     return (
         case((late, 0), else_=1),
         case((tickets.c.priority == "urgent", 0), else_=1),
@@ -252,10 +319,11 @@ async def list_tickets(
     conditions = _ticket_conditions(rt, f, actor, now)
     total = await conn.scalar(select(func.count()).select_from(tickets).where(*conditions))
     order: Sequence[Any]
+    # "urgent" sorts after "normal": descending puts urgent first, along an index
     if sort == "newest":
-        order = (case((tickets.c.priority == "urgent", 0), else_=1), tickets.c.created_at.desc())
+        order = (tickets.c.priority.desc(), tickets.c.created_at.desc())
     elif sort == "oldest":
-        order = (case((tickets.c.priority == "urgent", 0), else_=1), tickets.c.created_at)
+        order = (tickets.c.priority.desc(), tickets.c.created_at)
     else:
         order = urgency_order(now)
     rows = (

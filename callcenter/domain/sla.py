@@ -80,6 +80,15 @@ class SlaPolicy:
             return due + timedelta(days=days)
         return self.calendar.add_days(due, days)
 
+    def yellow_from(self, start: datetime, deadline: datetime, *, working: bool) -> datetime:
+        """The instant a clock from ``start`` to ``deadline`` turns yellow (``yellow_at`` of
+        its time gone): stored with the ticket, so that lists count lights in SQL."""
+        total = self._measure(start, deadline, working)
+        if total <= timedelta():
+            return start
+        part = total * self.settings.yellow_at
+        return self.calendar.add(start, part) if working else start + part
+
     def _measure(self, start: datetime, end: datetime, working: bool) -> timedelta:
         if working:
             return self.calendar.between(start, end)

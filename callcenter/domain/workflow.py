@@ -206,6 +206,8 @@ class Ticket:
     accepted_at: datetime | None = None
     handle_started_at: datetime | None = None
     due_at: datetime | None = None
+    sign_warn_at: datetime | None = None  # when the sign-for light turns yellow
+    warn_at: datetime | None = None  # when the handling light turns yellow
     replied_at: datetime | None = None
     closed_at: datetime | None = None
     reply: str | None = None
@@ -276,6 +278,9 @@ class Ticket:
         self.due_at = sla.deadline(
             now, sla.handle_limit(self.type, self.priority, self.category_id)
         )
+        working = sla.is_working(self.priority)
+        self.sign_warn_at = sla.yellow_from(now, self.sign_due_at, working=working)
+        self.warn_at = sla.yellow_from(now, self.due_at, working=working)
         self.accepted_at = None
         self.extension_request_days = None
         self.extension_request_reason = None
@@ -293,6 +298,8 @@ class Ticket:
         self.department_id = None
         self.sign_due_at = None
         self.due_at = None
+        self.sign_warn_at = None
+        self.warn_at = None
         self.accepted_at = None
         self.extension_request_days = None
         self.extension_request_reason = None
@@ -314,6 +321,9 @@ class Ticket:
         if self.extension_request_days is None or self.due_at is None:
             raise IllegalStep(state=self.state.value, step=Step.APPROVE_EXTENSION.value)
         self.due_at = sla.extend(self.due_at, self.extension_request_days, self.priority)
+        if self.handle_started_at is not None:
+            working = sla.is_working(self.priority)
+            self.warn_at = sla.yellow_from(self.handle_started_at, self.due_at, working=working)
         self.extension_days += self.extension_request_days
         self.extension_request_days = None
 
@@ -376,11 +386,20 @@ class Ticket:
 
     # Lights
 
+    @staticmethod
+    def _light_from(deadline: datetime, warn_at: datetime | None, now: datetime) -> Light | None:
+        """The light from the stored yellow instant (no calendar to walk); None without one."""
+        if now >= deadline:
+            return Light.RED
+        if warn_at is None:
+            return None
+        return Light.YELLOW if now >= warn_at else Light.GREEN
+
     def sign_light(self, now: datetime, sla: SlaPolicy) -> Light | None:
         if self.state is not TicketState.DISPATCHED or not self.sign_due_at:
             return None
         assert self.dispatched_at is not None
-        return sla.light(
+        return self._light_from(self.sign_due_at, self.sign_warn_at, now) or sla.light(
             self.dispatched_at, self.sign_due_at, now, working=sla.is_working(self.priority)
         )
 
@@ -388,7 +407,7 @@ class Ticket:
         if self.state not in (TicketState.DISPATCHED, TicketState.ACCEPTED) or not self.due_at:
             return None
         assert self.handle_started_at is not None
-        return sla.light(
+        return self._light_from(self.due_at, self.warn_at, now) or sla.light(
             self.handle_started_at, self.due_at, now, working=sla.is_working(self.priority)
         )
 

@@ -139,6 +139,7 @@ conversations = Table(
     Column("last_message_at", UTCDateTime, nullable=True),
     Index("ix_conversations_open", "citizen_id", "channel", "address", "state"),
     Index("ix_conversations_state", "state", "queue"),
+    Index("ix_conversations_created", "created_at"),
 )
 
 messages = Table(
@@ -247,6 +248,9 @@ tickets = Table(
     Column("accepted_at", UTCDateTime, nullable=True),
     Column("handle_started_at", UTCDateTime, nullable=True),
     Column("due_at", UTCDateTime, nullable=True),
+    # when the lights turn yellow (75 % of each clock's working time): lists count in SQL
+    Column("sign_warn_at", UTCDateTime, nullable=True),
+    Column("warn_at", UTCDateTime, nullable=True),
     Column("replied_at", UTCDateTime, nullable=True),
     Column("closed_at", UTCDateTime, nullable=True),
     Column("reply", Text, nullable=True),
@@ -263,6 +267,10 @@ tickets = Table(
     Column("version", Integer, nullable=False, default=1),
     Index("ix_tickets_queue", "state", "priority", "due_at"),
     Index("ix_tickets_created", "created_at"),
+    Index("ix_tickets_department_state", "department_id", "state"),
+    Index("ix_tickets_priority_created", "priority", "created_at"),
+    Index("ix_tickets_closed", "closed_at"),
+    Index("ix_tickets_replied", "replied_at"),
 )
 
 counters = Table(

@@ -18,7 +18,7 @@ from urllib.parse import urlparse
 
 from aiohttp import WSCloseCode, web
 
-from agent_ui import desk, mediation, portal, queues, tickets, wallboard
+from agent_ui import desk, mediation, portal, queues, search, tickets, wallboard
 from agent_ui.auth import (
     LANG_COOKIE,
     LOGIN_COOKIE,
@@ -115,6 +115,9 @@ def setup(app: web.Application, rt: Runtime) -> None:
     # the department portal, tickets, the wallboard
     r.add_get("/ui/portal", portal.portal_page)
     r.add_get("/ui/portal/inbox", portal.portal_inbox)
+    r.add_get("/ui/tickets", search.search_page)
+    r.add_get("/ui/tickets/results", search.search_results)
+    r.add_get("/ui/tickets.csv", search.search_csv)
     r.add_get("/ui/tickets/{ticket}", tickets.ticket_page)
     r.add_get("/ui/tickets/{ticket}/card", tickets.ticket_card)
     r.add_post("/ui/tickets/{ticket}/steps/{step}", tickets.ticket_step)

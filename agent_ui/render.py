@@ -41,6 +41,11 @@ NAV: tuple[tuple[str, str, frozenset[Role]], ...] = (
     ("/ui/desk", "ui.nav.desk", frozenset({Role.AGENT, Role.SUPERVISOR})),
     ("/ui/dispatch", "ui.nav.dispatch", frozenset({Role.AGENT, Role.SUPERVISOR})),
     ("/ui/approvals", "ui.nav.approvals", frozenset({Role.SUPERVISOR, Role.ADMIN})),
+    (
+        "/ui/tickets",
+        "ui.nav.search",
+        frozenset({Role.AGENT, Role.SUPERVISOR, Role.ADMIN, Role.DEPARTMENT}),
+    ),
     ("/ui/portal", "ui.nav.portal", frozenset({Role.DEPARTMENT, Role.SUPERVISOR, Role.ADMIN})),
     ("/ui/wallboard", "ui.nav.wallboard", frozenset({Role.SUPERVISOR, Role.ADMIN})),
 )

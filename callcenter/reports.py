@@ -366,6 +366,11 @@ async def department_summary(conn: Conn, rt: Runtime, department_id: int) -> dic
 # --- CSV ----------------------------------------------------------------------------------
 
 
+def csv_text(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """CSV for a spreadsheet: UTF-8 with a byte-order mark, no cell read as a formula."""
+    return _csv(header, rows)
+
+
 def _csv(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     out = io.StringIO()
     writer = csv.writer(out)

@@ -178,6 +178,7 @@ class TicketFilter:
     grid_cell_id: int | None = None
     ids: Sequence[int] | None = None  # only these (e.g. a user's own tickets)
     light: str | None = None  # red | yellow | green: running tickets by their light
+    created_by: int | None = None
 
 
 def _ticket_conditions(
@@ -206,6 +207,8 @@ def _ticket_conditions(
         conditions.append(late if f.overdue else ~late)
     if f.light:
         conditions.append(light_condition(now, f.light))
+    if f.created_by is not None:
+        conditions.append(tickets.c.created_by == f.created_by)
     if f.number:
         number = f.number.strip()
         conditions.append(

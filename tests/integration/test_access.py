@@ -311,3 +311,82 @@ async def test_department_sockets_carry_only_their_own_tickets(world: Any) -> No
     assert (await own.receive_json(timeout=5))["event"] == DIRECTORY_CHANGED
     await own.close()
     await other.close()
+
+
+# --- the staff pages' parts: every new page, fragment and form -----------------------------
+
+PARTS = {
+    "/ui/dispatch": {Role.AGENT, Role.SUPERVISOR},
+    "/ui/dispatch/list": {Role.AGENT, Role.SUPERVISOR},
+    "/ui/approvals": {Role.SUPERVISOR, Role.ADMIN},
+    "/ui/approvals/list": {Role.SUPERVISOR, Role.ADMIN},
+    "/ui/tickets": {Role.AGENT, Role.SUPERVISOR, Role.ADMIN, Role.DEPARTMENT},
+    "/ui/tickets/results": {Role.AGENT, Role.SUPERVISOR, Role.ADMIN, Role.DEPARTMENT},
+    "/ui/tickets.csv": {Role.AGENT, Role.SUPERVISOR, Role.ADMIN, Role.DEPARTMENT},
+    "/ui/desk/side": {Role.AGENT, Role.SUPERVISOR},
+    "/ui/wallboard/live": {Role.SUPERVISOR, Role.ADMIN},
+    "/ui/wallboard/kpis": {Role.SUPERVISOR, Role.ADMIN},
+}
+
+
+async def test_every_part_of_the_pages_by_role(world: Any) -> None:
+    for user, role in USERS.items():
+        client = await _cookie_client(world, user)
+        try:
+            for path, roles in PARTS.items():
+                response = await client.get(path, allow_redirects=False)
+                assert response.status == (200 if role in roles else 403), (user, path)
+        finally:
+            await client.close()
+
+
+async def test_another_department_finds_nothing_of_ours_anywhere(world: Any) -> None:
+    number = world.ids["ticket"]
+    rt = world.rt
+    other = await _cookie_client(world, "mh-water")
+    own = await _cookie_client(world, "mh-municipal")
+    try:
+        for path in (
+            f"/ui/tickets?number={number}",
+            f"/ui/tickets/results?number={number}",
+            f"/ui/tickets.csv?number={number}",
+            "/ui/tickets?q=路灯",
+            "/ui/tickets?view=open",
+        ):
+            shown = number if path.startswith("/ui/tickets.csv") else f'data-number="{number}"'
+            theirs = await other.get(path)
+            assert theirs.status == 200 and shown not in await theirs.text(), path
+            ours = await own.get(path)
+            assert ours.status == 200 and shown in await ours.text(), path
+        for path in (f"/ui/tickets/{number}/card", f"/ui/tickets/{number}/timeline"):
+            assert (await other.get(path)).status == 404, path
+            assert (await own.get(path)).status == 200, path
+        page = await own.get(f"/ui/tickets/{number}")
+        token = re.search(r'"csrf": "([^"]+)"', await page.text())
+        assert token is not None
+        before = (await rt_ticket(rt, number)).version
+        page = await other.get("/ui/portal")
+        their_token = re.search(r'"csrf": "([^"]+)"', await page.text())
+        assert their_token is not None
+        answer = await other.post(
+            f"/ui/tickets/{number}/steps/sign_for",
+            data={"csrf": their_token.group(1)},
+            headers={"HX-Request": "true"},
+        )
+        assert answer.status == 404
+        assert (await rt_ticket(rt, number)).version == before  # nothing changed
+        # and a department may not dispatch, whatever it posts
+        answer = await other.post(
+            "/ui/dispatch/selected", data={"csrf": their_token.group(1), "ticket": number}
+        )
+        assert answer.status == 403
+    finally:
+        await other.close()
+        await own.close()
+
+
+async def rt_ticket(rt: Any, number: str) -> Any:
+    from callcenter.views import ticket_by_ref
+
+    async with rt.db.read() as conn:
+        return await ticket_by_ref(conn, number)

@@ -5,22 +5,41 @@ with what was typed still there."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 
-from agent_ui.common import STAFF, form_text, not_found, page_handler, require, require_form
+from agent_ui.auth import csrf_ok, current_session
+from agent_ui.common import (
+    STAFF,
+    error_text,
+    form_text,
+    not_found,
+    page_handler,
+    require,
+    require_form,
+)
 from agent_ui.portal import handling_departments
 from agent_ui.render import render, ui_locale
 from agent_ui.timeline import timeline
+from callcenter.actions.casework import MAX_FILE, Upload, add_note, attach_file
 from callcenter.actions.tickets import take_step
 from callcenter.api.http import error_body
 from callcenter.api.keys import RUNTIME
-from callcenter.domain.errors import HotlineError, InvalidInput
+from callcenter.domain.errors import Forbidden, HotlineError, InvalidInput
 from callcenter.domain.ids import parse_id, require_id
 from callcenter.domain.workflow import Actor, Role, Step
 from callcenter.runtime import Runtime
-from callcenter.views import ticket_by_ref, ticket_history, ticket_view, visible_to
+from callcenter.views import (
+    ticket_by_ref,
+    ticket_casework,
+    ticket_contact,
+    ticket_history,
+    ticket_view,
+    visible_to,
+)
 
 
 @dataclass(frozen=True)
@@ -78,7 +97,40 @@ async def load_view(request: web.Request, actor: Actor) -> tuple[dict[str, Any],
         if row is None or not visible_to(actor, row):
             raise await not_found(request, actor)
         history = await ticket_history(conn, row.id)
-    return ticket_view(rt, row, ui_locale(request, actor), actor=actor), history
+        view = ticket_view(rt, row, ui_locale(request, actor), actor=actor)
+        view["casework"] = await ticket_casework(conn, row.id)
+        view["contact"] = await ticket_contact(conn, row.citizen_id)
+    return view, history
+
+
+def sla_clock(rt: Runtime, view: dict[str, Any], locale: str) -> dict[str, str] | None:
+    """The running clock as a person reads it: what is due, and the working time left
+    (clock time for urgent tickets), or how late it is."""
+    if view["state"] not in ("dispatched", "accepted"):
+        return None
+    signing = view["state"] == "dispatched" and view["sign_due_at"] is not None
+    deadline = view["sign_due_at"] if signing else view["due_at"]
+    if deadline is None:
+        return None
+    now = rt.clock.now()
+    working = view["priority"] != "urgent"
+    late = now >= deadline
+    span = (
+        rt.calendar.between(*((deadline, now) if late else (now, deadline)))
+        if working
+        else abs(deadline - now)
+    )
+    hours = span.total_seconds() / 3600
+    if working:
+        per_day = rt.calendar.day_length.total_seconds() / 3600
+        days, rest = divmod(round(hours), round(per_day))
+        key = "ui.sla.working" if days and rest else "ui.sla.days" if days else "ui.sla.hours"
+        amount = rt.text(key, locale, days=int(days), hours=int(rest))
+    else:
+        amount = rt.text("ui.sla.clock", locale, hours=int(hours), minutes=int(hours * 60) % 60)
+    what = rt.text("ui.sla.sign" if signing else "ui.sla.handle", locale)
+    key = "ui.sla.late" if late else "ui.sla.left"
+    return {"text": rt.text(key, locale, what=what, amount=amount), "late": "late" if late else ""}
 
 
 async def card_context(
@@ -95,6 +147,10 @@ async def card_context(
     steps = steps_shown(view)
     return {
         "ticket": view,
+        "clock": sla_clock(rt, view, locale),
+        "note_value": "",
+        "note_error": "",
+        "file_error": "",
         "steps": [(s, STEP_FIELDS[s]) for s in steps],
         "failed": failed.value if failed else "",
         "values": values or {},
@@ -216,3 +272,79 @@ async def ticket_timeline(request: web.Request) -> web.StreamResponse:
     _, history = await load_view(request, actor)
     entries = timeline(rt, history, ui_locale(request, actor))
     return await render(request, "parts/timeline.html", actor, {"timeline": entries})
+
+
+@page_handler
+async def ticket_note(request: web.Request) -> web.StreamResponse:
+    """POST /ui/tickets/{ticket}/notes: an internal note; answers with the card."""
+    rt: Runtime = request.config_dict[RUNTIME]
+    actor, form = await require_form(request, STAFF)
+    body = str(form.get("note", ""))
+    try:
+        await add_note(rt, request.match_info["ticket"], body, actor=actor)
+    except HotlineError as error:
+        context = await card_context(request, actor)
+        message = error_text(request, error)
+        context.update(note_value=body, note_error=message)
+        context.update(notice=message, notice_kind="error", oob=True)
+        return await render(request, VIEWS["card"], actor, context, status=error.status)
+    context = await card_context(request, actor)
+    locale = ui_locale(request, actor)
+    context.update(notice=rt.text("ui.casework.noted", locale), notice_kind="ok", oob=True)
+    return await render(request, VIEWS["card"], actor, context)
+
+
+@page_handler
+async def ticket_upload(request: web.Request) -> web.StreamResponse:
+    """POST /ui/tickets/{ticket}/attachments (multipart): a photo or a document."""
+    rt: Runtime = request.config_dict[RUNTIME]
+    actor = await require(request, STAFF)
+    session = await current_session(request)
+    if session is None or not csrf_ok(request, session):
+        raise Forbidden("csrf_failed")
+    upload: Upload | None = None
+    reader = await request.multipart()
+    while (part := await reader.next()) is not None:
+        if not isinstance(part, BodyPartReader) or part.name != "file":
+            continue
+        data = await part.read_chunk(MAX_FILE + 1)
+        while len(data) <= MAX_FILE and (chunk := await part.read_chunk()):
+            data += chunk
+        upload = Upload(bytes(data), part.filename or "")
+    try:
+        if upload is None:
+            raise InvalidInput("missing_field", field="file")
+        await attach_file(rt, request.match_info["ticket"], upload, actor=actor)
+    except HotlineError as error:
+        context = await card_context(request, actor)
+        message = error_text(request, error)
+        context.update(file_error=message, notice=message, notice_kind="error", oob=True)
+        return await render(request, VIEWS["card"], actor, context, status=error.status)
+    context = await card_context(request, actor)
+    locale = ui_locale(request, actor)
+    context.update(notice=rt.text("ui.casework.attached", locale), notice_kind="ok", oob=True)
+    return await render(request, VIEWS["card"], actor, context)
+
+
+@page_handler
+async def ticket_file(request: web.Request) -> web.StreamResponse:
+    """GET /ui/tickets/{ticket}/attachments/{id}: the file, to staff who may see the ticket."""
+    rt: Runtime = request.config_dict[RUNTIME]
+    actor = await require(request, STAFF)
+    view, _ = await load_view(request, actor)  # 404 for another department's ticket
+    wanted = parse_id(request.match_info["file"])
+    found = next((f for f in view["casework"]["files"] if f.id == wanted), None)
+    if found is None:
+        raise await not_found(request, actor)
+    path = Path(rt.settings.data_dir) / found.path
+    inline = found.content_type.startswith("image/") or found.content_type == "application/pdf"
+    name = found.filename or Path(found.path).name
+    disposition = "inline" if inline else "attachment"
+    return web.FileResponse(
+        path,
+        headers={
+            "Content-Type": found.content_type,
+            "Content-Disposition": f"{disposition}; filename*=UTF-8''{quote(name)}",
+            "Cache-Control": "private, max-age=3600",
+        },
+    )

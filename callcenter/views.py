@@ -20,12 +20,14 @@ from callcenter.domain.workflow import OPEN_STATES, Actor, Role, Ticket, TicketS
 from callcenter.runtime import Runtime
 from callcenter.store.db import Conn
 from callcenter.store.tables import (
+    attachments,
     audit_events,
     calls,
     citizen_identities,
     citizens,
     conversations,
     messages,
+    ticket_notes,
     tickets,
 )
 
@@ -522,3 +524,43 @@ def routing_suggestion(
         },
         "decision": record,
     }
+
+
+async def ticket_casework(conn: Conn, ticket_id: int) -> dict[str, list[Any]]:
+    """Staff's notes and the files on a ticket, oldest first (staff-only reading)."""
+    notes = (
+        await conn.execute(
+            select(ticket_notes)
+            .where(ticket_notes.c.ticket_id == ticket_id)
+            .order_by(ticket_notes.c.id)
+        )
+    ).all()
+    files = (
+        await conn.execute(
+            select(attachments)
+            .where(attachments.c.ticket_id == ticket_id)
+            .order_by(attachments.c.id)
+        )
+    ).all()
+    return {"notes": list(notes), "files": list(files)}
+
+
+async def ticket_contact(conn: Conn, citizen_id: int | None) -> dict[str, Any] | None:
+    """How to call the citizen back: name and phone numbers (for staff of the ticket)."""
+    if citizen_id is None:
+        return None
+    row = (await conn.execute(select(citizens).where(citizens.c.id == citizen_id))).first()
+    if row is None:
+        return None
+    phones = {
+        r.value
+        for r in await conn.execute(
+            select(citizen_identities.c.value).where(
+                citizen_identities.c.citizen_id == citizen_id,
+                citizen_identities.c.kind == "phone",
+            )
+        )
+    }
+    if row.phone:
+        phones.add(row.phone)
+    return {"name": row.name, "phones": sorted(phones), "locale": row.locale}

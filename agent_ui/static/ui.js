@@ -148,9 +148,38 @@ const UI = (() => {
     if (field.matches && field.matches("[data-autosubmit]") && field.form) field.form.requestSubmit();
   });
 
-  document.addEventListener("htmx:afterRequest", (event) => {
-    const form = event.detail.elt && event.detail.elt.closest && event.detail.elt.closest("form");
-    if (form && event.detail.successful && event.detail.xhr.status < 300) clearDrafts(form);
+  // A part marked data-live-refresh is not fetched again while someone works in it (a field
+  // has the focus, a file is chosen): that would take their caret or file away. It is
+  // fetched when they leave it.
+  function busy(part) {
+    const active = document.activeElement;
+    if (active && part.contains(active) && active.matches("input, textarea, select")) return true;
+    return Array.from(part.querySelectorAll("input[type=file]")).some((f) => f.files && f.files.length);
+  }
+  document.addEventListener("htmx:beforeRequest", (event) => {
+    const part = event.detail.elt;
+    if (!part.matches || !part.matches("[data-live-refresh]") || event.detail.requestConfig.verb !== "get") return;
+    if (busy(part)) {
+      event.preventDefault();
+      part.dataset.stale = "1";
+    }
+  });
+  document.addEventListener("focusout", () => {
+    setTimeout(() => {
+      document.querySelectorAll("[data-live-refresh][data-stale]").forEach((part) => {
+        if (busy(part)) return;
+        delete part.dataset.stale;
+        htmx.trigger(part, "live-refetch-self");
+      });
+    }, 0);
+  });
+
+  // a form that succeeded forgets its drafts (before the swap: the form may leave the page)
+  document.addEventListener("htmx:beforeSwap", (event) => {
+    const elt = event.detail.requestConfig && event.detail.requestConfig.elt;
+    const form = elt && elt.closest && elt.closest("form");
+    const verb = event.detail.requestConfig && event.detail.requestConfig.verb;
+    if (form && verb !== "get" && event.detail.xhr.status < 300) clearDrafts(form);
   });
 
   // after any swap (an outerHTML swap's target is the element that left, so the whole

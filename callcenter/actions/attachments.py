@@ -63,6 +63,7 @@ async def add_attachment(
     ticket_id: int | None = None,
     conversation_id: int | None = None,
     source_id: str | None = None,
+    filename: str | None = None,
 ) -> int:
     row = await insert_row(
         tx,
@@ -77,6 +78,8 @@ async def add_attachment(
             "sha256": stored.sha256,
             "source_id": source_id,
             "created_at": tx.state["now"],
+            "filename": filename,
+            "author_id": actor.id,
         },
     )
     await audit.record(

@@ -377,6 +377,22 @@ attachments = Table(
     Column("sha256", String(64), nullable=False),
     Column("source_id", String(200), nullable=True),  # the provider's file id
     Column("created_at", UTCDateTime, nullable=False),
+    Column("filename", String(200), nullable=True),  # as the uploader named it
+    Column("author_id", Id, ForeignKey("users.id"), nullable=True),  # staff who added it
+)
+
+# staff's own notes on a ticket: never sent to the citizen, never on the status page
+ticket_notes = Table(
+    "ticket_notes",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("ticket_id", Id, ForeignKey("tickets.id"), nullable=False, index=True),
+    Column("author_id", Id, ForeignKey("users.id"), nullable=True),
+    Column("author_name", String(200), nullable=False),
+    Column("author_role", String(20), nullable=False),
+    Column("department_id", Id, ForeignKey("departments.id"), nullable=True),
+    Column("body", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
 )
 
 # every attempt to hand an outbound message to its provider, and what the provider answered

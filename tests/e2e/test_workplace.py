@@ -344,3 +344,85 @@ def test_favicon_and_the_sign_in_form_keeps_the_username(browser: Any, server: S
 
 
 _ = timedelta
+
+
+# --- case work: notes, files, the citizen's contact, the clock ---------------------------
+
+
+def png(width: int = 8, height: int = 8) -> bytes:
+    """A real PNG (red squares), made here."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
+
+    raw = b"".join(b"\x00" + b"\xff\x00\x00" * width for _ in range(height))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(raw))
+        + chunk(b"IEND", b"")
+    )
+
+
+def test_case_work_notes_files_contact_and_clock(
+    browser: Any, server: Server, tmp_path: Path
+) -> None:
+    sms_in = server.call(
+        receive_message(
+            server.rt, Inbound("sms", "phone", "+8613712340001", "荷花社区门口的路灯坏了")
+        )
+    )
+    ticket = sms_in.ticket
+    assert ticket is not None and ticket["state"] == "dispatched"
+    dept_code = server.rt.directory.by_id[ticket["department_id"]].code.lower()
+    page = sign_in(browser, server, dept_code, viewport={"width": 390, "height": 844})
+    page.goto(server.url + f"/ui/tickets/{ticket['number']}")
+    expect(page.locator("#contact")).to_contain_text("+8613712340001")
+    expect(page.locator("#sla-clock")).to_contain_text("签收剩余")
+    page.fill("#note", "已电话联系市民，明早到现场。")
+    page.click("#add-note")
+    expect(page.locator("#notes")).to_contain_text("已电话联系市民")
+    photo = tmp_path / "lamp.png"
+    photo.write_bytes(png())
+    page.set_input_files("#file", str(photo))
+    page.click("#upload")
+    image = page.locator("#files img")
+    expect(image).to_have_count(1)
+    page.wait_for_load_state("networkidle")  # the card may be fetched again (live)
+    page.wait_for_function(
+        "(() => { const i = document.querySelector('#files img');"
+        " if (!i) return false; i.scrollIntoView(); return i.complete && i.naturalWidth > 0; })()"
+    )
+    assert page.evaluate("document.querySelector('#files img').naturalWidth") == 8  # shown
+    fake = tmp_path / "not-a-photo.jpg"
+    fake.write_text("<script>alert(1)</script>")
+    page.set_input_files("#file", str(fake))
+    page.click("#upload")
+    expect(page.locator("#upload-form [role=alert]")).to_contain_text("PDF")
+    expect(page.locator("#files img")).to_have_count(1)  # nothing added
+    shot(page, "casework-phone")
+    src = image.get_attribute("src")
+    assert src is not None
+    page.context.close()
+    # another department sees neither the ticket nor its file
+    other = sign_in(browser, server, "mh-water")
+    assert other.goto(server.url + src).status == 404
+    assert other.goto(server.url + f"/ui/tickets/{ticket['number']}").status == 404
+    other.context.close()
+
+    # the note never reaches the citizen
+    async def outbound() -> list[str]:
+        from sqlalchemy import select
+
+        from callcenter.store.tables import messages
+
+        async with server.rt.db.read() as conn:
+            rows = await conn.execute(select(messages.c.body).where(messages.c.direction == "out"))
+            return [r.body for r in rows]
+
+    assert not any("已电话联系市民" in body for body in server.call(outbound()))

@@ -1,4 +1,5 @@
-"""when each ticket's lights turn yellow, and the indexes the lists and trends read
+"""when each ticket's lights turn yellow, the indexes the lists and trends read, staff's
+notes on tickets, and who added an attachment under which name
 
 ``sign_warn_at`` / ``warn_at`` are set by the workflow whenever a clock starts or
 moves (dispatch, reopen, an approved extension), so that lists and counters find
@@ -21,6 +22,8 @@ revision: str = "0012_light_thresholds"
 down_revision: str | None = "0011_mediation"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
+
+Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 INDEXES = [
     ("ix_tickets_department_state", "tickets", ["department_id", "state"]),
@@ -49,9 +52,27 @@ def upgrade() -> None:
     )
     for name, table, columns in INDEXES:
         op.create_index(name, table, columns)
+    with op.batch_alter_table("attachments") as batch:
+        batch.add_column(sa.Column("filename", sa.String(200), nullable=True))
+        batch.add_column(sa.Column("author_id", Id, sa.ForeignKey("users.id"), nullable=True))
+    op.create_table(
+        "ticket_notes",
+        sa.Column("id", Id, primary_key=True),
+        sa.Column("ticket_id", Id, sa.ForeignKey("tickets.id"), nullable=False, index=True),
+        sa.Column("author_id", Id, sa.ForeignKey("users.id"), nullable=True),
+        sa.Column("author_name", sa.String(200), nullable=False),
+        sa.Column("author_role", sa.String(20), nullable=False),
+        sa.Column("department_id", Id, sa.ForeignKey("departments.id"), nullable=True),
+        sa.Column("body", sa.Text(), nullable=False),
+        sa.Column("created_at", UTCDateTime(timezone=True), nullable=False),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("ticket_notes")
+    with op.batch_alter_table("attachments") as batch:
+        batch.drop_column("author_id")
+        batch.drop_column("filename")
     for name, table, _ in INDEXES:
         op.drop_index(name, table_name=table)
     with op.batch_alter_table("tickets") as batch:

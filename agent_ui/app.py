@@ -110,6 +110,8 @@ def setup(app: web.Application, rt: Runtime) -> None:
     r.add_post("/ui/desk/conversations/{conversation}/ticket", desk.post_ticket)
     r.add_post("/ui/desk/conversations/{conversation}/answer", desk.post_answer)
     r.add_post("/ui/desk/conversations/{conversation}/transfer", desk.post_transfer)
+    r.add_post("/ui/desk/conversations/{conversation}/pick", desk.post_pick)
+    r.add_post("/ui/desk/conversations/{conversation}/take_over", desk.post_take_over)
     r.add_post("/ui/desk/conversations/{conversation}/end", desk.post_end)
     r.add_get("/ui/desk/citizens/{citizen}/history", desk.desk_history)
     # the department portal, tickets, the wallboard

@@ -30,7 +30,7 @@ from callcenter.api.keys import RUNTIME
 from callcenter.domain.errors import HotlineError, InvalidInput
 from callcenter.domain.ids import parse_id, require_id
 from callcenter.domain.routing import Location
-from callcenter.domain.workflow import Actor, TicketType
+from callcenter.domain.workflow import Actor, Role, TicketType
 from callcenter.runtime import Runtime
 from callcenter.store.tables import citizens, conversations
 from callcenter.views import (
@@ -59,7 +59,14 @@ async def side_context(request: web.Request, actor: Actor) -> dict[str, Any]:
         offered = await deskviews.my_offers(conn, actor.id)
         held = await deskviews.held_conversations(conn, actor.id)
         waiting = await deskviews.waiting_rows(conn, rt, now)
+        others = (
+            [c for c in await deskviews.assigned_conversations(conn) if c["agent_id"] != actor.id]
+            if actor.role is Role.SUPERVISOR
+            else []
+        )
     return {
+        "others": others,
+        "can_take_over": actor.role is Role.SUPERVISOR,
         "me": next((a for a in agents if a["agent_id"] == actor.id), None),
         "offers": offered,
         "mine": held,
@@ -255,6 +262,24 @@ async def post_reply(request: web.Request) -> web.StreamResponse:
     context = await conversation_context(request, actor, conversation_id)
     context.update(body="", error="", oob_messages=True)
     return await render(request, "parts/desk_composer.html", actor, context)
+
+
+@page_handler
+async def post_pick(request: web.Request) -> web.StreamResponse:
+    """An agent takes a waiting conversation from the queue table."""
+    actor, _ = await require_form(request, DESK)
+    conversation_id = _conversation_id(request)
+    await acd.pick_conversation(_rt(request), conversation_id, actor=actor)
+    return await _side_and(request, actor, conversation_id=conversation_id)
+
+
+@page_handler
+async def post_take_over(request: web.Request) -> web.StreamResponse:
+    """A supervisor takes a conversation over from its agent (audited)."""
+    actor, _ = await require_form(request, DESK)
+    conversation_id = _conversation_id(request)
+    await acd.take_over_conversation(_rt(request), conversation_id, actor=actor)
+    return await _side_and(request, actor, conversation_id=conversation_id)
 
 
 @page_handler

@@ -149,3 +149,25 @@ def desk_options(rt: Runtime, locale: str) -> dict[str, Any]:
             for p in ("available", "busy", "away")
         ],
     }
+
+
+async def assigned_conversations(conn: Conn, limit: int = 200) -> list[dict[str, Any]]:
+    """Conversations agents hold now, with whom (for a supervisor who may take one over)."""
+    rows = (
+        await conn.execute(
+            select(
+                conversations,
+                citizens.c.name.label("citizen_name"),
+                users.c.display_name.label("agent_name"),
+            )
+            .join(citizens, citizens.c.id == conversations.c.citizen_id)
+            .join(users, users.c.id == conversations.c.agent_id)
+            .where(conversations.c.state == "assigned")
+            .order_by(conversations.c.id)
+            .limit(limit)
+        )
+    ).all()
+    return [
+        {**conversation_view(r), "citizen_name": r.citizen_name, "agent_name": r.agent_name}
+        for r in rows
+    ]

@@ -198,16 +198,22 @@ async def waiting_entries(conn: Any) -> list[Waiting]:
                 offers.c.agent_id,
                 offers.c.state,
                 offers.c.expires_at,
+                offers.c.answered_at,
             ).where(offers.c.entry_id.in_(ids))
         )
     ).all()
     pending: dict[int, Any] = {}
     tried: dict[int, set[int]] = {}
+    tried_at: dict[int, dict[int, Any]] = {}
     for o in offer_rows:
         if o.state == "pending":
             pending[o.entry_id] = o
         elif o.state in ("declined", "timed_out"):
             tried.setdefault(o.entry_id, set()).add(o.agent_id)
+            at = o.answered_at or o.expires_at
+            known = tried_at.setdefault(o.entry_id, {})
+            if at is not None and (o.agent_id not in known or known[o.agent_id] < at):
+                known[o.agent_id] = at
     result = []
     for r in rows:
         offer = pending.get(r.id)
@@ -224,6 +230,7 @@ async def waiting_entries(conn: Any) -> list[Waiting]:
                 offered_to=offer.agent_id if offer else None,
                 offer_expires_at=offer.expires_at if offer else None,
                 tried=frozenset(tried.get(r.id, ())),
+                tried_at=tried_at.get(r.id, {}),
             )
         )
     return result

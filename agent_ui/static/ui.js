@@ -195,7 +195,64 @@ const UI = (() => {
     lists.forEach((box) => { box.scrollTop = box.scrollHeight; });
   }
 
+  // --- alerts: a sound, a count in the tab's title, and a desktop notification (the
+  // browser's permission is asked once, from a button, as browsers require) -------------
+  let unseen = 0;
+  let baseTitle = "";
+  function beep() {
+    try {
+      const audio = new (window.AudioContext || window.webkitAudioContext)();
+      const tone = audio.createOscillator();
+      const gain = audio.createGain();
+      tone.frequency.value = 880;
+      gain.gain.setValueAtTime(0.15, audio.currentTime);
+      gain.gain.exponentialRampToValueAtTime(0.001, audio.currentTime + 0.6);
+      tone.connect(gain).connect(audio.destination);
+      tone.start();
+      tone.stop(audio.currentTime + 0.6);
+    } catch (error) { /* no sound device: the title and the notification still say it */ }
+  }
+  function alertUser(title, body, tag) {
+    beep();
+    if (document.visibilityState !== "visible" || !document.hasFocus()) {
+      unseen += 1;
+      document.title = "(" + unseen + ") " + baseTitle;
+    }
+    if ("Notification" in window && Notification.permission === "granted") {
+      try { new Notification(title, { body, tag }); } catch (error) { /* some browsers refuse */ }
+    }
+    document.body.dispatchEvent(new CustomEvent("hotline-alert", { detail: { title, body } }));
+  }
+  function seen() { unseen = 0; if (baseTitle) document.title = baseTitle; }
+  window.addEventListener("focus", seen);
+  document.addEventListener("visibilitychange", () => { if (document.visibilityState === "visible") seen(); });
+  function permissionButton() {
+    const button = document.getElementById("notify-permission");
+    if (!button) return;
+    button.hidden = !("Notification" in window) || Notification.permission !== "default"
+      || localStorage.getItem("hotline-alerts-asked") === "1";
+  }
+  document.addEventListener("click", (event) => {
+    if (!event.target.closest || !event.target.closest("#notify-permission")) return;
+    localStorage.setItem("hotline-alerts-asked", "1");
+    if ("Notification" in window) Notification.requestPermission().finally(permissionButton);
+    permissionButton();
+  });
+  document.addEventListener("htmx:afterSettle", permissionButton);
+
   document.addEventListener("DOMContentLoaded", () => {
+    baseTitle = document.title;
+    permissionButton();
+    document.body.addEventListener("live-event", (event) => {
+      const { event: name, data } = event.detail;
+      const me = boot.user ? boot.user.id : null;
+      if (name === "offer.changed" && data.state === "pending" && data.agent_id === me) {
+        alertUser(t("ui.desk.offer_alert"), "#" + data.conversation_id, "offer-" + data.offer_id);
+      } else if (name === "ticket.changed" && document.body.dataset.page === "portal"
+                 && (data.action === "dispatch" || data.action === "reopen")) {
+        alertUser(t("ui.desk.dispatch_alert"), data.number, "ticket-" + data.ticket_id);
+      }
+    });
     document.querySelectorAll("[data-draft-done]").forEach((node) => {
       sessionStorage.removeItem(DRAFT + location.pathname + ":" + node.dataset.draftDone);
     });
@@ -210,5 +267,5 @@ const UI = (() => {
   // ready; the drafts go in after that
   window.addEventListener("pageshow", () => restoreDrafts(document));
 
-  return { boot, t, duration, fire };
+  return { boot, t, duration, fire, alertUser };
 })();

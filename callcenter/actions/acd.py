@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from callcenter.actions import audit
 from callcenter.actions.conversations import load_conversation, move_conversation
@@ -35,6 +35,7 @@ from callcenter.actions.queues import (
     leave_queue,
     open_entry,
     open_entry_of,
+    withdraw_offers,
 )
 from callcenter.actions.tickets import TicketDraft, apply_step, check_draft, open_ticket
 from callcenter.bus import events
@@ -360,6 +361,89 @@ async def decline_offer(rt: Runtime, offer_id: int, *, actor: Actor) -> None:
             after={"conversation_id": offer.conversation_id},
         )
         tx.publish(events.offer_changed({**offer._asdict(), "state": "declined"}, now))
+
+
+async def _open_held(tx: Tx, agent_id: int) -> int:
+    """How many conversations an agent holds now."""
+    result = await tx.execute(
+        select(func.count())
+        .select_from(queue_entries)
+        .where(queue_entries.c.agent_id == agent_id, queue_entries.c.ended_at.is_(None))
+    )
+    return int(result.scalar() or 0)
+
+
+async def pick_conversation(rt: Runtime, conversation_id: int, *, actor: Actor) -> dict[str, Any]:
+    """An agent takes a waiting conversation from the queue table, without waiting for an
+    offer (an offer out to someone else is withdrawn). Not when away or already full."""
+    _require_desk(actor)
+    assert actor.id is not None
+    async with rt.transaction() as tx:
+        now = tx.state["now"]
+        conversation = await load_conversation(tx, conversation_id)
+        check_step(
+            conversation.state, ConversationStep.ASSIGN, actor=actor, agent_id=conversation.agent_id
+        )
+        entry = await open_entry_of(tx, conversation_id)
+        if entry is None or entry.agent_id is not None:
+            raise Conflict("conversation_not_waiting", id=conversation_id)
+        me = await _agent_row(tx, actor.id)
+        if me is None or me.presence == Presence.AWAY.value:
+            raise Conflict("available_first")
+        if await _open_held(tx, actor.id) >= me.capacity:
+            raise Conflict("at_capacity", capacity=me.capacity)
+        await withdraw_offers(tx, entry.id)
+        await tx.execute(
+            update(queue_entries)
+            .where(queue_entries.c.id == entry.id)
+            .values(agent_id=actor.id, assigned_at=now)
+        )
+        conversation = await move_conversation(
+            tx, conversation, ConversationStep.ASSIGN, actor=actor, agent_id=actor.id
+        )
+        await audit.record(
+            tx,
+            actor=actor,
+            entity_type="conversation",
+            entity_id=conversation_id,
+            action="conversation.pick",
+            details={"queue": entry.queue},
+        )
+        await _set_agent(tx, rt, actor.id, actor=actor, last_contact_at=now)
+        return dict(conversation._asdict())
+
+
+async def take_over_conversation(
+    rt: Runtime, conversation_id: int, *, actor: Actor
+) -> dict[str, Any]:
+    """A supervisor takes a conversation over from the agent who holds it (audited by the
+    step, with the agent it was taken from; that agent's desk hears of it)."""
+    assert actor.id is not None
+    async with rt.transaction() as tx:
+        now = tx.state["now"]
+        conversation = await load_conversation(tx, conversation_id)
+        check_step(
+            conversation.state,
+            ConversationStep.TAKE_OVER,
+            actor=actor,
+            agent_id=conversation.agent_id,
+        )
+        entry = await open_entry_of(tx, conversation_id)
+        if entry is None or entry.agent_id is None:
+            raise Conflict("conversation_not_assigned", id=conversation_id)
+        if entry.agent_id == actor.id:
+            raise Conflict("already_yours", id=conversation_id)
+        from_agent = entry.agent_id
+        await end_entry(tx, entry.id, "transferred")
+        await open_entry(
+            tx, rt, conversation, entry.queue, agent_id=actor.id, queued_at=entry.queued_at
+        )
+        conversation = await move_conversation(
+            tx, conversation, ConversationStep.TAKE_OVER, actor=actor, agent_id=actor.id
+        )
+        await _set_agent(tx, rt, actor.id, actor=actor, last_contact_at=now)
+        await _set_agent(tx, rt, from_agent, actor=actor, last_contact_at=now)
+        return dict(conversation._asdict())
 
 
 async def _held(

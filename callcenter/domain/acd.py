@@ -130,6 +130,9 @@ class Waiting:
     offered_to: int | None = None
     offer_expires_at: datetime | None = None
     tried: frozenset[int] = frozenset()  # agents who declined or let an offer run out
+    # when each of them last did: an agent who is available again since then is offered
+    # it again (a missed offer sends the agent away; coming back means "give it to me")
+    tried_at: Mapping[int, datetime] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -172,6 +175,15 @@ def rule_for(rules: Mapping[str, QueueRule], queue: str) -> QueueRule:
     return rules.get(queue) or QueueRule(queue)
 
 
+def _passed_on(agent: AgentView, waiting: Waiting, now: datetime) -> bool:
+    """The agent declined this conversation or let its offer run out, and has not become
+    available again since."""
+    if agent.agent_id not in waiting.tried:
+        return False
+    tried_at = waiting.tried_at.get(agent.agent_id)
+    return tried_at is None or agent.available_since(now) < tried_at
+
+
 def choose_agent(
     rule: QueueRule,
     waiting: Waiting,
@@ -186,7 +198,7 @@ def choose_agent(
         for a in agents
         if a.free_slots(now) > 0
         and a.serves(waiting.queue, waiting.language)
-        and a.agent_id not in waiting.tried
+        and not _passed_on(a, waiting, now)
     ]
     if waiting.category:
         skilled = [a for a in candidates if waiting.category in a.categories]
@@ -239,6 +251,7 @@ def plan(
                     offered_to=None,
                     offer_expires_at=None,
                     tried=item.tried | {item.offered_to},
+                    tried_at={**item.tried_at, item.offered_to: now},
                 )
             else:
                 deadlines.append(expires_at)

@@ -58,6 +58,7 @@ class ConversationStep(StrEnum):
     END = "end"
     LEAVE_MESSAGE = "leave_message"
     CITIZEN_LEFT = "citizen_left"
+    TAKE_OVER = "take_over"  # a supervisor takes a conversation over from its agent
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,7 @@ CONVERSATION_STEPS: dict[ConversationStep, ConversationRule] = {
         _rule(S.END, {C.ASSIGNED, C.CLOSED}, C.CLOSED, DESK, own=True),
         _rule(S.LEAVE_MESSAGE, {C.QUEUED}, C.CLOSED, SYSTEM_ONLY),
         _rule(S.CITIZEN_LEFT, {C.BOT, C.QUEUED, C.ASSIGNED}, C.CLOSED, SYSTEM_ONLY),
+        _rule(S.TAKE_OVER, {C.ASSIGNED}, C.ASSIGNED, frozenset({R.SUPERVISOR})),
     )
 }
 del C, R, S

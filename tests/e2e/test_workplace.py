@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from callcenter.actions import acd
 from callcenter.actions.intake import Inbound, receive_message
 from callcenter.actions.tickets import TicketDraft, create_ticket, take_step
 from callcenter.clock import ManualClock
@@ -426,3 +427,81 @@ def test_case_work_notes_files_contact_and_clock(
             return [r.body for r in rows]
 
     assert not any("已电话联系市民" in body for body in server.call(outbound()))
+
+
+# --- 4. a missed offer comes back; picking from the queue; a supervisor takes over ---------------
+
+
+def test_a_missed_offer_is_offered_again_and_a_waiting_conversation_can_be_picked(
+    browser: Any, server: Server, clock: ManualClock
+) -> None:
+    agent = sign_in(browser, server, "agent1")
+    agent.click("#presence-available")
+    expect(agent.locator("#presence-available")).to_have_class(re.compile("on"))
+    agent.evaluate(
+        "window.__alerts = [];"
+        " document.body.addEventListener('hotline-alert', (e) => window.__alerts.push(e.detail))"
+    )
+    first = server.call(
+        receive_message(server.rt, Inbound("sms", "phone", "+8613700000401", "你好，有人吗"))
+    )
+    offer = agent.locator(f".offer[data-conversation='{first.conversation_id}']")
+    expect(offer).to_have_count(1)
+    clock.advance(seconds=45)  # the offer runs out: the agent is set away
+    server.call(acd.distribute(server.rt))  # what the ACD's loop runs at its next check
+    expect(offer).to_have_count(0)
+    expect(agent.locator("#presence-away")).to_have_class(re.compile("on"))
+    clock.advance(seconds=5)
+    agent.click("#presence-available")  # back: the conversation is offered again
+    expect(agent.locator("#presence-available")).to_have_class(re.compile("on"))
+    server.call(acd.distribute(server.rt))
+    expect(offer).to_have_count(1)
+    assert agent.evaluate("window.__alerts.length") >= 1  # sound, title, notification
+    offer.locator("button.accept").click()
+    expect(agent.locator("#messages .msg.in")).to_have_count(1)
+
+    # another agent, busy with other work, takes the next one from the queue table
+    picker = sign_in(browser, server, "agent2")
+    picker.click("#presence-busy")
+    expect(picker.locator("#presence-busy")).to_have_class(re.compile("on"))
+    agent.click("#presence-busy")  # the first agent takes no more
+    second = server.call(
+        receive_message(server.rt, Inbound("sms", "phone", "+8613700000402", "你好，请问一下"))
+    )
+    row = picker.locator(f"#queue tr[data-conversation='{second.conversation_id}']")
+    expect(row).to_have_count(1)
+    row.locator("button.pick").click()
+    expect(picker.locator("#conversation-title")).to_contain_text(f"#{second.conversation_id}")
+    shot(picker, "defect04-picked")
+
+    # the supervisor takes that conversation over, and the audit says from whom
+    sup = sign_in(browser, server, "supervisor")
+    sup.goto(server.url + "/ui/desk")
+    held = sup.locator(f"#others li[data-conversation='{second.conversation_id}']")
+    expect(held).to_contain_text("王磊")
+    held.locator("button.take-over").click()
+    expect(sup.locator("#conversation-title")).to_contain_text(f"#{second.conversation_id}")
+    expect(picker.locator(f"#mine [data-id='{second.conversation_id}']")).to_have_count(0)
+
+    async def take_over_audit() -> Any:
+        from sqlalchemy import select
+
+        from callcenter.store.tables import audit_events
+
+        async with server.rt.db.read() as conn:
+            return (
+                await conn.execute(
+                    select(audit_events).where(
+                        audit_events.c.entity_type == "conversation",
+                        audit_events.c.entity_id == second.conversation_id,
+                    )
+                )
+            ).all()
+
+    found = server.call(take_over_audit())
+    (event,) = [e for e in found if e.action == "conversation.take_over"]
+    assert event.actor_role == "supervisor" and event.before["agent_id"] != event.after["agent_id"]
+    for page in (agent, picker, sup):
+        assert page.console_errors == []
+        page.click("#presence-away") if page.locator("#presence-away").count() else None
+        page.context.close()

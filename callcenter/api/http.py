@@ -18,6 +18,7 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import select
 
+from callcenter.api.bodies import read_body
 from callcenter.api.keys import RUNTIME
 from callcenter.domain.auth import token_hash
 from callcenter.domain.errors import Forbidden, HotlineError, InvalidInput, Unauthenticated
@@ -224,11 +225,7 @@ def _validation_error(exc: ValidationError, where: str) -> InvalidInput:
 
 
 async def read_json(request: web.Request) -> Any:
-    if request.content_length is not None and request.content_length > MAX_JSON_BODY:
-        raise InvalidInput("body_too_large", limit=MAX_JSON_BODY)
-    raw = await request.content.read(MAX_JSON_BODY + 1)
-    if len(raw) > MAX_JSON_BODY:
-        raise InvalidInput("body_too_large", limit=MAX_JSON_BODY)
+    raw = await read_body(request, limit=MAX_JSON_BODY)
     if not raw.strip():
         return {}
     try:

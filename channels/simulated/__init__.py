@@ -30,6 +30,7 @@ from aiohttp import web
 
 from callcenter.actions.inbox import inbox
 from callcenter.actions.intake import Inbound
+from callcenter.api.bodies import read_json_body
 from callcenter.api.http import error_body, json_response, locale_of
 from callcenter.api.keys import RUNTIME
 from callcenter.channel import OutboundMessage, SendResult, SmsChannel
@@ -109,7 +110,7 @@ class SimulatedSms(SmsChannel):
         rt = request.app[RUNTIME]
         box = inbox(rt)
         try:
-            data = await _read_json(request)
+            data = await read_json_body(request, limit=MAX_BODY)
             accepted = await box.accept(self.to_inbound(data))
         except HotlineError as error:
             return json_response(error_body(rt, error, locale_of(request)), status=error.status)
@@ -154,15 +155,3 @@ class SimulatedSms(SmsChannel):
         if self.settle:
             await asyncio.sleep(self.settle)
         return SendResult(provider_id=sid, status="sent")
-
-
-async def _read_json(request: web.Request) -> Any:
-    raw = await request.content.read(MAX_BODY + 1)
-    if len(raw) > MAX_BODY:
-        raise InvalidInput("body_too_large", limit=MAX_BODY)
-    try:
-        return json.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise InvalidInput("invalid_encoding") from None
-    except json.JSONDecodeError:
-        raise InvalidInput("malformed_json") from None

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
-import json
 import logging
 import warnings
 from datetime import timedelta
@@ -48,6 +47,7 @@ from telegram.warnings import PTBDeprecationWarning
 from callcenter.actions.attachments import store_file
 from callcenter.actions.intake import Inbound, receive_message, reply_to_sender
 from callcenter.actions.messages import MAX_BODY
+from callcenter.api.bodies import read_json_body
 from callcenter.api.http import error_body, json_response
 from callcenter.api.keys import RUNTIME
 from callcenter.channel import Channel, DeliveryError, OutboundMessage, SendResult
@@ -188,13 +188,7 @@ class TelegramChannel(Channel):
                 error_body(rt, ForbiddenError("invalid_signature"), locale), status=403
             )
         try:
-            raw = await request.content.read(MAX_UPDATE_BYTES + 1)
-            if len(raw) > MAX_UPDATE_BYTES:
-                raise InvalidInput("body_too_large", limit=MAX_UPDATE_BYTES)
-            try:
-                data = json.loads(raw.decode("utf-8"))
-            except (UnicodeDecodeError, ValueError):
-                raise InvalidInput("malformed_json") from None
+            data = await read_json_body(request, limit=MAX_UPDATE_BYTES)
             if not isinstance(data, dict) or not isinstance(data.get("update_id"), int):
                 raise InvalidInput("missing_field", field="update_id")
             update = Update.de_json(data, self.bot)

@@ -338,7 +338,7 @@ async def test_a_100_kb_body_is_refused(hotline: Hotline) -> None:
     before = await snapshot(hotline.rt)
     params = hotline.standin.inbound_params(CITIZEN, "路" * 100_000, OUR)
     status, body = await hotline.post(params)
-    assert status == 400 and body["error"]["code"] == "body_too_large"
+    assert status == 413 and body["error"]["code"] == "body_too_large"
     assert "65536" in body["error"]["message"]
     assert await snapshot(hotline.rt) == before
 

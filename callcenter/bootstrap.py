@@ -79,7 +79,7 @@ def build_runtime(
     registry.register(surveys.EXPIRE, surveys.expire_survey)
     rt = Runtime(
         settings=settings,
-        db=Database(settings.effective_database_url),
+        db=Database(settings.effective_database_url, synchronous=settings.sqlite_synchronous),
         clock=clock or SystemClock(),
         random=make_random(seed),
         catalog=Catalog.core(settings.default_locale),
@@ -95,13 +95,47 @@ def build_runtime(
             recent=settings.jobs.busy_ms / 1000,
         ),
     )
-    for spec in settings.channels:
-        cls = load_channel_class(spec)
+    for cls in _without_yielding_stand_ins([load_channel_class(s) for s in settings.channels]):
         if cls.strings_dir is not None:
             rt.catalog.load_dir(cls.strings_dir, prefix=f"channels.{cls.name}")
         rt.channels.add(cls(rt, settings.options_for(cls.name)))
     rt.runner = JobRunner(rt)
     return rt
+
+
+def _without_yielding_stand_ins(classes: list[type[Channel]]) -> list[type[Channel]]:
+    """A stand-in (the simulated SMS provider) is off when a real adapter of its channel is
+    configured too: citizens' numbers must not be writable by anyone but the real provider."""
+    real = {cls.name for cls in classes if not cls.stand_in}
+    kept = []
+    for cls in classes:
+        if cls.stand_in and cls.name in real:
+            log.warning(
+                "channel %s: %s.%s is off, a real adapter is configured",
+                cls.name,
+                cls.__module__,
+                cls.__qualname__,
+            )
+            continue
+        kept.append(cls)
+    return kept
+
+
+def access_report(rt: Runtime) -> list[str]:
+    """Which channels are open, where, and to whom, in the default language (said at start)."""
+    locale = rt.catalog.default_locale
+    lines = []
+    for channel in rt.channels:
+        ways = channel.access()
+        if not ways:
+            lines.append(rt.text("access.line_none", locale, channel=channel.name))
+        for way in ways:
+            detail = f" ({way.detail})" if way.detail else ""
+            who = rt.text(f"access.{way.who}", locale, detail=detail)
+            lines.append(
+                rt.text("access.line", locale, channel=channel.name, route=way.route, who=who)
+            )
+    return lines
 
 
 async def start_runtime(rt: Runtime, *, start_jobs: bool = True, check_schema: bool = True) -> None:

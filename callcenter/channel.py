@@ -91,12 +91,30 @@ class ChannelNotReady(HotlineError):
     default_code = "channel_not_ready"
 
 
+@dataclass(frozen=True)
+class Access:
+    """One way into the server a channel opens, and who may use it; the server says
+    them all at start (:func:`callcenter.bootstrap.access_report`).
+
+    ``who`` names a text ``access.<who>``: ``everyone``, ``loopback``, ``token``,
+    ``signed`` (the provider's signature), ``secret`` (a shared secret header),
+    ``sip`` (the SIP port), ``outbound`` (the adapter calls out, nothing comes in).
+    """
+
+    route: str
+    who: str
+    detail: str = ""
+
+
 class Channel(ABC):
     """One adapter. Subclasses set ``name`` and, if they have texts, ``strings_dir``."""
 
     name: ClassVar[str]
     strings_dir: ClassVar[Path | None] = None
     text_capable: ClassVar[bool] = True  # False for voice: notifications then go by SMS
+    # a stand-in for demos and tests (the simulated SMS provider): it gives way to a real
+    # adapter of the same name, and its ways in are closed to the network by default
+    stand_in: ClassVar[bool] = False
 
     def __init__(self, rt: Runtime, options: dict[str, Any]) -> None:
         self.rt = rt
@@ -110,6 +128,10 @@ class Channel(ABC):
 
     def setup_web(self, app: web.Application) -> None:
         """Add webhook or page routes to the server (optional)."""
+
+    def access(self) -> list[Access]:
+        """The ways in :meth:`setup_web` (or :meth:`initialize`) opens, and who may use them."""
+        return []
 
     @abstractmethod
     async def send(self, message: OutboundMessage) -> SendResult:

@@ -250,6 +250,10 @@ class Settings(BaseSettings):
     staff: StaffSettings = StaffSettings()
     kpi: KpiSettings = KpiSettings()
     channel_options: dict[str, dict[str, Any]] = {}
+    # SQLite: FULL syncs the write-ahead log at every commit, so that a text the provider
+    # was told is stored survives a power cut; NORMAL may lose the last commits (for
+    # benchmarks and throwaway demos only; see docs/deployment.md)
+    sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
 
     @field_validator("timezone")
     @classmethod

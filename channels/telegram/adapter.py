@@ -50,7 +50,7 @@ from callcenter.actions.messages import MAX_BODY
 from callcenter.api.bodies import read_json_body
 from callcenter.api.http import error_body, json_response
 from callcenter.api.keys import RUNTIME
-from callcenter.channel import Channel, DeliveryError, OutboundMessage, SendResult
+from callcenter.channel import Access, Channel, DeliveryError, OutboundMessage, SendResult
 from callcenter.domain.errors import Forbidden as ForbiddenError
 from callcenter.domain.errors import HotlineError, InvalidInput
 from callcenter.domain.pacing import SendPacer
@@ -116,6 +116,11 @@ class TelegramChannel(Channel):
 
     def setup_web(self, app: web.Application) -> None:
         app.router.add_post(WEBHOOK_PATH, self._webhook)
+
+    def access(self) -> list[Access]:
+        if self.webhook:
+            return [Access(f"POST {WEBHOOK_PATH}", "secret", "X-Telegram-Bot-Api-Secret-Token")]
+        return [Access("getUpdates", "outbound")]
 
     async def _run(self) -> None:
         """Connect (retrying while Telegram cannot be reached), then poll or set the webhook."""

@@ -51,7 +51,7 @@ from callcenter.actions.inbox import inbox
 from callcenter.actions.intake import Inbound
 from callcenter.api.http import error_body, json_response, locale_of
 from callcenter.api.keys import RUNTIME
-from callcenter.channel import DeliveryError, OutboundMessage, SendResult, SmsChannel
+from callcenter.channel import Access, DeliveryError, OutboundMessage, SendResult, SmsChannel
 from callcenter.domain import delivery
 from callcenter.domain.errors import Forbidden, HotlineError, InvalidInput
 from callcenter.domain.phone import normalize_phone
@@ -237,6 +237,9 @@ class TwilioSms(SmsChannel):
     def setup_web(self, app: web.Application) -> None:
         app.router.add_post(INBOUND_PATH, self.inbound)
         app.router.add_post(STATUS_PATH, self.status)
+
+    def access(self) -> list[Access]:
+        return [Access(f"POST {INBOUND_PATH}, {STATUS_PATH}", "signed", "X-Twilio-Signature")]
 
     # --- inbound --------------------------------------------------------------------------
 

@@ -37,7 +37,7 @@ from twilio.twiml.voice_response import VoiceResponse
 from callcenter.actions.calls import CallStart, start_call
 from callcenter.api.http import error_body, json_response, locale_of
 from callcenter.api.keys import RUNTIME
-from callcenter.channel import Channel, DeliveryError, OutboundMessage, SendResult
+from callcenter.channel import Access, Channel, DeliveryError, OutboundMessage, SendResult
 from callcenter.domain.errors import HotlineError, InvalidInput
 from callcenter.runtime import Runtime
 from ivr.categories import category_phrases
@@ -90,6 +90,9 @@ class TwilioVoice(Channel):
         app.router.add_post(f"{BASE}/wait", self.wait)
         app.router.add_post(f"{BASE}/leave", self.leave)
         app.router.add_post(f"{BASE}/status", self.status)
+
+    def access(self) -> list[Access]:
+        return [Access(f"POST {BASE}/*", "signed", "X-Twilio-Signature")]
 
     async def send(self, message: OutboundMessage) -> SendResult:
         raise DeliveryError("a voice channel cannot deliver text", permanent=True, code="voice")

@@ -42,7 +42,7 @@ from callcenter.actions.citizens import update_contact
 from callcenter.actions.intake import Inbound, receive_message
 from callcenter.api.http import error_body, json_response
 from callcenter.bus import events as ev
-from callcenter.channel import Channel, OutboundMessage, SendResult
+from callcenter.channel import Access, Channel, OutboundMessage, SendResult
 from callcenter.domain.acd import queue_position
 from callcenter.domain.errors import HotlineError, InvalidInput
 from callcenter.domain.workflow import SYSTEM
@@ -133,6 +133,13 @@ class WebChat(Channel):
         from channels.webchat.status import add_status_routes
 
         add_status_routes(app, self)
+
+    def access(self) -> list[Access]:
+        # who may embed the widget is said in the detail: its allowed origins
+        return [
+            Access("GET /chat/, /chat/ws", "everyone", ", ".join(self.allowed_origins)),
+            Access("GET /status, POST /status/lookup", "everyone"),
+        ]
 
     async def send(self, message: OutboundMessage) -> SendResult:
         # already pushed to open widgets from the bus when it was stored

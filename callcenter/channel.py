@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -136,6 +137,17 @@ class Channel(ABC):
     @abstractmethod
     async def send(self, message: OutboundMessage) -> SendResult:
         """Deliver one stored message. Must be idempotent on ``idempotency_key``."""
+
+    async def find_sent(self, message: OutboundMessage, since: datetime) -> SendResult | None:
+        """Whether the provider already has ``message`` (handed to it at or after ``since``).
+
+        Asked before a send when an earlier attempt started and its answer was never
+        recorded (the process died in between); None means not found, and the message
+        is sent again. An adapter whose provider has no idempotency key answers from
+        the provider's own records; raise :class:`DeliveryError` when it cannot be asked
+        now (the send is then retried later, never made blind).
+        """
+        return None
 
 
 class SmsChannel(Channel):

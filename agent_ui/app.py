@@ -65,10 +65,6 @@ LABEL_GROUPS = (
     "role.",
     "department_kind.",
 )
-CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
-)
 HOME = {
     Role.AGENT: "/ui/desk",
     Role.SUPERVISOR: "/ui/wallboard",
@@ -96,7 +92,7 @@ def setup(app: web.Application, rt: Runtime) -> None:
         await app[HUB].stop()
 
     app.cleanup_ctx.append(hub_context)
-    app.middlewares.append(security_headers)
+    # security headers and cookie flags: the server-wide guard (callcenter/api/guard.py)
     r = app.router
     r.add_get("/ui", home)
     r.add_get("/ui/", home)
@@ -111,19 +107,6 @@ def setup(app: web.Application, rt: Runtime) -> None:
     r.add_get("/ui/wallboard", page("wallboard"))
     r.add_get("/ui/ws", staff_socket)
     r.add_static("/ui/static/", STATIC, append_version=False)
-
-
-@web.middleware
-async def security_headers(request: web.Request, handler: Any) -> web.StreamResponse:
-    response: web.StreamResponse = await handler(request)
-    if request.path.startswith("/ui") and not isinstance(response, web.WebSocketResponse):
-        response.headers.setdefault("Content-Security-Policy", CSP)
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("Referrer-Policy", "same-origin")
-        response.headers.setdefault("X-Frame-Options", "DENY")
-        if not request.path.startswith("/ui/static/"):
-            response.headers.setdefault("Cache-Control", "no-store")
-    return response
 
 
 # --- texts --------------------------------------------------------------------------------

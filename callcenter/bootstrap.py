@@ -18,6 +18,7 @@ from aiohttp import web
 from callcenter.actions import reminders, surveys
 from callcenter.actions.messages import DELIVER, deliver_message
 from callcenter.api import create_api
+from callcenter.api.guard import setup_guard
 from callcenter.api.keys import RUNTIME, SETTINGS
 from callcenter.bus import MemoryBus
 from callcenter.channel import Channel, ChannelRegistry
@@ -216,6 +217,7 @@ def create_app(
         await close_runtime(rt)
 
     app.cleanup_ctx.append(runtime_context)
+    setup_guard(app, settings)  # first: channels add the paths they let other sites frame
     app.add_subapp("/api", create_api())
     for channel in rt.channels:
         channel.setup_web(app)

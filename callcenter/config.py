@@ -220,6 +220,17 @@ class KpiSettings(BaseModel):
     }
 
 
+class SecuritySettings(BaseModel):
+    """Limits and headers for the whole server (docs/security.md)."""
+
+    behind_proxy: bool = False  # client address: the last X-Forwarded-For hop
+    connect_src: list[str] = []  # more origins pages may connect to (a media server's API)
+    window_minutes: float = Field(default=15, gt=0)  # the rate limits' window (and lock)
+    failed_logins_per_ip: int = Field(default=20, ge=1)
+    bad_tokens_per_ip: int = Field(default=20, ge=1)
+    chat_connections_per_ip: int = Field(default=300, ge=1)
+
+
 class Settings(BaseSettings):
     """Everything the hotline can be told. See ``docs/deployment.md``."""
 
@@ -254,6 +265,7 @@ class Settings(BaseSettings):
     # was told is stored survives a power cut; NORMAL may lose the last commits (for
     # benchmarks and throwaway demos only; see docs/deployment.md)
     sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
+    security: SecuritySettings = SecuritySettings()
 
     @field_validator("timezone")
     @classmethod

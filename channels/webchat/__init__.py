@@ -40,6 +40,7 @@ from sqlalchemy import select
 from callcenter.actions import acd
 from callcenter.actions.citizens import update_contact
 from callcenter.actions.intake import Inbound, receive_message
+from callcenter.api.guard import FRAMEABLE
 from callcenter.api.http import error_body, json_response
 from callcenter.bus import events as ev
 from callcenter.channel import Access, Channel, OutboundMessage, SendResult
@@ -125,8 +126,11 @@ class WebChat(Channel):
             await ws.close(code=1001, message=b"server shutdown")
 
     def setup_web(self, app: web.Application) -> None:
+        if FRAMEABLE in app:  # the chat page may be framed by the sites that embed the widget
+            app[FRAMEABLE]["/chat/"] = self.allowed_origins
         app.router.add_get("/chat/widget.js", self.widget_js)
         app.router.add_get("/chat/widget.css", self.static_file("widget.css", "text/css"))
+        app.router.add_get("/chat/demo.css", self.static_file("demo.css", "text/css"))
         app.router.add_get("/chat/", self.static_file("demo.html", "text/html"))
         app.router.add_get("/chat/ws", self.socket)
         app.router.add_get("/chat/health", self.health)

@@ -35,6 +35,7 @@ def add_status_routes(app: web.Application, channel: WebChat) -> None:
     app.router.add_get(
         "/status/status.js", channel.static_file("status.js", "application/javascript")
     )
+    app.router.add_get("/status/status.css", channel.static_file("status.css", "text/css"))
     app.router.add_get("/status/strings/{locale}.json", _strings(channel))
     app.router.add_post("/status/lookup", lookup)
     app.router.add_get("/s/{number}", short_link)  # the status link in SMS notices

@@ -19,6 +19,7 @@ from callcenter.actions import reminders, surveys
 from callcenter.actions.messages import DELIVER, deliver_message
 from callcenter.api import create_api
 from callcenter.api.guard import setup_guard
+from callcenter.api.http import error_middleware
 from callcenter.api.keys import RUNTIME, SETTINGS
 from callcenter.bus import MemoryBus
 from callcenter.channel import Channel, ChannelRegistry
@@ -139,8 +140,14 @@ def access_report(rt: Runtime) -> list[str]:
     return lines
 
 
-async def start_runtime(rt: Runtime, *, start_jobs: bool = True, check_schema: bool = True) -> None:
-    """Check the schema, load the directory, initialise channels, start the job driver."""
+async def start_runtime(
+    rt: Runtime, *, start_jobs: bool = True, check_schema: bool = True, listen: bool = False
+) -> None:
+    """Check the schema, load the directory, initialise channels, start the job driver.
+
+    ``listen``: this process serves (the web server): channels that open their
+    own listening socket (``Channel.listens``, e.g. SIP) are started too.
+    """
     if check_schema:
         url = rt.settings.effective_database_url
         current, head = await current_revision(url), head_revision()
@@ -152,6 +159,8 @@ async def start_runtime(rt: Runtime, *, start_jobs: bool = True, check_schema: b
     await rt.reload_directory()
     await rt.bus.start()
     for channel in rt.channels:
+        if channel.listens and not listen:
+            continue
         await channel.initialize()
     if start_jobs and rt.settings.acd.enabled:
         from callcenter.actions.acd import AcdDriver
@@ -212,7 +221,7 @@ def create_app(
     app[RUNTIME] = rt
 
     async def runtime_context(app: web.Application) -> AsyncIterator[None]:
-        await start_runtime(rt, start_jobs=start_jobs, check_schema=check_schema)
+        await start_runtime(rt, start_jobs=start_jobs, check_schema=check_schema, listen=True)
         yield
         await close_runtime(rt)
 
@@ -224,6 +233,8 @@ def create_app(
     for spec in settings.ui:
         load_ui_setup(spec)(app, rt)
     app.router.add_get("/", _index)
+    # innermost, so that the other middlewares see its answers like any other
+    app.middlewares.append(error_middleware)
     return app
 
 

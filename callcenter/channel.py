@@ -116,6 +116,10 @@ class Channel(ABC):
     # a stand-in for demos and tests (the simulated SMS provider): it gives way to a real
     # adapter of the same name, and its ways in are closed to the network by default
     stand_in: ClassVar[bool] = False
+    # True for an adapter that opens a listening socket of its own (SIP): it is
+    # initialised only in the process that serves (``start_runtime(listen=True)``),
+    # so that commands beside a running server (workers, simulate) do not take its port
+    listens: ClassVar[bool] = False
 
     def __init__(self, rt: Runtime, options: dict[str, Any]) -> None:
         self.rt = rt

@@ -141,16 +141,33 @@ class VoiceSettings(BaseModel):
     flow: str = "default"
     prompts_dir: Path | None = None
     cache_dir: Path | None = None
-    # the speech recogniser per language: "pocketsphinx", "vosk" or "none"
-    recognizers: dict[str, str] = {"en": "pocketsphinx", "zh-CN": "vosk"}
+    # the speech recogniser per language: "whisper", "pocketsphinx", "vosk" or "none",
+    # or a list of them: the first that loads is used
+    recognizers: dict[str, str | list[str]] = {
+        "en": ["whisper", "pocketsphinx"],
+        "zh-CN": ["whisper", "vosk"],
+    }
+    # per IVR node and language, another recogniser: {"confirm": {"en": "pocketsphinx"}}
+    node_recognizers: dict[str, dict[str, str]] = {}
     # model directories per language (vosk needs one; pocketsphinx's en-US ships with it)
     models: dict[str, str] = {}
+    # a CTranslate2 Whisper model directory (config.json, model.bin, tokenizer.json,
+    # vocabulary.txt) for the whisper recogniser; see docs/ivr.md
+    whisper_model: Path | None = None
+    whisper_threads: int = Field(default=2, ge=1, le=64)  # cores per transcription
+    whisper_workers: int = Field(default=1, ge=1, le=16)  # transcriptions at once
     queue: str = "voice"
     average_handling_seconds: float = Field(default=180, gt=0)
     serving_agents: int = Field(default=1, ge=1)
     hold_announce_seconds: float = Field(default=30, gt=0)
     max_hold_seconds: float = Field(default=600, gt=0)
     max_record_seconds: float = Field(default=30, gt=0, le=300)
+    # a caller that sends no RTP at all for this long is a dead line: the call is ended
+    no_media_seconds: float = Field(default=10, gt=0)
+    # ... and one that stops sending for this long (phones send audio all along)
+    media_gap_seconds: float = Field(default=60, gt=0)
+    # calls served at once by one process; one more hears voice.lines_busy and is counted
+    max_calls: int = Field(default=100, ge=1)
     # extra words per category code and language: {"street_light": {"en": ["lamp"]}}
     category_keywords: dict[str, dict[str, list[str]]] = {}
     # below this confidence a recognised category is not offered; the keypad menu is

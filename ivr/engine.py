@@ -27,7 +27,8 @@ from callcenter.queueing import queue_spot
 from callcenter.runtime import Runtime
 from ivr.categories import recognise_category
 from ivr.flow import Flow
-from ivr.spoken import spoken_date, spoken_digits
+from ivr.places import Gazetteer
+from ivr.spoken import spoken_code, spoken_date, spoken_number, spoken_phone
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,7 @@ class Expect:
     grammar: str | None = None
     language: str = "zh-CN"
     leave_digit: str | None = None  # hold: the key that leaves the queue
+    recognizer: str | None = None  # speech: the backend this node asks for (else the default)
 
 
 @dataclass
@@ -82,8 +84,10 @@ class Session:
     dtmf: str = ""
     path: list[str] = field(default_factory=list)
     hold_since: datetime | None = None
-    finished: bool = False
+    finished: bool = False  # the IVR ended the call (a hangup node), not the caller
     saved: tuple[str, int] = ("", 0)  # what was last stored: (dtmf, len(path))
+    said: str = ""  # what the caller last said, kept until it became a ticket or a message
+    kept: bool = False  # what the caller said became a ticket, a message or a callback
 
 
 class Engine:
@@ -93,6 +97,15 @@ class Engine:
         self.rt = rt
         self.flow = flow
         self.speech_available = speech_available
+        self._gazetteer: tuple[object, Gazetteer] | None = None
+
+    @property
+    def gazetteer(self) -> Gazetteer:
+        """The city's places, built again when the directory is reloaded."""
+        directory = self.rt.directory
+        if self._gazetteer is None or self._gazetteer[0] is not directory:
+            self._gazetteer = (directory, Gazetteer(directory.departments))
+        return self._gazetteer[1]
 
     # --- texts ------------------------------------------------------------------
 
@@ -100,36 +113,113 @@ class Engine:
         chosen = locale or session.locale
         return Say(self.rt.text(f"voice.{key}", chosen, **params), chosen, None if params else key)
 
+    def lines_busy(self, session: Session) -> Say:
+        """What a caller over the cap of simultaneous calls hears before the line drops."""
+        return self.say(session, "lines_busy", **self._common(session))
+
     def _prompts(self, session: Session, node: Any) -> list[Say]:
         return [self.say(session, p.key, p.locale) for p in node.prompts]
 
     def _common(self, session: Session) -> dict[str, Any]:
-        return {"hotline": spoken_digits(self.rt, self.rt.settings.hotline_number, session.locale)}
+        return {"hotline": spoken_code(self.rt, self.rt.settings.hotline_number, session.locale)}
 
     # --- the walk -------------------------------------------------------------------
 
     async def start(self, session: Session) -> Turn:
         await call_actions.record_call_progress(self.rt, session.call.call_id, answered=True)
-        return await self._enter(session, self.flow.start, [])
+        turn = await self._enter(session, self.flow.start, [])
+        self._log_step(session, None, turn)
+        return turn
 
     async def resume(self, session: Session, reply: Reply) -> Turn:
         if session.finished:
             return Turn([], Expect("hangup"))
         node = self.flow.node(session.node)
         handler = getattr(self, f"_reply_{node.type}")
+        before = session.node
         try:
             turn: Turn = await handler(session, node, reply)
         except HotlineError:
             log.exception("call %s: an action failed", session.call.call_id)
             turn = await self._enter(session, self.flow.safe, [self.say(session, "error")])
         await self._save(session)
+        self._log_step(session, reply, turn, before)
         return turn
 
-    async def end(self, session: Session, *, outcome: str | None = None) -> None:
-        """The line dropped or the IVR hung up: store the last progress and the end."""
+    def _log_step(
+        self, session: Session, reply: Reply | None, turn: Turn, before: str | None = None
+    ) -> None:
+        """One line per step of a call (seen with ``callcenter -v``)."""
+        got = "answered"
+        if reply is not None:
+            if reply.transcript:
+                got = f"said {reply.transcript[:60]!r}"
+            elif reply.digits:
+                got = f"pressed {reply.digits!r}"
+            elif reply.recording:
+                got = f"recorded {reply.seconds or 0:.1f} s"
+            else:
+                got = "nothing (timeout)"
+        says = ",".join(s.key or "text" for s in turn.says)
+        log.info(
+            "call %s: at %s %s -> %s, says [%s], expects %s",
+            session.call.call_id,
+            before or "start",
+            got,
+            session.node,
+            says,
+            turn.expect.kind,
+        )
+
+    async def end(
+        self, session: Session, *, outcome: str | None = None, last: Reply | None = None
+    ) -> None:
+        """The call is over: keep what the caller gave, then store the end.
+
+        ``last`` is a reply that came as the caller hung up (speech recorded up
+        to the hang-up). A caller who hung up after saying something, before
+        it became a ticket, a message or a callback request, still has it
+        filed: a ticket marked unconfirmed, at the dispatch desk. The outcome
+        is ``completed`` when the IVR ended the call, ``abandoned`` (with the
+        node) when the caller hung up on it.
+        """
+        ended_by_caller = not session.finished
         session.finished = True
-        await self._save(session)
-        await call_actions.end_call(self.rt, session.call.call_id, outcome=outcome)
+        try:
+            if last is not None and session.node:
+                await self._keep_last(session, last)
+            await self._save(session)
+            if ended_by_caller and session.said and not session.kept:
+                await self._file_unconfirmed(session)
+        finally:
+            if outcome is None:
+                outcome = "abandoned" if ended_by_caller else "completed"
+            await call_actions.end_call(
+                self.rt, session.call.call_id, outcome=outcome, end_node=session.node or None
+            )
+        log.info("call %s: ended (%s) at %s", session.call.call_id, outcome, session.node)
+
+    async def _keep_last(self, session: Session, reply: Reply) -> None:
+        node = self.flow.node(session.node)
+        if node.type == "record":
+            await self._store_speech(session, node, reply)
+        elif node.type == "voicemail" and (reply.recording or reply.transcript):
+            await self._voicemail(session, reply)
+        elif reply.digits:
+            self._press(session, reply.digits)
+
+    async def _file_unconfirmed(self, session: Session) -> None:
+        category = session.vars.get("category")
+        place = session.vars.get("place")
+        await call_actions.report_problem(
+            self.rt,
+            session.call.call_id,
+            session.said,
+            category=category,
+            address=place,
+            confirmed=False,
+        )
+        session.kept = True
 
     async def _save(self, session: Session) -> None:
         state = (session.dtmf, len(session.path))
@@ -211,15 +301,23 @@ class Engine:
         if found is None:
             says = [
                 *says,
-                self.say(session, "ticket_unknown", number=spoken_digits(self.rt, entered, locale)),
+                self.say(session, "ticket_unknown", number=spoken_code(self.rt, entered, locale)),
             ]
+            misses = session.vars[f"{session.node}_misses"] = (
+                int(session.vars.get(f"{session.node}_misses", 0)) + 1
+            )
+            if node.retry and misses <= node.retries:
+                return node.retry, [*says, self.say(session, "ticket_try_again")]
+            if node.retry:
+                says.append(self.say(session, "too_many_tries"))
+                return self._fail(node), says
             return node.next, says + self._prompts(session, node)
         says = [
             *says,
             self.say(
                 session,
                 "ticket_status",
-                number=spoken_digits(self.rt, found.number, locale),
+                number=spoken_code(self.rt, found.number, locale),
                 state=self.rt.catalog.label("state", found.state, locale),
             ),
         ]
@@ -279,6 +377,8 @@ class Engine:
     async def _reply_digits(self, session: Session, node: Any, reply: Reply) -> Turn:
         self._press(session, reply.digits)
         entered = reply.digits.split(node.terminator)[0] if node.terminator else reply.digits
+        if entered in node.choices:
+            return await self._enter(session, node.choices[entered], [])
         if node.min_length <= len(entered) <= node.max_length and entered.isdigit():
             session.vars[node.var] = entered
             return await self._enter(session, node.next, [])
@@ -297,6 +397,9 @@ class Engine:
                 grammar=node.grammar,
                 language=session.locale,
                 terminator="#",
+                recognizer=self.rt.settings.voice.node_recognizers.get(session.node, {}).get(
+                    session.locale
+                ),
             ),
         )
 
@@ -305,7 +408,8 @@ class Engine:
             return self._fail(node), [*says, self.say(session, "speech_unavailable")]
         return self._record_turn(session, node, says)
 
-    async def _reply_record(self, session: Session, node: Any, reply: Reply) -> Turn:
+    async def _store_speech(self, session: Session, node: Any, reply: Reply) -> str:
+        """Keep what was said (and its recording) on the call; returns the transcript."""
         if reply.digits:
             self._press(session, reply.digits)
         text = (reply.transcript or "").strip()
@@ -320,9 +424,21 @@ class Engine:
         if text:
             session.vars[node.var] = text
             session.vars[f"{node.var}_confidence"] = reply.confidence
+            session.said, session.kept = text, False
+            place = self.gazetteer.find(text)
+            if place is not None:  # routed like a typed address
+                session.vars["place"] = place.address
+                log.info(
+                    "call %s: place %r heard as %r", session.call.call_id, place.name, place.heard
+                )
+        return text
+
+    async def _reply_record(self, session: Session, node: Any, reply: Reply) -> Turn:
+        if await self._store_speech(session, node, reply):
             return await self._enter(session, node.next, [])
         session.tries += 1
-        says = [self.say(session, "not_understood")]
+        heard_nothing = reply.timed_out and not reply.recording
+        says = [self.say(session, "no_speech" if heard_nothing else "not_understood")]
         if session.tries > node.retries:
             return await self._enter(session, self._fail(node), says)
         return self._record_turn(session, node, says)
@@ -340,7 +456,7 @@ class Engine:
                 session,
                 "category_choice",
                 category=self._category_name(session, code),
-                digit=spoken_digits(self.rt, digit, session.locale),
+                digit=spoken_number(int(digit), session.locale),
             )
             for digit, code in sorted(node.categories.items())
         ]
@@ -408,13 +524,18 @@ class Engine:
             category=self._category_name(session, category) if category else "",
         )
         ticket = await call_actions.report_problem(
-            self.rt, session.call.call_id, description, category=category
+            self.rt,
+            session.call.call_id,
+            description,
+            category=category,
+            address=session.vars.get("place"),
         )
         session.vars["ticket"] = ticket["number"]
+        session.kept = True
         says = [
             *says,
             self.say(
-                session, "ticket_created", number=spoken_digits(self.rt, ticket["number"], locale)
+                session, "ticket_created", number=spoken_code(self.rt, ticket["number"], locale)
             ),
         ]
         dept = self.rt.directory.by_id.get(ticket["department_id"] or -1)
@@ -441,8 +562,8 @@ class Engine:
                 self.say(
                     session,
                     "queue_position",
-                    position=spot.position,
-                    minutes=spot.expected_wait_minutes,
+                    position=spoken_number(spot.position, session.locale),
+                    minutes=spoken_number(spot.expected_wait_minutes, session.locale),
                 ),
             ]
         if node.callback_digit and node.on_callback:
@@ -483,7 +604,7 @@ class Engine:
 
     def _callback_confirm(self, session: Session, node: Any, says: list[Say]) -> Turn:
         session.phase = "confirm"
-        number = spoken_digits(self.rt, session.call.caller, session.locale)
+        number = spoken_phone(self.rt, session.call.caller, session.locale)
         return Turn(
             [*says, self.say(session, "callback_confirm", number=number)],
             Expect("digits", max_digits=1, timeout=node.timeout, language=session.locale),
@@ -525,6 +646,7 @@ class Engine:
         if number is not None:
             try:
                 await call_actions.request_callback(self.rt, session.call.call_id, number)
+                session.kept = True  # the request carries what the caller said
             except HotlineError:
                 number = None
                 says = [self.say(session, "callback_no_number")]
@@ -547,9 +669,7 @@ class Engine:
             Expect("record", max_seconds=node.max_seconds, terminator="#", language=session.locale),
         )
 
-    async def _reply_voicemail(self, session: Session, node: Any, reply: Reply) -> Turn:
-        if reply.digits:
-            self._press(session, reply.digits)
+    async def _voicemail(self, session: Session, reply: Reply) -> None:
         await call_actions.leave_voice_message(
             self.rt,
             session.call.call_id,
@@ -557,7 +677,17 @@ class Engine:
             seconds=reply.seconds,
             transcript=reply.transcript,
             confidence=reply.confidence,
+            said_before=session.said if not session.kept else None,
         )
+        session.kept = True
+
+    async def _reply_voicemail(self, session: Session, node: Any, reply: Reply) -> Turn:
+        if reply.digits:
+            self._press(session, reply.digits)
+        if not reply.recording and not (reply.transcript or "").strip():
+            # nothing recorded: no empty message is offered to an agent
+            return await self._enter(session, node.next, [self.say(session, "voicemail_empty")])
+        await self._voicemail(session, reply)
         return await self._enter(session, node.next, [self.say(session, "voicemail_done")])
 
     # nodes whose input never comes back (hangup) or that take none

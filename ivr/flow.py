@@ -66,7 +66,7 @@ class _Node(BaseModel):
     def targets(self) -> dict[str, str]:
         """Field name -> node id, for every node this one can lead to."""
         out: dict[str, str] = {}
-        for name in ("next", "on_fail", "then", "otherwise", "on_timeout", "on_callback"):
+        for name in ("next", "on_fail", "then", "otherwise", "on_timeout", "on_callback", "retry"):
             value = getattr(self, name, None)
             if value:
                 out[name] = value
@@ -108,6 +108,8 @@ class DigitsNode(_Node):
     retries: int = Field(default=2, ge=0, le=5)
     next: str
     on_fail: str | None = None
+    # one key pressed alone (with or without the terminator) leads elsewhere: {"0" = "agent"}
+    choices: dict[str, str] = {}
 
 
 class RecordNode(_Node):
@@ -143,9 +145,14 @@ class LanguageNode(_Node):
 
 
 class TicketStatusNode(_Node):
+    """Speak a ticket's state; an unknown number is asked again (``retry``) ``retries`` times."""
+
     type: Literal["ticket_status"]
     var: str
     next: str
+    retry: str | None = None  # the node that asks for the number again
+    retries: int = Field(default=2, ge=0, le=5)
+    on_fail: str | None = None  # default: the flow's safe node
 
 
 class ReportNode(_Node):

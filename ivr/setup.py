@@ -9,7 +9,8 @@ from callcenter.runtime import Runtime
 from ivr.categories import category_phrases
 from ivr.engine import Engine
 from ivr.flow import find_flow
-from ivr.stt import Recognizers
+from ivr.places import Gazetteer
+from ivr.stt import Recognizers, whisper_prompt
 from ivr.tts import PromptAudio
 
 
@@ -36,13 +37,48 @@ def build_prompts(rt: Runtime) -> PromptAudio:
     )
 
 
+def place_names(rt: Runtime, locale: str) -> list[str]:
+    """The city's road and community names in one language (for prompts, hints): the
+    streets' address keywords first, then the names."""
+    chinese = locale.startswith("zh")
+    names: list[str] = []
+    for dept in rt.directory.departments:
+        if not dept.is_area or dept.kind == "city":
+            continue
+        if dept.kind not in ("street", "community"):
+            continue
+        for name in (*dept.keywords, dept.name(locale)):
+            if name and (any("\u4e00" <= ch <= "\u9fff" for ch in name) == chinese):
+                names.append(name)
+    return sorted(set(names), key=names.index)
+
+
 def build_recognizers(rt: Runtime) -> Recognizers:
     """Load the recognisers (slow: models); call it off the event loop."""
     voice = rt.settings.voice
     phrases = {locale: category_phrases(rt, locale) for locale in voice.recognizers}
+    prompts = {
+        locale: whisper_prompt(
+            locale, place_names(rt, locale), [c.name(locale) for c in rt.directory.categories]
+        )
+        for locale in voice.recognizers
+    }
+    extra: dict[str, list[str]] = {}
+    for per_node in voice.node_recognizers.values():
+        for locale, backend in per_node.items():
+            extra.setdefault(locale, []).append(backend)
     return Recognizers.build(
         voice.recognizers,
         voice.models,
         phrases,
         work_dir=voice_dir(rt, voice.cache_dir, "voice-cache"),
+        whisper_model=voice.whisper_model,
+        whisper_prompts=prompts,
+        whisper_threads=voice.whisper_threads,
+        whisper_workers=voice.whisper_workers,
+        extra=extra,
     )
+
+
+def build_gazetteer(rt: Runtime) -> Gazetteer:
+    return Gazetteer(rt.directory.departments)

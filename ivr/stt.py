@@ -1,4 +1,4 @@
-"""Speech-to-text behind one streaming interface, with two offline backends.
+"""Speech-to-text behind one streaming interface, with three offline backends.
 
 A :class:`Recognizer` opens a :class:`RecognitionStream`; the transport feeds
 it 8 kHz 16-bit audio as it arrives (partial results come back while the
@@ -14,17 +14,25 @@ from the call's own thread, never on the event loop.
 - ``vosk``: loads a Kaldi model from a configured directory (for Chinese, e.g.
   vosk-model-small-cn; see docs/ivr.md). Streaming with partial results, and
   an optional grammar (phrase list) mode.
+- ``whisper``: faster-whisper (CTranslate2) with a Whisper model directory
+  (``voice.whisper_model``), multilingual, int8 on the CPU. The city's street
+  names and the categories' words are its initial prompt. Whisper hears a
+  whole utterance at once: the stream collects the turn (ended by the
+  transport's voice-activity detector) and :meth:`finish` transcribes it.
 
-The backend is chosen per language in ``voice.recognizers``; a language with
-no usable recogniser is reported by :meth:`Recognizers.available` so the flow
-falls back to keypad menus.
+The backend is chosen per language in ``voice.recognizers`` (a list: the
+first that loads), and per node in ``voice.node_recognizers``; a language
+with no usable recogniser is reported by :meth:`Recognizers.available` so the
+flow falls back to keypad menus.
 """
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import logging
+import math
 import queue
 import re
 import tempfile
@@ -34,6 +42,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from ivr.audio import Upsampler
 
@@ -155,6 +165,7 @@ class PocketsphinxRecognizer(Recognizer):
         )
         self._pool: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._made = 0
+        self.initial_cmn = ""
         self._lock = threading.Lock()
         self._pool.put(self._decoder())  # fail now, not on the first caller
 
@@ -167,8 +178,12 @@ class PocketsphinxRecognizer(Recognizer):
             loglevel="FATAL",
         )
         decoder.add_jsgf_string("digits", DIGIT_JSGF)
+        # the cepstral mean a fresh decoder starts from: put back before every utterance,
+        # or a pooled decoder hears the same audio differently after another caller
         with self._lock:
             self._made += 1
+            if self._made == 1:
+                self.initial_cmn = decoder.get_cmn()
         return decoder
 
     def _take(self) -> Any:
@@ -194,6 +209,7 @@ class _SphinxStream(RecognitionStream):
         self.upsampler = Upsampler()
         self.partials = 0
         self.done = False
+        decoder.set_cmn(owner.initial_cmn)
         decoder.start_utt()
 
     def feed(self, pcm: bytes) -> str | None:
@@ -313,56 +329,249 @@ class _VoskStream(RecognitionStream):
         return Transcript(self._text(), confidence, self.partials)
 
 
+# --- whisper (faster-whisper on CTranslate2) ----------------------------------------------
+
+WHISPER_FILES = ("config.json", "model.bin", "tokenizer.json", "vocabulary.txt")
+WHISPER_LANGUAGE = {"zh-CN": "zh", "en": "en"}
+PROMPT_PLACES = 10
+PROMPT_PROBLEMS = 8
+
+
+def whisper_prompt(language: str, places: Sequence[str], problems: Sequence[str]) -> str:
+    """The initial prompt: a caller's sentence naming the city's places and problems.
+
+    Whisper continues the prompt's style: a sentence (not a list) makes it
+    write sentences, in simplified characters, with these names spelt right.
+    """
+    # short: a long prompt makes Whisper base lose the audio and write names instead
+    places, problems = list(places)[:PROMPT_PLACES], list(problems)[:PROMPT_PROBLEMS]
+    if language.startswith("zh"):
+        return f"您好，我要反映一下，{'、'.join(places)}这边的{'，'.join(problems)}。"
+    return f"Hello, I am calling about {', '.join(problems).lower()} on {', '.join(places)}."
+
+
+class WhisperRecognizer(Recognizer):
+    """faster-whisper with a CTranslate2 Whisper model from a directory, int8 on the CPU.
+
+    One model serves every call (CTranslate2 runs ``workers`` transcriptions at
+    once, each on ``threads`` cores; more wait their turn). Chinese comes out in
+    simplified characters (OpenCC). A transcript that only repeats the prompt
+    (Whisper's habit on unclear audio) is no transcript.
+    """
+
+    backend = "whisper"
+
+    def __init__(
+        self,
+        language: str,
+        model_dir: str | Path | None,
+        *,
+        prompt: str = "",
+        threads: int = 2,
+        workers: int = 1,
+        beam_size: int = 1,
+    ) -> None:
+        if not model_dir:
+            raise RecognizerUnavailable(
+                "whisper needs a model directory: set voice.whisper_model (see docs/ivr.md)"
+            )
+        path = Path(model_dir)
+        missing = [f for f in WHISPER_FILES if not (path / f).is_file()]
+        if missing:
+            raise RecognizerUnavailable(
+                f"{path} is not a CTranslate2 Whisper model directory (no {', '.join(missing)})"
+            )
+        if language not in WHISPER_LANGUAGE:
+            raise RecognizerUnavailable(f"whisper is not set up for {language}")
+        try:
+            import faster_whisper  # noqa: F401
+        except ImportError as error:
+            raise RecognizerUnavailable(f"faster-whisper is not installed: {error}") from None
+        self.language = language
+        self.code = WHISPER_LANGUAGE[language]
+        self.prompt = prompt
+        self.beam_size = beam_size
+        self.model = _whisper_model(str(path), threads, workers)
+        self._t2s: Any = None
+        if language.startswith("zh"):
+            import opencc
+
+            self._t2s = opencc.OpenCC("t2s")
+
+    def stream(self, grammar: str | None = None) -> RecognitionStream:
+        return _WhisperStream(self)
+
+    def recognise(self, pcm: bytes) -> Transcript:
+        """The transcript of one utterance (8 kHz 16-bit)."""
+        seconds = len(pcm) / 2 / 8000
+        if seconds < 0.3:
+            return Transcript("", None)
+        audio = np.frombuffer(Upsampler().feed(pcm), dtype="<i2").astype(np.float32) / 32768.0
+        segments, _ = self.model.transcribe(
+            audio,
+            language=self.code,
+            task="transcribe",
+            beam_size=self.beam_size,
+            temperature=0.0,
+            condition_on_previous_text=False,
+            without_timestamps=True,
+            initial_prompt=self.prompt or None,
+            no_repeat_ngram_size=3,
+            chunk_length=min(30, max(5, math.ceil(seconds) + 1)),
+            max_new_tokens=max(16, int(seconds * 12)),
+        )
+        kept = [s for s in segments if s.no_speech_prob < 0.7]
+        text = "".join(s.text for s in kept).strip()
+        if self._t2s is not None:
+            text = self._t2s.convert(text)
+        if not text or _echoes(text, self.prompt):
+            return Transcript("", None)
+        logprob = sum(s.avg_logprob for s in kept) / len(kept)
+        return Transcript(text, round(math.exp(logprob), 3))
+
+
+@functools.cache
+def _whisper_model(path: str, threads: int, workers: int) -> Any:
+    """One loaded model per directory and set-up, shared by the languages that use it."""
+    from faster_whisper import WhisperModel
+
+    return WhisperModel(
+        path, device="cpu", compute_type="int8", cpu_threads=threads, num_workers=workers
+    )
+
+
+def _echoes(text: str, prompt: str) -> bool:
+    """Whether a transcript is only (a piece of) the prompt, not what the caller said."""
+    if not prompt:
+        return False
+    from rapidfuzz import fuzz
+
+    cleaned = re.sub(r"[\s,.，。、：:]+", "", text.lower())
+    source = re.sub(r"[\s,.，。、：:]+", "", prompt.lower())
+    return len(cleaned) >= 4 and fuzz.partial_ratio(cleaned, source) >= 90
+
+
+class _WhisperStream(RecognitionStream):
+    def __init__(self, owner: WhisperRecognizer) -> None:
+        self.owner = owner
+        self.chunks: list[bytes] = []
+        self.done = False
+
+    def feed(self, pcm: bytes) -> str | None:
+        self.chunks.append(pcm)
+        return None
+
+    def finish(self) -> Transcript:
+        if self.done:
+            raise RuntimeError("stream already finished")
+        self.done = True
+        return self.owner.recognise(b"".join(self.chunks))
+
+
 # --- per language ------------------------------------------------------------------------
 
 
 class Recognizers:
-    """The recogniser of each language, or why there is none."""
+    """The recognisers of each language (by backend), or why there is none."""
 
     def __init__(self) -> None:
-        self.by_language: dict[str, Recognizer] = {}
+        self.by_language: dict[str, dict[str, Recognizer]] = {}
+        self.preferred: dict[str, str] = {}  # language -> the backend used by default
         self.problems: dict[str, str] = {}
 
     def available(self, language: str) -> bool:
-        return language in self.by_language
+        return language in self.preferred
 
-    def get(self, language: str) -> Recognizer | None:
-        return self.by_language.get(language)
+    def get(self, language: str, backend: str | None = None) -> Recognizer | None:
+        """The language's recogniser: ``backend`` when it loaded, else the preferred one."""
+        loaded = self.by_language.get(language, {})
+        if backend and backend in loaded:
+            return loaded[backend]
+        chosen = self.preferred.get(language)
+        return loaded.get(chosen) if chosen else None
 
     @classmethod
     def build(
         cls,
-        choices: dict[str, str],
-        models: dict[str, str],
+        choices: Mapping[str, str | Sequence[str]],
+        models: Mapping[str, str],
         phrases: Mapping[str, Sequence[str]],
         *,
         work_dir: Path | None = None,
+        whisper_model: str | Path | None = None,
+        whisper_prompts: Mapping[str, str] | None = None,
+        whisper_threads: int = 2,
+        whisper_workers: int = 1,
+        extra: Mapping[str, Sequence[str]] | None = None,
     ) -> Recognizers:
-        """Load each configured backend; a failure is logged and that language has none."""
+        """Load each configured backend; a failure is logged and the next one is tried.
+
+        ``choices``: per language, a backend or a list of them in order of
+        preference; ``extra``: more backends per language that some node asks for.
+        """
         out = cls()
-        for language, backend in choices.items():
-            try:
-                recognizer: Recognizer
-                if backend == "pocketsphinx":
-                    recognizer = PocketsphinxRecognizer(
+        for language, wanted in choices.items():
+            order = [wanted] if isinstance(wanted, str) else list(wanted)
+            more = [b for b in (extra or {}).get(language, ()) if b not in order]
+            problems: list[str] = []
+            for backend in [*order, *more]:
+                try:
+                    recognizer = cls._load(
+                        backend,
                         language,
-                        phrases.get(language, ()),
-                        work_dir=(work_dir / f"pocketsphinx-{language}") if work_dir else None,
+                        models,
+                        phrases,
+                        work_dir=work_dir,
+                        whisper_model=whisper_model,
+                        whisper_prompt=(whisper_prompts or {}).get(language, ""),
+                        whisper_threads=whisper_threads,
+                        whisper_workers=whisper_workers,
                     )
-                elif backend == "vosk":
-                    recognizer = VoskRecognizer(
-                        language, models.get(language), phrases.get(language, ())
-                    )
-                elif backend == "none":
-                    raise RecognizerUnavailable("switched off in voice.recognizers")
-                else:
-                    raise RecognizerUnavailable(f"unknown backend {backend!r}")
-            except RecognizerUnavailable as error:
-                out.problems[language] = str(error)
-                log.warning("no speech recognition for %s: %s", language, error)
-                continue
-            out.by_language[language] = recognizer
+                except RecognizerUnavailable as error:
+                    problems.append(f"{backend}: {error}")
+                    continue
+                out.by_language.setdefault(language, {})[backend] = recognizer
+                if backend in order and language not in out.preferred:
+                    out.preferred[language] = backend
+            if language not in out.preferred:
+                out.problems[language] = "; ".join(problems)
+                log.warning("no speech recognition for %s: %s", language, out.problems[language])
+            elif problems:
+                log.info("speech recognition for %s: %s", language, "; ".join(problems))
         return out
+
+    @staticmethod
+    def _load(
+        backend: str,
+        language: str,
+        models: Mapping[str, str],
+        phrases: Mapping[str, Sequence[str]],
+        *,
+        work_dir: Path | None,
+        whisper_model: str | Path | None,
+        whisper_prompt: str,
+        whisper_threads: int,
+        whisper_workers: int,
+    ) -> Recognizer:
+        if backend == "pocketsphinx":
+            return PocketsphinxRecognizer(
+                language,
+                phrases.get(language, ()),
+                work_dir=(work_dir / f"pocketsphinx-{language}") if work_dir else None,
+            )
+        if backend == "vosk":
+            return VoskRecognizer(language, models.get(language), phrases.get(language, ()))
+        if backend == "whisper":
+            return WhisperRecognizer(
+                language,
+                whisper_model,
+                prompt=whisper_prompt,
+                threads=whisper_threads,
+                workers=whisper_workers,
+            )
+        if backend == "none":
+            raise RecognizerUnavailable("switched off in voice.recognizers")
+        raise RecognizerUnavailable(f"unknown backend {backend!r}")
 
 
 def word_error_rate(reference: str, hypothesis: str) -> float:

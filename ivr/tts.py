@@ -1,8 +1,14 @@
 """Prompts as audio: espeak-ng speaks, sox converts, the disk keeps the result.
 
 A prompt is generated once per (voice, text, format) with Debian's
-``espeak-ng`` (voices ``cmn`` for zh-CN and ``en-us`` for en) and converted
-with ``sox`` to the transport's format, then cached under the cache folder.
+``espeak-ng`` and converted with ``sox`` to the transport's format, then
+cached under the cache folder.
+
+Chinese: espeak-ng's ``cmn`` voice reads Chinese characters as pinyin with
+the tone digits spoken in English ("gang three..."); its ``cmn-latn-pinyin``
+voice speaks Mandarin, but only from tone-numbered pinyin. So a zh-CN text
+is turned into pinyin first (pypinyin, with third-tone sandhi, numerals as
+words), and punctuation into pauses: :func:`espeak_input`.
 A recorded WAV at ``<prompts_dir>/<locale>/<key>.wav`` replaces the
 generated voice for a prompt without parameters. Nothing is downloaded.
 """
@@ -11,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -18,9 +25,13 @@ import threading
 from pathlib import Path
 from typing import Literal
 
-from ivr.engine import Say
+import numpy as np
+from pypinyin import Style, lazy_pinyin
 
-VOICES = {"zh-CN": "cmn", "en": "en-us"}
+from ivr.engine import Say
+from ivr.spoken import numbers_to_words
+
+VOICES = {"zh-CN": "cmn-latn-pinyin", "en": "en-us"}
 Format = Literal["s16", "u8"]  # 8 kHz mono: 16-bit signed, or 8-bit unsigned (pyVoIP)
 _SOX_FORMAT = {
     "s16": ["-e", "signed-integer", "-b", "16"],
@@ -28,8 +39,41 @@ _SOX_FORMAT = {
 }
 
 
+_PAUSES = {"，": ",", "、": ",", "；": ",", "：": ",", "。": ".", "！": ".", "？": "?"}
+_BRACKETS = "【】（）《》“”‘’「」()"
+
+
+def espeak_input(text: str, locale: str) -> str:
+    """What espeak-ng's voice for ``locale`` is given to say ``text``.
+
+    zh-CN: tone-numbered pinyin (neutral tone 5), numerals as Chinese words,
+    Chinese punctuation as pauses; en: numerals as words.
+    """
+    text = numbers_to_words(text, locale)
+    if locale != "zh-CN":
+        return text
+    for bracket in _BRACKETS:
+        text = text.replace(bracket, " ")
+    syllables = lazy_pinyin(
+        text, style=Style.TONE3, neutral_tone_with_five=True, tone_sandhi=True, errors="default"
+    )
+    out: list[str] = []
+    for piece in syllables:
+        for ch, pause in _PAUSES.items():
+            piece = piece.replace(ch, pause)
+        out.append(piece.strip())
+    spoken = " ".join(p for p in out if p)
+    return re.sub(r"\s+([,.?])", r"\1", spoken)
+
+
 class SpeechToolMissing(RuntimeError):
     pass
+
+
+def tone(seconds: float = 0.25, frequency: float = 1000.0) -> bytes:
+    """The tone before the caller speaks: 8 kHz 16-bit samples of a sine."""
+    t = np.arange(int(seconds * 8000)) / 8000
+    return (np.sin(2 * np.pi * frequency * t) * 8000).astype("<i2").tobytes()
 
 
 def check_tools() -> None:
@@ -74,7 +118,8 @@ class PromptAudio:
             stat = override.stat()
             source = f"file:{override}:{stat.st_mtime_ns}:{stat.st_size}"
         else:
-            source = f"espeak:{VOICES[say.locale]}:{self.speed}:{say.text}"
+            spoken = espeak_input(say.text, say.locale)
+            source = f"espeak:{VOICES[say.locale]}:{self.speed}:{spoken}"
         name = hashlib.sha256(f"{source}|{fmt}".encode()).hexdigest()[:32] + f".{fmt}"
         path = self.cache_dir / name
         if path.is_file():
@@ -93,13 +138,22 @@ class PromptAudio:
         sox_out = ["-r", "8000", "-c", "1", *_SOX_FORMAT[fmt], "-t", "raw", "-"]
         if override is not None:
             return _run(["sox", str(override), *sox_out])
-        wav = _run(
-            ["espeak-ng", "-v", VOICES[say.locale], "-s", str(self.speed), "--stdout", say.text]
-        )
+        wav = _espeak(say.text, say.locale, self.speed)
         return _run(["sox", "-t", "wav", "-", *sox_out], stdin=wav)
 
     def duration(self, say: Say) -> float:
         return len(self.render(say, "u8")) / 8000
+
+
+def _espeak(text: str, locale: str, speed: int) -> bytes:
+    spoken = espeak_input(text, locale)
+    return _run(["espeak-ng", "-v", VOICES[locale], "-s", str(speed), "--stdout", spoken])
+
+
+def phonemes(text: str, locale: str) -> str:
+    """espeak-ng's phonemes for what the IVR would say (``-x``): how a prompt will sound."""
+    out = _run(["espeak-ng", "-v", VOICES[locale], "-q", "-x", espeak_input(text, locale)])
+    return out.decode("utf-8", "replace")
 
 
 def _run(cmd: list[str], stdin: bytes | None = None) -> bytes:
@@ -115,7 +169,7 @@ def _run(cmd: list[str], stdin: bytes | None = None) -> bytes:
 
 def speak_to_wav(text: str, locale: str, path: Path, *, rate: int = 8000, speed: int = 165) -> None:
     """A WAV file of ``text`` (16-bit mono): a caller's voice for tests and benchmarks."""
-    wav = _run(["espeak-ng", "-v", VOICES[locale], "-s", str(speed), "--stdout", text])
+    wav = _espeak(text, locale, speed)
     _run(
         [
             "sox",

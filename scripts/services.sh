@@ -36,9 +36,10 @@ ensure_postgres() {
 
 # The voice tests' real peers and tools: sipp (Debian's sip-tester) places calls,
 # baresip is a second SIP client, kamailio a registrar; espeak-ng and sox make and
-# convert speech. baresip-core without its recommends (no desktop sound stack).
+# convert speech; pocketsphinx-testdata has human recordings for the speech tests.
+# baresip-core without its recommends (no desktop sound stack).
 ensure_voice_tools() {
-  apt_install sip-tester baresip-core kamailio espeak-ng sox
+  apt_install sip-tester baresip-core kamailio espeak-ng sox pocketsphinx-testdata
 }
 
 # Debian's Chromium for the browser tests (driven by Playwright with executable_path;

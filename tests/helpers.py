@@ -26,6 +26,24 @@ async def actor(rt: Runtime, username: str) -> Actor:
     return Actor(row.id, Role(row.role), row.display_name, row.department_id, row.locale)
 
 
+async def signed_in_client(app: Any, user: str, password: str = "demo12345") -> Any:
+    """A new test client on ``app`` holding a staff session cookie (pages need one)."""
+    from aiohttp.test_utils import TestClient, TestServer
+
+    client = TestClient(TestServer(app), loop=None)
+    await client.start_server()
+    page = await client.get("/ui/login")
+    assert page.status == 200
+    token = client.session.cookie_jar.filter_cookies(client.make_url("/"))["hotline_login_csrf"]
+    response = await client.post(
+        "/ui/login",
+        data={"username": user, "password": password, "csrf": token.value},
+        allow_redirects=False,
+    )
+    assert response.status == 303, await response.text()
+    return client
+
+
 def dept_id(rt: Runtime, code: str) -> int:
     return next(d.id for d in rt.directory.departments if d.code == code)
 

@@ -41,6 +41,7 @@ from callcenter.domain.acd import (
     Waiting,
     plan,
 )
+from callcenter.domain.conversation import ConversationStep, check_step
 from callcenter.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
 from callcenter.domain.routing import classify
 from callcenter.domain.workflow import SYSTEM, Actor, Role, Step
@@ -573,12 +574,13 @@ async def decline_offer(rt: Runtime, offer_id: int, *, actor: Actor) -> None:
         tx.publish(events.offer_changed({**offer._asdict(), "state": "declined"}, now))
 
 
-async def _held(tx: Tx, conversation_id: int, actor: Actor) -> tuple[Any, Any]:
-    """The conversation and its open stay, if the actor may work on it."""
+async def _held(
+    tx: Tx, conversation_id: int, step: ConversationStep, actor: Actor
+) -> tuple[Any, Any]:
+    """The conversation and its open stay with an agent, if the actor may take ``step``."""
     conversation = await load_conversation(tx, conversation_id)
+    check_step(conversation.state, step, actor=actor, agent_id=conversation.agent_id)
     entry = await _open_entry_of(tx, conversation_id)
-    if actor.role is Role.AGENT and conversation.agent_id != actor.id:
-        raise Forbidden("not_your_conversation")
     if entry is None or entry.agent_id is None:
         raise Conflict("conversation_not_assigned", id=conversation_id)
     return conversation, entry
@@ -613,7 +615,7 @@ async def end_conversation(
             "invalid_choice", field="wrap_up_code", choices=", ".join(rt.settings.acd.wrap_up_codes)
         )
     async with rt.transaction() as tx:
-        conversation, entry = await _held(tx, conversation_id, actor)
+        conversation, entry = await _held(tx, conversation_id, ConversationStep.END, actor)
         await _end_entry(tx, entry.id, "handled", wrap_up_code=wrap_up_code)
         await audit.record(
             tx,
@@ -649,9 +651,12 @@ async def transfer_conversation(
         )
     async with rt.transaction() as tx:
         now = tx.state["now"]
-        conversation, entry = await _held(tx, conversation_id, actor)
-        if conversation.state == "closed":
-            raise Conflict("conversation_closed", id=conversation_id)
+        step = (
+            ConversationStep.TRANSFER_TO_QUEUE
+            if to_queue is not None
+            else ConversationStep.TRANSFER_TO_AGENT
+        )
+        conversation, entry = await _held(tx, conversation_id, step, actor)
         await _end_entry(tx, entry.id, "transferred")
         details: dict[str, Any] = {"from_agent_id": entry.agent_id, "from_queue": entry.queue}
         if to_agent_id is not None:
@@ -763,7 +768,7 @@ async def ticket_from_conversation(
     _require_desk(actor)
     check_draft(rt, draft)
     async with rt.transaction() as tx:
-        conversation, _ = await _held(tx, conversation_id, actor)
+        conversation, _ = await _held(tx, conversation_id, ConversationStep.TICKET, actor)
         draft.citizen_id = conversation.citizen_id
         draft.conversation_id = conversation.id
         draft.origin_channel = conversation.channel
@@ -787,7 +792,7 @@ async def answer_directly(
     text = clean_body(answer)
     draft = check_draft(rt, TicketDraft(description=description, category=category, type="inquiry"))
     async with rt.transaction() as tx:
-        conversation, _ = await _held(tx, conversation_id, actor)
+        conversation, _ = await _held(tx, conversation_id, ConversationStep.TICKET, actor)
         draft.citizen_id = conversation.citizen_id
         draft.conversation_id = conversation.id
         draft.origin_channel = conversation.channel

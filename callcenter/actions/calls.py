@@ -360,13 +360,21 @@ async def report_problem(
     description: str,
     *,
     category: str | None = None,
+    address: str | None = None,
+    confirmed: bool = True,
     actor: Actor = SYSTEM,
 ) -> dict[str, Any]:
     """The caller reported a problem: a ticket, routed and dispatched, as any other.
 
-    The transcript is the description. When the caller's number is a mobile
-    and an ``sms`` channel runs, the ticket number is also sent by SMS.
-    A repeated report on the same call returns the ticket made the first time.
+    The transcript is the description; ``address`` is the place the IVR
+    recognised in it, routed like a typed address. When the caller's number
+    is a mobile and an ``sms`` channel runs, the ticket number is also sent
+    by SMS. A repeated report on the same call returns the ticket made the
+    first time.
+
+    ``confirmed=False``: the caller hung up before confirming what they said.
+    The ticket is filed all the same, but stays at the dispatch desk (not
+    dispatched), titled as not confirmed, for a dispatcher to check.
     """
     async with rt.transaction() as tx:
         row = await _call_row(tx, call_id)
@@ -376,11 +384,17 @@ async def report_problem(
                 await tx.execute(select(tickets).where(tickets.c.id == conversation.ticket_id))
             ).one()
             return dict(found._asdict())
+        title = None
+        if not confirmed:
+            first_line = description.strip().splitlines()[0][:150]
+            title = rt.text("voice.unconfirmed_title", conversation.locale, text=first_line)
         draft = check_draft(
             rt,
             TicketDraft(
                 description=description,
                 category=category,
+                title=title,
+                address=address,
                 citizen_id=conversation.citizen_id,
                 conversation_id=conversation.id,
                 origin_channel=VOICE_ORIGIN,
@@ -390,7 +404,7 @@ async def report_problem(
         now = tx.state["now"]
         # dispatched to the routed department; the caller hears the number by SMS
         # when their number is a mobile and an SMS channel runs (callcenter.actions.notify)
-        ticket = await open_ticket(tx, rt, draft, actor=actor, dispatch=True)
+        ticket = await open_ticket(tx, rt, draft, actor=actor, dispatch=confirmed)
         conversation = await set_conversation(
             tx, conversation, actor=actor, state="closed", closed_at=now
         )
@@ -408,16 +422,25 @@ async def leave_voice_message(
     seconds: float | None,
     transcript: str | None = None,
     confidence: float | None = None,
+    said_before: str | None = None,
     actor: Actor = SYSTEM,
 ) -> int:
-    """The caller left a voice message: it waits in the queue for an agent to listen."""
+    """The caller left a voice message: it waits in the queue for an agent to listen.
+
+    ``said_before``: what the caller had told the IVR earlier in the call, kept
+    in the message when the recording itself has no transcript.
+    """
     async with rt.transaction() as tx:
         row = await _call_row(tx, call_id)
         conversation = await load_conversation(tx, row.conversation_id)
         now = tx.state["now"]
         if row.outcome == "voicemail":
             return int(conversation.id)
-        body = (transcript or "").strip() or rt.text("voice.voicemail_body", conversation.locale)
+        body = (
+            (transcript or "").strip()
+            or (said_before or "").strip()
+            or rt.text("voice.voicemail_body", conversation.locale)
+        )
         await _add_transcript_message(
             tx,
             conversation,
@@ -454,9 +477,17 @@ async def leave_voice_message(
 
 
 async def end_call(
-    rt: Runtime, call_id: int, *, outcome: str | None = None, actor: Actor = SYSTEM
+    rt: Runtime,
+    call_id: int,
+    *,
+    outcome: str | None = None,
+    end_node: str | None = None,
+    actor: Actor = SYSTEM,
 ) -> None:
-    """The call is over. A caller who hung up while waiting has abandoned the queue."""
+    """The call is over. A caller who hung up while waiting has abandoned the queue.
+
+    ``end_node``: the IVR node the call ended at (where callers abandon the IVR).
+    """
     async with rt.transaction() as tx:
         row = await _call_row(tx, call_id)
         if row.ended_at is not None:
@@ -464,6 +495,8 @@ async def end_call(
         now: datetime = tx.state["now"]
         conversation = await load_conversation(tx, row.conversation_id)
         values: dict[str, Any] = {"ended_at": now}
+        if end_node:
+            values["end_node"] = end_node[:64]
         # still waiting for an agent (a voice message waits for one after the caller left)
         waiting = (
             conversation.kind == "call"

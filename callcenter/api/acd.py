@@ -12,7 +12,7 @@ from sqlalchemy import select
 from callcenter.actions import acd
 from callcenter.actions.tickets import TicketDraft
 from callcenter.api.http import Context, endpoint
-from callcenter.api.schemas import LangQuery, Strict, TicketDetailOut
+from callcenter.api.schemas import Id, LangQuery, Strict, TicketDetailOut
 from callcenter.domain.acd import queue_position
 from callcenter.domain.workflow import Priority, Role, TicketType
 from callcenter.store.tables import citizens, conversations, offers, queue_entries, users
@@ -91,7 +91,7 @@ class OptionsOut(BaseModel):
 
 class TransferIn(Strict):
     to_queue: str | None = None
-    to_agent_id: int | None = None
+    to_agent_id: Id | None = None
 
 
 class WrapUpIn(Strict):

@@ -212,6 +212,7 @@ calls = Table(
     Column("queue_wait_s", Float, nullable=True),
     Column("talk_s", Float, nullable=True),
     Column("outcome", String(32), nullable=True),
+    Column("end_node", String(64), nullable=True),  # the IVR node the call ended at
     UniqueConstraint("channel", "provider_call_id"),
 )
 

@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 class SipChannel(Channel):
     name = "sip"
     text_capable = False  # notices to callers go by SMS
+    listens = True  # the SIP port: only the serving process opens it
 
     def __init__(self, rt: Runtime, options: dict[str, Any]) -> None:
         super().__init__(rt, options)
@@ -83,6 +84,8 @@ class SipChannel(Channel):
             recognizers=self.recognizers,
             recordings=Path(self.rt.settings.data_dir) / "recordings",
             channel=self.name,
+            no_media_seconds=self.rt.settings.voice.no_media_seconds,
+            media_gap_seconds=self.rt.settings.voice.media_gap_seconds,
         )
         self.phone = HotlinePhone(
             self.server,
@@ -109,7 +112,11 @@ class SipChannel(Channel):
         called = headers.get("To", {}).get("number")
         runner = CallRunner(self.context, CallAudio(call), call.call_id, caller, called)
         try:
-            runner.run(call.answer, call.hangup)
+            if len(self.threads) > self.rt.settings.voice.max_calls:
+                engine = self.context.engine
+                runner.busy(call.answer, call.hangup, engine.lines_busy)
+            else:
+                runner.run(call.answer, call.hangup)
         finally:
             if self.phone is not None:
                 self.phone.sip.forget(call.call_id)  # type: ignore[attr-defined]

@@ -17,31 +17,27 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-import numpy as np
-
 from callcenter.actions.calls import CallStart, start_call
-from ivr.audio import FRAME, RATE, rms, write_wav
+from ivr.audio import FRAME, RATE, s16_to_u8, write_wav
 from ivr.engine import Engine, Expect, Reply, Session, Turn
 from ivr.stt import Recognizers
-from ivr.tts import PromptAudio
+from ivr.tts import PromptAudio, tone
+from ivr.vad import TurnDetector
 
 from .stack import CallAudio
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-SPEECH_RMS = 500.0  # a 20 ms frame louder than this is speech (16-bit samples)
 END_SILENCE_S = 1.2  # this much quiet after speech ends the utterance
 NO_SPEECH_S = 6.0  # nothing said for this long: give up
 
 
-def beep() -> bytes:
-    t = np.arange(int(0.25 * RATE)) / RATE
-    tone = (np.sin(2 * np.pi * 1000 * t) * 8000).astype("<i2")
-    return tone.tobytes()
+BEEP = s16_to_u8(tone())  # pyVoIP sends 8-bit samples
 
 
-BEEP = beep()
+class NoMedia(Exception):
+    """The caller's side sends no audio: a dead line, ended rather than held."""
 
 
 @dataclass
@@ -52,6 +48,8 @@ class CallContext:
     recognizers: Recognizers
     recordings: Path
     channel: str
+    no_media_seconds: float = 10.0
+    media_gap_seconds: float = 60.0
 
 
 class CallRunner:
@@ -70,6 +68,7 @@ class CallRunner:
         self.called = called
         self.pending_digits = ""
         self.session: Session | None = None
+        self.answered_at = time.monotonic()
 
     def sync(self, coro: Coroutine[Any, Any, T], timeout: float = 60) -> T:
         return asyncio.run_coroutine_threadsafe(coro, self.ctx.loop).result(timeout)
@@ -83,9 +82,14 @@ class CallRunner:
         )
         if info.duplicate:
             return
-        answer()
         self.session = Session(info, locale=info.locale)
+        if self.audio.ended:  # cancelled while it rang
+            self.sync(engine.end(self.session, outcome="cancelled"))
+            return
+        answer()
+        self.answered_at = time.monotonic()
         outcome: str | None = None
+        last: Reply | None = None  # what the caller gave as they hung up
         try:
             turn = self.sync(engine.start(self.session))
             while not self.audio.ended:
@@ -98,8 +102,17 @@ class CallRunner:
                     break
                 reply = self.perform(turn)
                 if self.audio.ended:
+                    last = reply
                     break
                 turn = self.sync(engine.resume(self.session, reply))
+        except NoMedia:
+            log.info("SIP call %s sends no audio: ended", self.call_id)
+            outcome = "no_media"
+            if not self.audio.ended:
+                try:
+                    hangup()
+                except Exception:
+                    log.debug("hangup of a call without media did not work", exc_info=True)
         except Exception:
             log.exception("SIP call %s failed", self.call_id)
             outcome = "failed"
@@ -109,7 +122,31 @@ class CallRunner:
                 except Exception:
                     log.debug("hangup after failure did not work", exc_info=True)
         finally:
-            self.sync(engine.end(self.session, outcome=outcome))
+            self.sync(engine.end(self.session, outcome=outcome, last=last))
+
+    def busy(self, answer: Any, hangup: Any, say: Any) -> None:
+        """Over the cap of simultaneous calls: say so, count the call, hang up."""
+        engine = self.ctx.engine
+        info = self.sync(
+            start_call(
+                engine.rt, CallStart(self.ctx.channel, self.call_id, self.caller, self.called)
+            )
+        )
+        if info.duplicate or self.audio.ended:
+            return
+        session = Session(info, locale=info.locale)
+        answer()
+        try:
+            self.stream_out(self.ctx.prompts.render(say(session), "u8"), interrupt=False)
+            self.drain_out(10)
+        finally:
+            if not self.audio.ended:
+                try:
+                    hangup()
+                except Exception:
+                    log.debug("hangup after the busy prompt did not work", exc_info=True)
+            session.finished = True
+            self.sync(engine.end(session, outcome="busy"))
 
     # --- audio out ---------------------------------------------------------------------------
 
@@ -146,8 +183,18 @@ class CallRunner:
     # --- audio and keys in -------------------------------------------------------------------
 
     def listen(self) -> bytes:
-        """Collect keys pressed; return the caller audio that arrived (discarded unless used)."""
+        """Collect keys pressed; return the caller audio that arrived (discarded unless used).
+
+        Raises :class:`NoMedia` when the caller's side has sent nothing at all
+        for ``no_media_seconds``, or nothing more for ``media_gap_seconds``.
+        """
         self.pending_digits += self.audio.dtmf()
+        last = self.audio.last_packet_at
+        now = time.monotonic()
+        if last is None and now - self.answered_at > self.ctx.no_media_seconds:
+            raise NoMedia
+        if last is not None and now - last > self.ctx.media_gap_seconds:
+            raise NoMedia
         return self.audio.read(8000)
 
     def perform(self, turn: Turn) -> Reply:
@@ -208,29 +255,29 @@ class CallRunner:
         self.drain_out()
         self.listen()  # what came before the beep is not part of the answer
         self.pending_digits = ""
-        recognizer = self.ctx.recognizers.get(expect.language)
+        recognizer = self.ctx.recognizers.get(expect.language, expect.recognizer)
         stream = recognizer.stream(expect.grammar) if recognizer is not None else None
+        turn = TurnDetector(end_silence_s=END_SILENCE_S)
         chunks: list[bytes] = []
         started = time.monotonic()
-        heard_at: float | None = None  # the last loud frame
+        last_audio = started
         while not self.audio.ended:
             pcm = self.listen()
             now = time.monotonic()
             if pcm:
                 chunks.append(pcm)
+                last_audio = now
+                turn.feed(pcm)
                 if stream is not None:
                     stream.feed(pcm)
-                for offset in range(0, len(pcm), FRAME * 2):
-                    if rms(pcm[offset : offset + FRAME * 2]) >= SPEECH_RMS:
-                        heard_at = now
             if expect.terminator and expect.terminator in self.pending_digits:
                 break
             if now - started >= expect.max_seconds:
                 break
-            if heard_at is None and now - started >= NO_SPEECH_S:
+            if not turn.spoke and now - started >= NO_SPEECH_S:
                 break
-            # quiet frames, or no audio at all (a peer that sends nothing in silence)
-            if heard_at is not None and now - heard_at >= END_SILENCE_S:
+            # the detector's quiet frames, or no audio at all (a peer silent in silence)
+            if turn.spoke and (turn.finished or now - last_audio >= END_SILENCE_S):
                 break
             time.sleep(0.02)
         digits, self.pending_digits = self.pending_digits, ""
@@ -249,7 +296,7 @@ class CallRunner:
         transcript = stream.finish() if stream is not None else None
         return Reply(
             digits=digits,
-            timed_out=heard_at is None,
+            timed_out=not turn.spoke,
             transcript=transcript.text if transcript else None,
             confidence=transcript.confidence if transcript else None,
             recording=str(path) if path else None,

@@ -17,6 +17,19 @@
    pyVoIP's jitter buffer works unchanged) and :class:`CallAudio` decodes them
    to 16-bit at full precision. Prompts go out through pyVoIP's 8-bit path.
 
+6. One bad RTP packet kills its receiver thread (an uncaught IndexError or
+   TypeError in ``parse_packet``): a telephone-event with a code above 16,
+   one with no payload, a packet shorter than an RTP header. After that
+   every key is ignored. :func:`_harden_receiver` checks each packet before
+   pyVoIP sees it, drops what it cannot parse, and keeps the thread alive
+   whatever a packet holds; it also notes when the last packet came, so a
+   call that sends no media can be ended (``voice.no_media_seconds``).
+7. An INVITE offering no codec it can speak (only G.722 or Opus) gets 180
+   Ringing and then nothing (``AttributeError`` in its call set-up), and a
+   CANCEL is not answered with 487: :meth:`HotlinePhone._callback_MSG_Invite`
+   answers 488 Not Acceptable Here before ringing, and a CANCEL of a ringing
+   call ends it with 487 Request Terminated.
+
 Also: pyVoIP sends every SIP message to the configured server, which is
 wrong without a registrar (direct mode) — :class:`_RoutedSocket` answers
 each dialog where its requests came from; it always registers — the client
@@ -41,6 +54,10 @@ from pyVoIP import RTP, SIP  # isort: skip
 from ivr.audio import g711_to_s16, s16_to_u8
 
 log = logging.getLogger(__name__)
+
+RTP_HEADER = 12
+FLASH = 16  # RFC 4733: telephone-event 16 is "flash", no key
+AUDIO_CODECS = (RTP.PayloadType.PCMU, RTP.PayloadType.PCMA)
 
 _HEADER = re.compile(rb"^([A-Za-z][A-Za-z0-9._!%*+`'~-]*)[ \t]*:[ \t]*(.*)$")
 _CALL_ID = re.compile(rb"^(?:Call-ID|i)[ \t]*:[ \t]*(.+)$", re.IGNORECASE | re.MULTILINE)
@@ -151,6 +168,59 @@ class HotlineCall(VoIP.VoIPCall):
             if client.preference == RTP.PayloadType.PCMA:
                 client.encode_packet = client.encode_pcma  # type: ignore[method-assign,assignment]
             _keep_g711(client)
+            _harden_receiver(client)
+
+    @property
+    def last_packet_at(self) -> float | None:
+        """When the caller's last RTP packet (audio or key) arrived (monotonic), or None."""
+        times = [getattr(c, "hotline_last_packet", None) for c in self.RTPClients]
+        seen = [t for t in times if t is not None]
+        return max(seen) if seen else None
+
+
+def offers_audio(request: SIP.SIPMessage) -> bool:
+    """Whether an INVITE's SDP offers a codec this user agent speaks (PCMU or PCMA)."""
+    body = request.body if isinstance(request.body, dict) else {}
+    for media in body.get("m", []):
+        if media.get("type") != "audio":
+            continue
+        for method in media.get("methods", []):
+            try:
+                if RTP.PayloadType(int(method)) in AUDIO_CODECS:
+                    return True
+            except ValueError:
+                name = media.get("attributes", {}).get(method, {}).get("rtpmap", {}).get("name")
+                if name in ("PCMU", "PCMA"):
+                    return True
+    return False
+
+
+def _harden_receiver(client: RTP.RTPClient) -> None:
+    """Check each packet before pyVoIP parses it; nothing a packet holds stops the thread."""
+    parse = client.parse_packet
+    client.hotline_last_packet = None  # type: ignore[attr-defined]
+
+    def checked(packet: bytes) -> None:
+        client.hotline_last_packet = time.monotonic()  # type: ignore[attr-defined]
+        if len(packet) < RTP_HEADER or packet[0] >> 6 != 2:
+            log.debug("RTP: dropped a packet of %d bytes", len(packet))
+            return
+        payload_type = client.assoc.get(packet[1] & 0x7F)
+        if payload_type == RTP.PayloadType.EVENT:
+            header = RTP_HEADER + 4 * (packet[0] & 0x0F)
+            if len(packet) < header + 4:
+                log.debug("RTP: dropped a telephone-event without its payload")
+                return
+            if packet[header] >= FLASH:  # flash, or a code no keypad has
+                return
+        try:
+            parse(packet)
+        except RTP.RTPParseError as error:
+            log.debug("RTP: %s", error)
+        except Exception:
+            log.warning("RTP: a packet pyVoIP could not parse was dropped", exc_info=True)
+
+    client.parse_packet = checked  # type: ignore[method-assign]
 
 
 def _keep_g711(client: RTP.RTPClient) -> None:
@@ -183,6 +253,34 @@ class HotlinePhone(VoIP.VoIPPhone):
             register=register,
         )
 
+    def _reply(self, request: SIP.SIPMessage, status: str, warning: str | None = None) -> None:
+        """A final response to an INVITE, built from pyVoIP's 486 with another status."""
+        text = self.sip.gen_busy(request).replace("486 Busy Here", status, 1)
+        tag = self.sip.tagLibrary.get(request.headers["Call-ID"])  # the tag 180 Ringing gave
+        if tag:
+            text = re.sub(r"(?m)^(To: .*;tag=)[^\r\n]*", lambda m: m.group(1) + tag, text)
+        lines = [line for line in text.split("\r\n") if not line.startswith("Warning:")]
+        if warning:
+            lines.insert(-3, f"Warning: {warning}")
+        self.sip.out.sendto("\r\n".join(lines).encode("utf8"), (self.server, self.port))
+
+    def _callback_MSG_Invite(self, request: SIP.SIPMessage) -> None:
+        if request.headers["Call-ID"] not in self.calls and not offers_audio(request):
+            log.info("SIP call %s offers no PCMU/PCMA: 488", request.headers["Call-ID"])
+            self._reply(request, "488 Not Acceptable Here", '305 hotline "Incompatible media"')
+            return
+        super()._callback_MSG_Invite(request)
+
+    def callback(self, request: SIP.SIPMessage) -> None:
+        if request.type == SIP.SIPMessageType.MESSAGE and request.method == "CANCEL":
+            call = self.calls.get(request.headers["Call-ID"])
+            if call is not None and call.state == VoIP.CallState.RINGING:
+                call.state = VoIP.CallState.ENDED
+                self.calls.pop(request.headers["Call-ID"], None)
+                self._reply(call.request, "487 Request Terminated")
+            return
+        super().callback(request)
+
     def _create_Call(self, request: SIP.SIPMessage, sess_id: int) -> None:
         call_id = request.headers["Call-ID"]
         self.calls[call_id] = HotlineCall(
@@ -203,6 +301,11 @@ class CallAudio:
     @property
     def ended(self) -> bool:
         return self.call.state == VoIP.CallState.ENDED
+
+    @property
+    def last_packet_at(self) -> float | None:
+        """When the caller's last RTP packet arrived (monotonic seconds), or None."""
+        return getattr(self.call, "last_packet_at", None)
 
     def available(self) -> int:
         """Samples of caller audio that arrived and were not read yet."""

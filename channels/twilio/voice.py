@@ -18,15 +18,28 @@ Routes (all POST, all signed)::
     /channels/twilio/voice/leave      a key pressed while waiting: leave the queue
     /channels/twilio/voice/status     status callback: the call ended
 
+    /channels/twilio/voice/tone.wav   the tone played before the caller speaks (GET)
+
 Options (``[channel_options.twilio_voice]``): ``auth_token`` (required),
 ``public_url`` (the URL Twilio calls; default: the server's public URL),
-``speech_languages`` (languages Twilio should recognise; default both).
+``speech_languages`` (languages Twilio should recognise; default both),
+``voices`` (the ``<Say>`` voice and language per locale; by default Amazon
+Polly's Mandarin voice ``Polly.Zhiyu`` in ``cmn-CN`` and ``Polly.Joanna`` in
+``en-US``: without a voice, ``<Say language="zh-CN">`` is read by a voice that
+speaks no Chinese).
+
+A speech prompt ends with the tone (``<Play>`` of ``tone.wav`` inside the
+``<Gather>``), as the prompt promises. Calls beyond ``voice.max_calls`` at
+once hear ``voice.lines_busy`` and are hung up; they are counted (outcome
+``busy``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
+import wave
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,21 +48,23 @@ from multidict import MultiDict
 from twilio.twiml.voice_response import VoiceResponse
 
 from callcenter.actions.calls import CallStart, start_call
-from callcenter.api.http import error_body, json_response, locale_of
-from callcenter.api.keys import RUNTIME
 from callcenter.channel import Access, Channel, DeliveryError, OutboundMessage, SendResult
-from callcenter.domain.errors import HotlineError, InvalidInput
+from callcenter.domain.errors import InvalidInput
 from callcenter.runtime import Runtime
 from ivr.categories import category_phrases
-from ivr.engine import Engine, Reply, Session, Turn
-from ivr.setup import build_engine
+from ivr.engine import Engine, Reply, Say, Session, Turn
+from ivr.setup import build_engine, place_names
+from ivr.tts import tone
 
 from .webhooks import TwilioWebhook
 
 log = logging.getLogger(__name__)
 
 BASE = "/channels/twilio/voice"
-SAY_LANGUAGE = {"zh-CN": "zh-CN", "en": "en-US"}
+DEFAULT_VOICES = {
+    "zh-CN": {"voice": "Polly.Zhiyu", "language": "cmn-CN"},  # Amazon Polly's Mandarin voice
+    "en": {"voice": "Polly.Joanna", "language": "en-US"},
+}
 # Twilio's speech recognition language codes
 SPEECH_LANGUAGE = {"zh-CN": "cmn-Hans-CN", "en": "en-US"}
 
@@ -72,6 +87,12 @@ class TwilioVoice(Channel):
         self.webhook = TwilioWebhook(str(options.get("auth_token", "")), public)
         self.public_url = public.rstrip("/")
         self.speech_languages = set(options.get("speech_languages", ["zh-CN", "en"]))
+        self.voices = {**DEFAULT_VOICES, **dict(options.get("voices", {}))}
+        for locale, chosen in self.voices.items():
+            if not isinstance(chosen, dict) or not chosen.get("language"):
+                raise ValueError(
+                    f"channel_options.twilio_voice.voices.{locale} needs a voice and a language"
+                )
         self.calls: dict[str, CallState] = {}
         self._engine: Engine | None = None
 
@@ -90,9 +111,30 @@ class TwilioVoice(Channel):
         app.router.add_post(f"{BASE}/wait", self.wait)
         app.router.add_post(f"{BASE}/leave", self.leave)
         app.router.add_post(f"{BASE}/status", self.status)
+        app.router.add_get(f"{BASE}/tone.wav", self.tone)
+
+    async def tone(self, request: web.Request) -> web.Response:
+        """The tone before the caller speaks: a 1 kHz beep of a quarter second."""
+        out = io.BytesIO()
+        with wave.open(out, "wb") as wav:
+            wav.setnchannels(1)
+            wav.setsampwidth(2)
+            wav.setframerate(8000)
+            wav.writeframes(tone())
+        return web.Response(body=out.getvalue(), content_type="audio/wav")
+
+    def _say(self, verb: Any, say: Say) -> None:
+        chosen = self.voices.get(say.locale, {})
+        attrs = {"language": chosen.get("language", say.locale)}
+        if chosen.get("voice"):
+            attrs["voice"] = chosen["voice"]
+        verb.say(say.text, **attrs)
 
     def access(self) -> list[Access]:
-        return [Access(f"POST {BASE}/*", "signed", "X-Twilio-Signature")]
+        return [
+            Access(f"POST {BASE}/*", "signed", "X-Twilio-Signature"),
+            Access(f"GET {BASE}/tone.wav", "everyone"),
+        ]
 
     async def send(self, message: OutboundMessage) -> SendResult:
         raise DeliveryError("a voice channel cannot deliver text", permanent=True, code="voice")
@@ -107,12 +149,8 @@ class TwilioVoice(Channel):
         return form
 
     async def _handle(self, request: web.Request, work: Any) -> web.Response:
-        rt = request.app[RUNTIME]
-        try:
-            form = await self._form(request)
-            twiml = await work(form)
-        except HotlineError as error:
-            return json_response(error_body(rt, error, locale_of(request)), status=error.status)
+        form = await self._form(request)
+        twiml = await work(form)
         return web.Response(text=twiml, content_type="text/xml")
 
     async def incoming(self, request: web.Request) -> web.Response:
@@ -128,12 +166,23 @@ class TwilioVoice(Channel):
                 response = VoiceResponse()
                 response.hangup()
                 return str(response)
+            if len(self.calls) >= self.rt.settings.voice.max_calls:
+                return await self._busy(info)
             state = self.calls[sid] = CallState(Session(info, locale=info.locale))
             async with state.lock:
                 turn = await self.engine.start(state.session)
                 return self._respond(sid, state, turn)
 
         return await self._handle(request, work)
+
+    async def _busy(self, info: Any) -> str:
+        """Over the cap of simultaneous calls: the caller is told, the call counted."""
+        session = Session(info, locale=info.locale, finished=True)
+        response = VoiceResponse()
+        self._say(response, self.engine.lines_busy(session))
+        response.hangup()
+        await self.engine.end(session, outcome="busy")
+        return str(response)
 
     async def input(self, request: web.Request) -> web.Response:
         async def work(form: MultiDict[str]) -> str:
@@ -176,7 +225,7 @@ class TwilioVoice(Channel):
                     method="POST",
                 )
                 for say in turn.says:
-                    gather.say(say.text, language=SAY_LANGUAGE[say.locale])
+                    self._say(gather, say)
                 return str(response)
 
         return await self._handle(request, work)
@@ -264,18 +313,22 @@ class TwilioVoice(Channel):
                 options["finish_on_key"] = "#"
                 options["num_digits"] = 1
                 if expect.grammar == "categories":
-                    options["hints"] = ",".join(category_phrases(self.rt, expect.language))
+                    hints = category_phrases(self.rt, expect.language)
+                    hints += place_names(self.rt, expect.language)
+                    options["hints"] = ",".join(hints)
             else:
                 options["input"] = "dtmf"
                 options["num_digits"] = expect.max_digits
                 options["finish_on_key"] = expect.terminator or ""
             gather = response.gather(**options)
             for say in turn.says:
-                gather.say(say.text, language=SAY_LANGUAGE[say.locale])
+                self._say(gather, say)
+            if expect.kind == "speech":  # "after the tone": the tone, then the caller speaks
+                gather.play(f"{self.public_url}{BASE}/tone.wav")
             response.redirect(self._url("input", call_sid, timeout="1"), method="POST")
         else:
             for say in turn.says:
-                response.say(say.text, language=SAY_LANGUAGE[say.locale])
+                self._say(response, say)
             if expect.kind == "record":
                 response.record(
                     action=action,

@@ -152,3 +152,45 @@ def test_serve_answers_the_api_and_turns_an_sms_into_a_ticket(tmp_path: Path) ->
     finally:
         server.terminate()
         server.wait(10)
+
+
+def test_commands_beside_a_running_sip_server_leave_its_port_alone(tmp_path: Path) -> None:
+    """Only the serving process opens the SIP port: workers and simulate do not."""
+    run(tmp_path, "migrate")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as held:  # the server's SIP port
+        held.bind(("127.0.0.1", 0))
+        port = held.getsockname()[1]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CALLCENTER_")}
+        env["CALLCENTER_CHANNELS"] = json.dumps(
+            ["channels.simulated:SimulatedSms", "channels.sip:SipChannel"]
+        )
+        env["CALLCENTER_CHANNEL_OPTIONS"] = json.dumps(
+            {"sip": {"mode": "direct", "host": "127.0.0.1", "port": port}}
+        )
+        cli = [sys.executable, "-m", "callcenter.cli"]
+        sms = subprocess.run(
+            [*cli, "simulate", "sms", "--from", "13800000000", "路灯坏了"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert sms.returncode == 0, sms.stdout + sms.stderr
+        assert "Address already in use" not in sms.stderr and "+8613800000000" in sms.stdout
+        worker = subprocess.Popen(
+            [*cli, "worker"],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            assert worker.stdout is not None
+            line = worker.stdout.readline().decode()
+            assert "running jobs" in line, line + worker.stdout.read().decode()
+            time.sleep(0.5)
+            assert worker.poll() is None
+        finally:
+            worker.terminate()
+            worker.wait(20)

@@ -45,7 +45,9 @@ HERE = Path(__file__).resolve().parents[1] / "voice"
 SPEECH = "I want to report a broken street light on Main Street"
 
 
-async def start_sip(tmp_path: Path, sqlite_url: str, **sip: Any) -> Runtime:
+async def start_sip(
+    tmp_path: Path, sqlite_url: str, voice: dict[str, Any] | None = None, **sip: Any
+) -> Runtime:
     rtp = free_port_pair()
     options = {
         "mode": "direct",
@@ -60,7 +62,7 @@ async def start_sip(tmp_path: Path, sqlite_url: str, **sip: Any) -> Runtime:
         sqlite_url,
         channels=["channels.simulated:SimulatedSms", "channels.sip:SipChannel"],
         channel_options={"sip": options},
-        voice={"recognizers": {"en": "pocketsphinx", "zh-CN": "vosk"}},
+        voice={"recognizers": {"en": "pocketsphinx", "zh-CN": "vosk"}, **(voice or {})},
     )
     # the city first: recognisers build their vocabulary from its categories at start-up
     plain = build_runtime(make_settings(tmp_path, sqlite_url), clock=ManualClock(T0), seed=7)
@@ -68,7 +70,7 @@ async def start_sip(tmp_path: Path, sqlite_url: str, **sip: Any) -> Runtime:
     await load_test_city(plain)
     await close_runtime(plain)
     runtime = build_runtime(settings, clock=ManualClock(T0), seed=7)
-    await start_runtime(runtime, start_jobs=False)
+    await start_runtime(runtime, start_jobs=False, listen=True)
     return runtime
 
 
@@ -154,15 +156,20 @@ async def wait_for_end(rt: Runtime, count: int = 1, limit: float = 30) -> list[A
     raise AssertionError(f"calls did not end: {rows}")
 
 
+def speech(tmp_path: Path, text: str, locale: str) -> tuple[Path, float]:
+    """A pcap of ``text`` spoken by espeak-ng as PCMU RTP, and its length in seconds."""
+    wav = tmp_path / "speech.wav"
+    speak_to_wav(text, locale, wav)
+    pcm, _ = read_wav(wav)
+    pcap = tmp_path / "speech.pcap"
+    return pcap, write_rtp_pcap(pcap, pcm)
+
+
 async def test_a_caller_reports_a_broken_street_light_by_voice(
     sip_rt: Runtime, tmp_path: Path
 ) -> None:
     rt = sip_rt
-    wav = tmp_path / "speech.wav"
-    speak_to_wav(SPEECH, "en", wav)
-    pcm, _ = read_wav(wav)
-    speech_pcap = tmp_path / "speech.pcap"
-    speech_seconds = write_rtp_pcap(speech_pcap, pcm)
+    speech_pcap, speech_seconds = speech(tmp_path, SPEECH, "en")
     describe = duration(rt, "describe_problem", "en")
     steps = [
         Step(1.0, dtmf_pcap("2")),  # English (pressed while the prompt plays)
@@ -197,6 +204,54 @@ async def test_a_caller_reports_a_broken_street_light_by_voice(
     assert conversation.kind == "call" and conversation.channel == "sip"
     assert conversation.ticket_id == ticket.id and conversation.state == "closed"
     assert len(sms) == 1 and ticket.number in sms[0].body  # mobile caller: SMS confirmation
+
+
+async def test_a_caller_who_hangs_up_right_after_speaking_is_not_lost(
+    sip_rt: Runtime, tmp_path: Path
+) -> None:
+    """The transcript, the recording and a ticket (unconfirmed) survive the hang-up."""
+    rt = sip_rt
+    speech_pcap, speech_seconds = speech(tmp_path, SPEECH, "en")
+    steps = [
+        Step(1.0, dtmf_pcap("2")),
+        Step(1.5, dtmf_pcap("2")),
+        Step(duration(rt, "describe_problem", "en") + 1.5, speech_pcap),
+    ]
+    # BYE 0.3 s after the last word: before the recogniser's end of turn
+    scenario = uac_scenario(steps, hang_up_after=speech_seconds + 0.3)
+    code, log = await run_sipp(rt, tmp_path, scenario)
+    assert code == 0, log
+    (call,) = await wait_for_end(rt)
+    assert call.outcome == "ticket" and call.end_node == "describe"
+    assert "street light" in call.transcript.lower(), call.transcript
+    assert call.recording_path and await asyncio.to_thread(Path(call.recording_path).is_file)
+    recordings = list((Path(rt.settings.data_dir) / "recordings").rglob("*.wav"))
+    assert [str(p) for p in recordings] == [call.recording_path]  # none left orphaned
+    async with rt.db.read() as conn:
+        ticket = (await conn.execute(select(tickets))).one()
+    assert ticket.state == "new" and ticket.description == call.transcript
+    assert ticket.title.startswith("[not confirmed by the caller]")
+
+
+async def test_a_call_that_sends_no_audio_is_ended_and_offered_to_no_one(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    rt = await start_sip(tmp_path, sqlite_url, voice={"no_media_seconds": 3})
+    try:
+        began = asyncio.get_running_loop().time()
+        code, log = await run_sipp(rt, tmp_path, uac_scenario([], wait_bye_ms=30_000))
+        assert code == 0, log  # the hotline hung up on it
+        (call,) = await wait_for_end(rt)
+        assert asyncio.get_running_loop().time() - began < 15
+        assert call.outcome == "no_media" and call.recording_path is None
+        async with rt.db.read() as conn:
+            waiting = (
+                await conn.execute(select(conversations).where(conversations.c.state == "queued"))
+            ).all()
+            offered = (await conn.execute(select(messages))).all()
+        assert waiting == [] and offered == []
+    finally:
+        await close_runtime(rt)
 
 
 async def test_a_pcma_caller_waits_in_the_queue_and_hangs_up(

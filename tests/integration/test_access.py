@@ -22,7 +22,7 @@ from callcenter.bootstrap import build_runtime, create_app
 from callcenter.clock import ManualClock
 from callcenter.domain.workflow import Role
 from tests.conftest import load_test_city, make_settings
-from tests.helpers import actor, cell_point, dept_id
+from tests.helpers import actor, cell_point, dept_id, signed_in_client
 
 USERS = {
     "agent1": Role.AGENT,
@@ -137,17 +137,7 @@ async def test_lists_never_show_another_departments_tickets(world: Any) -> None:
 
 
 async def _cookie_client(world: Any, user: str) -> TestClient:
-    client = TestClient(TestServer(world.app), loop=None)
-    await client.start_server()
-    page = await client.get("/ui/login")
-    assert page.status == 200
-    token = client.session.cookie_jar.filter_cookies(client.make_url("/"))["hotline_login_csrf"]
-    response = await client.post(
-        "/ui/login",
-        data={"username": user, "password": "demo12345", "csrf": token.value},
-        allow_redirects=False,
-    )
-    assert response.status == 303, await response.text()
+    client: TestClient = await signed_in_client(world.app, user)
     return client
 
 

@@ -115,11 +115,13 @@ async def test_a_caller_reports_a_problem_in_chinese(voice: tuple[Runtime, TestC
     twiml = await phone.call()
     gather = phone.gather()
     assert gather.attrib["input"] == "dtmf" and gather.attrib["numDigits"] == "1"
-    assert phone.spoken() == [("zh-CN", "中文服务请按1。"), ("en-US", "For English, press 2.")]
+    assert phone.spoken() == [("cmn-CN", "中文服务请按1。"), ("en-US", "For English, press 2.")]
+    # a voice that speaks Mandarin says the Chinese (Amazon Polly's, through Twilio)
+    assert [s.attrib.get("voice") for s in twiml.iter("Say")] == ["Polly.Zhiyu", "Polly.Joanna"]
     assert phone.verbs() == ["Gather", "Redirect"]
 
     await phone.press("1")
-    assert [lang for lang, _ in phone.spoken()] == ["zh-CN", "zh-CN"]
+    assert [lang for lang, _ in phone.spoken()] == ["cmn-CN", "cmn-CN"]
     assert "查询工单请按1" in phone.spoken()[1][1]
 
     await phone.press("2")
@@ -127,13 +129,30 @@ async def test_a_caller_reports_a_problem_in_chinese(voice: tuple[Runtime, TestC
     assert gather.attrib["input"] == "speech dtmf"
     assert gather.attrib["language"] == "cmn-Hans-CN" and "路灯" in gather.attrib["hints"]
     assert "请在提示音后说出" in phone.spoken()[0][1]
+    # ... and the tone follows the prompt, inside the Gather, before the caller speaks
+    assert [child.tag for child in gather] == ["Say", "Play"]
+    tone = gather.find("Play")
+    assert tone is not None and tone.text == f"{PUBLIC}/channels/twilio/voice/tone.wav"
+    response = await client.get("/channels/twilio/voice/tone.wav")
+    assert response.status == 200 and response.content_type == "audio/wav"
+    import io
+    import wave
+
+    import numpy as np
+
+    with wave.open(io.BytesIO(await response.read())) as wav:
+        assert (wav.getframerate(), wav.getnchannels()) == (8000, 1)
+        samples = np.frombuffer(wav.readframes(wav.getnframes()), "<i2").astype(float)
+    spectrum = np.abs(np.fft.rfft(samples))
+    assert 0.2 <= len(samples) / 8000 <= 1.0
+    assert abs(np.argmax(spectrum) * 8000 / len(samples) - 1000) < 20  # a 1 kHz tone
 
     await phone.say("我家门口的路灯坏了")
     assert "路灯故障" in phone.spoken()[0][1]  # the recognised category, to confirm
     twiml = await phone.press("1")
     said = " ".join(text for _, text in phone.spoken())
     assert phone.verbs()[-1] == "Hangup" and twiml.find("Gather") is None
-    assert "工单号是二 零 二 六 一 一 二 七 杠 零 零 零 一" in said
+    assert "工单号是二零二六，幺幺二七，杠，零零零幺" in said
     assert "明湖市市政设施管理处" in said and "短信" in said
 
     call = await the_call(rt)
@@ -167,12 +186,14 @@ async def test_a_caller_checks_a_ticket_in_english(voice: tuple[Runtime, TestCli
     await phone.call()
     await phone.press("2")
     assert phone.spoken()[0] == ("en-US", "Welcome to the one two three four five citizen hotline.")
+    # said as a person reads it out: in groups, with pauses
     await phone.press("1")
     gather = phone.gather()
     assert gather.attrib["finishOnKey"] == "#" and gather.attrib["numDigits"] == "16"
     await phone.press(ticket["number"].replace("-", ""), FinishedOnKey="#")
     said = " ".join(text for _, text in phone.spoken())
-    assert "Ticket two zero two six one one two seven dash zero zero zero one is Dispatched" in said
+    number = "two zero two six, one one two seven, dash, zero zero zero one"
+    assert f"Ticket {number} is Dispatched" in said
     assert "Minghu Municipal Facilities Office" in said
     assert phone.verbs()[-1] == "Hangup"
     call = await the_call(rt)
@@ -202,12 +223,12 @@ async def test_waiting_caller_hears_the_queue_and_leaves_a_callback(
     wait_url = second.twiml.find("Enqueue").attrib["waitUrl"]  # type: ignore[union-attr]
     await second.post(wait_url, QueuePosition="2", QueueTime="30")
     said = " ".join(text for _, text in second.spoken())
-    assert "You are number 2 in the queue" in said and "about 6 minutes" in said
+    assert "You are number two in the queue" in said and "about six minutes" in said
     assert "press 1" in said
 
     # the first caller asks to be called back and keeps their place
     await first.post(first.twiml.find("Enqueue").attrib["waitUrl"])  # type: ignore[union-attr]
-    assert "number 1" in " ".join(t for _, t in first.spoken())
+    assert "number one" in " ".join(t for _, t in first.spoken())
     left = await first.press("1")
     assert [c.tag for c in left] == ["Leave"]
     await first.post(
@@ -228,7 +249,7 @@ async def test_waiting_caller_hears_the_queue_and_leaves_a_callback(
     assert callback[0].queued_at == first_call.queued_at and first_call.state == "closed"
     # the second caller is still behind the callback request
     await second.post(wait_url)
-    assert "number 2" in " ".join(t for _, t in second.spoken())
+    assert "number two" in " ".join(t for _, t in second.spoken())
 
 
 async def test_a_caller_who_presses_nothing_reaches_an_agent(
@@ -275,3 +296,158 @@ async def test_a_retried_first_webhook_is_one_call(voice: tuple[Runtime, TestCli
     assert first == again
     async with rt.db.read() as conn:
         assert len((await conn.execute(select(calls))).all()) == 1
+
+
+async def all_calls(rt: Runtime) -> list[Any]:
+    async with rt.db.read() as conn:
+        return list((await conn.execute(select(calls).order_by(calls.c.id))).all())
+
+
+async def hang_up(phone: Phone) -> None:
+    await phone.post("/channels/twilio/voice/status", CallStatus="completed")
+
+
+async def test_a_caller_who_hangs_up_before_confirming_still_has_a_ticket(
+    voice: tuple[Runtime, TestClient],
+) -> None:
+    """What the caller said is filed, unconfirmed, for the dispatch desk; they get the SMS."""
+    rt, client = voice
+    phone = Phone(client, "CA-gone")
+    await phone.call()
+    await phone.press("1")
+    await phone.press("2")
+    await phone.say("港湾路的路灯坏了三天了")
+    assert "确认请按1" in phone.spoken()[0][1]
+    await hang_up(phone)  # before pressing 1
+    call = await the_call(rt)
+    async with rt.db.read() as conn:
+        ticket = (await conn.execute(select(tickets))).one()
+        sms = (await conn.execute(select(messages).where(messages.c.channel == "sms"))).all()
+    assert ticket.description == "港湾路的路灯坏了三天了" and ticket.origin_channel == "voice"
+    assert ticket.title.startswith("【来电未确认】") and ticket.state == "new"
+    assert rt.directory.category_by_id[ticket.category_id].code == "street_light"
+    assert len(sms) == 1 and ticket.number in sms[0].body
+    assert call.outcome == "ticket" and call.end_node == "report"
+    assert call.transcript == ticket.description
+
+
+async def test_a_caller_who_hangs_up_mid_flow_abandoned_it_there(
+    voice: tuple[Runtime, TestClient],
+) -> None:
+    rt, client = voice
+    phone = Phone(client, "CA-left")
+    await phone.call()
+    await phone.press("2")
+    await hang_up(phone)
+    call = (await all_calls(rt))[0]
+    assert call.outcome == "abandoned" and call.end_node == "main"
+    async with rt.db.read() as conn:
+        assert (await conn.execute(select(tickets))).first() is None  # nothing was said
+    # a call the IVR itself ended is completed
+    from callcenter.actions.tickets import TicketDraft, create_ticket
+    from callcenter.domain.workflow import SYSTEM
+
+    ticket = await create_ticket(rt, TicketDraft("Pothole", category="road_damage"), actor=SYSTEM)
+    done = Phone(client, "CA-done")
+    await done.call()
+    await done.press("2")
+    await done.press("1")
+    await done.press(ticket["number"].replace("-", ""), FinishedOnKey="#")
+    assert done.verbs()[-1] == "Hangup"
+    await hang_up(done)
+    async with rt.db.read() as conn:
+        row = (await conn.execute(select(calls).where(calls.c.provider_call_id == "CA-done"))).one()
+    assert row.outcome == "completed" and row.end_node == "goodbye"
+
+
+async def test_an_unknown_ticket_number_can_be_typed_again_or_an_agent_reached(
+    voice: tuple[Runtime, TestClient],
+) -> None:
+    rt, client = voice
+    from callcenter.actions.tickets import TicketDraft, create_ticket
+    from callcenter.domain.workflow import SYSTEM
+
+    ticket = await create_ticket(
+        rt, TicketDraft("Pothole", category="road_damage"), actor=SYSTEM, dispatch=True
+    )
+    phone = Phone(client, "CA-typo", caller="+14155550100")
+    await phone.call()
+    await phone.press("2")
+    await phone.press("1")
+    await phone.press("202611279999", FinishedOnKey="#")
+    said = " ".join(t for _, t in phone.spoken())
+    assert "We could not find ticket" in said and "press 0 for an agent" in said
+    assert phone.gather().attrib["finishOnKey"] == "#"  # asked again, not hung up on
+    await phone.press(ticket["number"].replace("-", ""), FinishedOnKey="#")
+    assert "is Dispatched" in " ".join(t for _, t in phone.spoken())
+    # and 0 reaches an agent at once
+    other = Phone(client, "CA-zero", caller="+14155550101")
+    await other.call()
+    await other.press("2")
+    await other.press("1")
+    await other.press("0", FinishedOnKey="#")
+    assert other.verbs()[-1] == "Enqueue"
+
+
+async def test_silence_at_a_speech_prompt_is_not_called_misunderstanding(
+    voice: tuple[Runtime, TestClient],
+) -> None:
+    _, client = voice
+    phone = Phone(client, "CA-quiet")
+    await phone.call()
+    await phone.press("2")
+    await phone.press("2")
+    assert phone.gather().attrib["input"] == "speech dtmf"
+    await phone.silence()
+    said = " ".join(t for _, t in phone.spoken())
+    assert "I did not hear anything" in said and "could not understand" not in said
+
+
+async def test_calls_over_the_cap_hear_the_lines_are_busy_and_are_counted(
+    tmp_path: Path, sqlite_url: str, aiohttp_client: Any
+) -> None:
+    settings = make_settings(
+        tmp_path,
+        sqlite_url,
+        channels=["channels.simulated:SimulatedSms", "channels.twilio.voice:TwilioVoice"],
+        channel_options={"twilio_voice": {"auth_token": TOKEN, "public_url": PUBLIC}},
+        voice={"max_calls": 1},
+    )
+    rt = build_runtime(settings, clock=ManualClock(T0), seed=7)
+    client = await aiohttp_client(create_app(settings, runtime=rt, start_jobs=False))
+    await load_test_city(rt)
+    first = Phone(client, "CA-cap-1")
+    await first.call()
+    second = Phone(client, "CA-cap-2", caller="+8613900000002")
+    await second.call()
+    assert second.verbs() == ["Say", "Hangup"]
+    assert "线路全忙" in second.spoken()[0][1] and "短信到幺二三四五" in second.spoken()[0][1]
+    await hang_up(first)
+    third = Phone(client, "CA-cap-3", caller="+8613900000003")
+    await third.call()
+    assert third.verbs() == ["Gather", "Redirect"]  # a line is free again
+    async with rt.db.read() as conn:
+        rows = (await conn.execute(select(calls).order_by(calls.c.id))).all()
+    assert [(r.provider_call_id, r.outcome) for r in rows] == [
+        ("CA-cap-1", "abandoned"),
+        ("CA-cap-2", "busy"),
+        ("CA-cap-3", None),
+    ]
+    assert rows[1].ended_at is not None
+
+
+async def test_a_spoken_address_routes_like_a_typed_one(
+    voice: tuple[Runtime, TestClient],
+) -> None:
+    rt, client = voice
+    phone = Phone(client, "CA-place", caller="+14155550100")
+    await phone.call()
+    await phone.press("2")
+    await phone.press("2")
+    await phone.say("The street light outside number twelve Harbor Road is broken")
+    await phone.press("1")
+    async with rt.db.read() as conn:
+        ticket = (await conn.execute(select(tickets))).one()
+    street = rt.directory.by_id[ticket.street_id]
+    assert ticket.address == "Harbour Road" and street.code == "XG-GW"  # 港湾街道
+    assert ticket.routing["rule"] != "no_location"

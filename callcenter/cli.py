@@ -425,6 +425,10 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--limit", type=int, default=50)
     status.set_defaults(func=cmd_inbox)
     inbox_sub.add_parser("retry", help="handle failed texts again").set_defaults(func=cmd_inbox)
+
+    from callcenter.admin_cli import add_commands
+
+    add_commands(sub)  # backup, restore, privacy
     return parser
 
 

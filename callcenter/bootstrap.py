@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
-from callcenter.actions import reminders, surveys
+from callcenter.actions import privacy, reminders, surveys
 from callcenter.actions.messages import DELIVER, deliver_message
 from callcenter.api import create_api
 from callcenter.api.guard import setup_guard
@@ -79,6 +79,7 @@ def build_runtime(
     registry.register(surveys.SEND, surveys.send_survey)
     registry.register(surveys.REMIND, surveys.remind_survey)
     registry.register(surveys.EXPIRE, surveys.expire_survey)
+    registry.register(privacy.RETENTION, privacy.retention_job)
     rt = Runtime(
         settings=settings,
         db=Database(settings.effective_database_url, synchronous=settings.sqlite_synchronous),

@@ -438,6 +438,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    from callcenter.domain.privacy import install_log_masking
+
+    install_log_masking()  # no citizen's number in a log
     return int(args.func(args))
 
 

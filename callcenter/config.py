@@ -248,6 +248,14 @@ class SecuritySettings(BaseModel):
     chat_connections_per_ip: int = Field(default=300, ge=1)
 
 
+class PrivacySettings(BaseModel):
+    """How long personal data is kept, in days (0: kept until erased); docs/security.md."""
+
+    messages_days: int = Field(default=1095, ge=0)  # the texts of messages (rows stay)
+    recordings_days: int = Field(default=365, ge=0)  # call recordings and transcripts
+    closed_ticket_contacts_days: int = Field(default=1095, ge=0)  # who reported a closed ticket
+
+
 class Settings(BaseSettings):
     """Everything the hotline can be told. See ``docs/deployment.md``."""
 
@@ -283,6 +291,7 @@ class Settings(BaseSettings):
     # benchmarks and throwaway demos only; see docs/deployment.md)
     sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
     security: SecuritySettings = SecuritySettings()
+    privacy: PrivacySettings = PrivacySettings()
 
     @field_validator("timezone")
     @classmethod

@@ -8,6 +8,7 @@ from callcenter.api import (  # noqa: F401  (register endpoints)
     acd,
     directory,
     people,
+    privacy,
     reports,
     system,
     tickets,

@@ -27,6 +27,7 @@ from callcenter.domain.sla import SlaPolicy
 from callcenter.foreground import Foreground
 from callcenter.i18n import Catalog
 from callcenter.jobs.executor import JobDriver, JobRegistry, JobRunner
+from callcenter.media.service import MediaService
 from callcenter.store.db import Database, Tx
 from callcenter.store.tables import categories, departments, grid_cells
 
@@ -52,6 +53,7 @@ class Runtime:
     driver: JobDriver | None = None
     inbox: Background | None = None  # callcenter.actions.inbox.Inbox, made on first use
     acd: Background | None = None
+    media: MediaService | None = None  # Janus, when the media setting is not "off"
     extras: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

@@ -108,6 +108,7 @@ def make_settings(tmp_path: Path, database_url: str, **overrides: Any) -> Settin
         "database_url": database_url,
         "channels": ["channels.simulated:SimulatedSms"],
         "jobs": {"driver": "none"},
+        "media": {"janus": "off"},  # the media tests start their own (tests/media)
     }
     values.update(overrides)
     return Settings(**values)

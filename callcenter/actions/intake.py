@@ -21,7 +21,7 @@ from typing import Any
 
 from sqlalchemy import bindparam, select, update
 
-from callcenter.actions import audit, notify, optout, surveys
+from callcenter.actions import audit, mediations, notify, optout, surveys
 from callcenter.actions.attachments import StoredFile, add_attachment
 from callcenter.actions.citizens import find_or_create_citizen, guess_locale
 from callcenter.actions.conversations import (
@@ -297,13 +297,21 @@ async def take_message(
     turn = BotTurn(tx, rt, citizen, conversation, message_id, inbound, body)
     if bot is not None and await bot(turn):
         conversation, ticket = turn.conversation, turn.ticket
-    elif await optout.handle_keywords(
-        tx, rt, inbound.channel, inbound.address, conversation, body
-    ) or (  # someone new to us has no survey to answer
-        not new_citizen
-        and await surveys.answer_from_text(tx, rt, citizen.id, inbound.channel, conversation, body)
+    elif (
+        await optout.handle_keywords(tx, rt, inbound.channel, inbound.address, conversation, body)
+        or (  # someone new to us has no survey to answer
+            not new_citizen
+            and await surveys.answer_from_text(
+                tx, rt, citizen.id, inbound.channel, conversation, body
+            )
+        )
+        or (  # "拒绝" / "decline" in answer to a mediation invitation
+            not new_citizen
+            and await mediations.decline_from_text(tx, rt, citizen.id, conversation, body)
+        )
     ):
-        # a keyword or a survey answer: handled, no agent and no new ticket needed
+        # a keyword, a survey answer or a declined invitation: handled, no agent and no
+        # new ticket needed
         if conversation.state == "bot":
             conversation = await move_conversation(
                 tx, conversation, ConversationStep.FINISH, actor=actor, last_message_at=now

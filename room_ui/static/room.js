@@ -109,7 +109,7 @@
     if (room) room.stop();
     joinedFeed = j.feed;
     const server = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + j.server;
-    room = new window.HotlineVideoRoom({
+    const me = new window.HotlineVideoRoom({
       server: server, token: j.token, room: j.room, pin: j.pin, display: j.display, feed: j.feed,
       onLocal: function (stream) { $("local").srcObject = stream; },
       onJoined: function () { rejoining = false; banner(mutedByMediator ? T.muted_by_mediator : ""); },
@@ -144,7 +144,8 @@
         if ((name === "lost" || name === "closed" || name === "error") && !over) reconnect();
       },
     });
-    room.start().catch(function () { if (!over) reconnect(); });
+    room = me;
+    me.start().catch(function () { if (!over && room === me) reconnect(); });
   }
 
   async function reconnect() {

@@ -181,7 +181,7 @@ async def pin_submit(request: web.Request) -> web.Response:
         _cookie(link), seat, path=f"/m/{link}", httponly=True, samesite="Strict",
         secure=rt.settings.effective_public_url.startswith("https:"),
     )  # fmt: skip
-    return response
+    raise response
 
 
 async def room_page(request: web.Request) -> web.Response:

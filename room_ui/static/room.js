@@ -66,7 +66,7 @@
     if (!r.ok) { location.reload(); return; }
     show("waiting");
     poll();
-    polling = setInterval(poll, 2000);
+    polling = setInterval(poll, 1000);
   }
   $("consent-yes").addEventListener("click", function () { consent(true); });
   $("consent-no").addEventListener("click", function () { consent(false); });
@@ -185,7 +185,7 @@
     if (s && s.consent !== null && (s.presence === "in_room" || s.presence === "waiting")) {
       show("waiting");
       poll();
-      polling = setInterval(poll, 2000);
+      polling = setInterval(poll, 1000);
     } else {
       check();
     }

@@ -116,3 +116,38 @@ async def test_a_place_in_use_and_an_expired_link_are_refused(world: Any) -> Non
     status, text = await page(world, f"/m/{link}")
     assert status == 410 and "This link has expired." in text
     await nothing_inside(world, link)
+
+
+async def test_the_agreement_link_gives_the_pdf_to_its_party_only(world: Any) -> None:
+    from sqlalchemy import update
+
+    from callcenter.actions.mediation_files import agreement_pdf
+    from callcenter.store.tables import mediation_parties, mediations
+
+    rt = world.rt
+    async with rt.db.read() as conn:
+        party = (
+            await conn.execute(mediation_parties.select().order_by(mediation_parties.c.id))
+        ).first()
+    out = rt.settings.data_dir / "documents" / "agreement.pdf"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    agreement_pdf(
+        rt,
+        out,
+        {
+            "number": "20261127-0001", "time": "2026-11-28 10:00", "issued": "2026-11-28 11:00",
+            "outcome": "agreement", "agreement": "月底前修好管道。", "mediator": "调解员",
+            "parties": [{"name": "张伟", "role": "applicant", "phone": APPLICANT}],
+        },
+    )  # fmt: skip
+    async with rt.transaction() as tx:  # as the agreement job leaves it
+        await tx.execute(
+            update(mediations).values(state="concluded", agreement_path="documents/agreement.pdf")
+        )
+    link = med.make_link(rt, party.id, party.nonce, "doc")
+    response = await world.get(f"/m/doc/{link}")
+    assert response.status == 200 and response.content_type == "application/pdf"
+    assert (await response.read())[:5] == b"%PDF-"
+    join_link = med.make_link(rt, party.id, party.nonce)  # the room's link is not the document's
+    status, text = await page(world, f"/m/doc/{join_link}")
+    assert status == 404 and "此链接无效" in text

@@ -20,6 +20,7 @@ from urllib.parse import quote, urlparse
 
 from aiohttp import web
 
+from agent_ui import mediation
 from agent_ui.auth import (
     LANG_COOKIE,
     LOGIN_COOKIE,
@@ -43,6 +44,7 @@ from callcenter.api.http import (
 )
 from callcenter.api.keys import RUNTIME
 from callcenter.domain.errors import Forbidden, HotlineError, InvalidInput, Unauthenticated
+from callcenter.domain.ids import parse_id
 from callcenter.domain.workflow import Actor, Role
 from callcenter.runtime import Runtime
 from callcenter.views import ticket_by_ref, visible_to
@@ -111,6 +113,7 @@ def setup(app: web.Application, rt: Runtime) -> None:
     r.add_get("/ui/wallboard", page("wallboard"))
     r.add_get("/ui/ws", staff_socket)
     r.add_static("/ui/static/", STATIC, append_version=False)
+    mediation.setup(app, rt)
 
 
 @web.middleware
@@ -253,7 +256,7 @@ def page(name: str) -> Any:
             raw = request.query.get("department")
             if actor.role is not Role.DEPARTMENT:
                 rt = request.config_dict[RUNTIME]
-                dept = int(raw) if raw and raw.isdigit() else None
+                dept = parse_id(raw) if raw else None
                 if dept is not None and dept not in rt.directory.by_id:
                     return await _forbidden(request, actor, 404)
             elif raw and raw != str(dept):
@@ -354,34 +357,25 @@ async def switch_language(request: web.Request) -> web.StreamResponse:
     except ValueError:
         data = {}
     locale = data.get("locale") if isinstance(data, dict) else None
-    try:
-        if locale not in ("zh-CN", "en"):
-            raise InvalidInput("invalid_choice", field="locale", choices="zh-CN, en")
-        session = await current_session(request)
-        if session is not None:
-            if not csrf_ok(request, session):
-                raise Forbidden("csrf_failed")
-            await set_locale(rt, locale, actor=session.actor)
-    except HotlineError as error:
-        body = error_body(rt, error, ui_locale(request, None))
-        return json_response(body, status=error.status)
+    if locale not in ("zh-CN", "en"):
+        raise InvalidInput("invalid_choice", field="locale", choices="zh-CN, en")
+    session = await current_session(request)
+    if session is not None:
+        if not csrf_ok(request, session):
+            raise Forbidden("csrf_failed")
+        await set_locale(rt, locale, actor=session.actor)
     response = json_response({"locale": locale, "strings": strings(rt, locale)})
     set_cookie(response, request, LANG_COOKIE, locale, max_age=365 * 86400, http_only=False)
     return response
 
 
 async def staff_socket(request: web.Request) -> web.StreamResponse:
-    rt = request.config_dict[RUNTIME]
-    locale = ui_locale(request, None)
-    try:
-        actor = await bearer_actor(request)
-        if actor is None:
-            if not origin_allowed(request):
-                raise Forbidden("origin_not_allowed")
-            session = await current_session(request)
-            actor = session.actor if session else None
-        if actor is None:
-            raise Unauthenticated()
-        return await request.app[HUB].handle(request, actor)
-    except HotlineError as error:
-        return json_response(error_body(rt, error, locale), status=error.status)
+    actor = await bearer_actor(request)
+    if actor is None:
+        if not origin_allowed(request):
+            raise Forbidden("origin_not_allowed")
+        session = await current_session(request)
+        actor = session.actor if session else None
+    if actor is None:
+        raise Unauthenticated()
+    return await request.app[HUB].handle(request, actor)

@@ -46,6 +46,7 @@ from callcenter.api.http import error_body
 from callcenter.bus import Event
 from callcenter.bus import events as ev
 from callcenter.domain.errors import Forbidden, HotlineError
+from callcenter.domain.ids import ascii_int, parse_id
 from callcenter.domain.workflow import Actor, Role
 from callcenter.runtime import Runtime
 
@@ -64,14 +65,14 @@ def check_topic(actor: Actor, topic: str) -> None:
     name, _, arg = topic.partition(":")
     if name == "tickets" and not arg and actor.role in STAFF:
         return
-    if name == "department" and arg.isdigit():
+    if name == "department" and parse_id(arg) is not None:
         if actor.role in SUPERVISORS | {Role.AGENT}:
             return
-        if actor.role is Role.DEPARTMENT and actor.department_id == int(arg):
+        if actor.role is Role.DEPARTMENT and actor.department_id == parse_id(arg):
             return
     if name in ("conversations", "agents") and not arg and actor.role in DESK:
         return
-    if name == "conversation" and arg.isdigit() and actor.role in DESK:
+    if name == "conversation" and parse_id(arg) is not None and actor.role in DESK:
         return
     if name == "wallboard" and not arg and actor.role in SUPERVISORS:
         return
@@ -83,7 +84,7 @@ def wants(actor: Actor, topics: set[str], event: Event) -> bool:
     data, scope = event.data, event.scope
     if event.type == ev.OFFER_CHANGED:
         return scope.get("agent_id") == actor.id
-    if event.type == ev.DIRECTORY_CHANGED:
+    if event.type in (ev.DIRECTORY_CHANGED, ev.MEDIA_CHANGED):
         return True
     if event.type == ev.TICKET_CHANGED:
         dept = scope.get("department_id")
@@ -220,7 +221,7 @@ class StaffHub:
             check_topic(actor, topic)
         queue_id = request.query.get("queue_id")
         raw_last = request.query.get("last_event_id", "")
-        last = int(raw_last) if raw_last.isdigit() else 0
+        last = ascii_int(raw_last) or 0
         queue = self.resume(queue_id, actor, last) if queue_id else None
         resumed = queue is not None
         if queue is None:

@@ -12,12 +12,15 @@ import html
 import importlib
 import logging
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 from aiohttp import web
 
-from callcenter.actions import reminders, surveys
+from callcenter.actions import mediations, reminders, surveys
+from callcenter.actions.mediation_files import TRANSCRIBER, Transcriber
 from callcenter.actions.messages import DELIVER, deliver_message
 from callcenter.api import create_api
+from callcenter.api.http import error_middleware
 from callcenter.api.keys import RUNTIME, SETTINGS
 from callcenter.bus import MemoryBus
 from callcenter.channel import Channel, ChannelRegistry
@@ -29,6 +32,8 @@ from callcenter.domain.sla import SlaPolicy
 from callcenter.foreground import Foreground
 from callcenter.i18n import Catalog
 from callcenter.jobs.executor import InProcessDriver, JobRegistry, JobRunner
+from callcenter.media.proxy import setup_media_routes
+from callcenter.media.service import MediaService
 from callcenter.runtime import Runtime
 from callcenter.store.db import Database
 from callcenter.store.migrate import current_revision, head_revision
@@ -77,6 +82,7 @@ def build_runtime(
     registry.register(surveys.SEND, surveys.send_survey)
     registry.register(surveys.REMIND, surveys.remind_survey)
     registry.register(surveys.EXPIRE, surveys.expire_survey)
+    mediations.register_jobs(registry)
     rt = Runtime(
         settings=settings,
         db=Database(settings.effective_database_url),
@@ -101,7 +107,25 @@ def build_runtime(
             rt.catalog.load_dir(cls.strings_dir, prefix=f"channels.{cls.name}")
         rt.channels.add(cls(rt, settings.options_for(cls.name)))
     rt.runner = JobRunner(rt)
+    rt.media = MediaService(settings, rt.bus, rt.clock)
+    rt.media.on_up.append(lambda node: mediations.rebuild_rooms(rt, node))
+    if settings.mediation.transcribe:
+        rt.extras[TRANSCRIBER] = _lazy_transcriber(rt)
     return rt
+
+
+def _lazy_transcriber(rt: Runtime) -> Transcriber:
+    """The voice front's recognisers for recordings, loaded on the first transcript."""
+    made: list[Transcriber] = []
+
+    async def transcribe(path: Path, language: str) -> str | None:
+        if not made:
+            from ivr.transcribe import transcriber
+
+            made.append(transcriber(rt))
+        return await made[0](path, language)
+
+    return transcribe
 
 
 async def start_runtime(
@@ -110,7 +134,8 @@ async def start_runtime(
     """Check the schema, load the directory, initialise channels, start the job driver.
 
     ``listen``: this process serves (the web server): channels that open their
-    own listening socket (``Channel.listens``, e.g. SIP) are started too.
+    own listening socket (``Channel.listens``, e.g. SIP) are started too, and so is
+    the media server (workers and the command line start neither).
     """
     if check_schema:
         url = rt.settings.effective_database_url
@@ -126,6 +151,8 @@ async def start_runtime(
         if channel.listens and not listen:
             continue
         await channel.initialize()
+    if listen and rt.media is not None:
+        await rt.media.start()
     if start_jobs and rt.settings.acd.enabled:
         from callcenter.actions.acd import AcdDriver
 
@@ -167,6 +194,8 @@ async def close_runtime(rt: Runtime) -> None:
             await channel.shutdown()
         except Exception:
             log.exception("channel %s did not shut down cleanly", channel.name)
+    if rt.media is not None:
+        await rt.media.stop()
     await rt.bus.stop()
     await rt.db.dispose()
 
@@ -191,11 +220,14 @@ def create_app(
 
     app.cleanup_ctx.append(runtime_context)
     app.add_subapp("/api", create_api())
+    setup_media_routes(app)
     for channel in rt.channels:
         channel.setup_web(app)
     for spec in settings.ui:
         load_ui_setup(spec)(app, rt)
     app.router.add_get("/", _index)
+    # innermost, so that the other middlewares see its answers like any other
+    app.middlewares.append(error_middleware)
     return app
 
 

@@ -16,7 +16,6 @@ from typing import Any
 
 from sqlalchemy import and_, func, select
 
-from callcenter.actions.acd import agent_views, waiting_entries
 from callcenter.domain.kpi import (
     TICKET_KPIS,
     Contact,
@@ -31,11 +30,13 @@ from callcenter.domain.kpi import (
 )
 from callcenter.domain.sla import Light
 from callcenter.domain.workflow import Ticket
+from callcenter.queueing import agent_views, waiting_entries
 from callcenter.runtime import Runtime
 from callcenter.store.db import Conn
 from callcenter.store.tables import (
     audit_events,
     calls,
+    conversations,
     queue_entries,
     surveys,
     tickets,
@@ -102,7 +103,8 @@ async def load_answers(conn: Conn, start: datetime, end: datetime) -> list[Surve
 
 async def load_contacts(conn: Conn, start: datetime, end: datetime) -> list[Contact]:
     """Text conversations that began waiting in [start, end) (one contact per conversation,
-    however often it overflowed or was transferred), and calls queued for an agent."""
+    however often it overflowed or was transferred), and calls queued for an agent (from
+    their ``calls`` row, which also knows when the caller hung up)."""
     rows = (
         await conn.execute(
             select(
@@ -110,7 +112,12 @@ async def load_contacts(conn: Conn, start: datetime, end: datetime) -> list[Cont
                 func.min(queue_entries.c.queued_at).label("queued_at"),
                 func.min(queue_entries.c.assigned_at).label("assigned_at"),
             )
-            .where(queue_entries.c.queued_at >= start, queue_entries.c.queued_at < end)
+            .join(conversations, conversations.c.id == queue_entries.c.conversation_id)
+            .where(
+                queue_entries.c.queued_at >= start,
+                queue_entries.c.queued_at < end,
+                conversations.c.kind != "call",
+            )
             .group_by(queue_entries.c.conversation_id)
         )
     ).all()

@@ -26,6 +26,7 @@ from callcenter.domain.sla import SlaPolicy
 from callcenter.foreground import Foreground
 from callcenter.i18n import Catalog
 from callcenter.jobs.executor import JobDriver, JobRegistry, JobRunner
+from callcenter.media.service import MediaService
 from callcenter.store.db import Database, Tx
 from callcenter.store.tables import categories, departments, grid_cells
 
@@ -47,6 +48,7 @@ class Runtime:
     runner: JobRunner | None = None
     driver: JobDriver | None = None
     foreground: Foreground = field(default_factory=Foreground)
+    media: MediaService | None = None  # Janus, when the media setting is not "off"
     extras: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

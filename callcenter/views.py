@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import and_, case, func, or_, select
 
+from callcenter.domain.ids import parse_id
 from callcenter.domain.routing import RoutingDecision
 from callcenter.domain.workflow import OPEN_STATES, Actor, Role, Ticket, TicketState, allowed_steps
 from callcenter.runtime import Runtime
@@ -39,8 +40,9 @@ async def ticket_by_ref(conn: Any, ref: int | str) -> Any:
     """A ticket by id or by number (``20261127-0042``), or None."""
     text = str(ref)[:40]
     query = select(tickets)
-    if text.isdigit():
-        query = query.where(or_(tickets.c.id == int(text), tickets.c.number == text))
+    ticket_id = parse_id(text)
+    if ticket_id is not None:
+        query = query.where(or_(tickets.c.id == ticket_id, tickets.c.number == text))
     else:
         query = query.where(tickets.c.number == text)
     return (await conn.execute(query)).first()

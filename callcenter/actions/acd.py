@@ -20,35 +20,40 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 
 from callcenter.actions import audit
-from callcenter.actions.conversations import load_conversation
-from callcenter.actions.intake import set_conversation, ticket_receipt
+from callcenter.actions.conversations import load_conversation, move_conversation
+from callcenter.actions.intake import ticket_receipt
 from callcenter.actions.messages import clean_body, queue_outbound
+from callcenter.actions.queues import (
+    end_entry,
+    enqueue,
+    leave_queue,
+    open_entry,
+    open_entry_of,
+)
 from callcenter.actions.tickets import TicketDraft, apply_step, check_draft, open_ticket
 from callcenter.bus import events
 from callcenter.domain.acd import (
     SETTABLE_PRESENCE,
-    AgentView,
     Plan,
     Presence,
     QueueRule,
     Strategy,
-    Waiting,
     plan,
 )
+from callcenter.domain.conversation import ConversationStep, check_step
 from callcenter.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
-from callcenter.domain.routing import classify
 from callcenter.domain.workflow import SYSTEM, Actor, Role, Step
+from callcenter.queueing import agent_views, last_agents, waiting_entries
 from callcenter.runtime import Runtime
 from callcenter.store.db import Tx
 from callcenter.store.tables import (
     agent_states,
-    conversations,
     messages,
     offers,
     queue_entries,
@@ -79,208 +84,7 @@ def rule_of(rt: Runtime, queue: str | None) -> QueueRule:
     return queue_rules(rt).get(queue or "") or QueueRule(queue or "")
 
 
-def local_midnight(rt: Runtime, now: datetime) -> datetime:
-    local = rt.local(now)
-    return local.replace(hour=0, minute=0, second=0, microsecond=0)
-
-
-# --- reading the picture -------------------------------------------------------------
-
-
-async def agent_views(conn: Any, rt: Runtime, now: datetime) -> list[AgentView]:
-    """Every agent with a presence row, with what they hold, are offered and took today."""
-    rows = (
-        await conn.execute(
-            select(agent_states)
-            .join(users, users.c.id == agent_states.c.user_id)
-            .where(users.c.active.is_(True))
-        )
-    ).all()
-    active = dict(
-        (
-            await conn.execute(
-                select(queue_entries.c.agent_id, func.count())
-                .where(queue_entries.c.ended_at.is_(None), queue_entries.c.agent_id.is_not(None))
-                .group_by(queue_entries.c.agent_id)
-            )
-        ).all()
-    )
-    pending = dict(
-        (
-            await conn.execute(
-                select(offers.c.agent_id, func.count())
-                .where(offers.c.state == "pending")
-                .group_by(offers.c.agent_id)
-            )
-        ).all()
-    )
-    today = dict(
-        (
-            await conn.execute(
-                select(queue_entries.c.agent_id, func.count())
-                .where(queue_entries.c.assigned_at >= local_midnight(rt, now))
-                .group_by(queue_entries.c.agent_id)
-            )
-        ).all()
-    )
-    return [
-        AgentView(
-            agent_id=r.user_id,
-            presence=Presence(r.presence),
-            presence_since=r.presence_since,
-            capacity=r.capacity,
-            active=int(active.get(r.user_id, 0)),
-            pending=int(pending.get(r.user_id, 0)),
-            contacts_today=int(today.get(r.user_id, 0)),
-            last_contact_at=r.last_contact_at,
-            wrap_up_until=r.wrap_up_until,
-            languages=frozenset(r.languages or ()),
-            categories=frozenset(r.categories or ()),
-            queues=frozenset(r.queues or ()),
-        )
-        for r in rows
-    ]
-
-
-async def waiting_entries(conn: Any) -> list[Waiting]:
-    """Open stays in a queue without an agent, with their pending offer and who declined."""
-    rows = (
-        await conn.execute(
-            select(queue_entries)
-            .where(queue_entries.c.ended_at.is_(None), queue_entries.c.agent_id.is_(None))
-            .order_by(queue_entries.c.queued_at, queue_entries.c.id)
-        )
-    ).all()
-    if not rows:
-        return []
-    ids = [r.id for r in rows]
-    offer_rows = (
-        await conn.execute(
-            select(
-                offers.c.id,
-                offers.c.entry_id,
-                offers.c.agent_id,
-                offers.c.state,
-                offers.c.expires_at,
-            ).where(offers.c.entry_id.in_(ids))
-        )
-    ).all()
-    pending: dict[int, Any] = {}
-    tried: dict[int, set[int]] = {}
-    for o in offer_rows:
-        if o.state == "pending":
-            pending[o.entry_id] = o
-        elif o.state in ("declined", "timed_out"):
-            tried.setdefault(o.entry_id, set()).add(o.agent_id)
-    result = []
-    for r in rows:
-        offer = pending.get(r.id)
-        result.append(
-            Waiting(
-                entry_id=r.id,
-                conversation_id=r.conversation_id,
-                queue=r.queue,
-                entered_at=r.entered_at,
-                queued_at=r.queued_at,
-                language=r.language,
-                category=r.category,
-                offer_id=offer.id if offer else None,
-                offered_to=offer.agent_id if offer else None,
-                offer_expires_at=offer.expires_at if offer else None,
-                tried=frozenset(tried.get(r.id, ())),
-            )
-        )
-    return result
-
-
-async def last_agents(conn: Any) -> dict[str, int]:
-    """The agent each queue offered to last (for round robin)."""
-    latest = select(func.max(offers.c.id)).group_by(offers.c.queue).scalar_subquery()
-    rows = (
-        await conn.execute(select(offers.c.queue, offers.c.agent_id).where(offers.c.id.in_(latest)))
-    ).all()
-    return {r.queue: r.agent_id for r in rows}
-
-
-# --- entering and leaving queues -------------------------------------------------------
-
-
-async def _first_text(tx: Tx, conversation_id: int) -> str:
-    row = (
-        await tx.execute(
-            select(messages.c.body)
-            .where(messages.c.conversation_id == conversation_id, messages.c.direction == "in")
-            .order_by(messages.c.id)
-            .limit(1)
-        )
-    ).first()
-    return str(row.body) if row else ""
-
-
-async def open_entry(
-    tx: Tx,
-    rt: Runtime,
-    conversation: Any,
-    queue: str,
-    *,
-    agent_id: int | None = None,
-    queued_at: datetime | None = None,
-) -> int:
-    """Start a stay of ``conversation`` in ``queue`` (assigned at once when an agent is named)."""
-    now = tx.state["now"]
-    found = classify(await _first_text(tx, conversation.id), rt.directory.categories)
-    values = {
-        "conversation_id": conversation.id,
-        "queue": queue,
-        "channel": conversation.channel,
-        "language": conversation.locale,
-        "category": found.category_code if found.confidence > 0 else None,
-        "queued_at": queued_at or conversation.queued_at or now,
-        "entered_at": now,
-        "agent_id": agent_id,
-        "assigned_at": now if agent_id is not None else None,
-    }
-    entry_id = (await tx.execute(queue_entries.insert().values(**values))).inserted_primary_key[0]
-    return int(entry_id)
-
-
-async def _open_entry_of(tx: Tx, conversation_id: int) -> Any:
-    return (
-        await tx.execute(
-            select(queue_entries)
-            .where(
-                queue_entries.c.conversation_id == conversation_id,
-                queue_entries.c.ended_at.is_(None),
-            )
-            .order_by(queue_entries.c.id.desc())
-            .limit(1)
-        )
-    ).first()
-
-
-async def _end_entry(
-    tx: Tx, entry_id: int, outcome: str, *, wrap_up_code: str | None = None
-) -> None:
-    await tx.execute(
-        update(queue_entries)
-        .where(queue_entries.c.id == entry_id)
-        .values(ended_at=tx.state["now"], outcome=outcome, wrap_up_code=wrap_up_code)
-    )
-    await _withdraw_offers(tx, entry_id)
-
-
-async def _withdraw_offers(tx: Tx, entry_id: int) -> None:
-    now = tx.state["now"]
-    rows = (
-        await tx.execute(
-            select(offers).where(offers.c.entry_id == entry_id, offers.c.state == "pending")
-        )
-    ).all()
-    for row in rows:
-        await tx.execute(
-            update(offers).where(offers.c.id == row.id).values(state="withdrawn", answered_at=now)
-        )
-        tx.publish(events.offer_changed({**row._asdict(), "state": "withdrawn"}, now))
+# --- agents ---------------------------------------------------------------------------------
 
 
 async def _agent_row(tx: Tx, agent_id: int) -> Any:
@@ -338,33 +142,17 @@ async def _agent_user(tx: Tx, agent_id: int) -> Any:
 # --- distribution ------------------------------------------------------------------------
 
 
-async def enqueue_new(tx: Tx, rt: Runtime) -> int:
-    """Give every queued conversation that has no open stay one (from any channel)."""
-    open_ids = select(queue_entries.c.conversation_id).where(queue_entries.c.ended_at.is_(None))
-    rows = (
-        await tx.execute(
-            select(conversations).where(
-                conversations.c.state == "queued", conversations.c.id.not_in(open_ids)
-            )
-        )
-    ).all()
-    for row in rows:
-        await open_entry(tx, rt, row, row.queue or rt.settings.intake.default_queue)
-    return len(rows)
+_ANY_WAITING = (
+    select(queue_entries.c.id)
+    .where(queue_entries.c.ended_at.is_(None), queue_entries.c.agent_id.is_(None))
+    .limit(1)
+)
 
 
 async def _nothing_waits(rt: Runtime) -> bool:
     """A read first, so that an idle ACD never takes the write lock."""
     async with rt.db.read() as conn:
-        queued = await conn.scalar(
-            select(func.count()).select_from(conversations).where(conversations.c.state == "queued")
-        )
-        unassigned = await conn.scalar(
-            select(func.count())
-            .select_from(queue_entries)
-            .where(queue_entries.c.ended_at.is_(None), queue_entries.c.agent_id.is_(None))
-        )
-    return not queued and not unassigned
+        return (await conn.execute(_ANY_WAITING)).first() is None
 
 
 async def distribute(rt: Runtime) -> Plan:
@@ -373,7 +161,6 @@ async def distribute(rt: Runtime) -> Plan:
         return Plan()
     async with rt.transaction() as tx:
         now = tx.state["now"]
-        await enqueue_new(tx, rt)
         waiting = await waiting_entries(tx)
         if not waiting:
             agents = [a for a in await agent_views(tx, rt, now) if a.presence is Presence.WRAP_UP]
@@ -415,9 +202,11 @@ async def _apply(tx: Tx, rt: Runtime, decided: Plan) -> None:
                 )
     for moved in decided.overflows:
         conversation = await load_conversation(tx, moved.conversation_id)
-        await _end_entry(tx, moved.entry_id, "overflowed")
+        await end_entry(tx, moved.entry_id, "overflowed")
         await open_entry(tx, rt, conversation, moved.to_queue)
-        await set_conversation(tx, conversation, actor=SYSTEM, queue=moved.to_queue)
+        await move_conversation(
+            tx, conversation, ConversationStep.OVERFLOW, actor=SYSTEM, queue=moved.to_queue
+        )
     for offer in decided.offers:
         values = {
             "entry_id": offer.entry_id,
@@ -545,8 +334,8 @@ async def accept_offer(rt: Runtime, offer_id: int, *, actor: Actor) -> dict[str,
         )
         tx.publish(events.offer_changed({**offer._asdict(), "state": "accepted"}, now))
         conversation = await load_conversation(tx, offer.conversation_id)
-        conversation = await set_conversation(
-            tx, conversation, actor=actor, state="assigned", agent_id=actor.id
+        conversation = await move_conversation(
+            tx, conversation, ConversationStep.ASSIGN, actor=actor, agent_id=actor.id
         )
         assert actor.id is not None
         await _set_agent(tx, rt, actor.id, actor=actor, last_contact_at=now)
@@ -573,12 +362,13 @@ async def decline_offer(rt: Runtime, offer_id: int, *, actor: Actor) -> None:
         tx.publish(events.offer_changed({**offer._asdict(), "state": "declined"}, now))
 
 
-async def _held(tx: Tx, conversation_id: int, actor: Actor) -> tuple[Any, Any]:
-    """The conversation and its open stay, if the actor may work on it."""
+async def _held(
+    tx: Tx, conversation_id: int, step: ConversationStep, actor: Actor
+) -> tuple[Any, Any]:
+    """The conversation and its open stay with an agent, if the actor may take ``step``."""
     conversation = await load_conversation(tx, conversation_id)
-    entry = await _open_entry_of(tx, conversation_id)
-    if actor.role is Role.AGENT and conversation.agent_id != actor.id:
-        raise Forbidden("not_your_conversation")
+    check_step(conversation.state, step, actor=actor, agent_id=conversation.agent_id)
+    entry = await open_entry_of(tx, conversation_id)
     if entry is None or entry.agent_id is None:
         raise Conflict("conversation_not_assigned", id=conversation_id)
     return conversation, entry
@@ -613,8 +403,8 @@ async def end_conversation(
             "invalid_choice", field="wrap_up_code", choices=", ".join(rt.settings.acd.wrap_up_codes)
         )
     async with rt.transaction() as tx:
-        conversation, entry = await _held(tx, conversation_id, actor)
-        await _end_entry(tx, entry.id, "handled", wrap_up_code=wrap_up_code)
+        conversation, entry = await _held(tx, conversation_id, ConversationStep.END, actor)
+        await end_entry(tx, entry.id, "handled", wrap_up_code=wrap_up_code)
         await audit.record(
             tx,
             actor=actor,
@@ -623,9 +413,9 @@ async def end_conversation(
             action="conversation.wrap_up",
             after={"wrap_up_code": wrap_up_code, "queue": entry.queue},
         )
-        if conversation.state != "closed":
-            conversation = await set_conversation(
-                tx, conversation, actor=actor, state="closed", closed_at=tx.state["now"]
+        if conversation.state != "closed":  # the citizen may have left already
+            conversation = await move_conversation(
+                tx, conversation, ConversationStep.END, actor=actor
             )
         await _start_wrap_up(tx, rt, entry.agent_id, entry.queue, actor=actor)
         return dict(conversation._asdict())
@@ -649,10 +439,13 @@ async def transfer_conversation(
         )
     async with rt.transaction() as tx:
         now = tx.state["now"]
-        conversation, entry = await _held(tx, conversation_id, actor)
-        if conversation.state == "closed":
-            raise Conflict("conversation_closed", id=conversation_id)
-        await _end_entry(tx, entry.id, "transferred")
+        step = (
+            ConversationStep.TRANSFER_TO_QUEUE
+            if to_queue is not None
+            else ConversationStep.TRANSFER_TO_AGENT
+        )
+        conversation, entry = await _held(tx, conversation_id, step, actor)
+        await end_entry(tx, entry.id, "transferred")
         details: dict[str, Any] = {"from_agent_id": entry.agent_id, "from_queue": entry.queue}
         if to_agent_id is not None:
             target = await _agent_user(tx, to_agent_id)
@@ -662,16 +455,26 @@ async def transfer_conversation(
             await open_entry(
                 tx, rt, conversation, entry.queue, agent_id=target.id, queued_at=entry.queued_at
             )
-            conversation = await set_conversation(
-                tx, conversation, actor=actor, state="assigned", agent_id=target.id
+            conversation = await move_conversation(
+                tx,
+                conversation,
+                ConversationStep.TRANSFER_TO_AGENT,
+                actor=actor,
+                agent_id=target.id,
             )
             await _set_agent(tx, rt, target.id, actor=actor, last_contact_at=now)
             details["to_agent_id"] = target.id
         else:
             assert to_queue is not None
-            await open_entry(tx, rt, conversation, to_queue, queued_at=entry.queued_at)
-            conversation = await set_conversation(
-                tx, conversation, actor=actor, state="queued", queue=to_queue, agent_id=None
+            conversation = await enqueue(
+                tx,
+                rt,
+                conversation,
+                actor=actor,
+                queue=to_queue,
+                queued_at=entry.queued_at,
+                step=ConversationStep.TRANSFER_TO_QUEUE,
+                agent_id=None,
             )
             details["to_queue"] = to_queue
         await audit.record(
@@ -693,12 +496,8 @@ async def citizen_left(rt: Runtime, conversation_id: int, *, actor: Actor = SYST
         conversation = await load_conversation(tx, conversation_id)
         if conversation.state == "closed":
             return
-        entry = await _open_entry_of(tx, conversation_id)
-        if entry is not None and entry.agent_id is None:
-            await _end_entry(tx, entry.id, "abandoned")
-        await set_conversation(
-            tx, conversation, actor=actor, state="closed", closed_at=tx.state["now"]
-        )
+        await leave_queue(tx, conversation_id, "abandoned")
+        await move_conversation(tx, conversation, ConversationStep.CITIZEN_LEFT, actor=actor)
 
 
 async def _citizen_text(tx: Tx, conversation_id: int) -> str:
@@ -718,8 +517,8 @@ async def leave_message(
     """No agent came: what the citizen wrote becomes a ticket, and they get its number."""
     async with rt.transaction() as tx:
         conversation = await load_conversation(tx, conversation_id)
-        if conversation.state != "queued":
-            raise Conflict("conversation_not_waiting", id=conversation_id)
+        step = ConversationStep.LEAVE_MESSAGE
+        check_step(conversation.state, step, actor=actor, agent_id=conversation.agent_id)
         description = clean_body(text) if text else await _citizen_text(tx, conversation_id)
         if not description.strip():
             raise InvalidInput("missing_field", field="text")
@@ -734,16 +533,9 @@ async def leave_message(
             ),
         )
         ticket = await open_ticket(tx, rt, draft, actor=actor, dispatch=True, tell_citizen=False)
-        entry = await _open_entry_of(tx, conversation_id)
-        if entry is not None:
-            await _end_entry(tx, entry.id, "left_message")
-        conversation = await set_conversation(
-            tx,
-            conversation,
-            actor=actor,
-            state="closed",
-            closed_at=tx.state["now"],
-            ticket_id=ticket["id"],
+        await leave_queue(tx, conversation_id, "left_message")
+        conversation = await move_conversation(
+            tx, conversation, step, actor=actor, ticket_id=ticket["id"]
         )
         await queue_outbound(
             tx,
@@ -763,7 +555,7 @@ async def ticket_from_conversation(
     _require_desk(actor)
     check_draft(rt, draft)
     async with rt.transaction() as tx:
-        conversation, _ = await _held(tx, conversation_id, actor)
+        conversation, _ = await _held(tx, conversation_id, ConversationStep.TICKET, actor)
         draft.citizen_id = conversation.citizen_id
         draft.conversation_id = conversation.id
         draft.origin_channel = conversation.channel
@@ -787,7 +579,7 @@ async def answer_directly(
     text = clean_body(answer)
     draft = check_draft(rt, TicketDraft(description=description, category=category, type="inquiry"))
     async with rt.transaction() as tx:
-        conversation, _ = await _held(tx, conversation_id, actor)
+        conversation, _ = await _held(tx, conversation_id, ConversationStep.TICKET, actor)
         draft.citizen_id = conversation.citizen_id
         draft.conversation_id = conversation.id
         draft.origin_channel = conversation.channel

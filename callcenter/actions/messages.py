@@ -12,6 +12,7 @@ from callcenter.actions.conversations import load_conversation
 from callcenter.bus import events
 from callcenter.channel import DeliveryError, OutboundMessage
 from callcenter.domain import delivery
+from callcenter.domain.conversation import ConversationStep, check_step
 from callcenter.domain.errors import Conflict, InvalidInput, NotFound
 from callcenter.domain.workflow import SYSTEM, Actor
 from callcenter.jobs.executor import PermanentFailure, RetryLater
@@ -153,10 +154,17 @@ async def queue_staff_sms(
 
 
 async def send_reply(rt: Runtime, conversation_id: int, body: Any, *, actor: Actor) -> int:
-    """An agent writes to the citizen on the conversation's channel."""
+    """An agent writes to the citizen on the conversation's channel.
+
+    Only into an open conversation that is theirs or nobody's yet (supervisors:
+    any open one): :data:`callcenter.domain.conversation.CONVERSATION_STEPS`.
+    """
     text = clean_body(body)
     async with rt.transaction() as tx:
         conversation = await load_conversation(tx, conversation_id)
+        check_step(
+            conversation.state, ConversationStep.WRITE, actor=actor, agent_id=conversation.agent_id
+        )
         if rt.channels.get(conversation.channel) is None:
             raise Conflict("channel_unavailable", channel=conversation.channel)
         await tx.execute(

@@ -24,6 +24,7 @@ from callcenter.actions import audit, notify
 from callcenter.actions import tickets as ticket_actions
 from callcenter.actions.messages import is_opted_out, queue_outbound
 from callcenter.domain.errors import Conflict, InvalidInput, NotFound
+from callcenter.domain.ids import parse_id
 from callcenter.domain.survey import AMBIGUOUS, Answer, parse_reply
 from callcenter.domain.workflow import SYSTEM, Actor, Step
 from callcenter.jobs.outbox import Job, enqueue
@@ -320,9 +321,10 @@ async def answer_button(tx: Tx, rt: Runtime, citizen_id: int, data: str) -> bool
     pressed by the citizen it was sent to. False when the data is not such a
     button, or not theirs."""
     parts = data.split(":")
-    if len(parts) != 4 or parts[0] != "survey" or not parts[1].isdigit():
+    survey_id = parse_id(parts[1]) if len(parts) == 4 and parts[0] == "survey" else None
+    if survey_id is None:
         return False
-    survey = await row_by_id(tx, surveys, int(parts[1]))
+    survey = await row_by_id(tx, surveys, survey_id)
     if survey is None or survey.citizen_id != citizen_id:
         return False
     if survey.state not in (*PENDING, "answered"):

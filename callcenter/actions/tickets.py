@@ -32,8 +32,8 @@ from callcenter.domain.workflow import (
 )
 from callcenter.runtime import Runtime
 from callcenter.store.db import Tx
-from callcenter.store.queries import insert_row, next_value
-from callcenter.store.tables import conversations, tickets
+from callcenter.store.queries import insert_row, next_value, row_by_id
+from callcenter.store.tables import citizens, conversations, tickets
 from callcenter.views import ticket_by_ref, visible_to
 
 MAX_DESCRIPTION = 4000
@@ -343,7 +343,20 @@ async def create_ticket(
     """Open a ticket; with ``dispatch``, send it at once to the routed department."""
     check_draft(rt, draft)
     async with rt.transaction() as tx:
+        await _check_references(tx, draft)
         return await open_ticket(tx, rt, draft, actor=actor, dispatch=dispatch)
+
+
+async def _check_references(tx: Tx, draft: TicketDraft) -> None:
+    """The citizen and conversation a draft names exist, and belong together (else 400)."""
+    if draft.citizen_id is not None and await row_by_id(tx, citizens, draft.citizen_id) is None:
+        raise InvalidInput("unknown_citizen", id=draft.citizen_id)
+    if draft.conversation_id is not None:
+        conversation = await row_by_id(tx, conversations, draft.conversation_id)
+        if conversation is None:
+            raise InvalidInput("unknown_conversation", id=draft.conversation_id)
+        if draft.citizen_id is not None and conversation.citizen_id != draft.citizen_id:
+            raise InvalidInput("conversation_of_another_citizen", id=draft.conversation_id)
 
 
 async def take_step(

@@ -7,15 +7,18 @@ from aiohttp import web
 from callcenter.api import (  # noqa: F401  (register endpoints)
     acd,
     directory,
+    mediations,
     people,
     reports,
     system,
     tickets,
 )
-from callcenter.api.http import add_endpoints, error_middleware
+from callcenter.api.http import add_endpoints
 
 
 def create_api() -> web.Application:
-    api = web.Application(middlewares=[error_middleware])
+    """The API as a sub-application; its errors are answered by the server's one error
+    path (:func:`callcenter.api.http.error_middleware`, on the whole server)."""
+    api = web.Application()
     add_endpoints(api)
     return api

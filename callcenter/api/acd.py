@@ -12,9 +12,9 @@ from sqlalchemy import select
 from callcenter.actions import acd
 from callcenter.actions.tickets import TicketDraft
 from callcenter.api.http import Context, endpoint
-from callcenter.api.schemas import LangQuery, Strict, TicketDetailOut
-from callcenter.domain.acd import queue_position
+from callcenter.api.schemas import Id, LangQuery, Strict, TicketDetailOut
 from callcenter.domain.workflow import Priority, Role, TicketType
+from callcenter.queueing import agent_views, spots, waiting_entries
 from callcenter.store.tables import citizens, conversations, offers, queue_entries, users
 from callcenter.views import conversation_view
 
@@ -91,7 +91,7 @@ class OptionsOut(BaseModel):
 
 class TransferIn(Strict):
     to_queue: str | None = None
-    to_agent_id: int | None = None
+    to_agent_id: Id | None = None
 
 
 class WrapUpIn(Strict):
@@ -119,7 +119,7 @@ class DirectAnswerIn(Strict):
 async def agents_out(ctx: Context) -> list[dict[str, Any]]:
     rt, now, locale = ctx.rt, ctx.rt.clock.now(), ctx.locale
     async with rt.db.read() as conn:
-        views = await acd.agent_views(conn, rt, now)
+        views = await agent_views(conn, rt, now)
         names = {
             r.id: r
             for r in (await conn.execute(select(users.c.id, users.c.display_name, users.c.role)))
@@ -274,7 +274,8 @@ async def put_agent(ctx: Context) -> dict[str, Any]:
 async def list_waiting(ctx: Context) -> list[dict[str, Any]]:
     now = ctx.rt.clock.now()
     async with ctx.rt.db.read() as conn:
-        items = await acd.waiting_entries(conn)
+        items = await waiting_entries(conn)
+        places = spots(ctx.rt, items)
         info = {
             r.id: r
             for r in (
@@ -295,7 +296,7 @@ async def list_waiting(ctx: Context) -> list[dict[str, Any]]:
             "category": w.category,
             "queued_at": w.queued_at,
             "waited_seconds": max(0.0, (now - w.queued_at).total_seconds()),
-            "position": queue_position(items, w.entry_id) or 0,
+            "position": places[w.conversation_id].position,
             "offered_to": w.offered_to,
             "citizen_name": info[w.conversation_id].name if w.conversation_id in info else None,
         }

@@ -9,6 +9,7 @@ from sqlalchemy import select
 from callcenter.api.http import Context, endpoint
 from callcenter.api.schemas import CategoryOut, DepartmentOut, GridOut, LangQuery
 from callcenter.domain.errors import NotFound
+from callcenter.domain.ids import parse_id
 from callcenter.domain.routing import Department
 from callcenter.domain.workflow import Role
 from callcenter.store.tables import grid_cells
@@ -56,7 +57,7 @@ async def list_departments(ctx: Context) -> list[dict[str, Any]]:
 )
 async def show_department(ctx: Context) -> dict[str, Any]:
     raw = ctx.params["department_id"]
-    dept = ctx.rt.directory.by_id.get(int(raw)) if raw.isdigit() else None
+    dept = ctx.rt.directory.by_id.get(parse_id(raw) or 0)
     if dept is None:
         dept = next((d for d in ctx.rt.directory.departments if d.code == raw), None)
     if dept is None:

@@ -21,6 +21,7 @@ from sqlalchemy import select
 from callcenter.api.keys import RUNTIME
 from callcenter.domain.auth import token_hash
 from callcenter.domain.errors import Forbidden, HotlineError, InvalidInput, Unauthenticated
+from callcenter.domain.ids import require_id
 from callcenter.domain.workflow import Actor, Role
 from callcenter.runtime import Runtime
 from callcenter.store.tables import users
@@ -107,7 +108,13 @@ async def current_actor(request: web.Request) -> Actor | None:
 
 def error_body(rt: Runtime, error: HotlineError, locale: str) -> dict[str, Any]:
     params = dict(error.params)
-    for name, group in (("state", "state"), ("step", "step"), ("role", "role")):
+    for name, group in (
+        ("state", "state"),
+        ("step", "step"),
+        ("role", "role"),
+        ("conversation_state", "conversation_state"),
+        ("conversation_step", "conversation_step"),
+    ):
         if name in params:
             params[f"{name}_label"] = rt.catalog.label(group, str(params[name]), locale)
     key = f"errors.{error.code}"
@@ -119,7 +126,14 @@ def error_body(rt: Runtime, error: HotlineError, locale: str) -> dict[str, Any]:
 async def error_middleware(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
-    """Turn core errors into JSON answers in the caller's language."""
+    """Turn core errors into JSON answers in the caller's language, for every route.
+
+    The composition root puts it on the whole server, innermost, so that the API,
+    the channels' webhooks and the staff's pages answer a :class:`HotlineError`
+    the same way (status, code, message in the caller's language) and no handler
+    catches errors by hand. Handlers that answer in their own medium (a websocket
+    frame, a form shown again with its message) still do so.
+    """
     try:
         return await handler(request)
     except HotlineError as error:
@@ -140,11 +154,8 @@ class Context:
     params: dict[str, str] = field(default_factory=dict)
 
     def int_param(self, name: str) -> int:
-        """A numeric path parameter, or 400 naming it."""
-        raw = self.params[name]
-        if not raw.isdigit():
-            raise InvalidInput("invalid_field", field=name)
-        return int(raw)
+        """A row id in the path, or 400 naming it (see :mod:`callcenter.domain.ids`)."""
+        return require_id(self.params[name], field=name)
 
     def require_actor(self) -> Actor:
         if self.actor is None:

@@ -20,6 +20,7 @@ _ERROR_TEXT = {
     403: "Not allowed for this role or department",
     404: "Not found",
     409: "Conflicts with the current state (illegal workflow step, stale version)",
+    503: "A service it needs (the media server) is not available now",
 }
 
 

@@ -11,6 +11,7 @@ from pydantic import BaseModel
 from callcenter.api.http import Context, endpoint
 from callcenter.api.schemas import Strict
 from callcenter.domain.errors import InvalidInput, NotFound
+from callcenter.domain.ids import parse_id
 from callcenter.domain.workflow import Role
 from callcenter.reports import (
     department_summary,
@@ -167,7 +168,7 @@ async def get_tickets_csv(ctx: Context) -> web.Response:
 )
 async def get_department_summary(ctx: Context) -> dict[str, Any]:
     raw = ctx.params["department_id"]
-    dept = ctx.rt.directory.by_id.get(int(raw)) if raw.isdigit() else None
+    dept = ctx.rt.directory.by_id.get(parse_id(raw) or 0)
     actor = ctx.require_actor()
     if dept is None or (actor.role is Role.DEPARTMENT and actor.department_id != dept.id):
         raise NotFound("department_not_found", department=raw)

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
+from callcenter.domain.ids import MAX_ID
 from callcenter.domain.workflow import WORKFLOW, Priority, Step, TicketState, TicketType
 
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+# a row id in a query or a body: both databases store ids as 64-bit integers from 1
+Id = Annotated[int, Field(ge=1, le=MAX_ID)]
 
 
 # --- shared -----------------------------------------------------------------------
@@ -168,11 +173,11 @@ class TicketListOut(BaseModel):
 
 class TicketQuery(Strict):
     state: str | None = Field(None, description="one state or several separated by commas")
-    department_id: int | None = None
+    department_id: Id | None = None
     category: str | None = None
     type: TicketType | None = None
     priority: Priority | None = None
-    citizen_id: int | None = None
+    citizen_id: Id | None = None
     overdue: bool | None = None
     open: bool | None = Field(None, description="only tickets not closed, merged or cancelled")
     q: str | None = Field(None, max_length=100)
@@ -193,14 +198,14 @@ class TicketCreate(Strict):
     address: str | None = Field(None, max_length=400)
     lat: float | None = Field(None, ge=-90, le=90)
     lon: float | None = Field(None, ge=-180, le=180)
-    citizen_id: int | None = None
-    conversation_id: int | None = None
+    citizen_id: Id | None = None
+    conversation_id: Id | None = None
     origin_channel: str = Field("desk", max_length=20)
     dispatch: bool = Field(False, description="send to the routed department at once")
 
 
 _STEP_FIELDS: dict[str, Any] = {
-    "department_id": (int | None, Field(None, description="defaults to the routed department")),
+    "department_id": (Id | None, Field(None, description="defaults to the routed department")),
     "reason": (str, Field(min_length=1, max_length=4000)),
     "text": (str, Field(min_length=1, max_length=4000)),
     "days": (int, Field(ge=1, le=365)),
@@ -308,7 +313,7 @@ class ConversationQuery(Strict):
     state: Literal["bot", "queued", "assigned", "closed"] | None = None
     channel: str | None = Field(None, max_length=20)
     queue: str | None = Field(None, max_length=64)
-    citizen_id: int | None = None
+    citizen_id: Id | None = None
     page: int = Field(1, ge=1, le=100000)
     per_page: int = Field(20, ge=1, le=100)
     lang: str | None = None
@@ -370,6 +375,7 @@ class HealthOut(BaseModel):
     version: str
     database: str
     jobs: dict[str, int]
+    media: dict[str, Any]  # mode, up (None when off), and each node's state
 
 
 class BrokenLinkOut(BaseModel):

@@ -30,10 +30,10 @@ from aiohttp import web
 
 from callcenter.actions.inbox import inbox
 from callcenter.actions.intake import Inbound
-from callcenter.api.http import error_body, json_response, locale_of
+from callcenter.api.http import json_response
 from callcenter.api.keys import RUNTIME
 from callcenter.channel import OutboundMessage, SendResult, SmsChannel
-from callcenter.domain.errors import HotlineError, InvalidInput
+from callcenter.domain.errors import InvalidInput
 from callcenter.runtime import Runtime
 
 MAX_BODY = 64 * 1024
@@ -108,11 +108,8 @@ class SimulatedSms(SmsChannel):
     async def inbound(self, request: web.Request) -> web.Response:
         rt = request.app[RUNTIME]
         box = inbox(rt)
-        try:
-            data = await _read_json(request)
-            accepted = await box.accept(self.to_inbound(data))
-        except HotlineError as error:
-            return json_response(error_body(rt, error, locale_of(request)), status=error.status)
+        data = await _read_json(request)
+        accepted = await box.accept(self.to_inbound(data))
         if request.query.get("wait") not in ("1", "true"):
             return json_response(
                 {"inbox_id": accepted.inbox_id, "duplicate": accepted.duplicate}, status=202

@@ -48,8 +48,7 @@ from telegram.warnings import PTBDeprecationWarning
 from callcenter.actions.attachments import store_file
 from callcenter.actions.intake import Inbound, receive_message, reply_to_sender
 from callcenter.actions.messages import MAX_BODY
-from callcenter.api.http import error_body, json_response
-from callcenter.api.keys import RUNTIME
+from callcenter.api.http import error_body
 from callcenter.channel import Channel, DeliveryError, OutboundMessage, SendResult
 from callcenter.domain.errors import Forbidden as ForbiddenError
 from callcenter.domain.errors import HotlineError, InvalidInput
@@ -180,30 +179,31 @@ class TelegramChannel(Channel):
                 await asyncio.sleep(0.5 * (attempt + 1))
 
     async def _webhook(self, request: web.Request) -> web.Response:
-        rt = request.app[RUNTIME]
-        locale = rt.settings.default_locale
         given = request.headers.get("X-Telegram-Bot-Api-Secret-Token", "")
         if not hmac.compare_digest(given.encode(), self.secret.encode()) or not self.secret:
-            return json_response(
-                error_body(rt, ForbiddenError("invalid_signature"), locale), status=403
-            )
+            raise ForbiddenError("invalid_signature")
+        raw = await request.content.read(MAX_UPDATE_BYTES + 1)
+        if len(raw) > MAX_UPDATE_BYTES:
+            raise InvalidInput("body_too_large", limit=MAX_UPDATE_BYTES)
         try:
-            raw = await request.content.read(MAX_UPDATE_BYTES + 1)
-            if len(raw) > MAX_UPDATE_BYTES:
-                raise InvalidInput("body_too_large", limit=MAX_UPDATE_BYTES)
-            try:
-                data = json.loads(raw.decode("utf-8"))
-            except (UnicodeDecodeError, ValueError):
-                raise InvalidInput("malformed_json") from None
-            if not isinstance(data, dict) or not isinstance(data.get("update_id"), int):
-                raise InvalidInput("missing_field", field="update_id")
-            update = Update.de_json(data, self.bot)
-        except HotlineError as error:
-            return json_response(error_body(rt, error, locale), status=error.status)
-        except (KeyError, TypeError, ValueError):
-            return json_response(error_body(rt, InvalidInput("malformed_json"), locale), status=400)
-        await self.handle(update)
+            data = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            raise InvalidInput("malformed_json") from None
+        await self.handle(self.parse_update(data))
         return web.Response(status=200)
+
+    def parse_update(self, data: Any) -> Update:
+        """An update from its JSON, or :class:`InvalidInput` naming what is wrong with it."""
+        if not isinstance(data, dict) or not isinstance(data.get("update_id"), int):
+            raise InvalidInput("missing_field", field="update_id")
+        for name, value in data.items():
+            if name != "update_id" and not isinstance(value, dict):
+                raise InvalidInput("invalid_field", field=str(name)[:40])
+        try:
+            return Update.de_json(data, self.bot)
+        except (AttributeError, KeyError, TypeError, ValueError):
+            # a field missing or of the wrong type deeper down (a message without a date...)
+            raise InvalidInput("invalid_field", field="update") from None
 
     # --- inbound ------------------------------------------------------------------
 

@@ -49,11 +49,11 @@ from callcenter.actions.deliveries import (
 )
 from callcenter.actions.inbox import inbox
 from callcenter.actions.intake import Inbound
-from callcenter.api.http import error_body, json_response, locale_of
 from callcenter.api.keys import RUNTIME
 from callcenter.channel import DeliveryError, OutboundMessage, SendResult, SmsChannel
 from callcenter.domain import delivery
-from callcenter.domain.errors import Forbidden, HotlineError, InvalidInput
+from callcenter.domain.errors import Forbidden, InvalidInput
+from callcenter.domain.ids import ascii_int
 from callcenter.domain.phone import normalize_phone
 from callcenter.runtime import Runtime
 from channels.twilio.webhooks import TwilioWebhook
@@ -243,12 +243,9 @@ class TwilioSms(SmsChannel):
     async def inbound(self, request: web.Request) -> web.Response:
         """Twilio's "a message comes in" webhook."""
         rt = request.app[RUNTIME]
-        try:
-            form = await self._form(request)
-            # stored before Twilio gets its 200, handled right after (callcenter.actions.inbox)
-            accepted = await inbox(rt).accept(self.to_inbound(form))
-        except HotlineError as error:
-            return json_response(error_body(rt, error, locale_of(request)), status=error.status)
+        form = await self._form(request)
+        # stored before Twilio gets its 200, handled right after (callcenter.actions.inbox)
+        accepted = await inbox(rt).accept(self.to_inbound(form))
         if accepted.duplicate:
             log.info("Twilio repeated message (inbox #%s); nothing changed", accepted.inbox_id)
         return _empty_twiml()
@@ -278,8 +275,9 @@ class TwilioSms(SmsChannel):
             meta["media"] = media
             if not body.strip():
                 body = self.rt.text("channels.sms.media_only", None, count=len(media))
-        if form.get("NumSegments", "").isdigit():
-            meta["num_segments"] = int(form["NumSegments"])
+        segments = ascii_int(form.get("NumSegments"), maximum=1000)
+        if segments is not None:
+            meta["num_segments"] = segments
         try:
             service_address = self.phone_address(to)
         except InvalidInput:
@@ -291,12 +289,9 @@ class TwilioSms(SmsChannel):
     async def status(self, request: web.Request) -> web.Response:
         """Twilio's status callback: what became of a message we sent."""
         rt = request.app[RUNTIME]
-        try:
-            form = await self._form(request)
-            sid = _required(form, "MessageSid", "SmsSid")
-            reported = _required(form, "MessageStatus", "SmsStatus").lower()
-        except HotlineError as error:
-            return json_response(error_body(rt, error, locale_of(request)), status=error.status)
+        form = await self._form(request)
+        sid = _required(form, "MessageSid", "SmsSid")
+        reported = _required(form, "MessageStatus", "SmsStatus").lower()
         ours = STATUSES.get(reported)
         if ours is None:
             log.info("Twilio status %r for %s is not one we track; ignored", reported, sid)
@@ -396,7 +391,7 @@ class TwilioSms(SmsChannel):
             detail["retry_after"] = retry_after
         permanent = 400 <= status < 500 and status not in RETRYABLE_STATUS
         if permanent:
-            known = PERMANENT_CODES.get(int(code)) if code.isdigit() else None
+            known = PERMANENT_CODES.get(ascii_int(code) or 0)
             if known:
                 detail["meaning"] = known
         elif status == 429:
@@ -435,8 +430,7 @@ def _required(form: MultiDictProxy[str], *names: str) -> str:
 
 
 def _media(form: MultiDictProxy[str]) -> list[dict[str, str]]:
-    raw = form.get("NumMedia", "0")
-    count = min(int(raw), _MAX_MEDIA) if raw.isdigit() else 0
+    count = min(ascii_int(form.get("NumMedia")) or 0, _MAX_MEDIA)
     media = []
     for i in range(count):
         url = form.get(f"MediaUrl{i}")
@@ -450,8 +444,9 @@ def _retry_after(value: str | None, now: datetime) -> float | None:
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
-        return float(value)
+    seconds = ascii_int(value)
+    if seconds is not None:
+        return float(seconds)
     try:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError):

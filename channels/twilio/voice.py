@@ -48,10 +48,8 @@ from multidict import MultiDict
 from twilio.twiml.voice_response import VoiceResponse
 
 from callcenter.actions.calls import CallStart, start_call
-from callcenter.api.http import error_body, json_response, locale_of
-from callcenter.api.keys import RUNTIME
 from callcenter.channel import Channel, DeliveryError, OutboundMessage, SendResult
-from callcenter.domain.errors import HotlineError, InvalidInput
+from callcenter.domain.errors import InvalidInput
 from callcenter.runtime import Runtime
 from ivr.categories import category_phrases
 from ivr.engine import Engine, Reply, Say, Session, Turn
@@ -145,12 +143,8 @@ class TwilioVoice(Channel):
         return form
 
     async def _handle(self, request: web.Request, work: Any) -> web.Response:
-        rt = request.app[RUNTIME]
-        try:
-            form = await self._form(request)
-            twiml = await work(form)
-        except HotlineError as error:
-            return json_response(error_body(rt, error, locale_of(request)), status=error.status)
+        form = await self._form(request)
+        twiml = await work(form)
         return web.Response(text=twiml, content_type="text/xml")
 
     async def incoming(self, request: web.Request) -> web.Response:

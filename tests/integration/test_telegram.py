@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import time
 from collections.abc import AsyncIterator, Callable
@@ -230,6 +231,22 @@ async def test_free_text_goes_to_an_agent_and_status_shows_only_own_tickets(
     assert replies[-2].startswith("请这样查询") and replies[-1].startswith("不认识这个命令")
 
 
+async def test_queue_tells_the_place_the_desk_and_the_ivr_see(
+    bot: tuple[Runtime, tg.FakeTelegram], clock: ManualClock
+) -> None:
+    rt, api = bot
+    await push(rt, api, tg.text(USER, "/queue"))  # nothing written yet: not waiting
+    await receive_message(rt, Inbound("sms", "phone", "+8613800000009", "你好，我想咨询"))
+    clock.advance(seconds=1)
+    await push(rt, api, tg.text(USER, "你好，我想咨询一下"))
+    await push(rt, api, tg.text(USER, "/queue"))
+    await deliver(rt, clock)
+    replies = texts(api)
+    assert replies[0].startswith("您当前没有在排队")
+    minutes = round(2 * rt.settings.voice.average_handling_seconds / 60)
+    assert replies[-1] == f"您正在排队等待人工坐席，排第 2 位，预计约 {max(1, minutes)} 分钟。"
+
+
 async def test_sharing_the_phone_joins_the_sms_citizen(
     bot: tuple[Runtime, tg.FakeTelegram], clock: ManualClock
 ) -> None:
@@ -318,16 +335,25 @@ async def test_rate_limits_and_429(
     assert len(api.sent(USER)) == 3
 
 
-async def test_webhook_mode_checks_the_secret_and_ignores_repeats(
-    tmp_path: Path, database_url: str, clock: ManualClock, fake: tuple[tg.FakeTelegram, str]
-) -> None:
-    api, base = fake
+@contextlib.asynccontextmanager
+async def webhook_server(
+    tmp_path: Path, database_url: str, clock: ManualClock, base: str
+) -> AsyncIterator[tuple[TestClient, Runtime]]:
+    """The hotline's server with the bot in webhook mode (secret token ``s3cret``)."""
     settings = telegram_settings(tmp_path, database_url, base, webhook=True, secret_token="s3cret")
     rt = build_runtime(settings, clock=clock, seed=1)
     app = create_app(settings, runtime=rt, start_jobs=False)
     async with TestClient(TestServer(app)) as client:
         await load_test_city(rt)
         await asyncio.wait_for(rt.channels.get("telegram").ready.wait(), 10)  # type: ignore[union-attr]
+        yield client, rt
+
+
+async def test_webhook_mode_checks_the_secret_and_ignores_repeats(
+    tmp_path: Path, database_url: str, clock: ManualClock, fake: tuple[tg.FakeTelegram, str]
+) -> None:
+    api, base = fake
+    async with webhook_server(tmp_path, database_url, clock, base) as (client, rt):
         assert api.webhook is not None
         assert api.webhook["url"] == "https://hotline.example.gov.cn/channels/telegram/webhook"
         update = {"update_id": 77, **tg.text(USER, "你好")}
@@ -344,6 +370,34 @@ async def test_webhook_mode_checks_the_secret_and_ignores_repeats(
         assert response.status == 400
         response = await client.post("/channels/telegram/webhook", json={"x": 1}, headers=good)
         assert response.status == 400
+
+
+async def test_a_webhook_update_of_the_wrong_shape_is_a_400(
+    tmp_path: Path, database_url: str, clock: ManualClock, fake: tuple[tg.FakeTelegram, str]
+) -> None:
+    _, base = fake
+    async with webhook_server(tmp_path, database_url, clock, base) as (client, rt):
+        good = {"X-Telegram-Bot-Api-Secret-Token": "s3cret", "Accept-Language": "en"}
+        for update, field in (
+            ({"update_id": 1, "message": "hi"}, "message"),
+            ({"update_id": 2, "message": 5}, "message"),
+            ({"update_id": 3, "callback_query": "x"}, "callback_query"),
+            ({"update_id": 4, "message": {"chat": {"id": USER}}}, "update"),
+            ({"update_id": 5, "message": {"message_id": 1, "date": 0, "from": "x"}}, "update"),
+        ):
+            response = await client.post("/channels/telegram/webhook", json=update, headers=good)
+            assert response.status == 400, update
+            error = (await response.json())["error"]
+            assert (error["code"], error["details"]["field"]) == ("invalid_field", field)
+            assert field in error["message"]
+        # a survey button whose id is not an ASCII number is not a survey button
+        response = await client.post(
+            "/channels/telegram/webhook",
+            json={"update_id": 6, **tg.button(USER, "survey:²:score:1")},
+            headers=good,
+        )
+        assert response.status == 200
+        assert await inbound_count(rt) == 1
 
 
 pytestmark = pytest.mark.slow

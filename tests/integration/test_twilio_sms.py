@@ -432,6 +432,19 @@ async def test_a_picture_message_without_text_reaches_an_agent(hotline: Hotline)
     assert row.meta["media"][0]["type"] == "image/jpeg"
 
 
+async def test_counts_in_other_scripts_are_not_numbers(hotline: Hotline) -> None:
+    """``"²".isdigit()`` is true and ``int("²")`` fails: such counts are read as none."""
+    for i, raw in enumerate(("²", "१", "99999999999999999999")):
+        params = hotline.standin.inbound_params(CITIZEN, f"第 {i} 条", OUR)
+        params.update(NumMedia=raw, NumSegments=raw, MediaUrl0="https://example.org/x.jpg")
+        status, _ = await hotline.post(params)
+        assert status == 200, raw
+    assert await inbox(hotline.rt).process() == 3
+    found = await rows(hotline.rt, select(messages).where(messages.c.direction == "in"))
+    assert [r.body for r in found] == ["第 0 条", "第 1 条", "第 2 条"]
+    assert all("media" not in r.meta and "num_segments" not in r.meta for r in found)
+
+
 # --- outbound -------------------------------------------------------------------------------
 
 

@@ -1,7 +1,7 @@
 """mediations, their parties and recordings, and the staff who mediate
 
-Revision ID: 0010_mediation
-Revises: 0009
+Revision ID: 0011_mediation
+Revises: 0010_queued_stays
 Create Date: 2026-12-01
 """
 
@@ -12,8 +12,8 @@ from alembic import op
 
 from callcenter.store.types import UTCDateTime
 
-revision: str = "0010_mediation"
-down_revision: str | None = "0009"
+revision: str = "0011_mediation"
+down_revision: str | None = "0010_queued_stays"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -470,3 +470,24 @@ async def test_each_step_of_a_call_is_one_log_line(
     assert lines[1].startswith("call 1: at language pressed '2' -> main")
     assert "pressed '9' -> main" in lines[2] and "invalid_choice" in lines[2]
     assert lines[3] == "call 1: ended (abandoned) at main"
+
+
+async def test_an_empty_voice_message_is_offered_to_no_one(
+    voice: tuple[Runtime, TestClient],
+) -> None:
+    rt, client = voice
+    rt.clock.advance(hours=10)  # type: ignore[attr-defined]  # 20:00 in Shanghai: closed
+    phone = Phone(client, "CA-empty-vm")
+    await phone.call()
+    await phone.press("2")
+    await phone.press("0")
+    assert phone.verbs()[-2:] == ["Record", "Redirect"]
+    await phone.silence()  # the recording timed out: nothing was said
+    said = " ".join(t for _, t in phone.spoken())
+    assert "No message was recorded" in said and phone.verbs()[-1] == "Hangup"
+    async with rt.db.read() as conn:
+        queued = (
+            await conn.execute(select(conversations).where(conversations.c.state == "queued"))
+        ).all()
+        kept = (await conn.execute(select(messages).where(messages.c.kind == "voicemail"))).all()
+    assert queued == [] and kept == []

@@ -20,6 +20,7 @@ from urllib.parse import quote, urlparse
 
 from aiohttp import web
 
+from agent_ui import mediation
 from agent_ui.auth import (
     LANG_COOKIE,
     LOGIN_COOKIE,
@@ -108,6 +109,7 @@ def setup(app: web.Application, rt: Runtime) -> None:
     r.add_get("/ui/wallboard", page("wallboard"))
     r.add_get("/ui/ws", staff_socket)
     r.add_static("/ui/static/", STATIC, append_version=False)
+    mediation.setup(app, rt)
 
 
 # --- texts --------------------------------------------------------------------------------

@@ -84,7 +84,7 @@ def wants(actor: Actor, topics: set[str], event: Event) -> bool:
     data, scope = event.data, event.scope
     if event.type == ev.OFFER_CHANGED:
         return scope.get("agent_id") == actor.id
-    if event.type == ev.DIRECTORY_CHANGED:
+    if event.type in (ev.DIRECTORY_CHANGED, ev.MEDIA_CHANGED):
         return True
     if event.type == ev.TICKET_CHANGED:
         dept = scope.get("department_id")

@@ -12,10 +12,14 @@ import html
 import importlib
 import logging
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 from aiohttp import web
 
-from callcenter.actions import privacy, reminders, surveys
+from callcenter.actions import mediations, privacy, reminders, surveys
+from callcenter.actions.acd import AcdDriver
+from callcenter.actions.inbox import inbox
+from callcenter.actions.mediation_files import TRANSCRIBER, Transcriber
 from callcenter.actions.messages import DELIVER, deliver_message
 from callcenter.api import create_api
 from callcenter.api.guard import setup_guard
@@ -31,6 +35,8 @@ from callcenter.domain.sla import SlaPolicy
 from callcenter.foreground import Foreground
 from callcenter.i18n import Catalog
 from callcenter.jobs.executor import InProcessDriver, JobRegistry, JobRunner
+from callcenter.media.proxy import setup_media_routes
+from callcenter.media.service import MediaService
 from callcenter.runtime import Runtime
 from callcenter.store.db import Database
 from callcenter.store.migrate import current_revision, head_revision
@@ -80,6 +86,7 @@ def build_runtime(
     registry.register(surveys.REMIND, surveys.remind_survey)
     registry.register(surveys.EXPIRE, surveys.expire_survey)
     registry.register(privacy.RETENTION, privacy.retention_job)
+    mediations.register_jobs(registry)
     rt = Runtime(
         settings=settings,
         db=Database(settings.effective_database_url, synchronous=settings.sqlite_synchronous),
@@ -103,6 +110,10 @@ def build_runtime(
             rt.catalog.load_dir(cls.strings_dir, prefix=f"channels.{cls.name}")
         rt.channels.add(cls(rt, settings.options_for(cls.name)))
     rt.runner = JobRunner(rt)
+    rt.media = MediaService(settings, rt.bus, rt.clock)
+    rt.media.on_up.append(lambda node: mediations.rebuild_rooms(rt, node))
+    if settings.mediation.transcribe:
+        rt.extras[TRANSCRIBER] = _lazy_transcriber(rt)
     return rt
 
 
@@ -141,13 +152,28 @@ def access_report(rt: Runtime) -> list[str]:
     return lines
 
 
+def _lazy_transcriber(rt: Runtime) -> Transcriber:
+    """The voice front's recognisers for recordings, loaded on the first transcript."""
+    made: list[Transcriber] = []
+
+    async def transcribe(path: Path, language: str) -> str | None:
+        if not made:
+            from ivr.transcribe import transcriber
+
+            made.append(transcriber(rt))
+        return await made[0](path, language)
+
+    return transcribe
+
+
 async def start_runtime(
     rt: Runtime, *, start_jobs: bool = True, check_schema: bool = True, listen: bool = False
 ) -> None:
     """Check the schema, load the directory, initialise channels, start the job driver.
 
     ``listen``: this process serves (the web server): channels that open their
-    own listening socket (``Channel.listens``, e.g. SIP) are started too.
+    own listening socket (``Channel.listens``, e.g. SIP) are started too, and so is
+    the media server (workers and the command line start neither).
     """
     if check_schema:
         url = rt.settings.effective_database_url
@@ -163,15 +189,13 @@ async def start_runtime(
         if channel.listens and not listen:
             continue
         await channel.initialize()
+    if listen and rt.media is not None:
+        await rt.media.start()
     if start_jobs and rt.settings.acd.enabled:
-        from callcenter.actions.acd import AcdDriver
-
-        rt.extras["acd"] = AcdDriver(rt)
-        await rt.extras["acd"].start()
+        rt.acd = AcdDriver(rt)
+        await rt.acd.start()
     if start_jobs and rt.settings.jobs.driver == "inprocess":
         # the inbox is background work like the jobs: where they run, it runs
-        from callcenter.actions.inbox import inbox
-
         await inbox(rt).start()
         assert rt.runner is not None
         rt.driver = InProcessDriver(rt.runner)
@@ -193,17 +217,17 @@ async def open_runtime(
 
 
 async def close_runtime(rt: Runtime) -> None:
-    if rt.driver is not None:
-        await rt.driver.stop()
-    if "acd" in rt.extras:
-        await rt.extras.pop("acd").stop()
-    if "inbox" in rt.extras:
-        await rt.extras.pop("inbox").stop()
+    for running in (rt.driver, rt.acd, rt.inbox):
+        if running is not None:
+            await running.stop()
+    rt.acd = rt.inbox = None
     for channel in rt.channels:
         try:
             await channel.shutdown()
         except Exception:
             log.exception("channel %s did not shut down cleanly", channel.name)
+    if rt.media is not None:
+        await rt.media.stop()
     await rt.bus.stop()
     await rt.db.dispose()
 
@@ -229,6 +253,7 @@ def create_app(
     app.cleanup_ctx.append(runtime_context)
     setup_guard(app, settings)  # first: channels add the paths they let other sites frame
     app.add_subapp("/api", create_api())
+    setup_media_routes(app)
     for channel in rt.channels:
         channel.setup_web(app)
     for spec in settings.ui:

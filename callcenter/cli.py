@@ -426,10 +426,44 @@ def build_parser() -> argparse.ArgumentParser:
     status.set_defaults(func=cmd_inbox)
     inbox_sub.add_parser("retry", help="handle failed texts again").set_defaults(func=cmd_inbox)
 
+    media = sub.add_parser(
+        "media-config", help="write a Janus node's configuration from the [media] settings"
+    )
+    media.add_argument("--out", required=True, help="the folder Janus reads (janus -F)")
+    media.add_argument("--bind", default="0.0.0.0", help="address of its API ports")
+    media.set_defaults(func=cmd_media_config)
+
     from callcenter.admin_cli import add_commands
 
     add_commands(sub)  # backup, restore, privacy
     return parser
+
+
+def cmd_media_config(args: argparse.Namespace) -> int:
+    """For a Janus node of its own (``media.janus = "external"``): the same files the
+    embedded Janus gets, ports from the settings (8088/8188/7088 when left at 0)."""
+    from dataclasses import replace
+    from pathlib import Path
+
+    from callcenter.media.janus_config import write_config
+    from callcenter.media.process import embedded_config
+
+    media = _settings(args).media
+    media = media.model_copy(
+        update={
+            "http_port": media.http_port or 8088,
+            "ws_port": media.ws_port or 8188,
+            "admin_port": media.admin_port or 7088,
+        }
+    )
+    cfg = replace(embedded_config(media), bind_ip=args.bind)
+    out = Path(args.out).resolve()
+    write_config(cfg, out)
+    print(f"janus configuration written to {out}; run: janus -F {out} -C {out}/janus.jcfg")
+    print("give the hotline this node's secrets in its [[media.nodes]] entry:")
+    print(f'  admin_secret = "{cfg.admin_secret}"')
+    print(f'  admin_key = "{cfg.admin_key}"')
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

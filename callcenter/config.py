@@ -256,6 +256,76 @@ class PrivacySettings(BaseModel):
     closed_ticket_contacts_days: int = Field(default=1095, ge=0)  # who reported a closed ticket
 
 
+class JanusNode(BaseModel):
+    """One Janus server the hotline drives (``media.janus = "external"``).
+
+    ``url`` is its HTTP API (``http://10.0.0.5:8088/janus``), ``ws_url`` its
+    WebSocket API (browsers reach it through the hotline's proxy), ``admin_url``
+    its admin API; ``admin_secret`` and ``admin_key`` are the ones in its own
+    configuration (see ``docs/media.md``).
+    """
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,31}$")
+    url: str
+    ws_url: str
+    admin_url: str
+    admin_secret: str
+    admin_key: str
+    weight: float = Field(default=1.0, gt=0)  # rooms are placed on the least loaded by weight
+
+
+class MediaSettings(BaseModel):
+    """The media server: Janus, configured and driven by the hotline (``docs/media.md``).
+
+    ``embedded`` (the default) starts Debian's ``janus`` beside the server with a
+    configuration generated from these settings; ``external`` drives the
+    ``nodes`` listed; ``off`` runs without media (no rooms, no softphone).
+    """
+
+    janus: Literal["embedded", "external", "off"] = "embedded"
+    binary: str = "janus"
+    # embedded: the API ports on 127.0.0.1 (0: a free port at each start)
+    http_port: int = Field(default=0, ge=0, le=65535)
+    ws_port: int = Field(default=0, ge=0, le=65535)
+    admin_port: int = Field(default=0, ge=0, le=65535)
+    rtp_ports: str = Field(default="20000-40000", pattern=r"^\d+-\d+$")
+    # ICE: the one public address of a host behind 1:1 NAT, and interfaces to use or skip
+    nat_1_1: str = ""
+    ice_enforce_list: str = ""
+    ice_ignore_list: str = "vmnet"
+    # embedded: secrets are random at each start unless given here
+    admin_secret: str = ""
+    admin_key: str = ""
+    nodes: list[JanusNode] = []
+    recordings_dir: Path | None = None  # default <data_dir>/recordings
+    health_seconds: float = Field(default=2.0, gt=0)
+    restart_seconds: float = Field(default=1.0, gt=0)  # embedded: wait before restarting
+    # the SIP plugin (browser audio to SIP/RTP with G.711), for the softphone
+    sip_local_ip: str = ""  # the address the SIP plugin's SDP offers; empty: Janus picks
+    sip_rtp_ports: str = Field(default="40001-50000", pattern=r"^\d+-\d+$")
+
+
+class MediationSettings(BaseModel):
+    """Video mediation rooms for disputes (``docs/mediation.md``)."""
+
+    # the categories whose tickets may get a mediation
+    dispute_categories: list[str] = ["neighbour_dispute", "property_management", "consumer_rights"]
+    # signs the parties' links; empty: a key made once and kept in <data_dir>/mediation.key
+    # (set the same value on every web server of a deployment)
+    link_secret: str = ""
+    default_minutes: int = Field(default=60, ge=15, le=480)
+    join_early_minutes: float = Field(default=15, ge=0)  # a link opens this long before
+    grace_minutes: float = Field(default=60, ge=0)  # and lets in this long after the planned end
+    reminder_hours: list[float] = [24, 1]
+    no_show_minutes: float = Field(default=30, gt=0)  # nobody came this long after the time
+    pin_max_failures: int = Field(default=5, ge=1)
+    pin_lock_minutes: float = Field(default=15, gt=0)
+    seat_timeout_seconds: float = Field(default=30, gt=0)  # a silent browser gives its place up
+    recording_retention_days: float = Field(default=180, gt=0)
+    transcribe: bool = True  # the recording's audio through voice.recognizers
+    max_video_bitrate: int = Field(default=256_000, ge=64_000)
+
+
 class Settings(BaseSettings):
     """Everything the hotline can be told. See ``docs/deployment.md``."""
 
@@ -275,7 +345,7 @@ class Settings(BaseSettings):
     hotline_number: str = "12345"
     channels: list[str] = ["channels.simulated:SimulatedSms", "channels.webchat:WebChat"]
     # web front ends mounted on the server, each "package.module:function" called with the app
-    ui: list[str] = ["agent_ui.app:setup"]
+    ui: list[str] = ["agent_ui.app:setup", "room_ui.app:setup"]
     intake: IntakeSettings = IntakeSettings()
     sla: SlaSettings = SlaSettings()
     calendar: CalendarSettings = CalendarSettings()
@@ -285,6 +355,8 @@ class Settings(BaseSettings):
     acd: AcdSettings = AcdSettings()
     staff: StaffSettings = StaffSettings()
     kpi: KpiSettings = KpiSettings()
+    media: MediaSettings = MediaSettings()
+    mediation: MediationSettings = MediationSettings()
     channel_options: dict[str, dict[str, Any]] = {}
     # SQLite: FULL syncs the write-ahead log at every commit, so that a text the provider
     # was told is stored survives a power cut; NORMAL may lose the last commits (for

@@ -1,25 +1,38 @@
-"""Where a waiting contact stands in its queue, and how long it may wait (read-only).
+"""The queues as they stand (read-only): who waits, where each waits, for how long,
+and the agents the ACD can offer to.
 
-Used by the IVR for its announcements ("you are number 3; about 6 minutes").
-The order of a queue is the order of ``queued_at``: a callback request keeps
-the place of the call it came from because it carries that call's
-``queued_at``. Offering contacts to agents (the ACD) is not done here.
+Who waits is one record: the open stays in ``queue_entries`` that no agent holds
+(:mod:`callcenter.actions.queues` opens and ends them in the transaction that
+moves the conversation). Every reader takes its place and expected wait from
+here: the IVR's announcement ("you are number 3; about 6 minutes"), the web chat
+widget, Telegram's ``/status``, ``GET /api/acd/queue`` and the wallboard. The
+order of a queue is the order of ``queued_at`` (a callback task carries the
+``queued_at`` of the call it came from, so it keeps the call's place), then of
+the stay's id. Offering contacts to agents (the ACD) is not done here.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 
+from callcenter.domain.acd import AgentView, Presence, QueueRule, Strategy, Waiting, positions
 from callcenter.runtime import Runtime
-from callcenter.store.tables import conversations
+from callcenter.store.tables import agent_states, offers, queue_entries, users
 
 
 @dataclass(frozen=True)
 class QueueSpot:
+    """Where one waiting conversation stands."""
+
+    conversation_id: int
     queue: str
     position: int  # 1 = next
+    waiting: int  # how many wait in that queue, this one included
+    queued_at: datetime
     expected_wait_s: float
 
     @property
@@ -38,30 +51,208 @@ def expected_wait(rt: Runtime, position: int) -> float:
     return position * voice.average_handling_seconds / voice.serving_agents
 
 
+def spots(rt: Runtime, waiting: list[Waiting]) -> dict[int, QueueSpot]:
+    """Every waiting conversation's spot, by conversation id (one sort for all)."""
+    places = positions(waiting)
+    result: dict[int, QueueSpot] = {}
+    for item in waiting:
+        position, count = places[item.entry_id]
+        result[item.conversation_id] = QueueSpot(
+            item.conversation_id,
+            item.queue,
+            position,
+            count,
+            item.queued_at,
+            expected_wait(rt, position),
+        )
+    return result
+
+
+async def queue_spots(conn: Any, rt: Runtime) -> dict[int, QueueSpot]:
+    """Every waiting conversation's spot, by conversation id."""
+    return spots(rt, await waiting_entries(conn))
+
+
+_MINE = select(queue_entries).where(
+    queue_entries.c.conversation_id == bindparam("conversation_id"),
+    queue_entries.c.ended_at.is_(None),
+    queue_entries.c.agent_id.is_(None),
+)
+_IN_QUEUE = (
+    select(func.count())
+    .select_from(queue_entries)
+    .where(
+        queue_entries.c.ended_at.is_(None),
+        queue_entries.c.agent_id.is_(None),
+        queue_entries.c.queue == bindparam("queue"),
+    )
+)
+_AHEAD = _IN_QUEUE.where(
+    (queue_entries.c.queued_at < bindparam("queued_at"))
+    | (
+        (queue_entries.c.queued_at == bindparam("queued_at"))
+        & (queue_entries.c.id < bindparam("entry_id"))
+    )
+)
+
+
+async def spot_of(conn: Any, rt: Runtime, conversation_id: int) -> QueueSpot | None:
+    """One conversation's spot (None when it does not wait), with two counts."""
+    mine = (await conn.execute(_MINE, {"conversation_id": conversation_id})).first()
+    if mine is None:
+        return None
+    params = {"queue": mine.queue, "queued_at": mine.queued_at, "entry_id": mine.id}
+    position = int((await conn.execute(_AHEAD, params)).scalar_one()) + 1
+    count = int((await conn.execute(_IN_QUEUE, {"queue": mine.queue})).scalar_one())
+    return QueueSpot(
+        conversation_id, mine.queue, position, count, mine.queued_at, expected_wait(rt, position)
+    )
+
+
 async def queue_spot(rt: Runtime, conversation_id: int) -> QueueSpot | None:
-    """The queue, position and expected wait of a queued conversation (None if not queued)."""
+    """The queue, position and expected wait of a waiting conversation (None if it does not)."""
     async with rt.db.read() as conn:
-        row = (
+        return await spot_of(conn, rt, conversation_id)
+
+
+# --- what the ACD reads --------------------------------------------------------------------
+
+
+def local_midnight(rt: Runtime, now: datetime) -> datetime:
+    local = rt.local(now)
+    return local.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+async def agent_views(conn: Any, rt: Runtime, now: datetime) -> list[AgentView]:
+    """Every agent with a presence row, with what they hold, are offered and took today."""
+    rows = (
+        await conn.execute(
+            select(agent_states)
+            .join(users, users.c.id == agent_states.c.user_id)
+            .where(users.c.active.is_(True))
+        )
+    ).all()
+    active = dict(
+        (
             await conn.execute(
-                select(
-                    conversations.c.queue, conversations.c.queued_at, conversations.c.state
-                ).where(conversations.c.id == conversation_id)
+                select(queue_entries.c.agent_id, func.count())
+                .where(queue_entries.c.ended_at.is_(None), queue_entries.c.agent_id.is_not(None))
+                .group_by(queue_entries.c.agent_id)
             )
-        ).first()
-        if row is None or row.state != "queued" or row.queue is None or row.queued_at is None:
-            return None
-        ahead = await conn.scalar(
-            select(func.count())
-            .select_from(conversations)
-            .where(
-                conversations.c.state == "queued",
-                conversations.c.queue == row.queue,
-                (conversations.c.queued_at < row.queued_at)
-                | (
-                    (conversations.c.queued_at == row.queued_at)
-                    & (conversations.c.id < conversation_id)
-                ),
+        ).all()
+    )
+    pending = dict(
+        (
+            await conn.execute(
+                select(offers.c.agent_id, func.count())
+                .where(offers.c.state == "pending")
+                .group_by(offers.c.agent_id)
+            )
+        ).all()
+    )
+    today = dict(
+        (
+            await conn.execute(
+                select(queue_entries.c.agent_id, func.count())
+                .where(queue_entries.c.assigned_at >= local_midnight(rt, now))
+                .group_by(queue_entries.c.agent_id)
+            )
+        ).all()
+    )
+    return [
+        AgentView(
+            agent_id=r.user_id,
+            presence=Presence(r.presence),
+            presence_since=r.presence_since,
+            capacity=r.capacity,
+            active=int(active.get(r.user_id, 0)),
+            pending=int(pending.get(r.user_id, 0)),
+            contacts_today=int(today.get(r.user_id, 0)),
+            last_contact_at=r.last_contact_at,
+            wrap_up_until=r.wrap_up_until,
+            languages=frozenset(r.languages or ()),
+            categories=frozenset(r.categories or ()),
+            queues=frozenset(r.queues or ()),
+        )
+        for r in rows
+    ]
+
+
+async def waiting_entries(conn: Any) -> list[Waiting]:
+    """Open stays in a queue without an agent, with their pending offer and who declined."""
+    rows = (
+        await conn.execute(
+            select(queue_entries)
+            .where(queue_entries.c.ended_at.is_(None), queue_entries.c.agent_id.is_(None))
+            .order_by(queue_entries.c.queued_at, queue_entries.c.id)
+        )
+    ).all()
+    if not rows:
+        return []
+    ids = [r.id for r in rows]
+    offer_rows = (
+        await conn.execute(
+            select(
+                offers.c.id,
+                offers.c.entry_id,
+                offers.c.agent_id,
+                offers.c.state,
+                offers.c.expires_at,
+            ).where(offers.c.entry_id.in_(ids))
+        )
+    ).all()
+    pending: dict[int, Any] = {}
+    tried: dict[int, set[int]] = {}
+    for o in offer_rows:
+        if o.state == "pending":
+            pending[o.entry_id] = o
+        elif o.state in ("declined", "timed_out"):
+            tried.setdefault(o.entry_id, set()).add(o.agent_id)
+    result = []
+    for r in rows:
+        offer = pending.get(r.id)
+        result.append(
+            Waiting(
+                entry_id=r.id,
+                conversation_id=r.conversation_id,
+                queue=r.queue,
+                entered_at=r.entered_at,
+                queued_at=r.queued_at,
+                language=r.language,
+                category=r.category,
+                offer_id=offer.id if offer else None,
+                offered_to=offer.agent_id if offer else None,
+                offer_expires_at=offer.expires_at if offer else None,
+                tried=frozenset(tried.get(r.id, ())),
             )
         )
-    position = int(ahead or 0) + 1
-    return QueueSpot(row.queue, position, expected_wait(rt, position))
+    return result
+
+
+async def last_agents(conn: Any) -> dict[str, int]:
+    """The agent each queue offered to last (for round robin)."""
+    latest = select(func.max(offers.c.id)).group_by(offers.c.queue).scalar_subquery()
+    rows = (
+        await conn.execute(select(offers.c.queue, offers.c.agent_id).where(offers.c.id.in_(latest)))
+    ).all()
+    return {r.queue: r.agent_id for r in rows}
+
+
+def queue_rules(rt: Runtime) -> dict[str, QueueRule]:
+    """Each configured queue's strategy, overflow, offer timeout and wrap-up time."""
+    return {
+        name: QueueRule(
+            name,
+            Strategy(q.strategy),
+            q.overflow_to,
+            timedelta(seconds=q.overflow_after_s),
+            timedelta(seconds=q.offer_timeout_s),
+            timedelta(seconds=q.wrap_up_s),
+        )
+        for name, q in rt.settings.acd.queues.items()
+    }
+
+
+def rule_of(rt: Runtime, queue: str | None) -> QueueRule:
+    """A queue's rule (the defaults for a queue that is not configured)."""
+    return queue_rules(rt).get(queue or "") or QueueRule(queue or "")

@@ -115,11 +115,14 @@ class Gazetteer:
         words = tuple(_LATIN.findall(text.lower()))
         for entry in self.entries:
             tokens, sep = (han, "") if entry.chinese else (words, " ")
-            score, heard = _window(entry.key, tokens, sep=sep)
-            needed = self.threshold if len(sep.join(entry.key)) >= 6 else 90.0
+            score, heard = _window(entry.key, tokens, sep=sep, exact_length=entry.chinese)
+            if entry.chinese:  # two syllables sound like too many words: only the same
+                needed = 100.0 if len(entry.key) < 3 else 85.0
+            else:
+                needed = self.threshold if len(sep.join(entry.key)) >= 6 else 90.0
             if score < needed:
                 continue
-            whole, _ = _window(entry.full, tokens, sep=sep)
+            whole, _ = _window(entry.full, tokens, sep=sep, exact_length=entry.chinese)
             order = (score, whole, -entry.rank)
             if best is None or order > best:
                 best = order
@@ -127,13 +130,17 @@ class Gazetteer:
         return found
 
 
-def _window(key: tuple[str, ...], tokens: tuple[str, ...], *, sep: str) -> tuple[float, str]:
-    """The best ratio of ``key`` against runs of tokens about as long as it."""
+def _window(
+    key: tuple[str, ...], tokens: tuple[str, ...], *, sep: str, exact_length: bool = False
+) -> tuple[float, str]:
+    """The best ratio of ``key`` against runs of tokens about as long as it (as long as
+    it: syllables, where a recogniser keeps the count and changes the sounds)."""
     if not tokens:
         return 0.0, ""
     target = sep.join(key)
     best, heard = 0.0, ""
-    for size in {max(1, len(key) - 1), len(key), len(key) + 1}:
+    sizes = {len(key)} if exact_length else {max(1, len(key) - 1), len(key), len(key) + 1}
+    for size in sizes:
         for start in range(0, max(1, len(tokens) - size + 1)):
             run = sep.join(tokens[start : start + size])
             score = fuzz.ratio(target, run)

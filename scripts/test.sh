@@ -10,6 +10,7 @@ bash scripts/setup-python.sh test
 ensure_postgres
 ensure_voice_tools
 ensure_chromium
+ensure_media_tools
 
 export CALLCENTER_TEST_POSTGRES_URL=${CALLCENTER_TEST_POSTGRES_URL:-$PG_URL}
 echo "== ruff"

@@ -108,6 +108,7 @@ def make_settings(tmp_path: Path, database_url: str, **overrides: Any) -> Settin
         "database_url": database_url,
         "channels": ["channels.simulated:SimulatedSms"],
         "jobs": {"driver": "none"},
+        "media": {"janus": "off"},  # the media tests start their own (tests/media)
     }
     values.update(overrides)
     return Settings(**values)
@@ -126,6 +127,23 @@ async def rt(tmp_path: Path, database_url: str, clock: ManualClock) -> AsyncIter
     await load_test_city(runtime)
     yield runtime
     await close_runtime(runtime)
+
+
+@pytest_asyncio.fixture
+async def api(tmp_path: Path, database_url: str, clock: ManualClock) -> AsyncIterator[Any]:
+    """The whole server over real HTTP (no background jobs), with the demo city's
+    directory and users; the runtime is ``api.rt``."""
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from callcenter.bootstrap import create_app
+
+    settings = make_settings(tmp_path, database_url)
+    runtime = build_runtime(settings, clock=clock, seed=1)
+    app = create_app(settings, runtime=runtime, start_jobs=False)
+    async with TestClient(TestServer(app)) as client:
+        await load_test_city(runtime)
+        client.rt = runtime  # type: ignore[attr-defined]
+        yield client
 
 
 async def load_test_city(runtime: Runtime) -> dict[str, str]:

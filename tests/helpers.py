@@ -44,6 +44,28 @@ async def signed_in_client(app: Any, user: str, password: str = "demo12345") -> 
     return client
 
 
+async def assign_to(rt: Runtime, conversation_id: int, username: str = "agent1") -> Actor:
+    """The agent becomes available, is offered the waiting conversation and takes it."""
+    from callcenter.actions import acd
+    from callcenter.store.tables import offers
+
+    agent = await actor(rt, username)
+    await acd.set_presence(rt, "available", actor=agent)
+    await acd.distribute(rt)
+    async with rt.db.read() as conn:
+        offer_id = (
+            await conn.execute(
+                select(offers.c.id).where(
+                    offers.c.conversation_id == conversation_id,
+                    offers.c.agent_id == agent.id,
+                    offers.c.state == "pending",
+                )
+            )
+        ).scalar_one()
+    await acd.accept_offer(rt, offer_id, actor=agent)
+    return agent
+
+
 def dept_id(rt: Runtime, code: str) -> int:
     return next(d.id for d in rt.directory.departments if d.code == code)
 

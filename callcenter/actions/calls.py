@@ -18,10 +18,15 @@ from sqlalchemy import select, update
 
 from callcenter.actions import audit
 from callcenter.actions.citizens import find_or_create_citizen, set_locale
-from callcenter.actions.conversations import load_conversation
-from callcenter.actions.intake import set_conversation
+from callcenter.actions.conversations import (
+    load_conversation,
+    move_conversation,
+    open_conversation,
+)
+from callcenter.actions.queues import enqueue, leave_queue, open_entry
 from callcenter.actions.tickets import TicketDraft, check_draft, open_ticket
 from callcenter.bus import events
+from callcenter.domain.conversation import ConversationStep
 from callcenter.domain.errors import InvalidInput, NotFound
 from callcenter.domain.phone import is_mobile, normalize_phone
 from callcenter.domain.workflow import SYSTEM, Actor
@@ -147,17 +152,7 @@ async def start_call(rt: Runtime, start: CallStart, *, actor: Actor = SYSTEM) ->
             "updated_at": now,
             "last_message_at": now,
         }
-        conversation_id = (
-            await tx.execute(conversations.insert().values(**values))
-        ).inserted_primary_key[0]
-        await audit.record(
-            tx,
-            actor=actor,
-            entity_type="conversation",
-            entity_id=conversation_id,
-            action="conversation.open",
-            after=values,
-        )
+        conversation_id = (await open_conversation(tx, values, actor=actor)).id
         call = {
             "conversation_id": conversation_id,
             "channel": start.channel,
@@ -275,13 +270,8 @@ async def enqueue_call(
                 actor=actor,
                 meta={"call_id": row.id, "confidence": row.confidence},
             )
-        await set_conversation(
-            tx,
-            conversation,
-            actor=actor,
-            state="queued",
-            queue=queue or rt.settings.voice.queue,
-            queued_at=now,
+        await enqueue(
+            tx, rt, conversation, actor=actor, queue=queue or rt.settings.voice.queue, queued_at=now
         )
         await _update_call(tx, row, actor=actor, queued_at=now, outcome="queued")
         return int(conversation.id)
@@ -329,27 +319,20 @@ async def request_callback(rt: Runtime, call_id: int, number: str, *, actor: Act
             "queued_at": queued_at,
             "last_message_at": now,
         }
-        task_id = (await tx.execute(conversations.insert().values(**values))).inserted_primary_key[
-            0
-        ]
-        await audit.record(
-            tx,
-            actor=actor,
-            entity_type="conversation",
-            entity_id=task_id,
-            action="conversation.open",
-            after=values,
-            details={"callback_for_call": row.id},
+        task = await open_conversation(
+            tx, values, actor=actor, details={"callback_for_call": row.id}
         )
-        task = await load_conversation(tx, task_id)
+        task_id = task.id
         body = rt.text("voice.callback_task", task.locale, number=address)
         if row.transcript:
             body += "\n" + row.transcript
         await _add_transcript_message(
             tx, task, body, kind="callback", actor=actor, meta={"call_id": row.id}
         )
+        await open_entry(tx, rt, task, queue, queued_at=queued_at)  # the call's place
         tx.publish(events.conversation_changed(task._asdict(), now))
-        await set_conversation(tx, conversation, actor=actor, state="closed", closed_at=now)
+        await leave_queue(tx, conversation.id, "callback")
+        await move_conversation(tx, conversation, ConversationStep.FINISH, actor=actor)
         await _update_call(tx, row, actor=actor, outcome="callback")
         return int(task_id)
 
@@ -401,12 +384,12 @@ async def report_problem(
                 locale=conversation.locale,
             ),
         )
-        now = tx.state["now"]
         # dispatched to the routed department; the caller hears the number by SMS
         # when their number is a mobile and an SMS channel runs (callcenter.actions.notify)
         ticket = await open_ticket(tx, rt, draft, actor=actor, dispatch=confirmed)
-        conversation = await set_conversation(
-            tx, conversation, actor=actor, state="closed", closed_at=now
+        await leave_queue(tx, conversation.id, "ticket")
+        conversation = await move_conversation(
+            tx, conversation, ConversationStep.FINISH, actor=actor
         )
         await _update_call(
             tx, row, actor=actor, outcome="ticket", transcript=row.transcript or description
@@ -433,7 +416,6 @@ async def leave_voice_message(
     async with rt.transaction() as tx:
         row = await _call_row(tx, call_id)
         conversation = await load_conversation(tx, row.conversation_id)
-        now = tx.state["now"]
         if row.outcome == "voicemail":
             return int(conversation.id)
         body = (
@@ -455,14 +437,7 @@ async def leave_voice_message(
             },
         )
         if conversation.state == "bot":
-            await set_conversation(
-                tx,
-                conversation,
-                actor=actor,
-                state="queued",
-                queue=rt.settings.voice.queue,
-                queued_at=now,
-            )
+            await enqueue(tx, rt, conversation, actor=actor, queue=rt.settings.voice.queue)
         values: dict[str, Any] = {"outcome": "voicemail"}
         if recording_path is not None:
             values["recording_path"] = recording_path[:400]
@@ -510,8 +485,12 @@ async def end_call(
         elif row.outcome is None:
             values["outcome"] = outcome or "completed"
         await _update_call(tx, row, actor=actor, **values)
+        if waiting:
+            await leave_queue(tx, conversation.id, "abandoned")
         if conversation.kind == "call" and (conversation.state == "bot" or waiting):
-            await set_conversation(tx, conversation, actor=actor, state="closed", closed_at=now)
+            await move_conversation(
+                tx, conversation, ConversationStep.CITIZEN_LEFT, actor=actor, closed_at=now
+            )
 
 
 @dataclass(frozen=True)

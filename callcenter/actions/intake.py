@@ -21,13 +21,19 @@ from typing import Any
 
 from sqlalchemy import bindparam, select, update
 
-from callcenter.actions import audit, notify, optout, surveys
+from callcenter.actions import audit, mediations, notify, optout, surveys
 from callcenter.actions.attachments import StoredFile, add_attachment
 from callcenter.actions.citizens import find_or_create_citizen, guess_locale
-from callcenter.actions.conversations import open_conversation
+from callcenter.actions.conversations import (
+    move_conversation,
+    open_conversation,
+    set_conversation,
+)
 from callcenter.actions.messages import clean_body, queue_outbound
+from callcenter.actions.queues import enqueue
 from callcenter.actions.tickets import TicketDraft, check_draft, open_ticket
 from callcenter.bus import events
+from callcenter.domain.conversation import ConversationStep
 from callcenter.domain.routing import classify
 from callcenter.domain.workflow import SYSTEM, Actor
 from callcenter.runtime import Runtime
@@ -84,12 +90,14 @@ class BotTurn:
         ``close`` closes it when the dialog is over. One an agent already has keeps
         its state either way.
         """
-        values: dict[str, Any] = {"bot_state": state}
         if self.conversation.state == "bot" and close:
-            values.update(state="closed", closed_at=self.tx.state["now"])
-        self.conversation = await set_conversation(
-            self.tx, self.conversation, actor=SYSTEM, **values
-        )
+            self.conversation = await move_conversation(
+                self.tx, self.conversation, ConversationStep.FINISH, actor=SYSTEM, bot_state=state
+            )
+        else:
+            self.conversation = await set_conversation(
+                self.tx, self.conversation, actor=SYSTEM, bot_state=state
+            )
 
     async def attach(self, stored: StoredFile, *, kind: str, source_id: str | None) -> int:
         """Keep a file the citizen sent, on the dialog's ticket if there is one yet."""
@@ -209,28 +217,7 @@ async def _open_conversation(
     return await open_conversation(tx, values, actor=actor)
 
 
-_SET_CONVERSATION = (
-    update(conversations).where(conversations.c.id == bindparam("b_id")).returning(*conversations.c)
-)
 _TOUCH_CONVERSATION = update(conversations).where(conversations.c.id == bindparam("b_id"))
-
-
-async def set_conversation(tx: Tx, conversation: Any, *, actor: Actor, **values: Any) -> Any:
-    now = tx.state["now"]
-    updated = (
-        await tx.execute(_SET_CONVERSATION, {"b_id": conversation.id, **values, "updated_at": now})
-    ).one()
-    await audit.record(
-        tx,
-        actor=actor,
-        entity_type="conversation",
-        entity_id=conversation.id,
-        action="conversation.update",
-        before={k: getattr(conversation, k) for k in values},
-        after=values,
-    )
-    tx.publish(events.conversation_changed(updated._asdict(), now))
-    return updated
 
 
 async def receive_message(
@@ -310,31 +297,33 @@ async def take_message(
     turn = BotTurn(tx, rt, citizen, conversation, message_id, inbound, body)
     if bot is not None and await bot(turn):
         conversation, ticket = turn.conversation, turn.ticket
-    elif await optout.handle_keywords(
-        tx, rt, inbound.channel, inbound.address, conversation, body
-    ) or (  # someone new to us has no survey to answer
-        not new_citizen
-        and await surveys.answer_from_text(tx, rt, citizen.id, inbound.channel, conversation, body)
+    elif (
+        await optout.handle_keywords(tx, rt, inbound.channel, inbound.address, conversation, body)
+        or (  # someone new to us has no survey to answer
+            not new_citizen
+            and await surveys.answer_from_text(
+                tx, rt, citizen.id, inbound.channel, conversation, body
+            )
+        )
+        or (  # "拒绝" / "decline" in answer to a mediation invitation
+            not new_citizen
+            and await mediations.decline_from_text(tx, rt, citizen.id, conversation, body)
+        )
     ):
-        # a keyword or a survey answer: handled, no agent and no new ticket needed
+        # a keyword, a survey answer or a declined invitation: handled, no agent and no
+        # new ticket needed
         if conversation.state == "bot":
-            conversation = await set_conversation(
-                tx,
-                conversation,
-                actor=actor,
-                state="closed",
-                closed_at=now,
-                last_message_at=now,
+            conversation = await move_conversation(
+                tx, conversation, ConversationStep.FINISH, actor=actor, last_message_at=now
             )
     elif conversation.state == "bot":
         ticket = await _auto_ticket(tx, rt, conversation, citizen, inbound, body)
         if ticket is not None:
-            conversation = await set_conversation(
+            conversation = await move_conversation(
                 tx,
                 conversation,
+                ConversationStep.FINISH,
                 actor=actor,
-                state="closed",
-                closed_at=now,
                 ticket_id=ticket["id"],
                 last_message_at=now,
             )
@@ -347,14 +336,12 @@ async def take_message(
                 kind="auto_reply",
             )
         else:
-            queue = rt.settings.intake.default_queue
-            conversation = await set_conversation(
+            conversation = await enqueue(
                 tx,
+                rt,
                 conversation,
                 actor=actor,
-                state="queued",
-                queue=queue,
-                queued_at=now,
+                queue=rt.settings.intake.default_queue,
                 last_message_at=now,
             )
             if rt.settings.intake.acknowledge_queued:

@@ -7,6 +7,7 @@ from aiohttp import web
 from callcenter.api import (  # noqa: F401  (register endpoints)
     acd,
     directory,
+    mediations,
     people,
     privacy,
     reports,

@@ -9,12 +9,12 @@ from typing import Any
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
-from callcenter.actions import acd
+from callcenter.actions import agents, conversation_tickets, desk
 from callcenter.actions.tickets import TicketDraft
 from callcenter.api.http import Context, endpoint
 from callcenter.api.schemas import Id, LangQuery, Strict, TicketDetailOut
-from callcenter.domain.acd import queue_position
 from callcenter.domain.workflow import Priority, Role, TicketType
+from callcenter.queueing import agent_views, spots, waiting_entries
 from callcenter.store.tables import citizens, conversations, offers, queue_entries, users
 from callcenter.views import conversation_view
 
@@ -119,7 +119,7 @@ class DirectAnswerIn(Strict):
 async def agents_out(ctx: Context) -> list[dict[str, Any]]:
     rt, now, locale = ctx.rt, ctx.rt.clock.now(), ctx.locale
     async with rt.db.read() as conn:
-        views = await acd.agent_views(conn, rt, now)
+        views = await agent_views(conn, rt, now)
         names = {
             r.id: r
             for r in (await conn.execute(select(users.c.id, users.c.display_name, users.c.role)))
@@ -218,7 +218,7 @@ def _open_entry_conversations(agent_id: int | None) -> Any:
 )
 async def post_presence(ctx: Context) -> dict[str, Any]:
     actor = ctx.require_actor()
-    await acd.set_presence(ctx.rt, ctx.body.presence, actor=actor)
+    await agents.set_presence(ctx.rt, ctx.body.presence, actor=actor)
     return next(a for a in await agents_out(ctx) if a["agent_id"] == actor.id)
 
 
@@ -249,7 +249,7 @@ async def list_agents(ctx: Context) -> list[dict[str, Any]]:
 async def put_agent(ctx: Context) -> dict[str, Any]:
     agent_id = ctx.int_param("agent_id")
     body: AgentConfigIn = ctx.body
-    await acd.configure_agent(
+    await agents.configure_agent(
         ctx.rt,
         agent_id,
         actor=ctx.require_actor(),
@@ -274,7 +274,8 @@ async def put_agent(ctx: Context) -> dict[str, Any]:
 async def list_waiting(ctx: Context) -> list[dict[str, Any]]:
     now = ctx.rt.clock.now()
     async with ctx.rt.db.read() as conn:
-        items = await acd.waiting_entries(conn)
+        items = await waiting_entries(conn)
+        places = spots(ctx.rt, items)
         info = {
             r.id: r
             for r in (
@@ -295,7 +296,7 @@ async def list_waiting(ctx: Context) -> list[dict[str, Any]]:
             "category": w.category,
             "queued_at": w.queued_at,
             "waited_seconds": max(0.0, (now - w.queued_at).total_seconds()),
-            "position": queue_position(items, w.entry_id) or 0,
+            "position": places[w.conversation_id].position,
             "offered_to": w.offered_to,
             "citizen_name": info[w.conversation_id].name if w.conversation_id in info else None,
         }
@@ -350,7 +351,7 @@ async def options(ctx: Context) -> dict[str, Any]:
     errors=(401, 403, 404, 409),
 )
 async def accept(ctx: Context) -> None:
-    await acd.accept_offer(ctx.rt, ctx.int_param("offer_id"), actor=ctx.require_actor())
+    await desk.accept_offer(ctx.rt, ctx.int_param("offer_id"), actor=ctx.require_actor())
 
 
 @endpoint(
@@ -364,7 +365,7 @@ async def accept(ctx: Context) -> None:
     errors=(401, 403, 404, 409),
 )
 async def decline(ctx: Context) -> None:
-    await acd.decline_offer(ctx.rt, ctx.int_param("offer_id"), actor=ctx.require_actor())
+    await desk.decline_offer(ctx.rt, ctx.int_param("offer_id"), actor=ctx.require_actor())
 
 
 @endpoint(
@@ -380,7 +381,7 @@ async def decline(ctx: Context) -> None:
 )
 async def transfer(ctx: Context) -> None:
     body: TransferIn = ctx.body
-    await acd.transfer_conversation(
+    await desk.transfer_conversation(
         ctx.rt,
         ctx.int_param("conversation_id"),
         actor=ctx.require_actor(),
@@ -401,7 +402,7 @@ async def transfer(ctx: Context) -> None:
     errors=(400, 401, 403, 404, 409),
 )
 async def end(ctx: Context) -> None:
-    await acd.end_conversation(
+    await desk.end_conversation(
         ctx.rt,
         ctx.int_param("conversation_id"),
         wrap_up_code=ctx.body.wrap_up_code,
@@ -438,7 +439,7 @@ async def conversation_ticket(ctx: Context) -> dict[str, Any]:
         lat=body.lat,
         lon=body.lon,
     )
-    ticket = await acd.ticket_from_conversation(
+    ticket = await conversation_tickets.ticket_from_conversation(
         ctx.rt,
         ctx.int_param("conversation_id"),
         draft,
@@ -461,7 +462,7 @@ async def conversation_ticket(ctx: Context) -> dict[str, Any]:
 )
 async def conversation_direct_answer(ctx: Context) -> dict[str, Any]:
     body: DirectAnswerIn = ctx.body
-    ticket = await acd.answer_directly(
+    ticket = await conversation_tickets.answer_directly(
         ctx.rt,
         ctx.int_param("conversation_id"),
         description=body.description,

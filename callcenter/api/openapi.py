@@ -23,7 +23,7 @@ _ERROR_TEXT = {
     409: "Conflicts with the current state (illegal workflow step, stale version)",
     413: "The body is over 64 kB",
     429: "Too many attempts (wrong tokens from this address): see Retry-After",
-    503: "A channel the operation needs is not ready",
+    503: "A service it needs (the media server, a channel) is not available now",
 }
 
 

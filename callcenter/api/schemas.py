@@ -398,6 +398,7 @@ class HealthOut(BaseModel):
     version: str
     database: str
     jobs: dict[str, int]
+    media: dict[str, Any]  # mode, up (None when off), and each node's state
 
 
 class BrokenLinkOut(BaseModel):

@@ -32,6 +32,9 @@ async def health(ctx: Context) -> dict[str, Any]:
         "version": __version__,
         "database": ctx.rt.db.dialect,
         "jobs": {state: int(counts.get(state, 0)) for state in ("pending", "running", "dead")},
+        "media": ctx.rt.media.status()
+        if ctx.rt.media
+        else {"mode": "off", "up": None, "nodes": []},
     }
 
 

@@ -18,6 +18,7 @@ CONVERSATION_CHANGED = "conversation.changed"
 DIRECTORY_CHANGED = "directory.changed"
 AGENT_CHANGED = "agent.changed"
 OFFER_CHANGED = "offer.changed"
+MEDIA_CHANGED = "media.changed"
 
 EVENT_TYPES = (
     TICKET_CHANGED,
@@ -26,6 +27,7 @@ EVENT_TYPES = (
     DIRECTORY_CHANGED,
     AGENT_CHANGED,
     OFFER_CHANGED,
+    MEDIA_CHANGED,
 )
 
 
@@ -116,4 +118,14 @@ def offer_changed(offer: dict[str, Any], at: datetime) -> Event:
         },
         at,
         scope={"staff_only": True, "agent_id": offer["agent_id"]},
+    )
+
+
+def media_changed(node: dict[str, Any], healthy: bool, at: datetime) -> Event:
+    """A media node went down or came back; every page that shows media says so."""
+    return Event(
+        MEDIA_CHANGED,
+        {"node": node["name"], "up": node["up"], "error": node["error"], "healthy": healthy},
+        at,
+        scope={"staff_only": False},
     )

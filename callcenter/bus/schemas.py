@@ -74,6 +74,13 @@ class OfferChanged(EventData):
     expires_at: str
 
 
+class MediaChanged(EventData):
+    node: str
+    up: bool
+    error: str | None
+    healthy: bool  # at least one node is up
+
+
 SCHEMAS: dict[str, type[EventData]] = {
     events.TICKET_CHANGED: TicketChanged,
     events.MESSAGE_CREATED: MessageCreated,
@@ -81,6 +88,7 @@ SCHEMAS: dict[str, type[EventData]] = {
     events.DIRECTORY_CHANGED: DirectoryChanged,
     events.AGENT_CHANGED: AgentChanged,
     events.OFFER_CHANGED: OfferChanged,
+    events.MEDIA_CHANGED: MediaChanged,
 }
 
 

@@ -278,14 +278,21 @@ def plan(
     return result
 
 
+def positions(waiting: Iterable[Waiting]) -> dict[int, tuple[int, int]]:
+    """Each waiting stay's place in its queue and how many wait there: ``{entry_id:
+    (position, waiting)}``, 1 for the one that waited longest. One sort, O(n log n)."""
+    by_queue: dict[str, list[Waiting]] = {}
+    for item in waiting:
+        by_queue.setdefault(item.queue, []).append(item)
+    places: dict[int, tuple[int, int]] = {}
+    for items in by_queue.values():
+        items.sort(key=lambda w: (w.queued_at, w.entry_id))
+        for place, item in enumerate(items, start=1):
+            places[item.entry_id] = (place, len(items))
+    return places
+
+
 def queue_position(waiting: Sequence[Waiting], entry_id: int) -> int | None:
     """1 for the conversation that waited longest in its queue; None if not waiting."""
-    mine = next((w for w in waiting if w.entry_id == entry_id), None)
-    if mine is None:
-        return None
-    ahead = [
-        w
-        for w in waiting
-        if w.queue == mine.queue and (w.queued_at, w.entry_id) < (mine.queued_at, mine.entry_id)
-    ]
-    return len(ahead) + 1
+    place = positions(waiting).get(entry_id)
+    return place[0] if place else None

@@ -466,3 +466,90 @@ offers = Table(
     Column("answered_at", UTCDateTime, nullable=True),
     Index("ix_offers_state", "state", "expires_at"),
 )
+
+# video mediation (调解) on dispute tickets: docs/mediation.md
+mediators = Table(
+    "mediators",
+    metadata,
+    Column("user_id", Id, ForeignKey("users.id"), primary_key=True),
+    Column("languages", JSON, nullable=False),  # ["zh-CN", "en"]
+    Column("active", Boolean, nullable=False, default=True),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+mediations = Table(
+    "mediations",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("ticket_id", Id, ForeignKey("tickets.id"), nullable=False, index=True),
+    Column("state", String(20), nullable=False),
+    Column("mediator_id", Id, ForeignKey("users.id"), nullable=True, index=True),
+    Column("scheduled_at", UTCDateTime, nullable=True),
+    Column("duration_minutes", Integer, nullable=False, default=60),
+    Column("started_at", UTCDateTime, nullable=True),
+    Column("ended_at", UTCDateTime, nullable=True),
+    Column("outcome", String(20), nullable=True),
+    Column("agreement_text", Text, nullable=True),
+    Column("agreement_path", String(400), nullable=True),  # the document, under the data dir
+    Column("reason", Text, nullable=True),
+    Column("reschedules", Integer, nullable=False, default=0),
+    Column("version", Integer, nullable=False, default=1),
+    # the room on the media server: node, id, and its secrets (never sent to a browser)
+    Column("media_node", String(32), nullable=True),
+    Column("room_id", BigInteger, nullable=True, unique=True),
+    Column("room_secret", String(64), nullable=True),
+    Column("room_pin", String(16), nullable=True),
+    Column("mediator_token", String(64), nullable=True),
+    Column("recording", Boolean, nullable=False, default=False),  # the room records now
+    Column("created_by", Id, ForeignKey("users.id"), nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index("ix_mediations_state_time", "state", "scheduled_at"),
+)
+
+mediation_parties = Table(
+    "mediation_parties",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("mediation_id", Id, ForeignKey("mediations.id"), nullable=False, index=True),
+    Column("citizen_id", Id, ForeignKey("citizens.id"), nullable=True),
+    Column("name", String(200), nullable=False),
+    Column("phone", String(32), nullable=False),
+    Column("role", String(20), nullable=False),
+    Column("locale", String(10), nullable=False),
+    Column("nonce", String(32), nullable=False),  # in the link; a new invitation draws a new one
+    Column("pin_hash", String(200), nullable=False),
+    Column("pin_failures", Integer, nullable=False, default=0),
+    Column("pin_locked_until", UTCDateTime, nullable=True),
+    Column("declined_at", UTCDateTime, nullable=True),
+    Column("decline_text", Text, nullable=True),
+    Column("consent", Boolean, nullable=True),  # to recording; None: not asked yet
+    Column("consent_at", UTCDateTime, nullable=True),
+    Column("seat_hash", String(64), nullable=True),  # the browser that holds the place
+    Column("seen_at", UTCDateTime, nullable=True),  # that browser's last heartbeat
+    Column("presence", String(20), nullable=False, default="away"),  # away|waiting|in_room|removed
+    Column("admitted_at", UTCDateTime, nullable=True),
+    Column("joined_at", UTCDateTime, nullable=True),
+    Column("janus_token", String(64), nullable=True),
+    Column("feed_id", BigInteger, nullable=True),
+    Column("muted", Boolean, nullable=False, default=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+mediation_recordings = Table(
+    "mediation_recordings",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("mediation_id", Id, ForeignKey("mediations.id"), nullable=False, index=True),
+    Column("ticket_id", Id, ForeignKey("tickets.id"), nullable=False, index=True),
+    Column("state", String(20), nullable=False),  # pending | ready | failed | deleted
+    Column("path", String(400), nullable=True),  # under the data dir
+    Column("duration_seconds", Float, nullable=True),
+    Column("size", Integer, nullable=True),
+    Column("tracks", JSON, nullable=True),  # what was joined
+    Column("error", Text, nullable=True),
+    Column("transcript", Text, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("deleted_at", UTCDateTime, nullable=True),
+)

@@ -8,6 +8,8 @@ lives on the conversation, so a restart loses no dialog.
 - ``/new``: category (buttons), description, location (Telegram's location or
   a typed address), an optional photo (or ``/skip``): then a routed ticket;
 - ``/status <number>``: the state of one of the citizen's own tickets;
+- ``/queue``: while the chat waits for an agent, its place in the queue and the
+  expected wait (:mod:`callcenter.queueing`, as the IVR and the web chat say it);
 - ``/lang``: Chinese or English (buttons); ``/cancel`` ends a dialog;
 - a shared contact with the user's own number joins them to the citizen of
   that number (their SMS and calls);
@@ -28,6 +30,7 @@ from callcenter.actions.tickets import TicketDraft
 from callcenter.domain.errors import InvalidInput
 from callcenter.domain.phone import normalize_phone
 from callcenter.domain.workflow import SYSTEM
+from callcenter.queueing import spot_of
 from callcenter.views import citizen_ticket, ticket_status_params
 
 if TYPE_CHECKING:
@@ -97,6 +100,8 @@ class Dialog:
             return await self._new_step(turn, state, skip=True)
         elif command == "status":
             await self._status(turn, rest)
+        elif command == "queue":
+            await self._queue(turn)
         else:
             await turn.reply(self.t("unknown_command", locale))
         return True
@@ -127,6 +132,16 @@ class Dialog:
         params = ticket_status_params(turn.rt, row, locale)
         reply = self.t("status_reply", locale, reply=params["reply"]) if params["reply"] else ""
         await turn.reply(self.t("status_found", locale, **{**params, "reply": reply}))
+
+    async def _queue(self, turn: BotTurn) -> None:
+        """The chat's place in the queue for an agent, and the expected wait."""
+        locale = turn.conversation.locale
+        spot = await spot_of(turn.tx, turn.rt, turn.conversation.id)
+        if spot is None:
+            await turn.reply(self.t("queue_none", locale))
+            return
+        minutes = spot.expected_wait_minutes
+        await turn.reply(self.t("queue_place", locale, position=spot.position, minutes=minutes))
 
     async def _button(self, turn: BotTurn, data: str, state: dict[str, Any]) -> bool:
         locale = turn.conversation.locale

@@ -10,7 +10,9 @@ Channel name ``webchat``; see ``docs/channels/webchat.md``.
   the provider id, so a message sent again after a reconnect is stored once.
   A reconnect says the last message id it saw and gets everything after it.
 - When no agent has taken the chat, the citizen sees their place in the
-  queue and may leave a message, which becomes a ticket.
+  queue (:mod:`callcenter.queueing`, the same place the IVR and the desk see;
+  none is shown until the queue has it) and may leave a message, which becomes
+  a ticket.
 - ``GET /status`` and ``POST /status/lookup``: a ticket's state and answer by
   ticket number and the last four digits of the phone number, rate-limited.
 
@@ -37,16 +39,17 @@ import orjson
 from aiohttp import WSMsgType, web
 from sqlalchemy import select
 
-from callcenter.actions import acd
 from callcenter.actions.citizens import update_contact
+from callcenter.actions.conversation_tickets import leave_message
 from callcenter.actions.intake import Inbound, receive_message
+from callcenter.actions.queues import citizen_left
 from callcenter.api.guard import FRAMEABLE
 from callcenter.api.http import error_body, json_response
 from callcenter.bus import events as ev
 from callcenter.channel import Access, Channel, OutboundMessage, SendResult
-from callcenter.domain.acd import queue_position
 from callcenter.domain.errors import HotlineError, InvalidInput
 from callcenter.domain.workflow import SYSTEM
+from callcenter.queueing import queue_spot, queue_spots
 from callcenter.runtime import Runtime
 from callcenter.store.tables import citizen_identities, conversations, messages
 
@@ -313,7 +316,7 @@ class WebChat(Channel):
                 if conversation is None:
                     raise InvalidInput("missing_field", field="text")
                 text = frame.get("text")
-                ticket = await acd.leave_message(
+                ticket = await leave_message(
                     self.rt,
                     conversation.id,
                     text if isinstance(text, str) and text.strip() else None,
@@ -324,7 +327,7 @@ class WebChat(Channel):
             elif kind == "close":
                 conversation = await self._latest_conversation(chat.address)
                 if conversation is not None:
-                    await acd.citizen_left(self.rt, conversation.id)
+                    await citizen_left(self.rt, conversation.id)
             elif kind == "ping":
                 await self._send(chat.ws, {"type": "pong"})
         except HotlineError as error:
@@ -435,11 +438,9 @@ class WebChat(Channel):
             "queue": conversation.queue,
         }
         if conversation.state == "queued":
-            async with self.rt.db.read() as conn:
-                waiting = await acd.waiting_entries(conn)
-            mine = next((w for w in waiting if w.conversation_id == conversation.id), None)
-            frame["position"] = queue_position(waiting, mine.entry_id) if mine else 1
-            frame["waiting"] = sum(1 for w in waiting if mine and w.queue == mine.queue)
+            spot = await queue_spot(self.rt, conversation.id)
+            if spot is not None:
+                frame["position"], frame["waiting"] = spot.position, spot.waiting
         return frame
 
     async def _positions(self) -> None:
@@ -457,19 +458,18 @@ class WebChat(Channel):
                 continue
             try:
                 async with self.rt.db.read() as conn:
-                    waiting = await acd.waiting_entries(conn)
-                by_conversation = {w.conversation_id: w for w in waiting}
+                    by_conversation = await queue_spots(conn, self.rt)
                 for conversation_id, address in waiting_here:
-                    entry = by_conversation.get(conversation_id)
-                    if entry is None:
+                    spot = by_conversation.get(conversation_id)
+                    if spot is None:
                         continue
                     frame = {
                         "type": "state",
                         "conversation_id": conversation_id,
                         "state": "queued",
-                        "queue": entry.queue,
-                        "position": queue_position(waiting, entry.entry_id),
-                        "waiting": sum(1 for w in waiting if w.queue == entry.queue),
+                        "queue": spot.queue,
+                        "position": spot.position,
+                        "waiting": spot.waiting,
                     }
                     for chat in list(self.by_address.get(address, ())):
                         await self._send(chat.ws, frame)

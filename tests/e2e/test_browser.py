@@ -59,6 +59,7 @@ class Server:
             database_url=f"sqlite+aiosqlite:///{db}",
             port=self.port,
             channels=["channels.simulated:SimulatedSms", "channels.webchat:WebChat"],
+            media={"janus": "off"},
         )
         self.loop = asyncio.new_event_loop()
         self.rt: Runtime

@@ -32,7 +32,9 @@ USERS = {
     "mh-water": Role.DEPARTMENT,  # another department
 }
 # endpoints about one department's data: the other department gets 404, not the data
-DEPARTMENT_SCOPED = re.compile(r"^/tickets/\{ticket\}|^/departments/\{department_id\}/summary")
+DEPARTMENT_SCOPED = re.compile(
+    r"^/tickets/\{ticket\}|^/departments/\{department_id\}/summary|^/mediations/"
+)
 
 
 @pytest_asyncio.fixture
@@ -69,8 +71,63 @@ async def world(tmp_path: Path, database_url: str, clock: ManualClock) -> AsyncI
             "offer_id": "1",
             "agent_id": str(agent.id),
         }
+        client.ids.update(await mediation_ids(rt, tmp_path))  # type: ignore[attr-defined]
         client.rt = rt  # type: ignore[attr-defined]
         yield client
+
+
+async def mediation_ids(rt: Any, tmp_path: Path) -> dict[str, str]:
+    """A mediation on a dispute ticket of MH-MUNICIPAL, with a party and a recording."""
+    from callcenter.actions import mediations as med
+    from callcenter.actions.tickets import take_step
+    from callcenter.domain.workflow import Step
+    from callcenter.store.queries import insert_row
+    from callcenter.store.tables import mediation_recordings
+
+    agent = await actor(rt, "agent1")
+    ticket = await create_ticket(
+        rt, TicketDraft(description="邻里纠纷", category="neighbour_dispute"), actor=agent
+    )
+    await take_step(
+        rt, ticket["id"], Step.DISPATCH, actor=agent, department_id=dept_id(rt, "MH-MUNICIPAL")
+    )
+    mediator = await actor(rt, "mh-municipal")
+    await med.set_mediator(
+        rt, mediator.id, languages=["zh-CN"], actor=await actor(rt, "supervisor")
+    )
+    m = await med.propose_mediation(
+        rt,
+        ticket["id"],
+        actor=agent,
+        mediator_id=mediator.id,
+        parties=[
+            med.PartyDraft("甲", "+8613800000101", "applicant"),
+            med.PartyDraft("乙", "+8613800000102", "respondent"),
+        ],
+    )
+    async with rt.db.read() as conn:
+        party = (await med.load_parties(conn, m["id"]))[0]
+    (rt.settings.data_dir / "rec.webm").parent.mkdir(parents=True, exist_ok=True)
+    (rt.settings.data_dir / "rec.webm").write_bytes(b"\x1aE\xdf\xa3")
+    async with rt.transaction() as tx:
+        rec = await insert_row(
+            tx,
+            mediation_recordings,
+            {
+                "mediation_id": m["id"],
+                "ticket_id": ticket["id"],
+                "state": "ready",
+                "path": "rec.webm",
+                "created_at": tx.state["now"],
+                "expires_at": tx.state["now"],
+            },
+        )
+    return {
+        "id": str(m["id"]),
+        "party": str(party.id),
+        "recording": str(rec.id),
+        "dispute_ticket": ticket["number"],
+    }
 
 
 def sample_body(model: Any, ids: dict[str, str]) -> dict[str, Any]:
@@ -82,8 +139,20 @@ def sample_body(model: Any, ids: dict[str, str]) -> dict[str, Any]:
         if not field.is_required():
             continue
         annotation = str(field.annotation)
+        if name == "parties":
+            body[name] = [
+                {"name": "甲", "phone": "+8613800000201", "role": "applicant"},
+                {"name": "乙", "phone": "+8613800000202", "role": "respondent"},
+            ]
+            continue
         if name == "into_ticket_id":
             body[name] = ids["first_ticket"]
+            continue
+        if name == "scheduled_at":
+            body[name] = "2026-12-03T02:00:00+00:00"
+            continue
+        if name == "outcome":
+            body[name] = "none"
             continue
         body[name] = 1 if "int" in annotation else 1.0 if "float" in annotation else "测试"
     return body
@@ -112,6 +181,11 @@ async def test_every_endpoint_across_roles_and_departments(world: Any) -> None:
                 assert answer["error"]["code"] == "role_not_allowed"
             elif user == "mh-water" and DEPARTMENT_SCOPED.match(ep.path):
                 assert response.status == 404, (ep.method, path, user, await response.text())
+            elif ep.path.startswith("/mediations/") and response.status == 403:
+                # a role that may act on mediations, refused a step by the case's own
+                # table (only its mediator opens the room...), never by role
+                answer = await response.json()
+                assert answer["error"]["code"] == "step_not_permitted", (path, user, answer)
             elif ep.path.startswith("/acd/offers/") and user != "agent1":
                 assert response.status == 404, (ep.method, path, user)  # another agent's offer
             else:
@@ -131,7 +205,7 @@ async def test_lists_never_show_another_departments_tickets(world: Any) -> None:
     assert (await response.json())["items"] == []
     response = await world.get("/api/tickets?per_page=100", headers=bearer("mh-municipal"))
     numbers = [t["number"] for t in (await response.json())["items"]]
-    assert numbers == [world.ids["ticket"]]
+    assert sorted(numbers) == sorted([world.ids["ticket"], world.ids["dispute_ticket"]])
     response = await world.get("/api/tickets?per_page=100", headers=bearer("supervisor"))
     assert [t["number"] for t in (await response.json())["items"]] == numbers
 

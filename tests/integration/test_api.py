@@ -3,36 +3,18 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import jsonschema
 import pytest_asyncio
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 
 from callcenter.api.keys import RUNTIME
-from callcenter.bootstrap import create_app
-from callcenter.clock import ManualClock
 from callcenter.domain.workflow import WORKFLOW, Role, Step
 from callcenter.runtime import Runtime
 from callcenter.store.tables import inbox
-from tests.conftest import load_test_city, make_settings
 from tests.helpers import cell_point, dept_id
-
-
-@pytest_asyncio.fixture
-async def api(tmp_path: Path, database_url: str, clock: ManualClock) -> AsyncIterator[TestClient]:
-    from callcenter.bootstrap import build_runtime
-
-    settings = make_settings(tmp_path, database_url)
-    runtime = build_runtime(settings, clock=clock, seed=1)
-    app = create_app(settings, runtime=runtime, start_jobs=False)
-    async with TestClient(TestServer(app)) as client:
-        await load_test_city(runtime)
-        client.rt = runtime  # type: ignore[attr-defined]
-        yield client
 
 
 def auth(user: str, lang: str | None = None) -> dict[str, str]:

@@ -7,37 +7,20 @@ and agents writing into conversations that are not theirs.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-import pytest_asyncio
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 from sqlalchemy import func, select
 
 from callcenter.actions import acd
 from callcenter.actions.intake import Inbound, receive_message
-from callcenter.bootstrap import build_runtime, create_app
-from callcenter.clock import ManualClock
 from callcenter.runtime import Runtime
 from callcenter.store.tables import messages
-from tests.conftest import load_test_city, make_settings
-from tests.helpers import actor, signed_in_client
+from tests.helpers import assign_to, signed_in_client
 
 TOO_BIG = str(2**63)  # one more than the largest BIGINT
 TOO_SMALL = str(-(2**63) - 1)
-
-
-@pytest_asyncio.fixture
-async def api(tmp_path: Path, database_url: str, clock: ManualClock) -> AsyncIterator[TestClient]:
-    settings = make_settings(tmp_path, database_url)
-    runtime = build_runtime(settings, clock=clock, seed=1)
-    app = create_app(settings, runtime=runtime, start_jobs=False)
-    async with TestClient(TestServer(app)) as client:
-        await load_test_city(runtime)
-        client.rt = runtime  # type: ignore[attr-defined]
-        yield client
 
 
 def auth(user: str) -> dict[str, str]:
@@ -207,19 +190,8 @@ async def _outbound_count(rt: Runtime) -> int:
 
 async def test_an_agent_writes_only_into_conversations_that_are_theirs(api: TestClient) -> None:
     rt: Runtime = api.rt  # type: ignore[attr-defined]
-    a1 = await actor(rt, "agent1")
     waiting = await receive_message(rt, Inbound("sms", "phone", "+8613800000031", "你好"))
-    await acd.set_presence(rt, "available", actor=a1)
-    [offer] = (await acd.distribute(rt)).offers
-    async with rt.db.read() as conn:
-        from callcenter.store.tables import offers
-
-        offer_id = (
-            await conn.execute(
-                select(offers.c.id).where(offers.c.conversation_id == offer.conversation_id)
-            )
-        ).scalar_one()
-    await acd.accept_offer(rt, offer_id, actor=a1)
+    a1 = await assign_to(rt, waiting.conversation_id, "agent1")
     path = f"/api/conversations/{waiting.conversation_id}/messages"
     before = await _outbound_count(rt)
 

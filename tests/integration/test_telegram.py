@@ -231,6 +231,22 @@ async def test_free_text_goes_to_an_agent_and_status_shows_only_own_tickets(
     assert replies[-2].startswith("请这样查询") and replies[-1].startswith("不认识这个命令")
 
 
+async def test_queue_tells_the_place_the_desk_and_the_ivr_see(
+    bot: tuple[Runtime, tg.FakeTelegram], clock: ManualClock
+) -> None:
+    rt, api = bot
+    await push(rt, api, tg.text(USER, "/queue"))  # nothing written yet: not waiting
+    await receive_message(rt, Inbound("sms", "phone", "+8613800000009", "你好，我想咨询"))
+    clock.advance(seconds=1)
+    await push(rt, api, tg.text(USER, "你好，我想咨询一下"))
+    await push(rt, api, tg.text(USER, "/queue"))
+    await deliver(rt, clock)
+    replies = texts(api)
+    assert replies[0].startswith("您当前没有在排队")
+    minutes = round(2 * rt.settings.voice.average_handling_seconds / 60)
+    assert replies[-1] == f"您正在排队等待人工坐席，排第 2 位，预计约 {max(1, minutes)} 分钟。"
+
+
 async def test_sharing_the_phone_joins_the_sms_citizen(
     bot: tuple[Runtime, tg.FakeTelegram], clock: ManualClock
 ) -> None:

@@ -45,6 +45,19 @@ async def frames_until(ws: Any, kind: str) -> list[dict[str, Any]]:
             return seen
 
 
+async def waiting_chats(chat: Any, count: int, text: str) -> list[str]:
+    """``count`` citizens who each wrote ``text`` and closed the widget; their sessions."""
+    sessions = []
+    for n in range(count):
+        ws = await chat.ws_connect("/chat/ws")
+        await ws.send_json({"type": "hello", "session": None})
+        sessions.append((await frames_until(ws, "welcome"))[-1]["session"])
+        await ws.send_json({"type": "message", "id": f"w{n}", "text": text})
+        await frames_until(ws, "ack")
+        await ws.close()
+    return sessions
+
+
 async def test_resume_without_loss_or_duplicates(chat: Any) -> None:
     ws = await chat.ws_connect("/chat/ws")
     await ws.send_json({"type": "hello", "session": None, "after": 0, "locale": "zh-CN"})
@@ -89,14 +102,7 @@ async def test_resume_without_loss_or_duplicates(chat: Any) -> None:
 
 
 async def test_queue_position_and_leaving_a_message(chat: Any) -> None:
-    sessions = []
-    for n in range(2):
-        ws = await chat.ws_connect("/chat/ws")
-        await ws.send_json({"type": "hello", "session": None})
-        sessions.append((await frames_until(ws, "welcome"))[-1]["session"])
-        await ws.send_json({"type": "message", "id": f"x{n}", "text": "你好，在吗"})
-        await frames_until(ws, "ack")
-        await ws.close()
+    sessions = await waiting_chats(chat, 2, "你好，在吗")
     await acd.distribute(chat.rt)  # the queue takes them in; no agent is available
     second = await chat.ws_connect("/chat/ws")
     await second.send_json({"type": "hello", "session": sessions[1]})
@@ -108,6 +114,16 @@ async def test_queue_position_and_leaving_a_message(chat: Any) -> None:
     assert ticket["number"]
     for ws in sockets:
         await ws.close()
+
+
+async def test_the_place_is_known_before_the_acd_runs(chat: Any) -> None:
+    """A waiting chat is never told "number 1" just because the ACD has not run yet."""
+    sessions = await waiting_chats(chat, 2, "你好，有人吗")
+    second = await chat.ws_connect("/chat/ws")
+    await second.send_json({"type": "hello", "session": sessions[1]})
+    state = next(f for f in await frames_until(second, "state") if f["type"] == "state")
+    assert (state["state"], state["position"], state["waiting"]) == ("queued", 2, 2)
+    await second.close()
 
 
 async def test_status_lookup_and_rate_limit(chat: Any) -> None:

@@ -12,6 +12,7 @@ from callcenter.domain.acd import (
     Waiting,
     choose_agent,
     plan,
+    positions,
     queue_position,
 )
 
@@ -180,3 +181,14 @@ def test_oldest_waiting_is_served_first_and_positions() -> None:
     assert queue_position(items, 1) == 2
     assert queue_position(items, 3) == 1
     assert queue_position(items, 99) is None
+
+
+def test_positions_of_a_long_queue_in_one_sort() -> None:
+    """Every place at once, as the queue list and the web chat need them (O(n log n))."""
+    items = [waiting(i, "general" if i % 3 else "voice", waited=10_000 - i) for i in range(1, 3001)]
+    places = positions(items)
+    general = [w.entry_id for w in items if w.queue == "general"]
+    assert places[general[0]] == (1, len(general)) and places[general[-1]] == (2000, 2000)
+    assert places[3] == (1, 1000) and places[3000] == (1000, 1000)
+    same_time = [waiting(7, waited=5), waiting(4, waited=5)]  # a tie: the older stay first
+    assert positions(same_time) == {4: (1, 2), 7: (2, 2)}

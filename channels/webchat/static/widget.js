@@ -117,9 +117,10 @@
   function showState() {
     var s = state.conversationState;
     leave.hidden = s !== "queued";
-    if (s === "queued" && state.queue) {
+    if (s === "queued" && state.queue && state.queue.position) {
       status.textContent = t("widget.queued", { position: state.queue.position, ahead: Math.max(0, state.queue.position - 1) });
-    } else if (s === "assigned") status.textContent = t("widget.assigned");
+    } else if (s === "queued") status.textContent = t("widget.queued_wait");
+    else if (s === "assigned") status.textContent = t("widget.assigned");
     else if (s === "closed") status.textContent = t("widget.closed");
     else status.textContent = "";
   }
@@ -152,7 +153,7 @@
         addMessage(f.message);
       } else if (f.type === "state") {
         state.conversationState = f.state;
-        state.queue = f.state === "queued" ? { position: f.position || (state.queue && state.queue.position) || 1 } : null;
+        state.queue = f.state === "queued" ? { position: f.position || (state.queue && state.queue.position) || null } : null;
         showState();
       } else if (f.type === "ticket") {
         status.textContent = t("widget.ticket", { number: f.number });

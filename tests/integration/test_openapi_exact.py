@@ -6,7 +6,7 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
-from tests.integration.test_api import Spec, api, auth, spec  # noqa: F401  (fixtures)
+from tests.integration.test_api import Spec, auth, spec  # noqa: F401  (spec: a fixture)
 
 
 async def test_every_get_documents_its_400_and_every_error_it_can_answer(spec: Spec) -> None:  # noqa: F811
@@ -23,7 +23,7 @@ async def test_every_get_documents_its_400_and_every_error_it_can_answer(spec: S
 
 
 async def test_an_unknown_query_parameter_on_a_get_is_a_documented_400(
-    api: TestClient,  # noqa: F811
+    api: TestClient,
     spec: Spec,  # noqa: F811
 ) -> None:
     response = await api.get("/api/acd/me?surprise=1", headers=auth("agent1"))
@@ -33,7 +33,7 @@ async def test_an_unknown_query_parameter_on_a_get_is_a_documented_400(
 
 
 async def test_the_csv_reports_are_described_and_served_as_csv(
-    api: TestClient,  # noqa: F811
+    api: TestClient,
     spec: Spec,  # noqa: F811
 ) -> None:
     for path in ("/reports/kpis.csv", "/reports/tickets.csv"):
@@ -44,7 +44,7 @@ async def test_the_csv_reports_are_described_and_served_as_csv(
         assert "," in (await response.text()).splitlines()[0]
 
 
-async def _post_ticket(api: TestClient, data: bytes) -> tuple[int, Any]:  # noqa: F811
+async def _post_ticket(api: TestClient, data: bytes) -> tuple[int, Any]:
     response = await api.post(
         "/api/tickets",
         data=data,
@@ -53,7 +53,7 @@ async def _post_ticket(api: TestClient, data: bytes) -> tuple[int, Any]:  # noqa
     return response.status, await response.json()
 
 
-async def test_wrong_types_are_refused_not_coerced(api: TestClient) -> None:  # noqa: F811
+async def test_wrong_types_are_refused_not_coerced(api: TestClient) -> None:
     for body, field in (
         (b'{"description": "x", "lat": 30.1, "lon": false}', "lon"),
         (b'{"description": "x", "dispatch": 0}', "dispatch"),
@@ -76,7 +76,7 @@ async def test_wrong_types_are_refused_not_coerced(api: TestClient) -> None:  # 
     assert status == 201, answer
 
 
-async def test_query_dates_must_be_written_as_dates(api: TestClient) -> None:  # noqa: F811
+async def test_query_dates_must_be_written_as_dates(api: TestClient) -> None:
     for query in ("created_to=0.5", "created_from=1700000000", "created_to=yesterday"):
         response = await api.get(f"/api/tickets?{query}", headers=auth("agent1"))
         body = await response.json()

@@ -17,6 +17,8 @@ from pathlib import Path
 from aiohttp import web
 
 from callcenter.actions import mediations, reminders, surveys
+from callcenter.actions.acd import AcdDriver
+from callcenter.actions.inbox import inbox
 from callcenter.actions.mediation_files import TRANSCRIBER, Transcriber
 from callcenter.actions.messages import DELIVER, deliver_message
 from callcenter.api import create_api
@@ -154,14 +156,10 @@ async def start_runtime(
     if listen and rt.media is not None:
         await rt.media.start()
     if start_jobs and rt.settings.acd.enabled:
-        from callcenter.actions.acd import AcdDriver
-
-        rt.extras["acd"] = AcdDriver(rt)
-        await rt.extras["acd"].start()
+        rt.acd = AcdDriver(rt)
+        await rt.acd.start()
     if start_jobs and rt.settings.jobs.driver == "inprocess":
         # the inbox is background work like the jobs: where they run, it runs
-        from callcenter.actions.inbox import inbox
-
         await inbox(rt).start()
         assert rt.runner is not None
         rt.driver = InProcessDriver(rt.runner)
@@ -183,12 +181,10 @@ async def open_runtime(
 
 
 async def close_runtime(rt: Runtime) -> None:
-    if rt.driver is not None:
-        await rt.driver.stop()
-    if "acd" in rt.extras:
-        await rt.extras.pop("acd").stop()
-    if "inbox" in rt.extras:
-        await rt.extras.pop("inbox").stop()
+    for running in (rt.driver, rt.acd, rt.inbox):
+        if running is not None:
+            await running.stop()
+    rt.acd = rt.inbox = None
     for channel in rt.channels:
         try:
             await channel.shutdown()

@@ -39,9 +39,10 @@ import orjson
 from aiohttp import WSMsgType, web
 from sqlalchemy import select
 
-from callcenter.actions import acd
 from callcenter.actions.citizens import update_contact
+from callcenter.actions.conversation_tickets import leave_message
 from callcenter.actions.intake import Inbound, receive_message
+from callcenter.actions.queues import citizen_left
 from callcenter.api.http import error_body, json_response
 from callcenter.bus import events as ev
 from callcenter.channel import Channel, OutboundMessage, SendResult
@@ -304,7 +305,7 @@ class WebChat(Channel):
                 if conversation is None:
                     raise InvalidInput("missing_field", field="text")
                 text = frame.get("text")
-                ticket = await acd.leave_message(
+                ticket = await leave_message(
                     self.rt,
                     conversation.id,
                     text if isinstance(text, str) and text.strip() else None,
@@ -315,7 +316,7 @@ class WebChat(Channel):
             elif kind == "close":
                 conversation = await self._latest_conversation(chat.address)
                 if conversation is not None:
-                    await acd.citizen_left(self.rt, conversation.id)
+                    await citizen_left(self.rt, conversation.id)
             elif kind == "ping":
                 await self._send(chat.ws, {"type": "pong"})
         except HotlineError as error:

@@ -53,10 +53,6 @@ HERE = Path(__file__).parent
 STATIC = HERE / "static"
 STRINGS = HERE / "strings"
 HUB = web.AppKey("staff_hub", StaffHub)
-CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
-)
 HOME = {
     Role.AGENT: "/ui/desk",
     Role.SUPERVISOR: "/ui/wallboard",
@@ -87,7 +83,7 @@ def setup(app: web.Application, rt: Runtime) -> None:
 
     app.cleanup_ctx.append(hub_context)
     app.on_shutdown.append(close_staff_sockets)
-    app.middlewares.append(security_headers)
+    # security headers and cookie flags: the server-wide guard (callcenter/api/guard.py)
     r = app.router
     r.add_get("/ui", home)
     r.add_get("/ui/", home)
@@ -145,19 +141,6 @@ async def close_staff_sockets(app: web.Application) -> None:
     handlers, so a shutdown never waits on a websocket; the pages reconnect."""
     for socket in list(app[HUB].sockets):
         await socket.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
-
-
-@web.middleware
-async def security_headers(request: web.Request, handler: Any) -> web.StreamResponse:
-    response: web.StreamResponse = await handler(request)
-    if request.path.startswith("/ui") and not isinstance(response, web.WebSocketResponse):
-        response.headers.setdefault("Content-Security-Policy", CSP)
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("Referrer-Policy", "same-origin")
-        response.headers.setdefault("X-Frame-Options", "DENY")
-        if not request.path.startswith("/ui/static/"):
-            response.headers.setdefault("Cache-Control", "no-store")
-    return response
 
 
 # --- sign-in, language, home -------------------------------------------------------------

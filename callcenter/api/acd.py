@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from callcenter import deskviews
-from callcenter.actions import acd
+from callcenter.actions import agents, conversation_tickets, desk
 from callcenter.actions.tickets import TicketDraft
 from callcenter.api.http import Context, endpoint
 from callcenter.api.schemas import Id, LangQuery, Strict, TicketDetailOut
@@ -153,7 +153,7 @@ async def my_desk(ctx: Context) -> dict[str, Any]:
 )
 async def post_presence(ctx: Context) -> dict[str, Any]:
     actor = ctx.require_actor()
-    await acd.set_presence(ctx.rt, ctx.body.presence, actor=actor)
+    await agents.set_presence(ctx.rt, ctx.body.presence, actor=actor)
     return next(a for a in await agents_out(ctx) if a["agent_id"] == actor.id)
 
 
@@ -184,7 +184,7 @@ async def list_agents(ctx: Context) -> list[dict[str, Any]]:
 async def put_agent(ctx: Context) -> dict[str, Any]:
     agent_id = ctx.int_param("agent_id")
     body: AgentConfigIn = ctx.body
-    await acd.configure_agent(
+    await agents.configure_agent(
         ctx.rt,
         agent_id,
         actor=ctx.require_actor(),
@@ -236,7 +236,7 @@ async def options(ctx: Context) -> dict[str, Any]:
     errors=(401, 403, 404, 409),
 )
 async def accept(ctx: Context) -> None:
-    await acd.accept_offer(ctx.rt, ctx.int_param("offer_id"), actor=ctx.require_actor())
+    await desk.accept_offer(ctx.rt, ctx.int_param("offer_id"), actor=ctx.require_actor())
 
 
 @endpoint(
@@ -250,7 +250,7 @@ async def accept(ctx: Context) -> None:
     errors=(401, 403, 404, 409),
 )
 async def decline(ctx: Context) -> None:
-    await acd.decline_offer(ctx.rt, ctx.int_param("offer_id"), actor=ctx.require_actor())
+    await desk.decline_offer(ctx.rt, ctx.int_param("offer_id"), actor=ctx.require_actor())
 
 
 @endpoint(
@@ -266,7 +266,7 @@ async def decline(ctx: Context) -> None:
 )
 async def transfer(ctx: Context) -> None:
     body: TransferIn = ctx.body
-    await acd.transfer_conversation(
+    await desk.transfer_conversation(
         ctx.rt,
         ctx.int_param("conversation_id"),
         actor=ctx.require_actor(),
@@ -287,7 +287,7 @@ async def transfer(ctx: Context) -> None:
     errors=(400, 401, 403, 404, 409),
 )
 async def end(ctx: Context) -> None:
-    await acd.end_conversation(
+    await desk.end_conversation(
         ctx.rt,
         ctx.int_param("conversation_id"),
         wrap_up_code=ctx.body.wrap_up_code,
@@ -324,7 +324,7 @@ async def conversation_ticket(ctx: Context) -> dict[str, Any]:
         lat=body.lat,
         lon=body.lon,
     )
-    ticket = await acd.ticket_from_conversation(
+    ticket = await conversation_tickets.ticket_from_conversation(
         ctx.rt,
         ctx.int_param("conversation_id"),
         draft,
@@ -347,7 +347,7 @@ async def conversation_ticket(ctx: Context) -> dict[str, Any]:
 )
 async def conversation_direct_answer(ctx: Context) -> dict[str, Any]:
     body: DirectAnswerIn = ctx.body
-    ticket = await acd.answer_directly(
+    ticket = await conversation_tickets.answer_directly(
         ctx.rt,
         ctx.int_param("conversation_id"),
         description=body.description,

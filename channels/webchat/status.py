@@ -19,6 +19,7 @@ from aiohttp import web
 
 from callcenter.actions.lookup import WINDOW, look_up_ticket
 from callcenter.actions.staff import check_rate
+from callcenter.api.bodies import read_json_body
 from callcenter.api.http import error_body, json_response
 from callcenter.api.keys import RUNTIME
 from callcenter.domain.errors import HotlineError, InvalidInput
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 
 BEHIND_PROXY = web.AppKey("webchat_behind_proxy", bool)
 LOOKUPS_PER_IP = 20
+MAX_LOOKUP_BODY = 4096
 NUMBER = re.compile(r"^[0-9]{8}-[0-9]{4,6}$")  # ASCII digits: "\d" takes "१" and "²" too
 LAST4 = re.compile(r"[0-9]{4}")
 
@@ -138,10 +140,7 @@ def _ip(request: web.Request) -> str:
 
 async def lookup(request: web.Request) -> web.Response:
     locale = _locale(request)
-    try:
-        data = await request.json()
-    except ValueError:
-        raise InvalidInput("malformed_json") from None
+    data = await read_json_body(request, limit=MAX_LOOKUP_BODY)
     if not isinstance(data, dict):
         raise InvalidInput("malformed_json")
     number = str(data.get("number", "")).strip()

@@ -105,7 +105,14 @@ def chromium() -> Iterator[Any]:
 def watch_console(page: Any) -> list[str]:
     """Errors the page logs (a script error, a blocked inline script or style)."""
     errors: list[str] = []
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on(
+        "console",
+        lambda m: (
+            errors.append(f"{m.text} at {m.location.get('url')}:{m.location.get('lineNumber')}")
+            if m.type == "error"
+            else None
+        ),
+    )
     page.on("pageerror", lambda e: errors.append(str(e)))
     return errors
 

@@ -18,7 +18,7 @@ from urllib.parse import urlparse
 
 from aiohttp import WSCloseCode, web
 
-from agent_ui import desk, mediation, portal, queues, search, tickets, wallboard
+from agent_ui import desk, maps, mediation, portal, queues, search, tickets, wallboard
 from agent_ui.auth import (
     LANG_COOKIE,
     LOGIN_COOKIE,
@@ -128,9 +128,13 @@ def setup(app: web.Application, rt: Runtime) -> None:
     r.add_post("/ui/dispatch/selected", queues.dispatch_selected)
     r.add_get("/ui/approvals", queues.approvals_page)
     r.add_get("/ui/approvals/list", queues.approvals_list)
+    r.add_get("/ui/map", maps.map_page)
+    r.add_get("/ui/map/grid.json", maps.grid_layer)
+    r.add_get("/ui/map/tickets.json", maps.ticket_layer)
     r.add_get("/ui/wallboard", wallboard.wallboard_page)
     r.add_get("/ui/wallboard/live", wallboard.wallboard_live)
     r.add_get("/ui/wallboard/kpis", wallboard.wallboard_kpis)
+    r.add_get("/ui/wallboard/trends", wallboard.wallboard_trends)
     r.add_get("/ui/ws", staff_socket)
     r.add_static("/ui/static/", STATIC, append_version=False)
     mediation.setup(app, rt)

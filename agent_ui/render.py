@@ -36,17 +36,19 @@ JINJA: web.AppKey[jinja2.Environment] = web.AppKey("agent_ui_jinja", jinja2.Envi
 # the labels the page script needs for what it draws itself (the live indicator, counters)
 SCRIPT_TEXTS = ("ui.live.", "ui.time.", "ui.form.", "ui.desk.")
 
+ALL_STAFF = frozenset({Role.AGENT, Role.SUPERVISOR, Role.ADMIN, Role.DEPARTMENT})
 # the header's links, and who may open each page
 NAV: tuple[tuple[str, str, frozenset[Role]], ...] = (
     ("/ui/desk", "ui.nav.desk", frozenset({Role.AGENT, Role.SUPERVISOR})),
     ("/ui/dispatch", "ui.nav.dispatch", frozenset({Role.AGENT, Role.SUPERVISOR})),
     ("/ui/approvals", "ui.nav.approvals", frozenset({Role.SUPERVISOR, Role.ADMIN})),
+    ("/ui/tickets", "ui.nav.search", ALL_STAFF),
+    ("/ui/portal", "ui.nav.portal", frozenset({Role.DEPARTMENT, Role.SUPERVISOR, Role.ADMIN})),
     (
-        "/ui/tickets",
-        "ui.nav.search",
+        "/ui/map",
+        "ui.nav.map",
         frozenset({Role.AGENT, Role.SUPERVISOR, Role.ADMIN, Role.DEPARTMENT}),
     ),
-    ("/ui/portal", "ui.nav.portal", frozenset({Role.DEPARTMENT, Role.SUPERVISOR, Role.ADMIN})),
     ("/ui/wallboard", "ui.nav.wallboard", frozenset({Role.SUPERVISOR, Role.ADMIN})),
 )
 
@@ -142,6 +144,7 @@ async def page_context(
         "locale": locale,
         "csrf": csrf,
         "zone": zone,
+        "now": now.isoformat(),  # counters run on the server's clock, not the PC's
         "strings": texts.script_texts(),
         "user": ({"id": actor.id, "name": actor.name, "role": actor.role.value} if actor else None),
     }

@@ -46,6 +46,7 @@ FIELDS = (
 SORTS = ("newest", "oldest", "urgency")
 PER_PAGE = (20, 50, 100)
 CSV_LIMIT = 10_000
+COUNT_LIMIT = 10_000  # past this the page says "10,000+" and pages on
 CHANNELS = ("voice", "sms", "webchat", "telegram", "open311", "desk", "web")
 LIGHTS = ("red", "yellow", "green")
 
@@ -145,13 +146,22 @@ async def search_context(request: web.Request, actor: Actor) -> dict[str, Any]:
     per_page = raw_per_page if raw_per_page in PER_PAGE else 20
     async with rt.db.read() as conn:
         rows, total = await list_tickets(
-            conn, rt, f, actor=actor, page=page, per_page=per_page, sort=sort
+            conn,
+            rt,
+            f,
+            actor=actor,
+            page=page,
+            per_page=per_page,
+            sort=sort,
+            count_limit=COUNT_LIMIT,
         )
     now = rt.clock.now()
     pages = max(1, -(-total // per_page))
     return {
         "items": [ticket_view(rt, r, locale, actor=actor, now=now) for r in rows],
         "total": total,
+        "capped": total > COUNT_LIMIT,
+        "count_limit": COUNT_LIMIT,
         "page_no": page,
         "pages": pages,
         "per_page": per_page,

@@ -15,11 +15,12 @@ from agent_ui.render import render, ui_locale
 from callcenter.api.keys import RUNTIME
 from callcenter.domain.errors import InvalidInput
 from callcenter.domain.kpi import TICKET_KPIS
-from callcenter.reports import kpi_report, period, wallboard
+from callcenter.reports import kpi_report, period, trends, wallboard
 from callcenter.runtime import Runtime
 
 KPIS = TICKET_KPIS
 MAX_DAYS = 400
+TREND_DAYS = 30
 
 
 def _date(raw: str, name: str) -> date | None:
@@ -81,10 +82,75 @@ async def kpi_context(request: web.Request) -> dict[str, Any]:
     }
 
 
+async def trends_context(request: web.Request) -> dict[str, Any]:
+    rt: Runtime = request.config_dict[RUNTIME]
+    locale = ui_locale(request, None)
+    async with rt.db.read() as conn:
+        data = await trends(conn, rt, TREND_DAYS)
+    t = lambda key: rt.text(key, locale)  # noqa: E731
+    days = [d[5:] for d in data["days"]]  # MM-DD
+    return {
+        "trend_days": TREND_DAYS,
+        "charts": [
+            {
+                "id": "chart-hours",
+                "title": t("ui.trend.hours"),
+                "spec": {
+                    "type": "bar",
+                    "labels": data["hours"],
+                    "series": [{"label": t("ui.trend.contacts"), "data": data["contacts_today"]}],
+                },
+            },
+            {
+                "id": "chart-days",
+                "title": t("ui.trend.days"),
+                "spec": {
+                    "type": "line",
+                    "labels": days,
+                    "series": [
+                        {"label": t("ui.trend.contacts"), "data": data["contacts"]},
+                        {"label": t("ui.trend.opened"), "data": data["opened"]},
+                        {"label": t("ui.trend.closed"), "data": data["closed"]},
+                    ],
+                },
+            },
+            {
+                "id": "chart-on-time",
+                "title": t("ui.trend.on_time"),
+                "spec": {
+                    "type": "line",
+                    "labels": days,
+                    "max": 100,
+                    "series": [
+                        {
+                            "label": t("ui.kpi.on_time_rate"),
+                            "data": [
+                                None if v is None else round(v * 100, 1)
+                                for v in data["on_time_rate"]
+                            ],
+                        }
+                    ],
+                },
+            },
+        ],
+    }
+
+
+@page_handler
+async def wallboard_trends(request: web.Request) -> web.StreamResponse:
+    actor = await require(request, SUPERVISORS)
+    return await render(request, "parts/wall_trends.html", actor, await trends_context(request))
+
+
 @page_handler
 async def wallboard_page(request: web.Request) -> web.StreamResponse:
     actor = await require(request, SUPERVISORS)
-    context = {"page": "wallboard", **await live_context(request), **await kpi_context(request)}
+    context = {
+        "page": "wallboard",
+        **await live_context(request),
+        **await kpi_context(request),
+        **await trends_context(request),
+    }
     return await render(request, "wallboard.html", actor, context)
 
 

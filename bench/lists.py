@@ -752,7 +752,7 @@ def queries(rt: Runtime, w: World) -> list[tuple[str, Callable[[], Awaitable[Any
         async def run() -> Any:
             async with rt.db.read() as conn:
                 rows, total = await list_tickets(
-                    conn, rt, f, actor=actor, page=1, per_page=20, sort=sort
+                    conn, rt, f, actor=actor, page=1, per_page=20, sort=sort, count_limit=10_000
                 )
             return total, [ticket_view(rt, r, "zh-CN", actor=actor, now=now) for r in rows]
 

@@ -240,6 +240,15 @@ class KpiSettings(BaseModel):
     }
 
 
+class MapSettings(BaseModel):
+    """The staff's maps (docs/ui.md): the city's own grid is always drawn; a basemap only
+    from a tile server the city runs (an intranet 天地图 or OSM server), never a CDN."""
+
+    tile_url: str | None = None  # e.g. "https://tiles.city.gov.cn/{z}/{x}/{y}.png"
+    attribution: str = ""
+    max_zoom: int = Field(default=18, ge=1, le=22)
+
+
 class SecuritySettings(BaseModel):
     """Limits and headers for the whole server (docs/security.md)."""
 
@@ -358,6 +367,7 @@ class Settings(BaseSettings):
     acd: AcdSettings = AcdSettings()
     staff: StaffSettings = StaffSettings()
     kpi: KpiSettings = KpiSettings()
+    map: MapSettings = MapSettings()
     media: MediaSettings = MediaSettings()
     mediation: MediationSettings = MediationSettings()
     channel_options: dict[str, dict[str, Any]] = {}

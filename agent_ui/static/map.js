@@ -15,7 +15,10 @@
 const HotlineMap = (() => {
   const maps = new WeakMap();
 
-  function cellStyle() {
+  function cellStyle(feature) {
+    if (feature && feature.properties && feature.properties.layer === "street") {
+      return { color: "#1d3557", weight: 3, fill: false, className: "street" };
+    }
     return { color: "#5d86ad", weight: 1, fillColor: "#cfe0ef", fillOpacity: 0.55, className: "grid-cell" };
   }
 
@@ -59,7 +62,9 @@ const HotlineMap = (() => {
       onEachFeature: (feature, cell) => {
         const p = feature.properties || {};
         const text = p.owner ? `${p.name} · ${p.owner}` : p.name;
-        cell.bindTooltip(text, { permanent: container.dataset.labels !== "hover", direction: "center", className: "cell-label" });
+        const street = p.layer === "street";
+        const permanent = container.dataset.labels === "streets" ? street : container.dataset.labels !== "hover";
+        cell.bindTooltip(text, { permanent, direction: "center", className: street ? "street-label" : "cell-label" });
         if (cell.getElement) cell.on("add", () => cell.getElement() && cell.getElement().setAttribute("data-code", p.code));
       },
     }).addTo(map);

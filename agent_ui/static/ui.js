@@ -12,6 +12,9 @@
 const UI = (() => {
   const boot = JSON.parse(document.getElementById("boot").textContent);
   const strings = boot.strings || {};
+  // the server's clock: a PC whose clock is off still counts waiting times right
+  const skew = boot.now ? Date.parse(boot.now) - Date.now() : 0;
+  const serverNow = () => Date.now() + skew;
 
   function t(key, params) {
     let text = strings[key] ?? key;
@@ -43,7 +46,7 @@ const UI = (() => {
 
   // --- counters -------------------------------------------------------------------------
   function tick() {
-    const now = Date.now();
+    const now = serverNow();
     document.querySelectorAll("[data-since]").forEach((node) => {
       node.textContent = duration((now - Date.parse(node.dataset.since)) / 1000);
     });

@@ -18,7 +18,7 @@
       const type = spec.type || "bar";
       const datasets = spec.series.map((s, i) => ({
         label: s.label, data: s.data, backgroundColor: COLOURS[i % COLOURS.length],
-        borderColor: COLOURS[i % COLOURS.length], fill: false, tension: 0.2,
+        borderColor: COLOURS[i % COLOURS.length], fill: false, tension: 0.2, spanGaps: true,
       }));
       charts.set(canvas.id, new Chart(canvas, {
         type, data: { labels: spec.labels, datasets },

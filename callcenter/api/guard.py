@@ -85,7 +85,7 @@ def content_security_policy(settings: Settings, frame_ancestors: list[str]) -> s
             "default-src 'self'",
             "script-src 'self'",
             "style-src 'self'",
-            "img-src 'self' data: blob:",
+            f"img-src 'self' data: blob:{_tile_origin(settings)}",
             "media-src 'self' blob:",
             "font-src 'self'",
             f"connect-src {' '.join(connect)}",
@@ -95,6 +95,17 @@ def content_security_policy(settings: Settings, frame_ancestors: list[str]) -> s
             f"frame-ancestors {_source_list(frame_ancestors)}",
         ]
     )
+
+
+def _tile_origin(settings: Settings) -> str:
+    """The configured map tile server's origin, whose images the maps show."""
+    from urllib.parse import urlsplit
+
+    url = settings.map.tile_url
+    if not url:
+        return ""
+    parts = urlsplit(url)
+    return f" {parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else ""
 
 
 def _websocket_origins(settings: Settings) -> list[str]:

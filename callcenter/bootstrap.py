@@ -16,7 +16,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from callcenter.actions import mediations, reminders, surveys
+from callcenter.actions import mediation_files, mediations, reminders, surveys
 from callcenter.actions.acd import AcdDriver
 from callcenter.actions.inbox import inbox
 from callcenter.actions.mediation_files import TRANSCRIBER, Transcriber
@@ -85,6 +85,7 @@ def build_runtime(
     registry.register(surveys.REMIND, surveys.remind_survey)
     registry.register(surveys.EXPIRE, surveys.expire_survey)
     mediations.register_jobs(registry)
+    mediation_files.register_jobs(registry)
     rt = Runtime(
         settings=settings,
         db=Database(settings.effective_database_url),

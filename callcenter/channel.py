@@ -21,74 +21,25 @@ intake, segment counting and the segment budget, and pacing per sender number.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from callcenter.domain.errors import HotlineError
 from callcenter.domain.pacing import SendPacer
 from callcenter.domain.phone import normalize_phone
 from callcenter.domain.segments import Segments, count_segments, fit
+from callcenter.ports import (  # noqa: F401  (adapters import them from here)
+    ChannelNotReady,
+    ChannelPort,
+    ChannelRegistry,
+    DeliveryError,
+    Inbound,
+    OutboundMessage,
+    SendResult,
+)
+from callcenter.runtime import Runtime
 
 if TYPE_CHECKING:
     from aiohttp import web
-
-    from callcenter.actions.intake import Inbound
-    from callcenter.runtime import Runtime
-
-
-@dataclass(frozen=True)
-class OutboundMessage:
-    """A stored outbound message, handed to the adapter that delivers it."""
-
-    message_id: int
-    channel: str
-    to: str
-    sender: str | None
-    body: str
-    locale: str
-    kind: str
-    essential: bool
-    idempotency_key: str
-    meta: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class SendResult:
-    provider_id: str | None
-    status: str = "sent"  # queued | sent | delivered
-    detail: dict[str, Any] = field(default_factory=dict)
-
-
-class DeliveryError(Exception):
-    """A send that failed. ``permanent`` failures are not retried.
-
-    ``retry_after`` asks for the next try not before that many seconds; with
-    ``count_attempt=False`` (rate limits: the provider is fine, we are too
-    fast) the try does not count against the job's attempts.
-    """
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        permanent: bool = False,
-        code: str | None = None,
-        retry_after: float | None = None,
-        count_attempt: bool = True,
-    ) -> None:
-        super().__init__(message)
-        self.permanent = permanent
-        self.code = code
-        self.retry_after = retry_after
-        self.count_attempt = count_attempt
-
-
-class ChannelNotReady(HotlineError):
-    """The adapter cannot work yet (provider unreachable); retry later."""
-
-    status = 503
-    default_code = "channel_not_ready"
 
 
 class Channel(ABC):
@@ -162,9 +113,6 @@ class SmsChannel(Channel):
         meta: dict[str, Any] | None = None,
     ) -> Inbound:
         """What intake gets from any gateway: the citizen found by their E.164 number."""
-        # imported here: the intake action imports this module (for the delivery errors)
-        from callcenter.actions.intake import Inbound
-
         return Inbound(
             channel=self.name,
             identity_kind="phone",
@@ -194,19 +142,3 @@ class SmsChannel(Channel):
             raise DeliveryError(
                 f"sender {sender} is at its send rate", retry_after=wait, count_attempt=False
             )
-
-
-class ChannelRegistry:
-    def __init__(self) -> None:
-        self.channels: dict[str, Channel] = {}
-
-    def add(self, channel: Channel) -> None:
-        if channel.name in self.channels:
-            raise ValueError(f"two adapters for channel {channel.name!r}")
-        self.channels[channel.name] = channel
-
-    def get(self, name: str) -> Channel | None:
-        return self.channels.get(name)
-
-    def __iter__(self) -> Any:
-        return iter(self.channels.values())

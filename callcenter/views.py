@@ -309,16 +309,36 @@ def message_view(row: Any) -> dict[str, Any]:
     }
 
 
-async def conversation_messages(conn: Conn, conversation_id: int) -> list[Any]:
+async def conversation_messages(conn: Conn, conversation_id: int, *, after: int = 0) -> list[Any]:
+    """A conversation's messages in order (only those after message id ``after``)."""
     return list(
         (
             await conn.execute(
                 select(messages)
-                .where(messages.c.conversation_id == conversation_id)
+                .where(messages.c.conversation_id == conversation_id, messages.c.id > after)
                 .order_by(messages.c.id)
             )
         ).all()
     )
+
+
+async def latest_conversation(conn: Conn, channel: str, kind: str, address: str) -> Any:
+    """The newest conversation on ``channel`` of the citizen known there by ``address``
+    (an identity of ``kind``), open or not; None if they never wrote."""
+    return (
+        await conn.execute(
+            select(conversations)
+            .join(citizen_identities, citizen_identities.c.citizen_id == conversations.c.citizen_id)
+            .where(
+                citizen_identities.c.kind == kind,
+                citizen_identities.c.value == address,
+                conversations.c.channel == channel,
+                conversations.c.address == address,
+            )
+            .order_by(conversations.c.id.desc())
+            .limit(1)
+        )
+    ).first()
 
 
 async def citizen_profile(conn: Conn, citizen_id: int) -> dict[str, Any] | None:
@@ -391,3 +411,68 @@ def ticket_status_params(rt: Runtime, row: Any, locale: str) -> dict[str, Any]:
         "due": rt.local_text(row.due_at),
         "reply": row.reply or "",
     }
+
+
+async def citizens_matching(
+    conn: Conn, *, phone: str | None = None, name: str | None = None, limit: int = 50
+) -> list[Any]:
+    """Citizens by phone number (E.164, also among their identities) and/or part of the
+    name, newest first."""
+    query = select(citizens).order_by(citizens.c.id.desc()).limit(limit)
+    if phone:
+        query = query.where(
+            or_(
+                citizens.c.phone == phone,
+                citizens.c.id.in_(
+                    select(citizen_identities.c.citizen_id).where(
+                        citizen_identities.c.kind == "phone", citizen_identities.c.value == phone
+                    )
+                ),
+            )
+        )
+    if name:
+        query = query.where(citizens.c.name.like(f"%{name.replace('%', '')}%"))
+    return list((await conn.execute(query)).all())
+
+
+async def list_conversations_page(
+    conn: Conn,
+    *,
+    state: str | None = None,
+    channel: str | None = None,
+    queue: str | None = None,
+    citizen_id: int | None = None,
+    page: int = 1,
+    per_page: int = 20,
+) -> tuple[list[Any], int]:
+    """One page of conversations, newest activity first, and how many match."""
+    conditions: list[Any] = []
+    if state:
+        conditions.append(conversations.c.state == state)
+    if channel:
+        conditions.append(conversations.c.channel == channel)
+    if queue:
+        conditions.append(conversations.c.queue == queue)
+    if citizen_id is not None:
+        conditions.append(conversations.c.citizen_id == citizen_id)
+    total = await conn.scalar(select(func.count()).select_from(conversations).where(*conditions))
+    rows = (
+        await conn.execute(
+            select(conversations)
+            .where(*conditions)
+            .order_by(conversations.c.updated_at.desc(), conversations.c.id.desc())
+            .limit(per_page)
+            .offset((page - 1) * per_page)
+        )
+    ).all()
+    return list(rows), int(total or 0)
+
+
+async def conversation_by_id(conn: Conn, conversation_id: int) -> Any:
+    return (
+        await conn.execute(select(conversations).where(conversations.c.id == conversation_id))
+    ).first()
+
+
+async def message_by_id(conn: Conn, message_id: int) -> Any:
+    return (await conn.execute(select(messages).where(messages.c.id == message_id))).first()

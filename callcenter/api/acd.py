@@ -7,15 +7,21 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
-from sqlalchemy import select
 
 from callcenter.actions import agents, conversation_tickets, desk
 from callcenter.actions.tickets import TicketDraft
 from callcenter.api.http import Context, endpoint
 from callcenter.api.schemas import Id, LangQuery, Strict, TicketDetailOut
 from callcenter.domain.workflow import Priority, Role, TicketType
-from callcenter.queueing import agent_views, spots, waiting_entries
-from callcenter.store.tables import citizens, conversations, offers, queue_entries, users
+from callcenter.queueing import (
+    agent_views,
+    held_conversations,
+    pending_offers,
+    spots,
+    staff_names,
+    waiting_contacts,
+    waiting_entries,
+)
 from callcenter.views import conversation_view
 
 DESK = {Role.AGENT, Role.SUPERVISOR}
@@ -120,10 +126,7 @@ async def agents_out(ctx: Context) -> list[dict[str, Any]]:
     rt, now, locale = ctx.rt, ctx.rt.clock.now(), ctx.locale
     async with rt.db.read() as conn:
         views = await agent_views(conn, rt, now)
-        names = {
-            r.id: r
-            for r in (await conn.execute(select(users.c.id, users.c.display_name, users.c.role)))
-        }
+        names = await staff_names(conn)
     label = rt.catalog.label
     out = []
     for v in sorted(views, key=lambda a: a.agent_id):
@@ -167,22 +170,8 @@ async def my_desk(ctx: Context) -> dict[str, Any]:
     actor = ctx.require_actor()
     agents = await agents_out(ctx)
     async with ctx.rt.db.read() as conn:
-        offer_rows = (
-            await conn.execute(
-                select(offers)
-                .where(offers.c.agent_id == actor.id, offers.c.state == "pending")
-                .order_by(offers.c.id)
-            )
-        ).all()
-        held = (
-            await conn.execute(
-                select(conversations, citizens.c.name.label("citizen_name"))
-                .join(citizens, citizens.c.id == conversations.c.citizen_id)
-                .where(conversations.c.agent_id == actor.id)
-                .where(conversations.c.id.in_(_open_entry_conversations(actor.id)))
-                .order_by(conversations.c.id)
-            )
-        ).all()
+        offer_rows = await pending_offers(conn, actor.id)
+        held = await held_conversations(conn, actor.id)
     return {
         "agent": next((a for a in agents if a["agent_id"] == actor.id), None),
         "offers": [
@@ -198,12 +187,6 @@ async def my_desk(ctx: Context) -> dict[str, Any]:
         ],
         "conversations": [{**conversation_view(r), "citizen_name": r.citizen_name} for r in held],
     }
-
-
-def _open_entry_conversations(agent_id: int | None) -> Any:
-    return select(queue_entries.c.conversation_id).where(
-        queue_entries.c.agent_id == agent_id, queue_entries.c.ended_at.is_(None)
-    )
 
 
 @endpoint(
@@ -276,16 +259,7 @@ async def list_waiting(ctx: Context) -> list[dict[str, Any]]:
     async with ctx.rt.db.read() as conn:
         items = await waiting_entries(conn)
         places = spots(ctx.rt, items)
-        info = {
-            r.id: r
-            for r in (
-                await conn.execute(
-                    select(conversations.c.id, conversations.c.channel, citizens.c.name)
-                    .join(citizens, citizens.c.id == conversations.c.citizen_id)
-                    .where(conversations.c.id.in_([w.conversation_id for w in items]))
-                )
-            )
-        }
+        info = await waiting_contacts(conn, items)
     return [
         {
             "entry_id": w.entry_id,

@@ -37,7 +37,6 @@ from typing import Any
 
 import orjson
 from aiohttp import WSMsgType, web
-from sqlalchemy import select
 
 from callcenter.actions.citizens import update_contact
 from callcenter.actions.conversation_tickets import leave_message
@@ -50,7 +49,7 @@ from callcenter.domain.errors import HotlineError, InvalidInput
 from callcenter.domain.workflow import SYSTEM
 from callcenter.queueing import queue_spot, queue_spots
 from callcenter.runtime import Runtime
-from callcenter.store.tables import citizen_identities, conversations, messages
+from callcenter.views import conversation_messages, latest_conversation
 
 HERE = Path(__file__).parent
 TOKEN_BYTES = 24
@@ -248,16 +247,7 @@ class WebChat(Channel):
         if conversation is not None:
             self.address_of_conversation[conversation.id] = chat.address
             async with self.rt.db.read() as conn:
-                rows = (
-                    await conn.execute(
-                        select(messages)
-                        .where(
-                            messages.c.conversation_id == conversation.id,
-                            messages.c.id > after_id,
-                        )
-                        .order_by(messages.c.id)
-                    )
-                ).all()
+                rows = await conversation_messages(conn, conversation.id, after=after_id)
             history = [message_frame(r._asdict())["message"] for r in rows]
         await self._send(
             ws,
@@ -274,23 +264,7 @@ class WebChat(Channel):
 
     async def _latest_conversation(self, address: str) -> Any:
         async with self.rt.db.read() as conn:
-            return (
-                await conn.execute(
-                    select(conversations)
-                    .join(
-                        citizen_identities,
-                        citizen_identities.c.citizen_id == conversations.c.citizen_id,
-                    )
-                    .where(
-                        citizen_identities.c.kind == "web",
-                        citizen_identities.c.value == address,
-                        conversations.c.channel == self.name,
-                        conversations.c.address == address,
-                    )
-                    .order_by(conversations.c.id.desc())
-                    .limit(1)
-                )
-            ).first()
+            return await latest_conversation(conn, self.name, "web", address)
 
     async def _on_frame(self, chat: ChatSocket, frame: dict[str, Any]) -> None:
         kind = frame.get("type")

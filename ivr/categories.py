@@ -10,14 +10,18 @@ confirmation or offers the keypad menu instead.
 from __future__ import annotations
 
 from dataclasses import replace
+from functools import lru_cache
 
 from pypinyin import Style, lazy_pinyin
+from pypinyin.contrib.tone_convert import to_initials
 from rapidfuzz import fuzz
 
 from callcenter.domain.routing import Category, Classification, classify, infer_type
 from callcenter.runtime import Runtime
 
-SOUNDS_LIKE = 85.0  # rapidfuzz ratio for a keyword heard with a recogniser's error
+SOUNDS_LIKE = 85.0  # rapidfuzz ratio for an English keyword heard with a recogniser's error
+# mean likeness of a Chinese keyword's syllables: one the same and one with the same final
+SYLLABLES_ALIKE = 0.8
 
 
 def voice_categories(rt: Runtime) -> list[Category]:
@@ -38,9 +42,10 @@ def voice_categories(rt: Runtime) -> list[Category]:
 def recognise_category(rt: Runtime, transcript: str) -> Classification:
     """The core's classifier on the words; failing that, keywords that sound alike.
 
-    A recogniser writes 鲁灯 for 路灯 or "pot hole" for "pothole": Chinese
-    keywords are compared by toneless pinyin, English ones by letters, over
-    runs of the transcript as long as the keyword (rapidfuzz).
+    A recogniser writes 鲁灯 or 路更 for 路灯, or "pot hole" for "pothole":
+    Chinese keywords are compared syllable by syllable (toneless pinyin: the
+    same syllable, or the same final and initial), English ones by letters
+    (rapidfuzz), over runs of the transcript as long as the keyword.
     """
     categories = voice_categories(rt)
     found = classify(transcript, categories)
@@ -49,20 +54,60 @@ def recognise_category(rt: Runtime, transcript: str) -> Classification:
     return sounds_like(transcript, categories)
 
 
-def _pinyin(text: str) -> str:
-    return "".join(s for s in lazy_pinyin(text, style=Style.NORMAL, errors="ignore") if s.isalpha())
+@lru_cache(maxsize=8192)
+def _parts(syllable: str) -> tuple[str, str]:
+    """A toneless syllable's initial and final (``deng`` -> ``d``, ``eng``)."""
+    initial = to_initials(syllable, strict=False) or ""
+    return initial, syllable[len(initial) :]
 
 
-def _heard(keyword: str, transcript: str, syllables: list[str], words: list[str]) -> bool:
+APICAL = ("z", "c", "s", "zh", "ch", "sh", "r")  # their "i" is no vowel of its own
+
+
+def _syllable_likeness(a: str, b: str) -> float:
+    """1 for the same syllable; else the final counts 0.6 and the initial 0.4 (the bare
+    "i" of zi, ci, shi... counts only with its initial)."""
+    if a == b:
+        return 1.0
+    (ia, fa), (ib, fb) = _parts(a), _parts(b)
+    same_final = fa == fb and not (fa == "i" and (ia in APICAL or ib in APICAL))
+    return 0.4 * (ia == ib) + 0.6 * same_final
+
+
+def _heard(keyword: str, syllables: list[str], words: list[str]) -> bool:
     if any("\u4e00" <= ch <= "\u9fff" for ch in keyword):
-        key = _pinyin(keyword)
-        size = len(lazy_pinyin(keyword))
-        runs = ("".join(syllables[i : i + size]) for i in range(len(syllables) - size + 1))
-    else:
-        key = keyword.lower().replace(" ", "")
-        size = len(keyword.split())
-        runs = ("".join(words[i : i + n]) for n in (size, size + 1) for i in range(len(words)))
+        sounds = [s for s in lazy_pinyin(keyword, style=Style.NORMAL) if s.isalpha()]
+        needed = SYLLABLES_ALIKE if len(sounds) < 3 else SYLLABLES_ALIKE - 0.05
+        for i in range(len(syllables) - len(sounds) + 1):
+            run = syllables[i : i + len(sounds)]
+            alike = sum(_syllable_likeness(a, b) for a, b in zip(sounds, run, strict=True))
+            if alike / len(sounds) >= needed:
+                return True
+        return False
+    parts = keyword.lower().split()
+    if _inflected(parts, words):
+        return True
+    key = "".join(parts)
+    size = len(parts)
+    runs = ("".join(words[i : i + n]) for n in (size, size + 1) for i in range(len(words)))
     return len(key) >= 5 and any(fuzz.ratio(key, run) >= SOUNDS_LIKE for run in runs)
+
+
+ENDINGS = ("s", "es", "ed", "d", "ing", "er", "ers", "y")
+
+
+def _inflected(parts: list[str], words: list[str]) -> bool:
+    """The keyword with another ending on its last word: "leaking", "flickering lights"."""
+    size = len(parts)
+    for i in range(len(words) - size + 1):
+        run = words[i : i + size]
+        if run[:-1] != parts[:-1]:
+            continue
+        last, word = parts[-1], run[-1]
+        stem = last[:-1] if last.endswith("e") else last
+        if word.startswith(stem) and word[len(stem) :] in (*ENDINGS, "e"):
+            return True
+    return False
 
 
 def sounds_like(transcript: str, categories: list[Category]) -> Classification:
@@ -75,7 +120,7 @@ def sounds_like(transcript: str, categories: list[Category]) -> Classification:
         found = tuple(
             kw
             for kw in (*category.keywords_zh, *category.keywords_en)
-            if kw and _heard(kw, transcript, syllables, words)
+            if kw and _heard(kw, syllables, words)
         )
         if found:
             scored.append((len(found), category, found))

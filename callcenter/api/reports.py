@@ -17,6 +17,8 @@ from callcenter.reports import (
     department_summary,
     kpi_report,
     kpis_csv,
+    mediation_stats,
+    mediations_csv,
     period,
     tickets_csv,
     wallboard,
@@ -50,6 +52,7 @@ class WallboardOut(BaseModel):
     tickets_closed_today: int
     overdue_by_department: list[dict[str, Any]]
     overdue_total: int
+    mediations: dict[str, Any]  # sessions today and now, this month's figures
 
 
 class KpiReportOut(BaseModel):
@@ -60,6 +63,7 @@ class KpiReportOut(BaseModel):
     contacts: dict[str, Any]
     departments: list[dict[str, Any]]
     streets: list[dict[str, Any]]
+    mediations: dict[str, Any]  # per month: held, agreement and no-show rates, days to session
 
 
 class SummaryOut(BaseModel):
@@ -138,6 +142,22 @@ async def get_kpis_csv(ctx: Context) -> web.Response:
     async with ctx.rt.db.read(long=True) as conn:
         report = await kpi_report(conn, ctx.rt, start, end, ctx.locale)
     return _csv_response(kpis_csv(report, ctx.locale, ctx.rt), "kpis.csv")
+
+
+@endpoint(
+    "GET",
+    "/reports/mediations.csv",
+    summary="Mediations per month: held, agreements, no-shows, days to session, as CSV",
+    tag="reports",
+    roles=SUPERVISORS,
+    query=PeriodQuery,
+    errors=(400, 401, 403),
+)
+async def get_mediations_csv(ctx: Context) -> web.Response:
+    start, end = _period(ctx)
+    async with ctx.rt.db.read(long=True) as conn:
+        stats = await mediation_stats(conn, ctx.rt, start, end)
+    return _csv_response(mediations_csv(stats), "mediations.csv")
 
 
 @endpoint(

@@ -136,9 +136,12 @@ class CallRunner:
             return
         session = Session(info, locale=info.locale)
         answer()
+        self.answered_at = time.monotonic()
         try:
             self.stream_out(self.ctx.prompts.render(say(session), "u8"), interrupt=False)
             self.drain_out(10)
+        except NoMedia:
+            log.debug("SIP call %s sent no audio while told the lines are busy", self.call_id)
         finally:
             if not self.audio.ended:
                 try:

@@ -254,6 +254,67 @@ async def test_a_call_that_sends_no_audio_is_ended_and_offered_to_no_one(
         await close_runtime(rt)
 
 
+async def test_whisper_hears_a_spoken_address_and_the_ticket_goes_to_its_street(
+    tmp_path: Path, sqlite_url: str, whisper_model: Path
+) -> None:
+    """The real recogniser in a real call: the place said routes like a typed address."""
+    rt = await start_sip(
+        tmp_path,
+        sqlite_url,
+        voice={"recognizers": {"en": "whisper"}, "whisper_model": str(whisper_model)},
+    )
+    try:
+        speech_pcap, speech_seconds = speech(
+            tmp_path, "The street light outside number twelve Harbour Road is broken", "en"
+        )
+        steps = [
+            Step(1.0, dtmf_pcap("2")),
+            Step(1.5, dtmf_pcap("2")),
+            Step(duration(rt, "describe_problem", "en") + 1.5, speech_pcap),
+            Step(speech_seconds + 6.0, dtmf_pcap("1")),  # confirm, once Whisper has answered
+        ]
+        code, log = await run_sipp(rt, tmp_path, uac_scenario(steps))
+        assert code == 0, log
+        (call,) = await wait_for_end(rt)
+        assert call.dtmf == "221" and call.outcome == "ticket", call
+        assert "harbour road" in call.transcript.lower(), call.transcript
+        async with rt.db.read() as conn:
+            ticket = (await conn.execute(select(tickets))).one()
+        assert rt.directory.category_by_id[ticket.category_id].code == "street_light"
+        assert ticket.address == "Harbour Road" and ticket.state == "dispatched"
+        assert rt.directory.by_id[ticket.street_id].code == "XG-GW"
+    finally:
+        await close_runtime(rt)
+
+
+async def test_a_call_over_the_cap_hears_the_lines_are_busy(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    rt = await start_sip(tmp_path, sqlite_url, voice={"max_calls": 1})
+    try:
+        first_dir, second_dir = tmp_path / "first", tmp_path / "second"
+        first_dir.mkdir()
+        second_dir.mkdir()
+        holding = uac_scenario([Step(1.0, dtmf_pcap("1"))], hang_up_after=14.0)
+        turned_away = uac_scenario([], caller="+8613900000077", wait_bye_ms=30_000)
+
+        async def later() -> tuple[int, str]:
+            await asyncio.sleep(3.0)
+            return await run_sipp(rt, second_dir, turned_away)
+
+        (code1, log1), (code2, log2) = await asyncio.gather(
+            run_sipp(rt, first_dir, holding), later()
+        )
+        assert code1 == 0, log1
+        assert code2 == 0, log2  # answered, told, and hung up on by the hotline
+        rows = await wait_for_end(rt, 2)
+        busy = [r for r in rows if r.from_number == "+8613900000077"]
+        assert len(busy) == 1 and busy[0].outcome == "busy"
+        assert [r.outcome for r in rows if r not in busy] == ["abandoned"]
+    finally:
+        await close_runtime(rt)
+
+
 async def test_a_pcma_caller_waits_in_the_queue_and_hangs_up(
     sip_rt: Runtime, tmp_path: Path
 ) -> None:

@@ -451,3 +451,43 @@ async def test_a_spoken_address_routes_like_a_typed_one(
     street = rt.directory.by_id[ticket.street_id]
     assert ticket.address == "Harbour Road" and street.code == "XG-GW"  # 港湾街道
     assert ticket.routing["rule"] != "no_location"
+
+
+async def test_each_step_of_a_call_is_one_log_line(
+    voice: tuple[Runtime, TestClient], caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    _, client = voice
+    phone = Phone(client, "CA-log")
+    with caplog.at_level(logging.INFO, logger="ivr.engine"):
+        await phone.call()
+        await phone.press("2")
+        await phone.press("9")
+        await hang_up(phone)
+    lines = [r.getMessage() for r in caplog.records if r.name == "ivr.engine"]
+    assert len(lines) == 4, lines  # the start, two keys, the end
+    assert lines[1].startswith("call 1: at language pressed '2' -> main")
+    assert "pressed '9' -> main" in lines[2] and "invalid_choice" in lines[2]
+    assert lines[3] == "call 1: ended (abandoned) at main"
+
+
+async def test_an_empty_voice_message_is_offered_to_no_one(
+    voice: tuple[Runtime, TestClient],
+) -> None:
+    rt, client = voice
+    rt.clock.advance(hours=10)  # type: ignore[attr-defined]  # 20:00 in Shanghai: closed
+    phone = Phone(client, "CA-empty-vm")
+    await phone.call()
+    await phone.press("2")
+    await phone.press("0")
+    assert phone.verbs()[-2:] == ["Record", "Redirect"]
+    await phone.silence()  # the recording timed out: nothing was said
+    said = " ".join(t for _, t in phone.spoken())
+    assert "No message was recorded" in said and phone.verbs()[-1] == "Hangup"
+    async with rt.db.read() as conn:
+        queued = (
+            await conn.execute(select(conversations).where(conversations.c.state == "queued"))
+        ).all()
+        kept = (await conn.execute(select(messages).where(messages.c.kind == "voicemail"))).all()
+    assert queued == [] and kept == []

@@ -73,6 +73,8 @@ def categories() -> list[Category]:
         ("小区停睡了", "water_outage"),  # ting shui
         ("there is a pot hole near the school", "road_damage"),
         ("the street lite is out", "street_light"),
+        ("a pipe is leaking under the road", "water_leak"),  # another ending
+        ("路更坏了，晚上很黑", "street_light"),  # lu geng: one syllable, one final alike
     ],
 )
 def test_keywords_that_sound_alike_name_the_category(heard: str, code: str) -> None:

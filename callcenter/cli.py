@@ -372,8 +372,10 @@ def build_parser() -> argparse.ArgumentParser:
     migrate.set_defaults(func=cmd_migrate)
 
     demo = sub.add_parser("demo-data", help="load the demo city and its history")
-    demo.add_argument("--tickets", type=int, default=300)
-    demo.add_argument("--days", type=int, default=45)
+    demo.add_argument("--tickets", type=int, default=None, help="contacts (the city's month: 300)")
+    demo.add_argument(
+        "--days", type=int, default=None, help="days of history (the city's month: 30)"
+    )
     demo.add_argument("--seed", type=int, default=12345)
     demo.set_defaults(func=cmd_demo_data)
 

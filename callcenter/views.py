@@ -25,7 +25,9 @@ from callcenter.store.tables import (
     citizens,
     conversations,
     messages,
+    surveys,
     tickets,
+    users,
 )
 
 
@@ -476,3 +478,20 @@ async def conversation_by_id(conn: Conn, conversation_id: int) -> Any:
 
 async def message_by_id(conn: Conn, message_id: int) -> Any:
     return (await conn.execute(select(messages).where(messages.c.id == message_id))).first()
+
+
+async def staff_actors(conn: Conn) -> list[Actor]:
+    """Every active member of staff, as the actor of the steps they take."""
+    rows = (await conn.execute(select(users).where(users.c.active.is_(True)))).all()
+    return [Actor(r.id, Role(r.role), r.display_name, r.department_id, r.locale) for r in rows]
+
+
+async def survey_waiting_for_answer(conn: Conn, ticket_id: int) -> int | None:
+    """The id of the ticket's survey that was sent and waits for the citizen, if any."""
+    found = await conn.scalar(
+        select(surveys.c.id)
+        .where(surveys.c.ticket_id == ticket_id, surveys.c.state.in_(["sent", "reminded"]))
+        .order_by(surveys.c.id.desc())
+        .limit(1)
+    )
+    return int(found) if found is not None else None

@@ -16,12 +16,13 @@ from pathlib import Path
 
 from aiohttp import web
 
-from callcenter.actions import mediation_files, mediations, reminders, surveys
+from callcenter.actions import mediation_files, mediations, privacy, reminders, surveys
 from callcenter.actions.acd import AcdDriver
 from callcenter.actions.inbox import inbox
 from callcenter.actions.mediation_files import TRANSCRIBER, Transcriber
 from callcenter.actions.messages import DELIVER, deliver_message
 from callcenter.api import create_api
+from callcenter.api.guard import setup_guard
 from callcenter.api.http import error_middleware
 from callcenter.api.keys import RUNTIME, SETTINGS
 from callcenter.bus import MemoryBus
@@ -84,11 +85,12 @@ def build_runtime(
     registry.register(surveys.SEND, surveys.send_survey)
     registry.register(surveys.REMIND, surveys.remind_survey)
     registry.register(surveys.EXPIRE, surveys.expire_survey)
+    registry.register(privacy.RETENTION, privacy.retention_job)
     mediations.register_jobs(registry)
     mediation_files.register_jobs(registry)
     rt = Runtime(
         settings=settings,
-        db=Database(settings.effective_database_url),
+        db=Database(settings.effective_database_url, synchronous=settings.sqlite_synchronous),
         clock=clock or SystemClock(),
         random=make_random(seed),
         catalog=Catalog.core(settings.default_locale),
@@ -104,8 +106,7 @@ def build_runtime(
             recent=settings.jobs.busy_ms / 1000,
         ),
     )
-    for spec in settings.channels:
-        cls = load_channel_class(spec)
+    for cls in _without_yielding_stand_ins([load_channel_class(s) for s in settings.channels]):
         if cls.strings_dir is not None:
             rt.catalog.load_dir(cls.strings_dir, prefix=f"channels.{cls.name}")
         rt.channels.add(cls(rt, settings.options_for(cls.name)))
@@ -115,6 +116,41 @@ def build_runtime(
     if settings.mediation.transcribe:
         rt.extras[TRANSCRIBER] = _lazy_transcriber(rt)
     return rt
+
+
+def _without_yielding_stand_ins(classes: list[type[Channel]]) -> list[type[Channel]]:
+    """A stand-in (the simulated SMS provider) is off when a real adapter of its channel is
+    configured too: citizens' numbers must not be writable by anyone but the real provider."""
+    real = {cls.name for cls in classes if not cls.stand_in}
+    kept = []
+    for cls in classes:
+        if cls.stand_in and cls.name in real:
+            log.warning(
+                "channel %s: %s.%s is off, a real adapter is configured",
+                cls.name,
+                cls.__module__,
+                cls.__qualname__,
+            )
+            continue
+        kept.append(cls)
+    return kept
+
+
+def access_report(rt: Runtime) -> list[str]:
+    """Which channels are open, where, and to whom, in the default language (said at start)."""
+    locale = rt.catalog.default_locale
+    lines = []
+    for channel in rt.channels:
+        ways = channel.access()
+        if not ways:
+            lines.append(rt.text("access.line_none", locale, channel=channel.name))
+        for way in ways:
+            detail = f" ({way.detail})" if way.detail else ""
+            who = rt.text(f"access.{way.who}", locale, detail=detail)
+            lines.append(
+                rt.text("access.line", locale, channel=channel.name, route=way.route, who=who)
+            )
+    return lines
 
 
 def _lazy_transcriber(rt: Runtime) -> Transcriber:
@@ -216,6 +252,7 @@ def create_app(
         await close_runtime(rt)
 
     app.cleanup_ctx.append(runtime_context)
+    setup_guard(app, settings)  # first: channels add the paths they let other sites frame
     app.add_subapp("/api", create_api())
     setup_media_routes(app)
     for channel in rt.channels:

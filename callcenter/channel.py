@@ -21,6 +21,7 @@ intake, segment counting and the segment budget, and pacing per sender number.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -28,6 +29,7 @@ from callcenter.domain.pacing import SendPacer
 from callcenter.domain.phone import normalize_phone
 from callcenter.domain.segments import Segments, count_segments, fit
 from callcenter.ports import (  # noqa: F401  (adapters import them from here)
+    Access,
     ChannelNotReady,
     ChannelPort,
     ChannelRegistry,
@@ -48,6 +50,9 @@ class Channel(ABC):
     name: ClassVar[str]
     strings_dir: ClassVar[Path | None] = None
     text_capable: ClassVar[bool] = True  # False for voice: notifications then go by SMS
+    # a stand-in for demos and tests (the simulated SMS provider): it gives way to a real
+    # adapter of the same name, and its ways in are closed to the network by default
+    stand_in: ClassVar[bool] = False
     # True for an adapter that opens a listening socket of its own (SIP): it is
     # initialised only in the process that serves (``start_runtime(listen=True)``),
     # so that commands beside a running server (workers, simulate) do not take its port
@@ -66,9 +71,24 @@ class Channel(ABC):
     def setup_web(self, app: web.Application) -> None:
         """Add webhook or page routes to the server (optional)."""
 
+    def access(self) -> list[Access]:
+        """The ways in :meth:`setup_web` (or :meth:`initialize`) opens, and who may use them."""
+        return []
+
     @abstractmethod
     async def send(self, message: OutboundMessage) -> SendResult:
         """Deliver one stored message. Must be idempotent on ``idempotency_key``."""
+
+    async def find_sent(self, message: OutboundMessage, since: datetime) -> SendResult | None:
+        """Whether the provider already has ``message`` (handed to it at or after ``since``).
+
+        Asked before a send when an earlier attempt started and its answer was never
+        recorded (the process died in between); None means not found, and the message
+        is sent again. An adapter whose provider has no idempotency key answers from
+        the provider's own records; raise :class:`DeliveryError` when it cannot be asked
+        now (the send is then retried later, never made blind).
+        """
+        return None
 
 
 class SmsChannel(Channel):

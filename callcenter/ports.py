@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
@@ -95,6 +96,21 @@ class ChannelNotReady(HotlineError):
     default_code = "channel_not_ready"
 
 
+@dataclass(frozen=True)
+class Access:
+    """One way into the server a channel opens, and who may use it; the server says
+    them all at start (:func:`callcenter.bootstrap.access_report`).
+
+    ``who`` names a text ``access.<who>``: ``everyone``, ``loopback``, ``token``,
+    ``signed`` (the provider's signature), ``secret`` (a shared secret header),
+    ``sip`` (the SIP port), ``outbound`` (the adapter calls out, nothing comes in).
+    """
+
+    route: str
+    who: str
+    detail: str = ""
+
+
 class ChannelPort(Protocol):
     """What the core and the composition root call on an adapter
     (:class:`callcenter.channel.Channel` is the base every adapter subclasses)."""
@@ -103,6 +119,7 @@ class ChannelPort(Protocol):
     strings_dir: ClassVar[Path | None]
     text_capable: ClassVar[bool]
     listens: ClassVar[bool]
+    stand_in: ClassVar[bool]
 
     async def initialize(self) -> None: ...
 
@@ -110,7 +127,11 @@ class ChannelPort(Protocol):
 
     def setup_web(self, app: web.Application) -> None: ...
 
+    def access(self) -> list[Access]: ...
+
     async def send(self, message: OutboundMessage) -> SendResult: ...
+
+    async def find_sent(self, message: OutboundMessage, since: datetime) -> SendResult | None: ...
 
 
 class ChannelRegistry:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from callcenter.actions.messages import send_reply
+from callcenter.actions.privacy import masked_row
 from callcenter.api.http import Context, endpoint
 from callcenter.api.schemas import (
     CitizenOut,
@@ -19,6 +20,7 @@ from callcenter.api.schemas import (
 )
 from callcenter.domain.errors import NotFound
 from callcenter.domain.phone import normalize_phone
+from callcenter.domain.privacy import mask_phone
 from callcenter.domain.workflow import Role
 from callcenter.views import (
     TicketFilter,
@@ -52,11 +54,12 @@ async def find_citizens(ctx: Context) -> list[dict[str, Any]]:
     phone = normalize_phone(q.phone, ctx.rt.settings.default_region) if q.phone else None
     async with ctx.rt.db.read() as conn:
         rows = await citizens_matching(conn, phone=phone, name=q.q)
+    # a list: numbers masked (the searcher knows the one searched for; the profile shows it)
     return [
         {
             "id": r.id,
             "name": r.name,
-            "phone": r.phone,
+            "phone": mask_phone(r.phone),
             "locale": r.locale,
             "created_at": r.created_at,
         }
@@ -115,7 +118,8 @@ async def list_conversations(ctx: Context) -> dict[str, Any]:
             per_page=q.per_page,
         )
     return {
-        "items": [conversation_view(r) for r in rows],
+        # a list: addresses masked; the conversation itself shows the full one
+        "items": [masked_row(conversation_view(r), "address") for r in rows],
         "page": {"page": q.page, "per_page": q.per_page, "total": total},
     }
 

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
 from aiohttp import web
 from pydantic import BaseModel
 
 from callcenter.api.http import Context, endpoint
-from callcenter.api.schemas import Strict
+from callcenter.api.schemas import QueryDate, Strict
 from callcenter.domain.errors import InvalidInput, NotFound
 from callcenter.domain.ids import parse_id
 from callcenter.domain.workflow import Role
@@ -30,8 +30,8 @@ MAX_DAYS = 400
 
 
 class PeriodQuery(Strict):
-    start: date | None = None
-    end: date | None = None
+    start: QueryDate | None = None
+    end: QueryDate | None = None
     lang: str | None = None
 
 
@@ -136,6 +136,7 @@ def _csv_response(text: str, name: str) -> web.Response:
     roles=SUPERVISORS,
     query=PeriodQuery,
     errors=(400, 401, 403),
+    media_type="text/csv",
 )
 async def get_kpis_csv(ctx: Context) -> web.Response:
     start, end = _period(ctx)
@@ -168,6 +169,7 @@ async def get_mediations_csv(ctx: Context) -> web.Response:
     roles=SUPERVISORS,
     query=PeriodQuery,
     errors=(400, 401, 403),
+    media_type="text/csv",
 )
 async def get_tickets_csv(ctx: Context) -> web.Response:
     start, end = _period(ctx)

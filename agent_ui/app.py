@@ -42,10 +42,11 @@ from callcenter.api.http import (
     error_body,
     json_response,
 )
-from callcenter.api.keys import RUNTIME
+from callcenter.api.keys import RUNTIME, SITE_PAGES
 from callcenter.domain.errors import Forbidden, HotlineError, InvalidInput, Unauthenticated
 from callcenter.domain.ids import parse_id
 from callcenter.domain.workflow import Actor, Role
+from callcenter.ports import Page
 from callcenter.runtime import Runtime
 from callcenter.views import ticket_by_ref, visible_to
 
@@ -94,6 +95,7 @@ def setup(app: web.Application, rt: Runtime) -> None:
         await app[HUB].stop()
 
     app.cleanup_ctx.append(hub_context)
+    app[SITE_PAGES].append(Page("/ui/", "site.staff"))  # on the server's front page
     # security headers and cookie flags: the server-wide guard (callcenter/api/guard.py)
     r = app.router
     r.add_get("/ui", home)

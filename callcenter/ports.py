@@ -111,15 +111,26 @@ class Access:
     detail: str = ""
 
 
+@dataclass(frozen=True)
+class Page:
+    """A public page a channel serves, for the server's front page: its path and the
+    catalog key of its link's text."""
+
+    path: str
+    text_key: str
+
+
 class ChannelPort(Protocol):
     """What the core and the composition root call on an adapter
     (:class:`callcenter.channel.Channel` is the base every adapter subclasses)."""
 
     name: ClassVar[str]
+    identity_kind: ClassVar[str | None]
     strings_dir: ClassVar[Path | None]
     text_capable: ClassVar[bool]
     listens: ClassVar[bool]
     stand_in: ClassVar[bool]
+    pages: ClassVar[tuple[Page, ...]]
 
     async def initialize(self) -> None: ...
 
@@ -145,6 +156,10 @@ class ChannelRegistry:
 
     def get(self, name: str) -> ChannelPort | None:
         return self.channels.get(name)
+
+    def identity_kinds(self) -> frozenset[str]:
+        """The kinds of identity the channels know citizens by (``phone``, ``telegram``...)."""
+        return frozenset(c.identity_kind for c in self.channels.values() if c.identity_kind)
 
     def __iter__(self) -> Iterator[ChannelPort]:
         return iter(self.channels.values())

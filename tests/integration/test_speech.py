@@ -228,10 +228,29 @@ def test_whisper_hears_chinese_in_simplified_characters(
     speak_to_wav("青山路上的垃圾好几天没人收了", "zh-CN", path, speed=130)
     pcm, _ = read_wav(path)
     result = recognizer.transcribe(g711_to_s16(s16_to_ulaw(pcm), "ulaw"))
-    # Whisper base hears espeak-ng's Mandarin poorly (bench/stt.py measures how poorly);
-    # this checks the street name from the prompt and simplified characters
-    assert "青山路" in result.text, result.text
-    assert not set("條會說們裡這個") & set(result.text)
+    # Whisper base hears espeak-ng's Mandarin poorly (bench/stt.py measures how poorly):
+    # the words come out as homophones (拉纪 for 垃圾), which still name the category
+    from callcenter.domain.routing import Category, classify
+    from ivr.categories import sounds_like
+
+    categories = [
+        Category(
+            i,
+            c["code"],
+            c["name_zh"],
+            c["name_en"],
+            c["department_kind"],
+            keywords_zh=tuple(c["keywords_zh"]),
+            keywords_en=tuple(c["keywords_en"]),
+        )
+        for i, c in enumerate(CATEGORIES)
+    ]
+    found = classify(result.text, categories)
+    if not found.category_code:
+        found = sounds_like(result.text, categories)
+    assert found.category_code == "garbage", result.text
+    assert sum("\u4e00" <= ch <= "\u9fff" for ch in result.text) >= 5
+    assert not set("條會說們裡這個級紀") & set(result.text)  # simplified characters
 
 
 def test_the_turn_ends_after_speech_and_silence_not_on_noise(tmp_path: Path) -> None:

@@ -87,5 +87,7 @@ def test_no_page_breaks_the_content_security_policy(
             seen[f"{username} {path}"] = violations(page)
         page.context.close()
 
+    public.context.close()  # the widget's and the pages' sockets, before the server stops
+    login.context.close()
     assert all(not v for v in seen.values()), seen
     assert problems == []

@@ -67,10 +67,6 @@ LABEL_GROUPS = (
     "role.",
     "department_kind.",
 )
-CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
-)
 HOME = {
     Role.AGENT: "/ui/desk",
     Role.SUPERVISOR: "/ui/wallboard",
@@ -98,7 +94,7 @@ def setup(app: web.Application, rt: Runtime) -> None:
         await app[HUB].stop()
 
     app.cleanup_ctx.append(hub_context)
-    app.middlewares.append(security_headers)
+    # security headers and cookie flags: the server-wide guard (callcenter/api/guard.py)
     r = app.router
     r.add_get("/ui", home)
     r.add_get("/ui/", home)
@@ -114,19 +110,6 @@ def setup(app: web.Application, rt: Runtime) -> None:
     r.add_get("/ui/ws", staff_socket)
     r.add_static("/ui/static/", STATIC, append_version=False)
     mediation.setup(app, rt)
-
-
-@web.middleware
-async def security_headers(request: web.Request, handler: Any) -> web.StreamResponse:
-    response: web.StreamResponse = await handler(request)
-    if request.path.startswith("/ui") and not isinstance(response, web.WebSocketResponse):
-        response.headers.setdefault("Content-Security-Policy", CSP)
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("Referrer-Policy", "same-origin")
-        response.headers.setdefault("X-Frame-Options", "DENY")
-        if not request.path.startswith("/ui/static/"):
-            response.headers.setdefault("Cache-Control", "no-store")
-    return response
 
 
 # --- texts --------------------------------------------------------------------------------

@@ -49,7 +49,7 @@ async def mediation_page(request: web.Request) -> web.StreamResponse:
     async with rt.db.read() as conn:
         m = await row_by_id(conn, mediations, int(raw)) if raw.isdigit() else None
         ticket = await row_by_id(conn, tickets, m.ticket_id) if m else None
-    if m is None or ticket is None or not visible_to(actor, ticket):
+    if m is None or ticket is None or not (visible_to(actor, ticket) or actor.id == m.mediator_id):
         raise web.HTTPNotFound(text=rt.text("errors.mediation_not_found", actor.locale))
     session = await current_session(request)
     locale = rt.catalog.locale_or_default(actor.locale)

@@ -1,7 +1,8 @@
 """The bare baseline: an aiohttp handler that inserts one row into SQLite and answers.
 
 Same event loop (uvloop when installed), same SQLite driver (aiosqlite) and the
-same pragmas as the hotline (WAL, synchronous=NORMAL), nothing else.
+same pragmas as the hotline (WAL, and the synchronous setting named by the third
+argument: FULL, the hotline's, by default), nothing else.
 """
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ import aiosqlite
 from aiohttp import web
 
 
-async def make_app(path: str) -> web.Application:
+async def make_app(path: str, synchronous: str = "FULL") -> web.Application:
     db = await aiosqlite.connect(path)
     await db.execute("PRAGMA journal_mode=WAL")
-    await db.execute("PRAGMA synchronous=NORMAL")
+    await db.execute(f"PRAGMA synchronous={synchronous}")
     await db.execute(
         "CREATE TABLE IF NOT EXISTS inbound (id INTEGER PRIMARY KEY, sender TEXT, body TEXT,"
         " provider_id TEXT UNIQUE)"
@@ -51,5 +52,9 @@ if __name__ == "__main__":
     except ImportError:
         pass
     web.run_app(
-        make_app(sys.argv[1]), host="127.0.0.1", port=int(sys.argv[2]), print=None, access_log=None
+        make_app(sys.argv[1], *sys.argv[3:4]),
+        host="127.0.0.1",
+        port=int(sys.argv[2]),
+        print=None,
+        access_log=None,
     )

@@ -15,6 +15,10 @@ is handled and reports, from the inbox's own timestamps, how fast they were
 handled and how long each waited between stored and handled. Then it checks
 that every message is stored with its conversation and counts the tickets.
 
+Each run measures the hotline (and the baseline) with SQLite's ``synchronous=NORMAL``
+and then ``FULL`` (the hotline's setting: every commit synced to the disk), so
+the cost of durable commits is read off one run (``--synchronous FULL`` for one).
+
     .venv/bin/python bench/intake.py [--n 2000] [--concurrency 16] [--rate 200] [--seconds 10]
 """
 
@@ -123,12 +127,93 @@ def run_load(
     return asyncio.run(go())
 
 
+@dataclass
+class HotlineRun:
+    synchronous: str
+    loads: tuple[Result, Result, Handled | None, Handled | None]
+    stored: int
+    conversations: int
+    tickets: int
+
+    @property
+    def sent(self) -> int:
+        return self.loads[0].count + self.loads[1].count
+
+
+def run_hotline(folder: Path, args: argparse.Namespace, synchronous: str) -> HotlineRun:
+    """One hotline, in a data directory of its own, with ``sqlite_synchronous`` set."""
+    data = folder / f"data-{synchronous.lower()}"
+    env = python_env(
+        CALLCENTER_DATA_DIR=str(data),
+        CALLCENTER_SQLITE_SYNCHRONOUS=synchronous,
+        **dict(args.set),
+    )
+    cli = [PYTHON, "-m", "callcenter.cli"]
+    subprocess.run([*cli, "migrate"], cwd=folder, env=env, check=True, capture_output=True)
+    subprocess.run(
+        [*cli, "demo-data", "--tickets", "0"], cwd=folder, env=env, check=True, capture_output=True
+    )
+    port = free_port()
+    worker = None
+    if args.worker:  # the web node answers; a worker process does the rest
+        worker = subprocess.Popen([*cli, "worker"], cwd=folder, env=env, stdout=subprocess.DEVNULL)
+        env = {**env, "CALLCENTER_JOBS__DRIVER": "none"}
+    server = start(
+        [*cli, "serve", "--port", str(port)],
+        cwd=folder,
+        env=env,
+        health=f"http://127.0.0.1:{port}/api/health",
+    )
+    db_path = data / "callcenter.db"
+    try:
+        loads = run_load(f"http://127.0.0.1:{port}/channels/simulated/sms", "h", args, db_path)
+    finally:
+        stop(server)
+        if worker is not None:
+            stop(worker)
+    with sqlite3.connect(db_path) as db:
+        stored = db.execute("SELECT count(*) FROM messages WHERE direction = 'in'").fetchone()[0]
+        tickets = db.execute("SELECT count(*) FROM tickets").fetchone()[0]
+        conversations = db.execute("SELECT count(*) FROM conversations").fetchone()[0]
+    return HotlineRun(synchronous, loads, stored, conversations, tickets)
+
+
+def run_baseline(
+    folder: Path, args: argparse.Namespace, synchronous: str
+) -> tuple[Result, Result, Handled | None, Handled | None]:
+    port = free_port()
+    server = start(
+        [
+            PYTHON,
+            str(Path(__file__).parent / "baseline_server.py"),
+            str(folder / f"baseline-{synchronous.lower()}.db"),
+            str(port),
+            synchronous,
+        ],
+        cwd=folder,
+        env=python_env(),
+        health=f"http://127.0.0.1:{port}/health",
+    )
+    try:
+        return run_load(f"http://127.0.0.1:{port}/sms", "b", args)
+    finally:
+        stop(server)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--rate", type=float, default=200)
     parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument(
+        "--synchronous",
+        nargs="+",
+        choices=["FULL", "NORMAL"],
+        default=["NORMAL", "FULL"],
+        help="SQLite's synchronous setting for each hotline (and baseline) run, in order; "
+        "FULL is the hotline's own, NORMAL what it ran before",
+    )
     parser.add_argument(
         "--worker",
         action="store_true",
@@ -144,88 +229,49 @@ def main() -> int:
     )
     args = parser.parse_args()
 
+    runs: list[tuple[HotlineRun, tuple[Result, Result, Handled | None, Handled | None]]] = []
     with tempfile.TemporaryDirectory(prefix="bench-intake-") as tmp:
-        folder = Path(tmp)
-        env = python_env(CALLCENTER_DATA_DIR=str(folder / "data"), **dict(args.set))
-        cli = [PYTHON, "-m", "callcenter.cli"]
-        subprocess.run([*cli, "migrate"], cwd=folder, env=env, check=True, capture_output=True)
-        subprocess.run(
-            [*cli, "demo-data", "--tickets", "0"],
-            cwd=folder,
-            env=env,
-            check=True,
-            capture_output=True,
-        )
-
-        port = free_port()
-        worker = None
-        if args.worker:  # the web node answers; a worker process does the rest
-            worker = subprocess.Popen(
-                [*cli, "worker"], cwd=folder, env=env, stdout=subprocess.DEVNULL
+        for synchronous in args.synchronous:
+            runs.append(
+                (
+                    run_hotline(Path(tmp), args, synchronous),
+                    run_baseline(Path(tmp), args, synchronous),
+                )
             )
-            env = {**env, "CALLCENTER_JOBS__DRIVER": "none"}
-        server = start(
-            [*cli, "serve", "--port", str(port)],
-            cwd=folder,
-            env=env,
-            health=f"http://127.0.0.1:{port}/api/health",
-        )
-        db_path = folder / "data" / "callcenter.db"
-        try:
-            hotline = run_load(
-                f"http://127.0.0.1:{port}/channels/simulated/sms", "h", args, db_path
-            )
-        finally:
-            stop(server)
-            if worker is not None:
-                stop(worker)
-        with sqlite3.connect(db_path) as db:
-            stored = db.execute("SELECT count(*) FROM messages WHERE direction = 'in'").fetchone()[
-                0
-            ]
-            tickets = db.execute("SELECT count(*) FROM tickets").fetchone()[0]
-            conversations = db.execute("SELECT count(*) FROM conversations").fetchone()[0]
 
-        port = free_port()
-        baseline_db = folder / "baseline.db"
-        server = start(
-            [
-                PYTHON,
-                str(Path(__file__).parent / "baseline_server.py"),
-                str(baseline_db),
-                str(port),
-            ],
-            cwd=folder,
-            env=python_env(),
-            health=f"http://127.0.0.1:{port}/health",
-        )
-        try:
-            baseline = run_load(f"http://127.0.0.1:{port}/sms", "b", args)
-        finally:
-            stop(server)
-
-    sent = hotline[0].count + hotline[1].count
     print(
         f"intake benchmark: {args.n} messages from {args.concurrency} clients, then "
         f"{args.rate:.0f} msgs/s for {args.seconds:.0f} s; hotline: "
         + ("`serve` (answers) + `worker` (the rest)" if args.worker else "one `serve` process")
     )
-    print("answered (the text stored, the provider answered): throughput (closed loop)")
-    print("  " + hotline[0].line("hotline"))
-    print("  " + baseline[0].line("baseline"))
-    print(f"  hotline / baseline: {hotline[0].rate / baseline[0].rate:.2f}")
-    print(f"answered: latency at {args.rate:.0f} msgs/s (open loop)")
-    print("  " + hotline[1].line("hotline"))
-    print("  " + baseline[1].line("baseline"))
-    assert hotline[2] is not None and hotline[3] is not None
-    print("handled (citizen, conversation, ticket routed and dispatched, receipt queued)")
-    print("  " + hotline[2].line("burst"))
-    print("  " + hotline[3].line(f"{args.rate:.0f}/s"))
-    print(
-        f"stored: {stored}/{sent} inbound messages, {conversations} conversations, "
-        f"{tickets} tickets"
-    )
-    return 0 if stored == sent else 1
+    ok = True
+    for hotline, baseline in runs:
+        print(f"== SQLite synchronous={hotline.synchronous} (hotline and baseline)")
+        loads = hotline.loads
+        print("answered (the text stored, the provider answered): throughput (closed loop)")
+        print("  " + loads[0].line("hotline"))
+        print("  " + baseline[0].line("baseline"))
+        print(f"  hotline / baseline: {loads[0].rate / baseline[0].rate:.2f}")
+        print(f"answered: latency at {args.rate:.0f} msgs/s (open loop)")
+        print("  " + loads[1].line("hotline"))
+        print("  " + baseline[1].line("baseline"))
+        assert loads[2] is not None and loads[3] is not None
+        print("handled (citizen, conversation, ticket routed and dispatched, receipt queued)")
+        print("  " + loads[2].line("burst"))
+        print("  " + loads[3].line(f"{args.rate:.0f}/s"))
+        print(
+            f"stored: {hotline.stored}/{hotline.sent} inbound messages, "
+            f"{hotline.conversations} conversations, {hotline.tickets} tickets"
+        )
+        ok = ok and hotline.stored == hotline.sent
+    if len(runs) > 1:
+        first, last = runs[0][0], runs[-1][0]
+        print(
+            f"answered msgs/s, synchronous={last.synchronous} / {first.synchronous}: "
+            f"hotline {last.loads[0].rate / first.loads[0].rate:.2f}, "
+            f"baseline {runs[-1][1][0].rate / runs[0][1][0].rate:.2f}"
+        )
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

@@ -16,10 +16,13 @@ from pathlib import Path
 
 from aiohttp import web
 
-from callcenter.actions import mediations, reminders, surveys
+from callcenter.actions import mediations, privacy, reminders, surveys
+from callcenter.actions.acd import AcdDriver
+from callcenter.actions.inbox import inbox
 from callcenter.actions.mediation_files import TRANSCRIBER, Transcriber
 from callcenter.actions.messages import DELIVER, deliver_message
 from callcenter.api import create_api
+from callcenter.api.guard import setup_guard
 from callcenter.api.http import error_middleware
 from callcenter.api.keys import RUNTIME, SETTINGS
 from callcenter.bus import MemoryBus
@@ -82,10 +85,11 @@ def build_runtime(
     registry.register(surveys.SEND, surveys.send_survey)
     registry.register(surveys.REMIND, surveys.remind_survey)
     registry.register(surveys.EXPIRE, surveys.expire_survey)
+    registry.register(privacy.RETENTION, privacy.retention_job)
     mediations.register_jobs(registry)
     rt = Runtime(
         settings=settings,
-        db=Database(settings.effective_database_url),
+        db=Database(settings.effective_database_url, synchronous=settings.sqlite_synchronous),
         clock=clock or SystemClock(),
         random=make_random(seed),
         catalog=Catalog.core(settings.default_locale),
@@ -101,8 +105,7 @@ def build_runtime(
             recent=settings.jobs.busy_ms / 1000,
         ),
     )
-    for spec in settings.channels:
-        cls = load_channel_class(spec)
+    for cls in _without_yielding_stand_ins([load_channel_class(s) for s in settings.channels]):
         if cls.strings_dir is not None:
             rt.catalog.load_dir(cls.strings_dir, prefix=f"channels.{cls.name}")
         rt.channels.add(cls(rt, settings.options_for(cls.name)))
@@ -112,6 +115,41 @@ def build_runtime(
     if settings.mediation.transcribe:
         rt.extras[TRANSCRIBER] = _lazy_transcriber(rt)
     return rt
+
+
+def _without_yielding_stand_ins(classes: list[type[Channel]]) -> list[type[Channel]]:
+    """A stand-in (the simulated SMS provider) is off when a real adapter of its channel is
+    configured too: citizens' numbers must not be writable by anyone but the real provider."""
+    real = {cls.name for cls in classes if not cls.stand_in}
+    kept = []
+    for cls in classes:
+        if cls.stand_in and cls.name in real:
+            log.warning(
+                "channel %s: %s.%s is off, a real adapter is configured",
+                cls.name,
+                cls.__module__,
+                cls.__qualname__,
+            )
+            continue
+        kept.append(cls)
+    return kept
+
+
+def access_report(rt: Runtime) -> list[str]:
+    """Which channels are open, where, and to whom, in the default language (said at start)."""
+    locale = rt.catalog.default_locale
+    lines = []
+    for channel in rt.channels:
+        ways = channel.access()
+        if not ways:
+            lines.append(rt.text("access.line_none", locale, channel=channel.name))
+        for way in ways:
+            detail = f" ({way.detail})" if way.detail else ""
+            who = rt.text(f"access.{way.who}", locale, detail=detail)
+            lines.append(
+                rt.text("access.line", locale, channel=channel.name, route=way.route, who=who)
+            )
+    return lines
 
 
 def _lazy_transcriber(rt: Runtime) -> Transcriber:
@@ -154,14 +192,10 @@ async def start_runtime(
     if listen and rt.media is not None:
         await rt.media.start()
     if start_jobs and rt.settings.acd.enabled:
-        from callcenter.actions.acd import AcdDriver
-
-        rt.extras["acd"] = AcdDriver(rt)
-        await rt.extras["acd"].start()
+        rt.acd = AcdDriver(rt)
+        await rt.acd.start()
     if start_jobs and rt.settings.jobs.driver == "inprocess":
         # the inbox is background work like the jobs: where they run, it runs
-        from callcenter.actions.inbox import inbox
-
         await inbox(rt).start()
         assert rt.runner is not None
         rt.driver = InProcessDriver(rt.runner)
@@ -183,12 +217,10 @@ async def open_runtime(
 
 
 async def close_runtime(rt: Runtime) -> None:
-    if rt.driver is not None:
-        await rt.driver.stop()
-    if "acd" in rt.extras:
-        await rt.extras.pop("acd").stop()
-    if "inbox" in rt.extras:
-        await rt.extras.pop("inbox").stop()
+    for running in (rt.driver, rt.acd, rt.inbox):
+        if running is not None:
+            await running.stop()
+    rt.acd = rt.inbox = None
     for channel in rt.channels:
         try:
             await channel.shutdown()
@@ -219,6 +251,7 @@ def create_app(
         await close_runtime(rt)
 
     app.cleanup_ctx.append(runtime_context)
+    setup_guard(app, settings)  # first: channels add the paths they let other sites frame
     app.add_subapp("/api", create_api())
     setup_media_routes(app)
     for channel in rt.channels:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -91,12 +92,30 @@ class ChannelNotReady(HotlineError):
     default_code = "channel_not_ready"
 
 
+@dataclass(frozen=True)
+class Access:
+    """One way into the server a channel opens, and who may use it; the server says
+    them all at start (:func:`callcenter.bootstrap.access_report`).
+
+    ``who`` names a text ``access.<who>``: ``everyone``, ``loopback``, ``token``,
+    ``signed`` (the provider's signature), ``secret`` (a shared secret header),
+    ``sip`` (the SIP port), ``outbound`` (the adapter calls out, nothing comes in).
+    """
+
+    route: str
+    who: str
+    detail: str = ""
+
+
 class Channel(ABC):
     """One adapter. Subclasses set ``name`` and, if they have texts, ``strings_dir``."""
 
     name: ClassVar[str]
     strings_dir: ClassVar[Path | None] = None
     text_capable: ClassVar[bool] = True  # False for voice: notifications then go by SMS
+    # a stand-in for demos and tests (the simulated SMS provider): it gives way to a real
+    # adapter of the same name, and its ways in are closed to the network by default
+    stand_in: ClassVar[bool] = False
     # True for an adapter that opens a listening socket of its own (SIP): it is
     # initialised only in the process that serves (``start_runtime(listen=True)``),
     # so that commands beside a running server (workers, simulate) do not take its port
@@ -115,9 +134,24 @@ class Channel(ABC):
     def setup_web(self, app: web.Application) -> None:
         """Add webhook or page routes to the server (optional)."""
 
+    def access(self) -> list[Access]:
+        """The ways in :meth:`setup_web` (or :meth:`initialize`) opens, and who may use them."""
+        return []
+
     @abstractmethod
     async def send(self, message: OutboundMessage) -> SendResult:
         """Deliver one stored message. Must be idempotent on ``idempotency_key``."""
+
+    async def find_sent(self, message: OutboundMessage, since: datetime) -> SendResult | None:
+        """Whether the provider already has ``message`` (handed to it at or after ``since``).
+
+        Asked before a send when an earlier attempt started and its answer was never
+        recorded (the process died in between); None means not found, and the message
+        is sent again. An adapter whose provider has no idempotency key answers from
+        the provider's own records; raise :class:`DeliveryError` when it cannot be asked
+        now (the send is then retried later, never made blind).
+        """
+        return None
 
 
 class SmsChannel(Channel):

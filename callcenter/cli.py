@@ -24,13 +24,16 @@ def _settings(args: argparse.Namespace) -> Settings:
 def cmd_serve(args: argparse.Namespace) -> int:
     from aiohttp import web
 
-    from callcenter.bootstrap import create_app
+    from callcenter.api.keys import RUNTIME
+    from callcenter.bootstrap import access_report, create_app
 
     settings = _settings(args)
     _use_uvloop()
     app = create_app(settings)
     _tune_gc()
     print(f"callcenter: serving on http://{settings.host}:{settings.port}", flush=True)
+    for line in access_report(app[RUNTIME]):
+        print(f"  {line}", flush=True)
     web.run_app(app, host=settings.host, port=settings.port, print=None, access_log=None)
     return 0
 
@@ -115,7 +118,7 @@ def cmd_simulate_sms(args: argparse.Namespace) -> int:
     from callcenter.actions.inbox import inbox
     from callcenter.actions.intake import Inbound
     from callcenter.bootstrap import close_runtime, open_runtime
-    from callcenter.domain.errors import HotlineError
+    from callcenter.domain.errors import Forbidden, HotlineError
     from callcenter.domain.phone import normalize_phone
 
     settings = _settings(args)
@@ -125,6 +128,9 @@ def cmd_simulate_sms(args: argparse.Namespace) -> int:
         try:
             locale = rt.catalog.default_locale
             try:
+                channel = rt.channels.get("sms")
+                if channel is None or not channel.stand_in:  # a real provider carries SMS
+                    raise Forbidden("simulated_off")
                 sender = normalize_phone(args.sender, settings.default_region)
                 # the provider's path: stored in the inbox, then handled (here, or by a
                 # server running on the same database, whichever comes first)
@@ -236,7 +242,7 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     catalog = Catalog.core(settings.default_locale)
 
     async def run() -> int:
-        db = Database(settings.effective_database_url)
+        db = Database(settings.effective_database_url, synchronous=settings.sqlite_synchronous)
         try:
             checked, broken = await verify_chain(db)
         finally:
@@ -282,7 +288,7 @@ def cmd_jobs(args: argparse.Namespace) -> int:
     settings = _settings(args)
 
     async def run() -> int:
-        db = Database(settings.effective_database_url)
+        db = Database(settings.effective_database_url, synchronous=settings.sqlite_synchronous)
         try:
             if args.jobs_command == "retry":
                 from callcenter.clock import SystemClock
@@ -331,7 +337,7 @@ def cmd_inbox(args: argparse.Namespace) -> int:
     settings = _settings(args)
 
     async def run() -> int:
-        db = Database(settings.effective_database_url)
+        db = Database(settings.effective_database_url, synchronous=settings.sqlite_synchronous)
         try:
             if args.inbox_command == "retry":
                 print(f"requeued {await retry_failed(db)}")
@@ -426,6 +432,10 @@ def build_parser() -> argparse.ArgumentParser:
     media.add_argument("--out", required=True, help="the folder Janus reads (janus -F)")
     media.add_argument("--bind", default="0.0.0.0", help="address of its API ports")
     media.set_defaults(func=cmd_media_config)
+
+    from callcenter.admin_cli import add_commands
+
+    add_commands(sub)  # backup, restore, privacy
     return parser
 
 
@@ -462,6 +472,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    from callcenter.domain.privacy import install_log_masking
+
+    install_log_masking()  # no citizen's number in a log
     return int(args.func(args))
 
 

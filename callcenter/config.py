@@ -237,6 +237,25 @@ class KpiSettings(BaseModel):
     }
 
 
+class SecuritySettings(BaseModel):
+    """Limits and headers for the whole server (docs/security.md)."""
+
+    behind_proxy: bool = False  # client address: the last X-Forwarded-For hop
+    connect_src: list[str] = []  # more origins pages may connect to (a media server's API)
+    window_minutes: float = Field(default=15, gt=0)  # the rate limits' window (and lock)
+    failed_logins_per_ip: int = Field(default=20, ge=1)
+    bad_tokens_per_ip: int = Field(default=20, ge=1)
+    chat_connections_per_ip: int = Field(default=300, ge=1)
+
+
+class PrivacySettings(BaseModel):
+    """How long personal data is kept, in days (0: kept until erased); docs/security.md."""
+
+    messages_days: int = Field(default=1095, ge=0)  # the texts of messages (rows stay)
+    recordings_days: int = Field(default=365, ge=0)  # call recordings and transcripts
+    closed_ticket_contacts_days: int = Field(default=1095, ge=0)  # who reported a closed ticket
+
+
 class JanusNode(BaseModel):
     """One Janus server the hotline drives (``media.janus = "external"``).
 
@@ -339,6 +358,12 @@ class Settings(BaseSettings):
     media: MediaSettings = MediaSettings()
     mediation: MediationSettings = MediationSettings()
     channel_options: dict[str, dict[str, Any]] = {}
+    # SQLite: FULL syncs the write-ahead log at every commit, so that a text the provider
+    # was told is stored survives a power cut; NORMAL may lose the last commits (for
+    # benchmarks and throwaway demos only; see docs/deployment.md)
+    sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
+    security: SecuritySettings = SecuritySettings()
+    privacy: PrivacySettings = PrivacySettings()
 
     @field_validator("timezone")
     @classmethod

@@ -14,12 +14,12 @@ the stay's id. Offering contacts to agents (the ACD) is not done here.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import bindparam, func, select
 
-from callcenter.domain.acd import AgentView, Presence, Waiting, positions
+from callcenter.domain.acd import AgentView, Presence, QueueRule, Strategy, Waiting, positions
 from callcenter.runtime import Runtime
 from callcenter.store.tables import agent_states, offers, queue_entries, users
 
@@ -236,3 +236,23 @@ async def last_agents(conn: Any) -> dict[str, int]:
         await conn.execute(select(offers.c.queue, offers.c.agent_id).where(offers.c.id.in_(latest)))
     ).all()
     return {r.queue: r.agent_id for r in rows}
+
+
+def queue_rules(rt: Runtime) -> dict[str, QueueRule]:
+    """Each configured queue's strategy, overflow, offer timeout and wrap-up time."""
+    return {
+        name: QueueRule(
+            name,
+            Strategy(q.strategy),
+            q.overflow_to,
+            timedelta(seconds=q.overflow_after_s),
+            timedelta(seconds=q.offer_timeout_s),
+            timedelta(seconds=q.wrap_up_s),
+        )
+        for name, q in rt.settings.acd.queues.items()
+    }
+
+
+def rule_of(rt: Runtime, queue: str | None) -> QueueRule:
+    """A queue's rule (the defaults for a queue that is not configured)."""
+    return queue_rules(rt).get(queue or "") or QueueRule(queue or "")

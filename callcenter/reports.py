@@ -204,6 +204,49 @@ def _department_rows(
     return rows
 
 
+async def mediation_stats(
+    conn: Conn, rt: Runtime, start: datetime, end: datetime
+) -> dict[str, Any]:
+    """Mediations requested in the period, overall and per local month (矛盾纠纷调解)."""
+    from callcenter.domain.mediation import CaseFigures, mediation_figures
+    from callcenter.store.tables import mediations
+
+    rows = (
+        await conn.execute(
+            select(mediations).where(
+                mediations.c.created_at >= start, mediations.c.created_at < end
+            )
+        )
+    ).all()
+    cases = [
+        (
+            rt.local(r.created_at).strftime("%Y-%m"),
+            CaseFigures(r.state, r.outcome, r.created_at, r.scheduled_at, r.started_at),
+        )
+        for r in rows
+    ]
+    months = sorted({month for month, _ in cases})
+    return {
+        "overall": mediation_figures([c for _, c in cases]),
+        "months": [
+            {"month": month, **mediation_figures([c for m, c in cases if m == month])}
+            for month in months
+        ],
+    }
+
+
+MEDIATION_COLUMNS = (
+    "requested", "held", "agreements", "partial", "no_show", "cancelled", "agreement_rate",
+    "no_show_rate", "days_to_session",
+)  # fmt: skip
+
+
+def mediations_csv(stats: dict[str, Any]) -> str:
+    rows = [[m["month"], *(m[c] for c in MEDIATION_COLUMNS)] for m in stats["months"]]
+    rows.append(["total", *(stats["overall"][c] for c in MEDIATION_COLUMNS)])
+    return _csv(["month", *MEDIATION_COLUMNS], rows)
+
+
 async def kpi_report(
     conn: Conn, rt: Runtime, start: datetime, end: datetime, locale: str
 ) -> dict[str, Any]:
@@ -226,6 +269,7 @@ async def kpi_report(
         "contacts": contacts.as_dict(),
         "departments": rank([r for r in rows if r["kind"] not in AREA_KINDS]),
         "streets": rank([r for r in rows if r["kind"] == "street"]),
+        "mediations": await mediation_stats(conn, rt, start, end),
     }
 
 
@@ -296,6 +340,37 @@ async def wallboard(conn: Conn, rt: Runtime, locale: str) -> dict[str, Any]:
             for dept_id, count in overdue.most_common()
         ],
         "overdue_total": sum(overdue.values()),
+        "mediations": await _mediations_now(conn, rt, now),
+    }
+
+
+async def _mediations_now(conn: Conn, rt: Runtime, now: datetime) -> dict[str, Any]:
+    """For the wall: sessions today and now, and this month's figures so far."""
+    from callcenter.store.tables import mediations
+
+    local = rt.local(now)
+    today = local_day_start(rt, local.date())
+    month = local_day_start(rt, local.date().replace(day=1))
+    counts = dict(
+        (
+            await conn.execute(
+                select(mediations.c.state, func.count())
+                .where(
+                    mediations.c.scheduled_at >= today,
+                    mediations.c.scheduled_at < today + timedelta(days=1),
+                )
+                .group_by(mediations.c.state)
+            )
+        ).all()
+    )
+    in_session = await conn.scalar(
+        select(func.count()).select_from(mediations).where(mediations.c.state == "in_session")
+    )
+    return {
+        "today": int(sum(counts.values())),
+        "today_held": int(counts.get("concluded", 0)),
+        "in_session": int(in_session or 0),
+        "month": (await mediation_stats(conn, rt, month, now + timedelta(seconds=1)))["overall"],
     }
 
 

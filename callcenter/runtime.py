@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from callcenter.background import Background
 from callcenter.bus import EventBus
 from callcenter.channel import ChannelRegistry
 from callcenter.clock import Clock
@@ -46,8 +47,12 @@ class Runtime:
     directory: Directory = field(default_factory=lambda: Directory([], [], []))
     quiet_hours: QuietHours | None = None
     runner: JobRunner | None = None
-    driver: JobDriver | None = None
     foreground: Foreground = field(default_factory=Foreground)
+    # the background work this process runs (callcenter.background), started by the
+    # composition root: the jobs (in-process or Celery), the inbox, the ACD
+    driver: JobDriver | None = None
+    inbox: Background | None = None  # callcenter.actions.inbox.Inbox, made on first use
+    acd: Background | None = None
     media: MediaService | None = None  # Janus, when the media setting is not "off"
     extras: dict[str, Any] = field(default_factory=dict)
 

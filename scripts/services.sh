@@ -52,7 +52,9 @@ ensure_chromium() {
 
 # The media server (docs/media.md): Janus from Debian with janus-pp-rec (janus-tools),
 # janus.js and adapter.js (served by the hotline itself), ffmpeg for recordings, and
-# iproute2 for the network namespaces the WebRTC tests make.
+# iproute2 for the network namespaces the WebRTC tests make, and a Chinese font to embed
+# in the mediation agreements (PDF).
 ensure_media_tools() {
-  apt_install janus janus-tools libjs-janus-gateway libjs-webrtc-adapter ffmpeg iproute2
+  apt_install janus janus-tools libjs-janus-gateway libjs-webrtc-adapter ffmpeg iproute2 \
+    fonts-wqy-microhei
 }

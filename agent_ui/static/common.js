@@ -72,7 +72,8 @@ const UI = (() => {
       method,
       headers,
       credentials: "same-origin",
-      body: body === undefined ? undefined : JSON.stringify(body),
+      // the API takes no blank body where an operation has one: send an empty object
+      body: body === undefined ? (method === "GET" ? undefined : "{}") : JSON.stringify(body),
     });
     if (response.status === 401) {
       window.location.href = "/ui/login?next=" + encodeURIComponent(location.pathname + location.search);

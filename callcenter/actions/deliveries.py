@@ -6,11 +6,15 @@ good), and :func:`record_provider_status` when the provider reports on a
 message later (Twilio's status callback). Each runs in its own transaction
 with an audit event.
 
-An accepted attempt marks the message ``sent`` with the provider's id in the
-same transaction as the attempt row. The ``message.deliver`` job records that
-too once the adapter returns, but a process that dies in between would
-otherwise leave a message the provider has, still ``queued`` here, and the
-job would send it a second time.
+An attempt is recorded *before* the provider is called (:func:`start_attempt`,
+outcome ``started``) and completed with the provider's answer
+(:func:`record_attempt` with ``attempt=``). An accepted attempt marks the
+message ``sent`` with the provider's id in the same transaction. A process
+that dies between the provider's acceptance and that commit leaves a
+``started`` attempt behind: the ``message.deliver`` job that runs again finds
+it (:func:`unfinished_attempt`) and asks the provider whether the message went
+out (:meth:`~callcenter.channel.Channel.find_sent`) before it sends again, so
+the citizen does not get the text twice.
 """
 
 from __future__ import annotations
@@ -32,10 +36,34 @@ from callcenter.store.tables import conversations, delivery_attempts, messages
 
 log = logging.getLogger(__name__)
 
+STARTED = "started"  # the provider is being called; no answer recorded yet
 ACCEPTED = "accepted"  # the provider took the message
 RETRY = "retry"  # it did not, and another attempt may succeed (5xx, 429, timeout)
 FAILED = "failed"  # it did not, and never will (invalid number, unsubscribed)
-OUTCOMES = (ACCEPTED, RETRY, FAILED)
+OUTCOMES = (STARTED, ACCEPTED, RETRY, FAILED)
+UNFINISHED = "unfinished"  # error code of a started attempt the provider never had
+
+
+async def start_attempt(
+    rt: Runtime, message_id: int, *, detail: dict[str, Any] | None = None, actor: Actor = SYSTEM
+) -> int:
+    """Record that the provider is about to be called for ``message_id``; returns the
+    attempt's number, for :func:`record_attempt` to complete."""
+    return await record_attempt(rt, message_id, outcome=STARTED, detail=detail, actor=actor)
+
+
+async def unfinished_attempt(rt: Runtime, message_id: int) -> Any | None:
+    """The message's last attempt if it started and never got an answer recorded."""
+    async with rt.db.read() as conn:
+        last = (
+            await conn.execute(
+                select(delivery_attempts)
+                .where(delivery_attempts.c.message_id == message_id)
+                .order_by(delivery_attempts.c.attempt.desc())
+                .limit(1)
+            )
+        ).first()
+    return last if last is not None and last.outcome == STARTED else None
 
 
 async def record_attempt(
@@ -47,32 +75,57 @@ async def record_attempt(
     error_code: str | None = None,
     provider_id: str | None = None,
     detail: dict[str, Any] | None = None,
+    attempt: int | None = None,
     actor: Actor = SYSTEM,
 ) -> int:
-    """Store one attempt to send ``message_id`` and the provider's answer; returns its number."""
+    """Store one attempt to send ``message_id`` and the provider's answer; returns its number.
+
+    With ``attempt``, the answer completes that started attempt (its ``detail`` is
+    kept and added to); without, a new attempt is stored.
+    """
     if outcome not in OUTCOMES:
         raise ValueError(f"unknown attempt outcome {outcome!r}")
     async with rt.transaction() as tx:
         row = await row_by_id(tx, messages, message_id)
         if row is None:
             raise NotFound("message_not_found", id=message_id)
-        last = await tx.execute(
-            select(func.max(delivery_attempts.c.attempt)).where(
-                delivery_attempts.c.message_id == message_id
+        started = None
+        if attempt is not None:
+            started = (
+                await tx.execute(
+                    select(delivery_attempts).where(
+                        delivery_attempts.c.message_id == message_id,
+                        delivery_attempts.c.attempt == attempt,
+                    )
+                )
+            ).first()
+        if started is not None:
+            number = attempt
+        else:
+            last = await tx.execute(
+                select(func.max(delivery_attempts.c.attempt)).where(
+                    delivery_attempts.c.message_id == message_id
+                )
             )
-        )
-        number = int(last.scalar() or 0) + 1
+            number = int(last.scalar() or 0) + 1
         values = {
             "message_id": message_id,
             "attempt": number,
-            "at": tx.state["now"],
+            "at": started.at if started is not None else tx.state["now"],
             "outcome": outcome,
             "http_status": http_status,
             "error_code": error_code,
             "provider_id": provider_id,
-            "detail": detail or {},
+            "detail": {**(started.detail if started is not None else {}), **(detail or {})},
         }
-        await tx.execute(delivery_attempts.insert().values(**values))
+        if started is not None:
+            await tx.execute(
+                update(delivery_attempts)
+                .where(delivery_attempts.c.id == started.id)
+                .values(**{k: v for k, v in values.items() if k not in ("message_id", "at")})
+            )
+        else:
+            await tx.execute(delivery_attempts.insert().values(**values))
         await audit.record(
             tx,
             actor=actor,
@@ -84,6 +137,7 @@ async def record_attempt(
         )
         if outcome == ACCEPTED:
             await _set_status(tx, row, delivery.SENT, provider_id, actor=actor)
+        assert number is not None
         return number
 
 

@@ -42,6 +42,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from callcenter.actions.intake import Inbound, IntakeResult, intake_result, take_message
 from callcenter.actions.messages import clean_body
+from callcenter.background import Loop
 from callcenter.runtime import Runtime
 from callcenter.store.db import Database, Tx
 from callcenter.store.tables import inbox as inbox_table
@@ -104,10 +105,8 @@ class Inbox:
         self.rt = rt
         self._waiting: list[tuple[dict[str, Any], asyncio.Future[Accepted]]] = []
         self._writer: asyncio.Task[None] | None = None
-        self._wake = asyncio.Event()
         self._processed = asyncio.Event()  # set after each batch, then replaced
-        self._task: asyncio.Task[None] | None = None
-        self._stopping = False
+        self.loop = InboxLoop(self)
         insert = postgresql.insert if rt.db.dialect == "postgresql" else sqlite.insert
         self._insert = (
             insert(inbox_table)
@@ -152,7 +151,7 @@ class Inbox:
             for (_, future), result in zip(batch, accepted, strict=True):
                 if not future.done():
                     future.set_result(result)
-            self._wake.set()
+            self.loop.wake()
 
     async def _store(self, rows: list[dict[str, Any]]) -> list[Accepted]:
         now = self.rt.clock.now()
@@ -292,37 +291,32 @@ class Inbox:
     # --- the driver --------------------------------------------------------------------
 
     async def start(self) -> None:
-        self._stopping = False
-        self._task = asyncio.create_task(self._run(), name="inbox")
+        await self.loop.start()
 
     async def stop(self) -> None:
-        # the flag as well as the cancellation: Python 3.11's wait_for drops a
-        # cancellation that comes as the event it waits for is set
-        self._stopping = True
-        self._wake.set()
-        for task in (self._task, self._writer):
-            if task is not None and not task.done():
-                if task is self._task:
-                    task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-        self._task = None
+        await self.loop.stop()
+        if self._writer is not None and not self._writer.done():
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._writer
 
     def wake(self) -> None:
-        self._wake.set()
+        self.loop.wake()
 
-    async def _run(self) -> None:
-        poll = self.rt.settings.intake.inbox_poll_seconds
-        while not self._stopping:
-            self._wake.clear()
-            try:
-                await self.process()
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # e.g. the database is away for a moment: try again soon
-                log.exception("the inbox could not be processed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), poll)
+
+class InboxLoop(Loop):
+    """Handles what the inbox stored: woken by :meth:`Inbox.accept`'s commits, and every
+    ``intake.inbox_poll_seconds`` for rows stored by other processes."""
+
+    name = "inbox"
+
+    def __init__(self, box: Inbox) -> None:
+        # Inbox.process waits for the gaps in the webhooks itself, before each batch
+        super().__init__(poll=box.rt.settings.intake.inbox_poll_seconds)
+        self.box = box
+
+    async def run_once(self) -> float | None:
+        await self.box.process()
+        return None
 
 
 async def retry_failed(db: Database) -> int:
@@ -340,8 +334,9 @@ async def retry_failed(db: Database) -> int:
 
 
 def inbox(rt: Runtime) -> Inbox:
-    """The runtime's inbox (made on first use)."""
-    found = rt.extras.get("inbox")
+    """The runtime's inbox (made on first use, kept as ``rt.inbox``)."""
+    found = rt.inbox
     if found is None:
-        found = rt.extras["inbox"] = Inbox(rt)
+        found = rt.inbox = Inbox(rt)
+    assert isinstance(found, Inbox)
     return found

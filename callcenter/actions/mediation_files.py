@@ -306,6 +306,27 @@ async def expire_recordings(rt: Runtime, job: Job) -> dict[str, Any]:
 # ---------------------------------------------------------------- the agreement
 
 
+# embedded, so that every reader shows the Chinese text (a phone's viewer has no CJK
+# fonts of its own); Debian's fonts-wqy-microhei, installed with the media tools
+CJK_FONT = Path("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc")
+
+
+def _cjk_font(pdfmetrics: Any, cid_font: Any) -> str:
+    """The font the document is set in: WenQuanYi Micro Hei embedded (subset), or, where
+    it is missing, reportlab's built-in STSong-Light, which readers must supply."""
+    names = pdfmetrics.getRegisteredFontNames()
+    if CJK_FONT.is_file():
+        if "WenQuanYi" not in names:
+            from reportlab.pdfbase.ttfonts import TTFont
+
+            pdfmetrics.registerFont(TTFont("WenQuanYi", str(CJK_FONT), subfontIndex=0))
+        return "WenQuanYi"
+    log.warning("%s is missing: the agreement's Chinese font is not embedded", CJK_FONT)
+    if "STSong-Light" not in names:
+        pdfmetrics.registerFont(cid_font("STSong-Light"))
+    return "STSong-Light"
+
+
 def agreement_pdf(rt: Runtime, out: Path, case: dict[str, Any]) -> None:
     """The document, both languages on one page each, from the catalog's texts."""
     from reportlab.lib.pagesizes import A4
@@ -315,9 +336,8 @@ def agreement_pdf(rt: Runtime, out: Path, case: dict[str, Any]) -> None:
     from reportlab.pdfbase.cidfonts import UnicodeCIDFont
     from reportlab.platypus import PageBreak, Paragraph, SimpleDocTemplate, Spacer, Table
 
-    if "STSong-Light" not in pdfmetrics.getRegisteredFontNames():
-        pdfmetrics.registerFont(UnicodeCIDFont("STSong-Light"))
-    body = ParagraphStyle("body", fontName="STSong-Light", fontSize=11, leading=17, wordWrap="CJK")
+    font = _cjk_font(pdfmetrics, UnicodeCIDFont)
+    body = ParagraphStyle("body", fontName=font, fontSize=11, leading=17, wordWrap="CJK")
     title = ParagraphStyle("title", parent=body, fontSize=18, leading=26, alignment=1)
     story: list[Any] = []
     for n, locale in enumerate(("zh-CN", "en")):
@@ -339,7 +359,7 @@ def agreement_pdf(rt: Runtime, out: Path, case: dict[str, Any]) -> None:
         ]
         story += [
             Spacer(1, 4 * mm),
-            Table(rows, style=[("FONT", (0, 0), (-1, -1), "STSong-Light", 10)]),
+            Table(rows, style=[("FONT", (0, 0), (-1, -1), font, 10)]),
         ]
         story += [Spacer(1, 4 * mm), Paragraph(t("mediator", name=case["mediator"]), body)]
         story.append(

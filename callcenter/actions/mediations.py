@@ -11,6 +11,7 @@ database describes it, so it also rebuilds rooms after a media server restart
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import logging
@@ -357,17 +358,33 @@ async def tell_party(
     return sent
 
 
-async def _invite(tx: Tx, rt: Runtime, mediation: Any, party: Any, key: str) -> None:
+async def new_pins(rt: Runtime, mediation_id: int) -> dict[int, tuple[str, str]]:
+    """A PIN and its hash for each party, made before the transaction: Argon2 is slow on
+    purpose, and the event loop must not wait for it while holding the write lock."""
+    async with rt.db.read() as conn:
+        ids = [p.id for p in await load_parties(conn, mediation_id)]
+    pins = {party_id: new_pin(rt) for party_id in ids}
+    hashes = await asyncio.gather(*(asyncio.to_thread(hash_password, p) for p in pins.values()))
+    return {party_id: (pin, h) for (party_id, pin), h in zip(pins.items(), hashes, strict=True)}
+
+
+async def _invite(
+    tx: Tx, rt: Runtime, mediation: Any, party: Any, key: str, pin: tuple[str, str] | None
+) -> None:
     """A fresh nonce and PIN for the party, and the message that carries them."""
     nonce = secrets.token_hex(8)  # no "-": it separates the link's parts
-    pin = new_pin(rt)
+    if pin is None:  # a party added since the PINs were drawn
+        plain = new_pin(rt)
+        hashed = hash_password(plain)
+    else:
+        plain, hashed = pin
     await tx.execute(
         update(mediation_parties)
         .where(mediation_parties.c.id == party.id)
-        .values(nonce=nonce, pin_hash=hash_password(pin), pin_failures=0, pin_locked_until=None)
+        .values(nonce=nonce, pin_hash=hashed, pin_failures=0, pin_locked_until=None)
     )
     url = link_url(rt, make_link(rt, party.id, nonce))
-    await tell_party(tx, rt, mediation, party, key, url=url, pin=pin)
+    await tell_party(tx, rt, mediation, party, key, url=url, pin=plain)
 
 
 async def _schedule_jobs(tx: Tx, rt: Runtime, mediation: Any) -> None:
@@ -602,6 +619,7 @@ async def schedule_mediation(
     """Fix the time; every party is invited (link and PIN) in their language; reminders
     and the no-show check are scheduled. Again on a scheduled case: the time changes,
     old links stop working and everyone who has not declined is invited anew."""
+    pins = await new_pins(rt, mediation_id)
     async with rt.transaction() as tx:
         row = await load_mediation(tx, mediation_id)
         step = MediationStep.RESCHEDULE if row.state == "scheduled" else MediationStep.SCHEDULE
@@ -613,7 +631,7 @@ async def schedule_mediation(
         key = "invite" if step is MediationStep.SCHEDULE else "reinvite"
         for party in await load_parties(tx, mediation_id):
             if party.declined_at is None:
-                await _invite(tx, rt, mediation, party, key)
+                await _invite(tx, rt, mediation, party, key, pins.get(party.id))
         await _schedule_jobs(tx, rt, mediation)
         return after
 
@@ -973,10 +991,12 @@ async def check_pin(rt: Runtime, link: str, pin: str) -> str:
     settings = rt.settings.mediation
     refusal: Exception | None = None
     seat = secrets.token_urlsafe(24)
+    cleaned = "".join(ch for ch in (pin or "") if ch.isdigit())[:12]
+    checked_hash = admission.party.pin_hash
+    right = bool(checked_hash) and await asyncio.to_thread(verify_password, checked_hash, cleaned)
     async with rt.transaction() as tx:
         now = tx.state["now"]
         party = await row_by_id(tx, mediation_parties, admission.party.id)
-        cleaned = "".join(ch for ch in (pin or "") if ch.isdigit())[:12]
         live = (
             party.seat_hash is not None
             and party.seen_at is not None
@@ -989,7 +1009,7 @@ async def check_pin(rt: Runtime, link: str, pin: str) -> str:
                 retry_after=int((party.pin_locked_until - now).total_seconds()) + 1,
                 until=rt.local_text(party.pin_locked_until),
             )
-        elif not party.pin_hash or not verify_password(party.pin_hash, cleaned):
+        elif not right or party.pin_hash != checked_hash:  # wrong, or a new PIN meanwhile
             failures = party.pin_failures + 1
             values: dict[str, Any] = {"pin_failures": failures}
             refusal = LinkRefused("pin_wrong", left=max(settings.pin_max_failures - failures, 0))

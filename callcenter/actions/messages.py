@@ -9,8 +9,15 @@ from sqlalchemy import and_, bindparam, func, or_, select, update
 
 from callcenter.actions import audit
 from callcenter.actions.conversations import load_conversation
+from callcenter.actions.deliveries import (
+    ACCEPTED,
+    RETRY,
+    UNFINISHED,
+    record_attempt,
+    unfinished_attempt,
+)
 from callcenter.bus import events
-from callcenter.channel import DeliveryError, OutboundMessage
+from callcenter.channel import Channel, DeliveryError, OutboundMessage, SendResult
 from callcenter.domain import delivery
 from callcenter.domain.conversation import ConversationStep, check_step
 from callcenter.domain.errors import Conflict, InvalidInput, NotFound
@@ -281,6 +288,40 @@ _TO_DELIVER = (
 )
 
 
+async def _sent_before(
+    rt: Runtime, channel: Channel, outbound: OutboundMessage
+) -> SendResult | None:
+    """If an earlier attempt started and never got its answer recorded (the process died
+    while the provider was being called), whether the provider has the message already.
+
+    Found: the attempt is completed as accepted with the provider's id. Not found:
+    it is closed as ``unfinished``, and the caller sends.
+    """
+    started = await unfinished_attempt(rt, outbound.message_id)
+    if started is None:
+        return None
+    found = await channel.find_sent(outbound, started.at)
+    if found is not None:
+        await record_attempt(
+            rt,
+            outbound.message_id,
+            attempt=started.attempt,
+            outcome=ACCEPTED,
+            provider_id=found.provider_id,
+            detail={"found_at_provider": True, **found.detail},
+        )
+        return found
+    await record_attempt(
+        rt,
+        outbound.message_id,
+        attempt=started.attempt,
+        outcome=RETRY,
+        error_code=UNFINISHED,
+        detail={"found_at_provider": False},
+    )
+    return None
+
+
 async def deliver_message(rt: Runtime, job: Job) -> dict[str, Any] | None:
     """Job handler: hand a stored message to its channel, once.
 
@@ -338,6 +379,18 @@ async def deliver_message(rt: Runtime, job: Job) -> dict[str, Any] | None:
         meta=dict(row.meta or {}),
     )
     try:
+        found = await _sent_before(rt, channel, outbound)
+        if found is not None:
+            sent = {"provider_id": found.provider_id, "status": found.status, "found": True}
+            await record_delivery(
+                rt,
+                message_id,
+                status=found.status,
+                provider_id=found.provider_id,
+                job=job,
+                outcome=sent,
+            )
+            return sent
         result = await channel.send(outbound)
     except DeliveryError as exc:
         if exc.permanent or (job.attempts >= job.max_attempts and exc.count_attempt):

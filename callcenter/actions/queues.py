@@ -18,11 +18,11 @@ from typing import Any
 
 from sqlalchemy import bindparam, select, update
 
-from callcenter.actions.conversations import move_conversation
+from callcenter.actions.conversations import load_conversation, move_conversation
 from callcenter.bus import events
 from callcenter.domain.conversation import ConversationStep
 from callcenter.domain.routing import classify
-from callcenter.domain.workflow import Actor
+from callcenter.domain.workflow import SYSTEM, Actor
 from callcenter.runtime import Runtime
 from callcenter.store.db import Tx
 from callcenter.store.queries import insert_id
@@ -142,3 +142,14 @@ async def leave_queue(tx: Tx, conversation_id: int, outcome: str) -> bool:
         return False
     await end_entry(tx, entry.id, outcome)
     return True
+
+
+async def citizen_left(rt: Runtime, conversation_id: int, *, actor: Actor = SYSTEM) -> None:
+    """The citizen closed the chat. Still waiting: abandoned. With an agent: the agent
+    keeps it until they wrap it up."""
+    async with rt.transaction() as tx:
+        conversation = await load_conversation(tx, conversation_id)
+        if conversation.state == "closed":
+            return
+        await leave_queue(tx, conversation_id, "abandoned")
+        await move_conversation(tx, conversation, ConversationStep.CITIZEN_LEFT, actor=actor)

@@ -9,6 +9,7 @@ from callcenter.api import (  # noqa: F401  (register endpoints)
     directory,
     mediations,
     people,
+    privacy,
     reports,
     system,
     tickets,

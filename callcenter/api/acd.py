@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
-from callcenter.actions import acd
+from callcenter.actions import agents, conversation_tickets, desk
 from callcenter.actions.tickets import TicketDraft
 from callcenter.api.http import Context, endpoint
 from callcenter.api.schemas import Id, LangQuery, Strict, TicketDetailOut
@@ -218,7 +218,7 @@ def _open_entry_conversations(agent_id: int | None) -> Any:
 )
 async def post_presence(ctx: Context) -> dict[str, Any]:
     actor = ctx.require_actor()
-    await acd.set_presence(ctx.rt, ctx.body.presence, actor=actor)
+    await agents.set_presence(ctx.rt, ctx.body.presence, actor=actor)
     return next(a for a in await agents_out(ctx) if a["agent_id"] == actor.id)
 
 
@@ -249,7 +249,7 @@ async def list_agents(ctx: Context) -> list[dict[str, Any]]:
 async def put_agent(ctx: Context) -> dict[str, Any]:
     agent_id = ctx.int_param("agent_id")
     body: AgentConfigIn = ctx.body
-    await acd.configure_agent(
+    await agents.configure_agent(
         ctx.rt,
         agent_id,
         actor=ctx.require_actor(),
@@ -351,7 +351,7 @@ async def options(ctx: Context) -> dict[str, Any]:
     errors=(401, 403, 404, 409),
 )
 async def accept(ctx: Context) -> None:
-    await acd.accept_offer(ctx.rt, ctx.int_param("offer_id"), actor=ctx.require_actor())
+    await desk.accept_offer(ctx.rt, ctx.int_param("offer_id"), actor=ctx.require_actor())
 
 
 @endpoint(
@@ -365,7 +365,7 @@ async def accept(ctx: Context) -> None:
     errors=(401, 403, 404, 409),
 )
 async def decline(ctx: Context) -> None:
-    await acd.decline_offer(ctx.rt, ctx.int_param("offer_id"), actor=ctx.require_actor())
+    await desk.decline_offer(ctx.rt, ctx.int_param("offer_id"), actor=ctx.require_actor())
 
 
 @endpoint(
@@ -381,7 +381,7 @@ async def decline(ctx: Context) -> None:
 )
 async def transfer(ctx: Context) -> None:
     body: TransferIn = ctx.body
-    await acd.transfer_conversation(
+    await desk.transfer_conversation(
         ctx.rt,
         ctx.int_param("conversation_id"),
         actor=ctx.require_actor(),
@@ -402,7 +402,7 @@ async def transfer(ctx: Context) -> None:
     errors=(400, 401, 403, 404, 409),
 )
 async def end(ctx: Context) -> None:
-    await acd.end_conversation(
+    await desk.end_conversation(
         ctx.rt,
         ctx.int_param("conversation_id"),
         wrap_up_code=ctx.body.wrap_up_code,
@@ -439,7 +439,7 @@ async def conversation_ticket(ctx: Context) -> dict[str, Any]:
         lat=body.lat,
         lon=body.lon,
     )
-    ticket = await acd.ticket_from_conversation(
+    ticket = await conversation_tickets.ticket_from_conversation(
         ctx.rt,
         ctx.int_param("conversation_id"),
         draft,
@@ -462,7 +462,7 @@ async def conversation_ticket(ctx: Context) -> dict[str, Any]:
 )
 async def conversation_direct_answer(ctx: Context) -> dict[str, Any]:
     body: DirectAnswerIn = ctx.body
-    ticket = await acd.answer_directly(
+    ticket = await conversation_tickets.answer_directly(
         ctx.rt,
         ctx.int_param("conversation_id"),
         description=body.description,

@@ -18,6 +18,7 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import select
 
+from callcenter.api.bodies import read_body
 from callcenter.api.keys import RUNTIME
 from callcenter.domain.auth import token_hash
 from callcenter.domain.errors import Forbidden, HotlineError, InvalidInput, Unauthenticated
@@ -180,6 +181,7 @@ class Endpoint:
     status: int = 200
     errors: tuple[int, ...] = ()
     name: str = ""
+    media_type: str = "application/json"  # of the answer: "text/csv" for the CSV reports
 
 
 ENDPOINTS: list[Endpoint] = []
@@ -197,6 +199,7 @@ def endpoint(
     response: Any = None,
     status: int = 200,
     errors: tuple[int, ...] = (),
+    media_type: str = "application/json",
 ) -> Callable[[Handler], Handler]:
     def register(handler: Handler) -> Handler:
         ENDPOINTS.append(
@@ -213,6 +216,7 @@ def endpoint(
                 status,
                 errors,
                 name=handler.__name__,
+                media_type=media_type,
             )
         )
         return handler
@@ -234,18 +238,21 @@ def _validation_error(exc: ValidationError, where: str) -> InvalidInput:
     )
 
 
-async def read_json(request: web.Request) -> Any:
-    if request.content_length is not None and request.content_length > MAX_JSON_BODY:
-        raise InvalidInput("body_too_large", limit=MAX_JSON_BODY)
-    raw = await request.content.read(MAX_JSON_BODY + 1)
-    if len(raw) > MAX_JSON_BODY:
-        raise InvalidInput("body_too_large", limit=MAX_JSON_BODY)
+async def read_model(request: web.Request, model: type[BaseModel]) -> BaseModel:
+    """The body as ``model``, with JSON's own types: ``false`` is no number, ``0`` no
+    boolean, ``"1"`` no integer (pydantic's strict JSON mode), and a blank body is no
+    ``{}`` (``missing_body``): what the OpenAPI document says is what is taken."""
+    raw = await read_body(request, limit=MAX_JSON_BODY)
     if not raw.strip():
-        return {}
+        raise InvalidInput("missing_body")
     try:
-        return orjson.loads(raw)
+        orjson.loads(raw)
     except orjson.JSONDecodeError:
         raise InvalidInput("malformed_json") from None
+    try:
+        return model.model_validate_json(raw, strict=True)
+    except ValidationError as exc:
+        raise _validation_error(exc, "body") from None
 
 
 def serialize(response: Any, value: Any) -> Any:
@@ -276,11 +283,7 @@ def make_view(ep: Endpoint) -> Callable[[web.Request], Awaitable[web.StreamRespo
             except ValidationError as exc:
                 raise _validation_error(exc, "query") from None
         if ep.body is not None:
-            data = await read_json(request)
-            try:
-                ctx.body = ep.body.model_validate(data)
-            except ValidationError as exc:
-                raise _validation_error(exc, "body") from None
+            ctx.body = await read_model(request, ep.body)
         result = await ep.handler(ctx)
         if isinstance(result, web.StreamResponse):
             return result

@@ -90,7 +90,7 @@ async def view(ctx: Context, mediation_id: int) -> dict[str, Any]:
     async with rt.db.read() as conn:
         m = await row_by_id(conn, mediations, mediation_id)
         ticket = await row_by_id(conn, tickets, m.ticket_id) if m else None
-        if m is None or ticket is None or not visible_to(actor, ticket):
+        if m is None or ticket is None or not _may_see(actor, m, ticket):
             raise NotFound("mediation_not_found", mediation=mediation_id)
         who = None if actor.role is Role.ADMIN else await med.who_is(conn, rt, actor, m, ticket)
         parties = await med.load_parties(conn, mediation_id)
@@ -293,9 +293,14 @@ async def mediator_media(ctx: Context) -> dict[str, Any]:
 async def _visible_ticket(ctx: Context, m: Any) -> Any:
     async with ctx.rt.db.read() as conn:
         ticket = await row_by_id(conn, tickets, m.ticket_id) if m else None
-    if m is None or ticket is None or not visible_to(ctx.actor, ticket):
+    if m is None or ticket is None or not _may_see(ctx.require_actor(), m, ticket):
         raise NotFound("mediation_not_found", mediation=ctx.params.get("id"))
     return ticket
+
+
+def _may_see(actor: Any, m: Any, ticket: Any) -> bool:
+    """Whoever may see the ticket, and the case's own mediator."""
+    return visible_to(actor, ticket) or (actor.id is not None and actor.id == m.mediator_id)
 
 
 async def _party_of(ctx: Context) -> int:
@@ -394,10 +399,66 @@ async def recording_file(ctx: Context) -> Any:
         or ticket is None
         or rec.mediation_id != ctx.int_param("id")
         or rec.state != "ready"
-        or not visible_to(actor, ticket)
+        or not visible_to(actor, ticket)  # the ticket's own staff, not the mediator alone
     ):
         raise NotFound("mediation_recording_not_found")
     return web.FileResponse(
         ctx.rt.settings.data_dir / rec.path,
         headers={"Content-Type": "video/webm", "Cache-Control": "no-store"},
     )
+
+
+class ListQuery(Strict):
+    state: str | None = None  # one state, or "open" for all but the final ones
+    lang: str | None = None
+
+
+@endpoint(
+    "GET",
+    "/mediations",
+    summary="Mediations: a mediator's own, a department's, or all for the desk; soonest first",
+    tag="mediations",
+    roles=STAFF,
+    query=ListQuery,
+    errors=(400, 401, 403),
+)
+async def list_mediations(ctx: Context) -> dict[str, Any]:
+    from callcenter.domain.mediation import OPEN_STATES, MediationState
+
+    actor = ctx.require_actor()
+    q: ListQuery = ctx.query
+    query = select(mediations, tickets.c.number, tickets.c.department_id).join(
+        tickets, tickets.c.id == mediations.c.ticket_id
+    )
+    if q.state == "open":
+        query = query.where(mediations.c.state.in_([s.value for s in OPEN_STATES]))
+    elif q.state:
+        if q.state not in MediationState.__members__.values():
+            raise InvalidInput("invalid_choice", field="state", choices=", ".join(MediationState))
+        query = query.where(mediations.c.state == q.state)
+    if actor.role is Role.DEPARTMENT:
+        query = query.where(
+            (tickets.c.department_id == actor.department_id)
+            | (mediations.c.mediator_id == actor.id)
+        )
+    async with ctx.rt.db.read() as conn:
+        rows = (
+            await conn.execute(
+                query.order_by(mediations.c.scheduled_at, mediations.c.id).limit(200)
+            )
+        ).all()
+    label = ctx.rt.catalog.label
+    return {
+        "items": [
+            {
+                "id": r.id,
+                "ticket_number": r.number,
+                "state": r.state,
+                "state_label": label("mediation_state", r.state, ctx.locale),
+                "scheduled_local": ctx.rt.local_text(r.scheduled_at),
+                "mine": r.mediator_id == actor.id,
+                "url": f"/ui/mediations/{r.id}",
+            }
+            for r in rows
+        ]
+    }

@@ -15,13 +15,29 @@ from callcenter.api.schemas import ErrorOut
 
 REF = "#/components/schemas/{model}"
 _ERROR_TEXT = {
-    400: "Invalid input",
+    400: "Invalid input (also: a query parameter or body field the operation does not know)",
     401: "No valid credentials",
     403: "Not allowed for this role or department",
     404: "Not found",
+    408: "The body did not arrive in time",
     409: "Conflicts with the current state (illegal workflow step, stale version)",
-    503: "A service it needs (the media server) is not available now",
+    413: "The body is over 64 kB",
+    429: "Too many attempts (wrong tokens from this address): see Retry-After",
+    503: "A service it needs (the media server, a channel) is not available now",
 }
+
+
+def error_statuses(ep: Endpoint) -> list[int]:
+    """Every error status the operation can answer, whatever its handler declares: the
+    request's own checks can refuse any of them, so the document says so."""
+    found = set(ep.errors) | {400, 429}  # unknown parameters; wrong tokens from the address
+    if ep.roles is not None:
+        found |= {401, 403}
+    if "{" in ep.path:
+        found.add(404)
+    if ep.body is not None:
+        found |= {408, 413}
+    return sorted(found)
 
 
 def _model_of(response: Any) -> type[BaseModel] | None:
@@ -105,7 +121,12 @@ def _operation(ep: Endpoint, ref: Any) -> dict[str, Any]:
             "content": {"application/json": {"schema": ref(ep.body, "validation")}},
         }
     model = _model_of(ep.response)
-    if ep.status == 204:
+    if ep.media_type != "application/json":
+        operation["responses"][str(ep.status)] = {
+            "description": "OK",
+            "content": {ep.media_type: {"schema": {"type": "string"}}},
+        }
+    elif ep.status == 204:
         operation["responses"]["204"] = {"description": "Done"}
     elif model is not None:
         schema = ref(model, "serialization")
@@ -120,7 +141,7 @@ def _operation(ep: Endpoint, ref: Any) -> dict[str, Any]:
             "description": "OK",
             "content": {"application/json": {"schema": {"type": "object"}}},
         }
-    for status in ep.errors:
+    for status in error_statuses(ep):
         operation["responses"][str(status)] = {
             "description": _ERROR_TEXT[status],
             "content": {"application/json": {"schema": ref(ErrorOut, "serialization")}},

@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import func, or_, select
 
 from callcenter.actions.messages import send_reply
+from callcenter.actions.privacy import masked_row
 from callcenter.api.http import Context, endpoint
 from callcenter.api.schemas import (
     CitizenOut,
@@ -21,6 +22,7 @@ from callcenter.api.schemas import (
 )
 from callcenter.domain.errors import NotFound
 from callcenter.domain.phone import normalize_phone
+from callcenter.domain.privacy import mask_phone
 from callcenter.domain.workflow import Role
 from callcenter.store.tables import citizen_identities, citizens, conversations, messages
 from callcenter.views import (
@@ -65,11 +67,12 @@ async def find_citizens(ctx: Context) -> list[dict[str, Any]]:
         query = query.where(citizens.c.name.like(f"%{q.q.replace('%', '')}%"))
     async with ctx.rt.db.read() as conn:
         rows = (await conn.execute(query)).all()
+    # a list: numbers masked (the searcher knows the one searched for; the profile shows it)
     return [
         {
             "id": r.id,
             "name": r.name,
-            "phone": r.phone,
+            "phone": mask_phone(r.phone),
             "locale": r.locale,
             "created_at": r.created_at,
         }
@@ -140,7 +143,8 @@ async def list_conversations(ctx: Context) -> dict[str, Any]:
             )
         ).all()
     return {
-        "items": [conversation_view(r) for r in rows],
+        # a list: addresses masked; the conversation itself shows the full one
+        "items": [masked_row(conversation_view(r), "address") for r in rows],
         "page": {"page": q.page, "per_page": q.per_page, "total": int(total or 0)},
     }
 

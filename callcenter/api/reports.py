@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
 from aiohttp import web
 from pydantic import BaseModel
 
 from callcenter.api.http import Context, endpoint
-from callcenter.api.schemas import Strict
+from callcenter.api.schemas import QueryDate, Strict
 from callcenter.domain.errors import InvalidInput, NotFound
 from callcenter.domain.ids import parse_id
 from callcenter.domain.workflow import Role
@@ -17,6 +17,8 @@ from callcenter.reports import (
     department_summary,
     kpi_report,
     kpis_csv,
+    mediation_stats,
+    mediations_csv,
     period,
     tickets_csv,
     wallboard,
@@ -28,8 +30,8 @@ MAX_DAYS = 400
 
 
 class PeriodQuery(Strict):
-    start: date | None = None
-    end: date | None = None
+    start: QueryDate | None = None
+    end: QueryDate | None = None
     lang: str | None = None
 
 
@@ -50,6 +52,7 @@ class WallboardOut(BaseModel):
     tickets_closed_today: int
     overdue_by_department: list[dict[str, Any]]
     overdue_total: int
+    mediations: dict[str, Any]  # sessions today and now, this month's figures
 
 
 class KpiReportOut(BaseModel):
@@ -60,6 +63,7 @@ class KpiReportOut(BaseModel):
     contacts: dict[str, Any]
     departments: list[dict[str, Any]]
     streets: list[dict[str, Any]]
+    mediations: dict[str, Any]  # per month: held, agreement and no-show rates, days to session
 
 
 class SummaryOut(BaseModel):
@@ -132,6 +136,7 @@ def _csv_response(text: str, name: str) -> web.Response:
     roles=SUPERVISORS,
     query=PeriodQuery,
     errors=(400, 401, 403),
+    media_type="text/csv",
 )
 async def get_kpis_csv(ctx: Context) -> web.Response:
     start, end = _period(ctx)
@@ -142,12 +147,29 @@ async def get_kpis_csv(ctx: Context) -> web.Response:
 
 @endpoint(
     "GET",
+    "/reports/mediations.csv",
+    summary="Mediations per month: held, agreements, no-shows, days to session, as CSV",
+    tag="reports",
+    roles=SUPERVISORS,
+    query=PeriodQuery,
+    errors=(400, 401, 403),
+)
+async def get_mediations_csv(ctx: Context) -> web.Response:
+    start, end = _period(ctx)
+    async with ctx.rt.db.read(long=True) as conn:
+        stats = await mediation_stats(conn, ctx.rt, start, end)
+    return _csv_response(mediations_csv(stats), "mediations.csv")
+
+
+@endpoint(
+    "GET",
     "/reports/tickets.csv",
     summary="Tickets opened in a period, as CSV",
     tag="reports",
     roles=SUPERVISORS,
     query=PeriodQuery,
     errors=(400, 401, 403),
+    media_type="text/csv",
 )
 async def get_tickets_csv(ctx: Context) -> web.Response:
     start, end = _period(ctx)

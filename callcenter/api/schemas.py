@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import re
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
 
 from callcenter.domain.ids import MAX_ID
 from callcenter.domain.workflow import WORKFLOW, Priority, Step, TicketState, TicketType
@@ -17,6 +18,28 @@ class Strict(BaseModel):
 
 # a row id in a query or a body: both databases store ids as 64-bit integers from 1
 Id = Annotated[int, Field(ge=1, le=MAX_ID)]
+
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_ISO_DATETIME = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?"
+    r"([Zz]|[+-][0-9]{2}:?[0-9]{2})?"
+)
+
+
+def _written_as(pattern: re.Pattern[str], example: str) -> Any:
+    """Query values are text, and pydantic reads ``0.5`` as a Unix time: only the
+    written form the document names (RFC 3339) is taken."""
+
+    def check(value: Any) -> Any:
+        if isinstance(value, str) and not pattern.fullmatch(value.strip()):
+            raise ValueError(f"expected a date written like {example}")
+        return value
+
+    return BeforeValidator(check)
+
+
+QueryDateTime = Annotated[datetime, _written_as(_ISO_DATETIME, "2026-11-27T10:00:00+08:00")]
+QueryDate = Annotated[date, _written_as(_ISO_DATE, "2026-11-27")]
 
 
 # --- shared -----------------------------------------------------------------------
@@ -181,8 +204,8 @@ class TicketQuery(Strict):
     overdue: bool | None = None
     open: bool | None = Field(None, description="only tickets not closed, merged or cancelled")
     q: str | None = Field(None, max_length=100)
-    created_from: datetime | None = None
-    created_to: datetime | None = None
+    created_from: QueryDateTime | None = None
+    created_to: QueryDateTime | None = None
     sort: Literal["urgency", "newest"] = "urgency"
     page: int = Field(1, ge=1, le=100000)
     per_page: int = Field(20, ge=1, le=100)

@@ -80,3 +80,17 @@ class RateLimited(HotlineError):
 
     status = 429
     default_code = "rate_limited"
+
+
+class PayloadTooLarge(HotlineError):
+    """The request's body is over the endpoint's limit (413); nothing of it was used."""
+
+    status = 413
+    default_code = "body_too_large"
+
+
+class RequestTimeout(HotlineError):
+    """The request's body did not arrive in time (408); nothing of it was used."""
+
+    status = 408
+    default_code = "body_timeout"

@@ -32,8 +32,8 @@ TICKET_KPIS = (
 LOWER_IS_BETTER = frozenset({"return_rate", "reopen_rate"})
 CONTACT_KPIS = ("answer_rate", "service_level", "abandonment_rate")
 
-# the three-word survey answers on the 1..5 scale of ``surveys.score``
-SURVEY_WORDS = {"满意": 5, "基本满意": 3, "不满意": 1}
+# Survey answers are scored 1..5 in one place: callcenter.domain.survey.SCORE_WORDS
+# (满意 5, 基本满意 4, 不满意 1...); the KPIs read the stored score, never the words.
 
 
 @dataclass(frozen=True)

@@ -340,3 +340,45 @@ def is_decline(text: str) -> bool:
     """An answer to an invitation that says the party will not come (both languages)."""
     cleaned = text.strip().strip("。.!！ ").lower()
     return cleaned in DECLINE_WORDS or cleaned.startswith(("decline", "拒绝", "不参加"))
+
+
+@dataclass(frozen=True)
+class CaseFigures:
+    """What the statistics need of one mediation."""
+
+    state: str
+    outcome: str | None
+    requested_at: datetime
+    scheduled_at: datetime | None
+    started_at: datetime | None
+
+
+def mediation_figures(cases: list[CaseFigures]) -> dict[str, Any]:
+    """The 矛盾纠纷调解 figures of a set of mediations (pure).
+
+    ``held``: sessions that took place (concluded); ``agreement_rate``: full agreements
+    among them (partial ones counted apart); ``no_show_rate``: no-shows among the
+    sessions that were due (held + no-show); ``days_to_session``: mean days from the
+    request (the mediation's creation) to the session's start.
+    """
+    held = [c for c in cases if c.state == MediationState.CONCLUDED]
+    no_show = sum(1 for c in cases if c.state == MediationState.NO_SHOW)
+    agreements = sum(1 for c in held if c.outcome == Outcome.AGREEMENT)
+    partial = sum(1 for c in held if c.outcome == Outcome.PARTIAL)
+    waits = [
+        (c.started_at - c.requested_at).total_seconds() / 86400
+        for c in held
+        if c.started_at is not None
+    ]
+    due = len(held) + no_show
+    return {
+        "requested": len(cases),
+        "held": len(held),
+        "agreements": agreements,
+        "partial": partial,
+        "no_show": no_show,
+        "cancelled": sum(1 for c in cases if c.state == MediationState.CANCELLED),
+        "agreement_rate": round(agreements / len(held), 4) if held else None,
+        "no_show_rate": round(no_show / due, 4) if due else None,
+        "days_to_session": round(sum(waits) / len(waits), 2) if waits else None,
+    }

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import socket
@@ -17,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, func, or_, select, update
 
+from callcenter.background import Loop
 from callcenter.jobs.outbox import Job
 from callcenter.store.tables import jobs
 
@@ -203,71 +203,48 @@ class JobDriver(ABC):
         """Called after a commit that enqueued jobs."""
 
 
-class InProcessDriver(JobDriver):
-    """Runs jobs in the server's own event loop.
+class InProcessDriver(Loop, JobDriver):
+    """Runs jobs in the server's own event loop (a :class:`~callcenter.background.Loop`).
 
     Wakes on every commit that enqueued jobs, at the next scheduled job's time,
     and at least every ``poll_seconds`` (to notice jobs written by another
-    process, such as the CLI, and leases that ran out).
+    process, such as the CLI, and leases that ran out). Jobs run as tasks, at
+    most ``concurrency`` at once (``busy_concurrency`` while webhooks come).
     """
 
+    name = "jobs"
+
     def __init__(self, runner: JobRunner) -> None:
+        rt = runner.rt
+        super().__init__(poll=rt.settings.jobs.poll_seconds, foreground=rt.foreground)
         self.runner = runner
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._stopping = False
         self._running: set[asyncio.Task[str]] = set()
 
-    async def start(self) -> None:
-        self._stopping = False
-        self._task = asyncio.create_task(self._loop(), name="jobs")
-
     async def stop(self) -> None:
-        self._stopping = True
-        self._wake.set()
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await super().stop()
         if self._running:
             await asyncio.gather(*self._running, return_exceptions=True)
 
-    def wake(self) -> None:
-        self._wake.set()
-
-    async def _loop(self) -> None:
-        poll = self.runner.rt.settings.jobs.poll_seconds
-        while not self._stopping:
-            self._wake.clear()
-            try:
-                foreground = self.runner.rt.foreground
-                await foreground.gap()  # webhooks first, and fewer jobs at once while they come
-                limit = self.runner.concurrency
-                if foreground.busy():
-                    limit = min(limit, self.runner.rt.settings.jobs.busy_concurrency)
-                free = limit - len(self._running)
-                batch = await self.runner.claim(free) if free > 0 else []
-                for job in batch:
-                    task = asyncio.create_task(self.runner.execute(job))
-                    self._running.add(task)
-                    task.add_done_callback(self._done)
-                if batch and len(batch) == free:
-                    continue  # there may be more due right now
-                timeout = poll
-                upcoming = await self.runner.next_due()
-                if upcoming is not None:
-                    until = (upcoming - self.runner.rt.clock.now()).total_seconds()
-                    timeout = max(0.01, min(poll, until))
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("job loop error; retrying")
-                timeout = poll
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
+    async def run_once(self) -> float | None:
+        rt = self.runner.rt
+        limit = self.runner.concurrency
+        if rt.foreground.busy():  # fewer jobs at once while webhooks come
+            limit = min(limit, rt.settings.jobs.busy_concurrency)
+        free = limit - len(self._running)
+        batch = await self.runner.claim(free) if free > 0 else []
+        for job in batch:
+            task = asyncio.create_task(self.runner.execute(job))
+            self._running.add(task)
+            task.add_done_callback(self._done)
+        if batch and len(batch) == free:
+            return 0.0  # there may be more due right now
+        upcoming = await self.runner.next_due()
+        if upcoming is None:
+            return None
+        return max(0.01, (upcoming - rt.clock.now()).total_seconds())
 
     def _done(self, task: asyncio.Task[str]) -> None:
         self._running.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("job task crashed: %s", task.exception())
-        self._wake.set()
+        self.wake()

@@ -5,7 +5,10 @@ block ends normally and rolls back on any exception. Work that must wait for
 the commit (publishing live events, waking the job executor) is registered on
 the transaction and runs only after a successful commit.
 
-SQLite (the embedded default) runs in WAL mode. Writers are serialised: inside
+SQLite (the embedded default) runs in WAL mode with ``synchronous=FULL``: the
+log is synced to the disk at every commit, so a commit that was acknowledged
+(a provider got its 200) survives a power cut; NORMAL would keep the file
+consistent but could lose the last commits. Writers are serialised: inside
 one process by :class:`WriteLock`, across processes by ``BEGIN IMMEDIATE``,
 retried with asynchronous sleeps while another process holds the lock.
 
@@ -193,7 +196,11 @@ CommitHook = Callable[[Tx], None]
 class Database:
     """Engines and transactions for one database URL."""
 
-    def __init__(self, url: str, *, echo: bool = False, pool_size: int = 10) -> None:
+    def __init__(
+        self, url: str, *, echo: bool = False, pool_size: int = 10, synchronous: str = "FULL"
+    ) -> None:
+        if synchronous not in ("FULL", "NORMAL"):
+            raise ValueError(f"synchronous must be FULL or NORMAL, not {synchronous!r}")
         self.url = make_url(url)
         self.dialect = self.url.get_backend_name()
         self.is_sqlite = self.dialect == "sqlite"
@@ -203,9 +210,10 @@ class Database:
         self.long_read_engine: AsyncEngine
         if self.is_sqlite:
             ensure_sqlite_folder(url)
-            self.engine = self._sqlite_engine(url, "BEGIN IMMEDIATE", echo, inline=True)
-            self.read_engine = self._sqlite_engine(url, "BEGIN", echo, inline=True)
-            self.long_read_engine = self._sqlite_engine(url, "BEGIN", echo)
+            sync = synchronous
+            self.engine = self._sqlite_engine(url, "BEGIN IMMEDIATE", echo, sync, inline=True)
+            self.read_engine = self._sqlite_engine(url, "BEGIN", echo, sync, inline=True)
+            self.long_read_engine = self._sqlite_engine(url, "BEGIN", echo, sync)
         else:
             self.long_read_engine = create_async_engine(
                 url,
@@ -226,7 +234,9 @@ class Database:
         return self.engine if isinstance(self.engine, Engine) else self.engine.sync_engine
 
     @staticmethod
-    def _sqlite_engine(url: str, begin: str, echo: bool, *, inline: bool = False) -> Any:
+    def _sqlite_engine(
+        url: str, begin: str, echo: bool, synchronous: str, *, inline: bool = False
+    ) -> Any:
         engine: Any
         if inline:
             # synchronous, on the event loop's thread; many coroutines may each hold a
@@ -247,7 +257,7 @@ class Database:
         pragmas = [
             f"PRAGMA busy_timeout={busy_ms}",  # first: switching to WAL may meet a lock
             "PRAGMA journal_mode=WAL",
-            "PRAGMA synchronous=NORMAL",
+            f"PRAGMA synchronous={synchronous}",
             "PRAGMA foreign_keys=ON",
         ]
         if inline:  # checkpoints (and their fsync) run on a thread: Database._checkpoints

@@ -1,5 +1,12 @@
 """A simulated SMS provider, so that the whole loop runs with no account anywhere.
 
+Anyone who can post to the inbound endpoint writes as any phone number (and
+could send STOP or answer a survey for another citizen), so it answers only
+requests from this machine (a loopback peer, and no proxy's forwarding
+header), unless the ``token`` option is set, when a request carrying
+``Authorization: Bearer <token>`` may come from anywhere. It is off when a
+real SMS adapter is configured too (it is a :attr:`~Channel.stand_in`).
+
 Inbound: ``POST /channels/simulated/sms`` with ``{"from": "+8613800000000",
 "text": "...", "id": "optional provider id", "to": "12345"}`` takes the path
 of a real provider's webhook: the text is stored in the inbox and the answer,
@@ -20,6 +27,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import fcntl
+import hmac
+import ipaddress
 import json
 import os
 import uuid
@@ -30,13 +39,32 @@ from aiohttp import web
 
 from callcenter.actions.inbox import inbox
 from callcenter.actions.intake import Inbound
+from callcenter.api.bodies import read_json_body
 from callcenter.api.http import json_response
 from callcenter.api.keys import RUNTIME
-from callcenter.channel import OutboundMessage, SendResult, SmsChannel
-from callcenter.domain.errors import InvalidInput
+from callcenter.channel import Access, OutboundMessage, SendResult, SmsChannel
+from callcenter.domain.errors import Forbidden, InvalidInput
 from callcenter.runtime import Runtime
 
 MAX_BODY = 64 * 1024
+INBOUND_PATH = "/channels/simulated/sms"
+FORWARDING_HEADERS = ("Forwarded", "X-Forwarded-For", "X-Real-IP")
+
+
+def from_this_machine(request: web.Request) -> bool:
+    """A loopback peer that no proxy forwarded (a proxy on this machine is loopback too)."""
+    if any(header in request.headers for header in FORWARDING_HEADERS):
+        return False
+    peer: Any = request.transport.get_extra_info("peername") if request.transport else None
+    if not peer or not isinstance(peer, tuple):
+        return False
+    try:
+        address = ipaddress.ip_address(str(peer[0]).split("%")[0])
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_loopback
 
 
 class ProviderLog:
@@ -94,8 +122,11 @@ class ProviderLog:
 class SimulatedSms(SmsChannel):
     """The ``sms`` channel, answered by a provider that lives in the data directory."""
 
+    stand_in = True
+
     def __init__(self, rt: Runtime, options: dict[str, Any]) -> None:
         super().__init__(rt, options)
+        self.token = str(options.get("token") or "")
         # a slow provider, for tests and demos: time before it stores the message, and
         # time before it answers after storing it
         self.delay = float(options.get("delay_seconds", 0))
@@ -103,12 +134,28 @@ class SimulatedSms(SmsChannel):
         self.log = ProviderLog(Path(rt.settings.data_dir) / "simulated-sms")
 
     def setup_web(self, app: web.Application) -> None:
-        app.router.add_post("/channels/simulated/sms", self.inbound)
+        app.router.add_post(INBOUND_PATH, self.inbound)
+
+    def access(self) -> list[Access]:
+        if self.token:
+            return [Access(f"POST {INBOUND_PATH}", "token")]
+        return [Access(f"POST {INBOUND_PATH}", "loopback")]
+
+    def _allowed(self, request: web.Request) -> bool:
+        if self.token:
+            scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+            if scheme.lower() == "bearer" and hmac.compare_digest(
+                given.strip().encode(), self.token.encode()
+            ):
+                return True
+        return from_this_machine(request)
 
     async def inbound(self, request: web.Request) -> web.Response:
         rt = request.app[RUNTIME]
         box = inbox(rt)
-        data = await _read_json(request)
+        if not self._allowed(request):
+            raise Forbidden("local_only")
+        data = await read_json_body(request, limit=MAX_BODY)
         accepted = await box.accept(self.to_inbound(data))
         if request.query.get("wait") not in ("1", "true"):
             return json_response(
@@ -151,15 +198,3 @@ class SimulatedSms(SmsChannel):
         if self.settle:
             await asyncio.sleep(self.settle)
         return SendResult(provider_id=sid, status="sent")
-
-
-async def _read_json(request: web.Request) -> Any:
-    raw = await request.content.read(MAX_BODY + 1)
-    if len(raw) > MAX_BODY:
-        raise InvalidInput("body_too_large", limit=MAX_BODY)
-    try:
-        return json.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise InvalidInput("invalid_encoding") from None
-    except json.JSONDecodeError:
-        raise InvalidInput("malformed_json") from None

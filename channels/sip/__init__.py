@@ -22,7 +22,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from callcenter.channel import Channel, DeliveryError, OutboundMessage, SendResult
+from callcenter.channel import Access, Channel, DeliveryError, OutboundMessage, SendResult
 from callcenter.runtime import Runtime
 from ivr.setup import build_engine, build_prompts, build_recognizers
 from ivr.stt import Recognizers
@@ -65,6 +65,13 @@ class SipChannel(Channel):
         self.recognizers = Recognizers()
         self.threads: set[threading.Thread] = set()
         self.context: CallContext | None = None
+
+    def access(self) -> list[Access]:
+        if self.mode == "register":  # registered with a PBX: calls come through it
+            return [
+                Access(f"udp {self.host}:{self.port}", "sip", f"{self.server}:{self.server_port}")
+            ]
+        return [Access(f"udp {self.host}:{self.port}", "sip")]
 
     async def initialize(self) -> None:
         check_tools()

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
-import json
 import logging
 import warnings
 from datetime import timedelta
@@ -48,8 +47,9 @@ from telegram.warnings import PTBDeprecationWarning
 from callcenter.actions.attachments import store_file
 from callcenter.actions.intake import Inbound, receive_message, reply_to_sender
 from callcenter.actions.messages import MAX_BODY
+from callcenter.api.bodies import read_json_body
 from callcenter.api.http import error_body
-from callcenter.channel import Channel, DeliveryError, OutboundMessage, SendResult
+from callcenter.channel import Access, Channel, DeliveryError, OutboundMessage, SendResult
 from callcenter.domain.errors import Forbidden as ForbiddenError
 from callcenter.domain.errors import HotlineError, InvalidInput
 from callcenter.domain.pacing import SendPacer
@@ -115,6 +115,11 @@ class TelegramChannel(Channel):
 
     def setup_web(self, app: web.Application) -> None:
         app.router.add_post(WEBHOOK_PATH, self._webhook)
+
+    def access(self) -> list[Access]:
+        if self.webhook:
+            return [Access(f"POST {WEBHOOK_PATH}", "secret", "X-Telegram-Bot-Api-Secret-Token")]
+        return [Access("getUpdates", "outbound")]
 
     async def _run(self) -> None:
         """Connect (retrying while Telegram cannot be reached), then poll or set the webhook."""
@@ -182,13 +187,7 @@ class TelegramChannel(Channel):
         given = request.headers.get("X-Telegram-Bot-Api-Secret-Token", "")
         if not hmac.compare_digest(given.encode(), self.secret.encode()) or not self.secret:
             raise ForbiddenError("invalid_signature")
-        raw = await request.content.read(MAX_UPDATE_BYTES + 1)
-        if len(raw) > MAX_UPDATE_BYTES:
-            raise InvalidInput("body_too_large", limit=MAX_UPDATE_BYTES)
-        try:
-            data = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
-            raise InvalidInput("malformed_json") from None
+        data = await read_json_body(request, limit=MAX_UPDATE_BYTES)
         await self.handle(self.parse_update(data))
         return web.Response(status=200)
 

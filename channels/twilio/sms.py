@@ -26,7 +26,7 @@ import contextvars
 import logging
 import re
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,7 @@ import aiohttp
 from aiohttp import web
 from multidict import MultiDictProxy
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from sqlalchemy import select
 from twilio.base.exceptions import TwilioRestException
 from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.rest import Client
@@ -46,16 +47,18 @@ from callcenter.actions.deliveries import (
     RETRY,
     record_attempt,
     record_provider_status,
+    start_attempt,
 )
 from callcenter.actions.inbox import inbox
 from callcenter.actions.intake import Inbound
 from callcenter.api.keys import RUNTIME
-from callcenter.channel import DeliveryError, OutboundMessage, SendResult, SmsChannel
+from callcenter.channel import Access, DeliveryError, OutboundMessage, SendResult, SmsChannel
 from callcenter.domain import delivery
 from callcenter.domain.errors import Forbidden, InvalidInput
 from callcenter.domain.ids import ascii_int
 from callcenter.domain.phone import normalize_phone
 from callcenter.runtime import Runtime
+from callcenter.store.tables import messages
 from channels.twilio.webhooks import TwilioWebhook
 
 log = logging.getLogger(__name__)
@@ -79,6 +82,11 @@ PERMANENT_CODES = {
 }
 # 4xx answers that are about us or the moment, not the message: retried
 RETRYABLE_STATUS = {401, 403, 408, 409, 429}
+# asking Twilio whether a message went out: how far before the attempt to look (the two
+# clocks may differ), and how many of the pair's newest messages to read at most
+FIND_MARGIN = timedelta(minutes=5)
+FIND_PAGE = 50
+FIND_LIMIT = 500
 
 # Twilio's words for a message's state, and ours (callcenter.domain.delivery)
 STATUSES = {
@@ -238,6 +246,9 @@ class TwilioSms(SmsChannel):
         app.router.add_post(INBOUND_PATH, self.inbound)
         app.router.add_post(STATUS_PATH, self.status)
 
+    def access(self) -> list[Access]:
+        return [Access(f"POST {INBOUND_PATH}, {STATUS_PATH}", "signed", "X-Twilio-Signature")]
+
     # --- inbound --------------------------------------------------------------------------
 
     async def inbound(self, request: web.Request) -> web.Response:
@@ -331,6 +342,11 @@ class TwilioSms(SmsChannel):
         }
         if body != message.body:
             detail["shortened_from"] = len(message.body)
+        # recorded before Twilio is called: if this process dies once Twilio has the
+        # message, the next try finds this attempt unfinished and asks Twilio (find_sent)
+        attempt = await start_attempt(
+            self.rt, message.message_id, detail={"from": sender, "to": message.to}
+        )
         answers: list[Any] = []
         token = _ANSWERS.set(answers)
         started = time.monotonic()
@@ -340,21 +356,15 @@ class TwilioSms(SmsChannel):
             )
         except TwilioRestException as exc:
             detail["elapsed_ms"] = round((time.monotonic() - started) * 1000)
-            raise await self._refused(message, sender, exc, answers, detail) from None
+            raise await self._refused(message, attempt, sender, exc, answers, detail) from None
         except TimeoutError:
-            detail["elapsed_ms"] = round((time.monotonic() - started) * 1000)
-            await record_attempt(
-                self.rt, message.message_id, outcome=RETRY, error_code="timeout", detail=detail
-            )
+            await self._unanswered(message, attempt, "timeout", started, detail)
             raise DeliveryError(
                 f"Twilio did not answer within {self.config.timeout_seconds:g} s", code="timeout"
             ) from None
         except (aiohttp.ClientError, OSError) as exc:
-            detail["elapsed_ms"] = round((time.monotonic() - started) * 1000)
             detail["error"] = f"{type(exc).__name__}: {exc}"[:500]
-            await record_attempt(
-                self.rt, message.message_id, outcome=RETRY, error_code="network", detail=detail
-            )
+            await self._unanswered(message, attempt, "network", started, detail)
             raise DeliveryError(f"cannot reach Twilio: {exc}", code="network") from None
         finally:
             _ANSWERS.reset(token)
@@ -365,6 +375,7 @@ class TwilioSms(SmsChannel):
         await record_attempt(
             self.rt,
             message.message_id,
+            attempt=attempt,
             outcome=ACCEPTED,
             http_status=answers[-1].status_code if answers else None,
             provider_id=sent.sid,
@@ -372,9 +383,84 @@ class TwilioSms(SmsChannel):
         )
         return SendResult(provider_id=sent.sid, status=delivery.SENT, detail=detail)
 
+    async def _unanswered(
+        self,
+        message: OutboundMessage,
+        attempt: int,
+        code: str,
+        started: float,
+        detail: dict[str, Any],
+    ) -> None:
+        """Complete an attempt Twilio gave no answer to (timeout, network): retried."""
+        detail["elapsed_ms"] = round((time.monotonic() - started) * 1000)
+        await record_attempt(
+            self.rt,
+            message.message_id,
+            attempt=attempt,
+            outcome=RETRY,
+            error_code=code,
+            detail=detail,
+        )
+
+    async def find_sent(self, message: OutboundMessage, since: datetime) -> SendResult | None:
+        """Twilio's Messages list, filtered by sender and recipient, read back to ``since``
+        (less a margin for the two clocks): an outbound message with this body that no
+        other message of ours holds is the one the dead attempt handed over.
+
+        Time is filtered here on ``date_created``, not with Twilio's ``DateSent``
+        filter: that one matches ``date_sent``, which stays empty while a message
+        waits in Twilio's queue (a number sends about one segment a second), and
+        a message still queued would be missed and sent twice.
+        """
+        if self.client is None:
+            raise DeliveryError("the Twilio channel is not initialised")
+        sender, body = self.sender_for(message), self.fit_body(message.body)
+        after = since - FIND_MARGIN
+        found = []
+        try:
+            async for item in await self.client.messages.stream_async(
+                to=message.to, from_=sender, page_size=FIND_PAGE, limit=FIND_LIMIT
+            ):
+                created = item.date_created
+                if created is not None and created < after:
+                    break  # newest first: the rest is older
+                if item.body == body and str(item.direction or "").startswith("outbound"):
+                    found.append(item)
+        except TwilioRestException as exc:
+            raise DeliveryError(
+                f"cannot ask Twilio whether message {message.message_id} went out: {exc.msg}",
+                code=str(exc.code or exc.status),
+            ) from None
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            raise DeliveryError(
+                f"cannot ask Twilio whether message {message.message_id} went out: {exc!r}",
+                code="network",
+            ) from None
+        if not found:
+            return None
+        taken = await self._sids_recorded([str(item.sid) for item in found])
+        for item in sorted(found, key=lambda m: m.date_created or after):
+            if item.sid not in taken:
+                return SendResult(
+                    provider_id=str(item.sid),
+                    status=delivery.SENT,
+                    detail={"provider_status": str(item.status), "from": sender},
+                )
+        return None
+
+    async def _sids_recorded(self, sids: list[str]) -> set[str]:
+        async with self.rt.db.read() as conn:
+            rows = await conn.execute(
+                select(messages.c.provider_id).where(
+                    messages.c.channel == self.name, messages.c.provider_id.in_(sids)
+                )
+            )
+            return {str(sid) for sid in rows.scalars()}
+
     async def _refused(
         self,
         message: OutboundMessage,
+        attempt: int,
         sender: str,
         exc: TwilioRestException,
         answers: list[Any],
@@ -404,6 +490,7 @@ class TwilioSms(SmsChannel):
         await record_attempt(
             self.rt,
             message.message_id,
+            attempt=attempt,
             outcome=FAILED if permanent else RETRY,
             http_status=status,
             error_code=code,

@@ -48,7 +48,7 @@ from multidict import MultiDict
 from twilio.twiml.voice_response import VoiceResponse
 
 from callcenter.actions.calls import CallStart, start_call
-from callcenter.channel import Channel, DeliveryError, OutboundMessage, SendResult
+from callcenter.channel import Access, Channel, DeliveryError, OutboundMessage, SendResult
 from callcenter.domain.errors import InvalidInput
 from callcenter.runtime import Runtime
 from ivr.categories import category_phrases
@@ -129,6 +129,12 @@ class TwilioVoice(Channel):
         if chosen.get("voice"):
             attrs["voice"] = chosen["voice"]
         verb.say(say.text, **attrs)
+
+    def access(self) -> list[Access]:
+        return [
+            Access(f"POST {BASE}/*", "signed", "X-Twilio-Signature"),
+            Access(f"GET {BASE}/tone.wav", "everyone"),
+        ]
 
     async def send(self, message: OutboundMessage) -> SendResult:
         raise DeliveryError("a voice channel cannot deliver text", permanent=True, code="voice")

@@ -6,8 +6,9 @@ reverse proxy the URL this server sees is not the one Twilio requested, so the
 URL is rebuilt from the configured public URL and the request's path and
 query, never from the Host header.
 
-A missing or wrong signature is 403 and nothing is read further; a body that
-is too large or not UTF-8 form data is 400.
+A missing or wrong signature is 403; a body over 64 kB is 413; a body that is
+not UTF-8 form data is 400. The body is read whole first, however many pieces
+it arrives in (:mod:`callcenter.api.bodies`): the signature covers all of it.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from aiohttp import web
 from multidict import MultiDict
 from twilio.request_validator import RequestValidator
 
+from callcenter.api.bodies import read_body
 from callcenter.domain.errors import Forbidden, InvalidInput
 
 MAX_FORM_BYTES = 64 * 1024
@@ -36,11 +38,7 @@ class TwilioWebhook:
 
     async def verified_form(self, request: web.Request) -> MultiDict[str]:
         """The webhook's form parameters, or an error if it was not signed by Twilio."""
-        if request.content_length is not None and request.content_length > MAX_FORM_BYTES:
-            raise InvalidInput("body_too_large", limit=MAX_FORM_BYTES)
-        raw = await request.content.read(MAX_FORM_BYTES + 1)
-        if len(raw) > MAX_FORM_BYTES:
-            raise InvalidInput("body_too_large", limit=MAX_FORM_BYTES)
+        raw = await read_body(request, limit=MAX_FORM_BYTES)
         try:
             text = raw.decode("utf-8")
             pairs = parse_qsl(

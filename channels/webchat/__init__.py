@@ -39,12 +39,14 @@ import orjson
 from aiohttp import WSMsgType, web
 from sqlalchemy import select
 
-from callcenter.actions import acd
 from callcenter.actions.citizens import update_contact
+from callcenter.actions.conversation_tickets import leave_message
 from callcenter.actions.intake import Inbound, receive_message
+from callcenter.actions.queues import citizen_left
+from callcenter.api.guard import FRAMEABLE
 from callcenter.api.http import error_body, json_response
 from callcenter.bus import events as ev
-from callcenter.channel import Channel, OutboundMessage, SendResult
+from callcenter.channel import Access, Channel, OutboundMessage, SendResult
 from callcenter.domain.errors import HotlineError, InvalidInput
 from callcenter.domain.workflow import SYSTEM
 from callcenter.queueing import queue_spot, queue_spots
@@ -127,14 +129,24 @@ class WebChat(Channel):
             await ws.close(code=1001, message=b"server shutdown")
 
     def setup_web(self, app: web.Application) -> None:
+        if FRAMEABLE in app:  # the chat page may be framed by the sites that embed the widget
+            app[FRAMEABLE]["/chat/"] = self.allowed_origins
         app.router.add_get("/chat/widget.js", self.widget_js)
         app.router.add_get("/chat/widget.css", self.static_file("widget.css", "text/css"))
+        app.router.add_get("/chat/demo.css", self.static_file("demo.css", "text/css"))
         app.router.add_get("/chat/", self.static_file("demo.html", "text/html"))
         app.router.add_get("/chat/ws", self.socket)
         app.router.add_get("/chat/health", self.health)
         from channels.webchat.status import add_status_routes
 
         add_status_routes(app, self)
+
+    def access(self) -> list[Access]:
+        # who may embed the widget is said in the detail: its allowed origins
+        return [
+            Access("GET /chat/, /chat/ws", "everyone", ", ".join(self.allowed_origins)),
+            Access("GET /status, POST /status/lookup", "everyone"),
+        ]
 
     async def send(self, message: OutboundMessage) -> SendResult:
         # already pushed to open widgets from the bus when it was stored
@@ -304,7 +316,7 @@ class WebChat(Channel):
                 if conversation is None:
                     raise InvalidInput("missing_field", field="text")
                 text = frame.get("text")
-                ticket = await acd.leave_message(
+                ticket = await leave_message(
                     self.rt,
                     conversation.id,
                     text if isinstance(text, str) and text.strip() else None,
@@ -315,7 +327,7 @@ class WebChat(Channel):
             elif kind == "close":
                 conversation = await self._latest_conversation(chat.address)
                 if conversation is not None:
-                    await acd.citizen_left(self.rt, conversation.id)
+                    await citizen_left(self.rt, conversation.id)
             elif kind == "ping":
                 await self._send(chat.ws, {"type": "pong"})
         except HotlineError as error:

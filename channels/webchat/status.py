@@ -16,6 +16,7 @@ from aiohttp import web
 
 from callcenter.actions.lookup import WINDOW, look_up_ticket
 from callcenter.actions.staff import check_rate
+from callcenter.api.bodies import read_json_body
 from callcenter.api.http import json_response
 from callcenter.api.keys import RUNTIME
 from callcenter.domain.errors import InvalidInput
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 
 BEHIND_PROXY = web.AppKey("webchat_behind_proxy", bool)
 LOOKUPS_PER_IP = 20
+MAX_LOOKUP_BODY = 4096
 NUMBER = re.compile(r"^[0-9]{8}-[0-9]{4,6}$")  # ASCII digits: "\d" takes "१" and "²" too
 LAST4 = re.compile(r"[0-9]{4}")
 
@@ -34,6 +36,7 @@ def add_status_routes(app: web.Application, channel: WebChat) -> None:
     app.router.add_get(
         "/status/status.js", channel.static_file("status.js", "application/javascript")
     )
+    app.router.add_get("/status/status.css", channel.static_file("status.css", "text/css"))
     app.router.add_get("/status/strings/{locale}.json", _strings(channel))
     app.router.add_post("/status/lookup", lookup)
     app.router.add_get("/s/{number}", short_link)  # the status link in SMS notices
@@ -63,10 +66,7 @@ async def lookup(request: web.Request) -> web.Response:
     locale = rt.catalog.normalize(
         request.query.get("lang") or rt.catalog.negotiate(request.headers.get("Accept-Language"))
     )
-    try:
-        data = await request.json()
-    except ValueError:
-        raise InvalidInput("malformed_json") from None
+    data = await read_json_body(request, limit=MAX_LOOKUP_BODY)
     if not isinstance(data, dict):
         raise InvalidInput("malformed_json")
     number = str(data.get("number", "")).strip()

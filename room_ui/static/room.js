@@ -66,7 +66,7 @@
     if (!r.ok) { location.reload(); return; }
     show("waiting");
     poll();
-    polling = setInterval(poll, 2000);
+    polling = setInterval(poll, 1000);
   }
   $("consent-yes").addEventListener("click", function () { consent(true); });
   $("consent-no").addEventListener("click", function () { consent(false); });
@@ -109,7 +109,7 @@
     if (room) room.stop();
     joinedFeed = j.feed;
     const server = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + j.server;
-    room = new window.HotlineVideoRoom({
+    const me = new window.HotlineVideoRoom({
       server: server, token: j.token, room: j.room, pin: j.pin, display: j.display, feed: j.feed,
       onLocal: function (stream) { $("local").srcObject = stream; },
       onJoined: function () { rejoining = false; banner(mutedByMediator ? T.muted_by_mediator : ""); },
@@ -144,7 +144,8 @@
         if ((name === "lost" || name === "closed" || name === "error") && !over) reconnect();
       },
     });
-    room.start().catch(function () { if (!over) reconnect(); });
+    room = me;
+    me.start().catch(function () { if (!over && room === me) reconnect(); });
   }
 
   async function reconnect() {
@@ -184,7 +185,7 @@
     if (s && s.consent !== null && (s.presence === "in_room" || s.presence === "waiting")) {
       show("waiting");
       poll();
-      polling = setInterval(poll, 2000);
+      polling = setInterval(poll, 1000);
     } else {
       check();
     }

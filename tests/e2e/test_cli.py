@@ -115,12 +115,14 @@ def test_serve_answers_the_api_and_turns_an_sms_into_a_ticket(tmp_path: Path) ->
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(100):
+        deadline = time.monotonic() + 60  # a loaded machine starts the server slowly
+        while True:
             try:
                 urllib.request.urlopen(base + "/api/health", timeout=1)
                 break
             except OSError:
                 assert server.poll() is None, server.stdout.read()  # type: ignore[union-attr]
+                assert time.monotonic() < deadline, "the server did not answer within 60 s"
                 time.sleep(0.1)
         request = urllib.request.Request(
             base + "/channels/simulated/sms?wait=1",

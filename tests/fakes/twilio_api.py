@@ -6,7 +6,12 @@ basic auth with the account SID and auth token) the way Twilio does: 201 and
 the Message resource as JSON (``sid`` ``SM`` + 32 hex digits, ``status``
 ``queued``, ``num_segments``...), or Twilio's error document
 ``{code, message, more_info, status}``. ``GET .../Messages/{sid}.json``
-fetches a stored message.
+fetches a stored message. ``GET .../Messages.json`` lists the account's
+messages newest first, as Twilio's list does: filtered by ``To``, ``From`` and
+``DateSent`` (``DateSent``, ``DateSent<``, ``DateSent>``, each a date
+``YYYY-MM-DD`` or a time ``YYYY-MM-DDTHH:MM:SSZ``, on ``date_sent``, which is
+empty until the message is reported sent), in pages of ``PageSize`` (50 by
+default) with ``next_page_uri`` and the other paging fields.
 
 Tests can tell it to misbehave for the next calls (:meth:`TwilioStandIn.fail_next`,
 :meth:`TwilioStandIn.hang_next`), read every request it got in order
@@ -34,11 +39,12 @@ import re
 import time
 import uuid
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from email.utils import format_datetime
+from datetime import UTC, date, datetime
+from email.utils import format_datetime, parsedate_to_datetime
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import aiohttp
 from aiohttp import web
@@ -52,6 +58,7 @@ MESSAGE = re.compile(r"^/2010-04-01/Accounts/(?P<account>[^/]+)/Messages/(?P<sid
 E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
 
 ERRORS = {
+    20001: "Invalid paging or filter parameter",
     20003: "Authenticate",
     20404: "The requested resource {path} was not found",
     20429: "Too Many Requests",
@@ -65,6 +72,32 @@ ERRORS = {
     21614: "'To' number is not a valid mobile number",
     21617: "The concatenated message body exceeds the 1600 character limit.",
 }
+
+
+_DATE_FILTERS = (("DateSent", "="), ("DateSent<", "<"), ("DateSent>", ">"))
+
+
+def _when(value: str) -> datetime | date:
+    """A ``DateSent`` bound: a day (``YYYY-MM-DD``) or a time (``YYYY-MM-DDTHH:MM:SSZ``)."""
+    if "T" in value:
+        return datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    return date.fromisoformat(value)
+
+
+def _date_matches(date_sent: str | None, bounds: dict[str, datetime | date]) -> bool:
+    """Twilio's ``DateSent`` filters: on or before, on or after, or on a day (GMT)."""
+    if date_sent is None:
+        return False  # not sent yet (queued): no DateSent filter matches it
+    sent = parsedate_to_datetime(date_sent).astimezone(UTC)
+    for op, bound in bounds.items():
+        if isinstance(bound, datetime):
+            ok = {"=": sent == bound, "<": sent <= bound, ">": sent >= bound}[op]
+        else:
+            day = sent.date()
+            ok = {"=": day == bound, "<": day <= bound, ">": day >= bound}[op]
+        if not ok:
+            return False
+    return True
 
 
 def new_sid(prefix: str = "SM") -> str:
@@ -104,6 +137,7 @@ class TwilioStandIn:
         numbers: list[str] | None = None,
         latency: float = 0.0,
         auto_status: float | None = None,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.account_sid = account_sid or "AC" + uuid.uuid4().hex
         self.auth_token = auth_token or uuid.uuid4().hex
@@ -111,11 +145,13 @@ class TwilioStandIn:
         self.latency = latency  # seconds between storing a message and answering
         # for demos: report "sent", then "delivered", this many seconds after each accept
         self.auto_status = auto_status
+        self.clock = clock or (lambda: datetime.now(UTC))  # Twilio's clock (date_created...)
         self._tasks: set[asyncio.Task[None]] = set()
         self.requests: list[Recorded] = []
         self.messages: dict[str, dict[str, Any]] = {}  # sid -> the Message resource
         self.callbacks: dict[str, str] = {}  # sid -> StatusCallback URL
         self.failures: deque[Failure] = deque()
+        self.list_failures = 0  # answer this many of the next list reads with a 500
         self.validator = RequestValidator(self.auth_token)
         self._release = asyncio.Event()
         self._runner: web.AppRunner | None = None
@@ -123,6 +159,7 @@ class TwilioStandIn:
         self.app = web.Application()
         self.app.router.add_post("/2010-04-01/Accounts/{account}/Messages.json", self._create)
         self.app.router.add_get("/2010-04-01/Accounts/{account}/Messages/{sid}.json", self._fetch)
+        self.app.router.add_get("/2010-04-01/Accounts/{account}/Messages.json", self._list)
 
     # --- running ------------------------------------------------------------------------
 
@@ -265,7 +302,7 @@ class TwilioStandIn:
 
     def _store(self, account: str, form: dict[str, str]) -> dict[str, Any]:
         sid = new_sid()
-        now = format_datetime(datetime.now(UTC), usegmt=True)
+        now = format_datetime(self.clock(), usegmt=True)
         body = form.get("Body", "")
         uri = f"/{API_VERSION}/Accounts/{account}/Messages/{sid}"
         message = {
@@ -320,6 +357,64 @@ class TwilioStandIn:
             return self._error(20404, 404, path=request.path)
         record.status = 200
         return web.json_response(message)
+
+    def lists(self) -> list[Recorded]:
+        """Every read of the Messages list, in order."""
+        return [r for r in self.requests if r.method == "GET" and r.path.endswith("Messages.json")]
+
+    async def _list(self, request: web.Request) -> web.Response:
+        account = request.match_info["account"]
+        query = {k: v for k, v in request.query.items()}
+        record = Recorded("GET", request.path, query, self._authorized(request, account))
+        self.requests.append(record)
+        if not record.authorized:
+            record.status = 401
+            return self._error(20003, 401)
+        if self.list_failures:
+            self.list_failures -= 1
+            record.status = 500
+            return self._error(20500, 500)
+        try:
+            size = min(max(int(query.get("PageSize", "50")), 1), 1000)
+            page = max(int(query.get("Page", "0")), 0)
+            bounds = {op: _when(query[name]) for name, op in _DATE_FILTERS if name in query}
+        except ValueError:
+            record.status = 400
+            return self._error(20001, 400)
+        found = []
+        for message in self.messages.values():
+            if message["account_sid"] != account:
+                continue
+            if "To" in query and message["to"] != query["To"]:
+                continue
+            if "From" in query and message["from"] != query["From"]:
+                continue
+            if bounds and not _date_matches(message["date_sent"], bounds):
+                continue
+            found.append(message)
+        found.sort(key=lambda m: parsedate_to_datetime(m["date_created"]), reverse=True)
+        chunk = found[page * size : (page + 1) * size]
+        base = request.path
+        kept = {k: v for k, v in query.items() if k not in ("Page", "PageToken", "PageSize")}
+
+        def uri(number: int) -> str:
+            return base + "?" + urlencode({**kept, "PageSize": size, "Page": number})
+
+        more = (page + 1) * size < len(found)
+        record.status = 200
+        return web.json_response(
+            {
+                "messages": chunk,
+                "end": page * size + max(len(chunk) - 1, 0),
+                "first_page_uri": uri(0),
+                "next_page_uri": uri(page + 1) + f"&PageToken=PA{page + 1}" if more else None,
+                "page": page,
+                "page_size": size,
+                "previous_page_uri": uri(page - 1) if page else None,
+                "start": page * size,
+                "uri": request.path_qs,
+            }
+        )
 
     # --- calling the hotline, as Twilio does -------------------------------------------------
 
@@ -404,6 +499,9 @@ class TwilioStandIn:
         """Call the message's StatusCallback with a new status, signed as Twilio signs it."""
         message = self.messages[sid]
         message["status"] = status
+        message["date_updated"] = format_datetime(self.clock(), usegmt=True)
+        if status == "sent" and message["date_sent"] is None:
+            message["date_sent"] = message["date_updated"]
         if error_code is not None:
             message["error_code"] = error_code
         params = {

@@ -198,7 +198,7 @@ async def test_bad_requests_are_400_with_a_reason(api: TestClient, spec: Spec) -
     )
     assert response.status == 400
     response = await api.post("/api/tickets", data=b"x" * 70000, headers=auth("agent1"))
-    assert response.status == 400 and (await response.json())["error"]["code"] == "body_too_large"
+    assert response.status == 413 and (await response.json())["error"]["code"] == "body_too_large"
     status, body = await call(
         api,
         spec,

@@ -284,3 +284,53 @@ async def test_only_staff_of_the_case_can_act_on_it(rt: Runtime, clock: ManualCl
     with pytest.raises(Exception) as info:
         await med.schedule_mediation(rt, m["id"], clock.now() + timedelta(days=1), actor=other)
     assert getattr(info.value, "code", "") == "mediation_not_found"
+
+
+async def test_a_recording_past_its_retention_is_deleted_by_a_job_and_audited(
+    rt: Runtime, clock: ManualClock
+) -> None:
+    from callcenter.actions.mediation_files import EXPIRE
+    from callcenter.jobs.outbox import enqueue
+    from callcenter.store.queries import insert_row
+    from callcenter.store.tables import mediation_recordings
+
+    ticket, _, m = await case(rt)
+    path = rt.settings.data_dir / "recordings" / "old.webm"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"\x1aE\xdf\xa3 not really a video")
+    keep = rt.settings.data_dir / "recordings" / "new.webm"
+    keep.write_bytes(b"\x1aE\xdf\xa3")
+    async with rt.transaction() as tx:
+        now = tx.state["now"]
+        for name, expires in (
+            ("old.webm", now + timedelta(days=1)),
+            ("new.webm", now + timedelta(days=9)),
+        ):
+            await insert_row(
+                tx,
+                mediation_recordings,
+                {
+                    "mediation_id": m["id"], "ticket_id": ticket["id"], "state": "ready",
+                    "path": f"recordings/{name}", "duration_seconds": 12.0, "created_at": now,
+                    "expires_at": expires,
+                },
+            )  # fmt: skip
+        await enqueue(tx, EXPIRE, {}, key="expire-test", now=now, run_at=now + timedelta(days=1))
+    await settle(rt, clock, within=60)
+    assert path.exists()  # not yet due
+    clock.advance(days=1)
+    await settle(rt, clock, within=60)
+    async with rt.db.read() as conn:
+        states = dict(
+            (
+                await conn.execute(select(mediation_recordings.c.id, mediation_recordings.c.state))
+            ).all()
+        )
+        deleted = (
+            await conn.execute(
+                select(audit_events).where(audit_events.c.action == "mediation.recording_deleted")
+            )
+        ).all()
+    assert not path.exists() and keep.exists()
+    assert sorted(states.values()) == ["deleted", "ready"]
+    assert len(deleted) == 1 and deleted[0].entity_id == ticket["id"]

@@ -86,3 +86,22 @@ async def test_the_log_is_copied_back_after_writes(tmp_path: Path) -> None:
             await asyncio.sleep(0.1)
     finally:
         await db.dispose()
+
+
+async def test_every_sqlite_connection_syncs_each_commit_to_disk(tmp_path: Path) -> None:
+    """``synchronous=FULL`` (2): in WAL mode NORMAL (1) may lose the last commits on a
+    power cut, which a provider was already told were stored."""
+    from callcenter.bootstrap import build_runtime
+    from callcenter.config import Settings
+
+    rt = build_runtime(Settings(data_dir=tmp_path / "data", channels=[], ui=[]))
+    db = rt.db
+    try:
+        async with db.transaction(serialize=False) as tx:
+            assert await tx.conn.scalar(text("PRAGMA synchronous")) == 2
+        async with db.read() as conn:
+            assert await conn.scalar(text("PRAGMA synchronous")) == 2
+        async with db.read(long=True) as conn:
+            assert await conn.scalar(text("PRAGMA synchronous")) == 2
+    finally:
+        await db.dispose()

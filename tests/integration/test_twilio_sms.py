@@ -6,6 +6,8 @@ Jobs are run by hand (``rt.runner.run_due()``) and time is moved on a ManualCloc
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -272,7 +274,13 @@ async def test_an_inbound_sms_becomes_a_routed_ticket_and_the_receipt_leaves_thr
         .where(audit_events.c.entity_type == "message", audit_events.c.entity_id == receipt.id)
         .order_by(audit_events.c.seq),
     )
-    assert [a.action for a in trail] == ["message.queue", "message.attempt", "message.delivery"]
+    # the attempt is recorded as started before Twilio is called, then completed
+    assert [a.action for a in trail] == [
+        "message.queue",
+        "message.attempt",
+        "message.attempt",
+        "message.delivery",
+    ]
 
 
 async def test_a_retried_webhook_changes_nothing(hotline: Hotline) -> None:
@@ -338,7 +346,7 @@ async def test_a_100_kb_body_is_refused(hotline: Hotline) -> None:
     before = await snapshot(hotline.rt)
     params = hotline.standin.inbound_params(CITIZEN, "路" * 100_000, OUR)
     status, body = await hotline.post(params)
-    assert status == 400 and body["error"]["code"] == "body_too_large"
+    assert status == 413 and body["error"]["code"] == "body_too_large"
     assert "65536" in body["error"]["message"]
     assert await snapshot(hotline.rt) == before
 
@@ -567,6 +575,61 @@ async def test_wrong_credentials_are_retried_not_dropped(
         assert standin.creates()[0].authorized is False
     finally:
         await client.close()
+
+
+async def test_a_send_interrupted_after_twilio_took_it_is_found_not_repeated(
+    tmp_path: Path, database_url: str, clock: ManualClock
+) -> None:
+    """Two replies with the same text: the second's process "dies" (its job is cancelled)
+    while Twilio holds the answer. Its next run asks Twilio's list, which holds both texts,
+    and takes the one no other message of ours holds; while Twilio cannot be asked it
+    sends nothing."""
+    async with TwilioStandIn(numbers=[OUR, OTHER], clock=clock.now) as standin:
+        client, rt = await open_hotline(tmp_path, database_url, clock, standin)
+        hl = Hotline(client, rt, standin, clock)
+        try:
+            first = await outbound(hl, "好的，已记录。")
+            await hl.settle()
+            agent = await actor(rt, "agent1")
+            conversation = (await message(rt, first)).conversation_id
+            second = await send_reply(rt, conversation, "好的，已记录。", actor=agent)
+            clock.advance(timedelta(seconds=1))  # past the sender's pacing
+            standin.hang_next(30, store_first=True)
+            assert rt.runner is not None
+            before = len(standin.accepted)
+            running = asyncio.create_task(rt.runner.run_due())
+            for _ in range(1000):  # until Twilio has it (bounded: 10 s)
+                if len(standin.accepted) > before:
+                    break
+                await asyncio.sleep(0.01)
+            running.cancel()  # the process dies while Twilio's answer is on its way
+            with contextlib.suppress(asyncio.CancelledError):
+                await running
+            [started] = await attempts(rt, second)
+            assert started.outcome == "started"
+            taken = standin.accepted[-1]["sid"]
+            assert (await message(rt, first)).provider_id != taken
+
+            standin.list_failures = 1  # Twilio cannot be asked: nothing is sent blind
+            clock.advance(timedelta(seconds=rt.settings.jobs.lease_seconds + 1))
+            await hl.run_jobs()
+            creates = len(standin.creates())
+            assert len(standin.lists()) == 1
+            assert (await deliver_job(rt, second)).state == "pending"
+            [still] = await attempts(rt, second)
+            assert still.outcome == "started"
+
+            clock.set((await deliver_job(rt, second)).run_at)
+            await hl.run_jobs()
+            assert len(standin.creates()) == creates, "not sent again"
+            row = await message(rt, second)
+            assert (row.status, row.provider_id) == ("sent", taken)
+            [done] = await attempts(rt, second)
+            assert (done.outcome, done.provider_id) == ("accepted", taken)
+            assert done.detail["found_at_provider"] is True
+            assert (await deliver_job(rt, second)).state == "done"
+        finally:
+            await client.close()
 
 
 async def _conversation(rt: Runtime) -> int:

@@ -129,3 +129,17 @@ def test_contact_centre_kpis() -> None:
     assert kpis.abandonment_rate == Ratio(1, 4)
     assert kpis.average_wait_seconds == 30
     assert kpis.waiting == 1
+
+
+def test_the_satisfaction_rate_reads_the_survey_s_own_scores() -> None:
+    """One definition of what 满意 / 基本满意 / 不满意 score: the survey's."""
+    from callcenter.domain.survey import Answer, parse_reply
+
+    answers = []
+    for text in ("满意", "基本满意", "不满意", "比较满意，已解决", "一般"):
+        parsed = parse_reply(text)
+        assert isinstance(parsed, Answer)
+        answers.append(SurveyAnswer(1, parsed.score, parsed.solved))
+    assert [a.score for a in answers] == [5, 4, 1, 4, 3]
+    assert satisfaction_rate(answers) == Ratio(3, 5)  # 满意 and both 基本/比较满意
+    assert satisfaction_rate(answers, satisfied_min=5) == Ratio(1, 5)

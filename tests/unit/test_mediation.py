@@ -203,3 +203,30 @@ def test_other_replies_are_not_declines(text: str) -> None:
 def test_the_table_names_every_step_once() -> None:
     assert set(WORKFLOW) == set(MediationStep)
     assert set(PARTY_STEPS) == set(PartyStep)
+
+
+def test_the_figures_count_held_sessions_agreements_no_shows_and_waits() -> None:
+    from callcenter.domain.mediation import CaseFigures, mediation_figures
+
+    day = timedelta(days=1)
+    cases = [
+        CaseFigures("concluded", "agreement", NOW, NOW + 2 * day, NOW + 2 * day),
+        CaseFigures("concluded", "partial", NOW, NOW + 4 * day, NOW + 4 * day),
+        CaseFigures("concluded", "none", NOW, NOW + 3 * day, NOW + 3 * day),
+        CaseFigures("no_show", None, NOW, NOW + day, None),
+        CaseFigures("cancelled", None, NOW, None, None),
+        CaseFigures("scheduled", None, NOW, NOW + day, None),
+    ]
+    figures = mediation_figures(cases)
+    assert figures == {
+        "requested": 6,
+        "held": 3,
+        "agreements": 1,
+        "partial": 1,
+        "no_show": 1,
+        "cancelled": 1,
+        "agreement_rate": round(1 / 3, 4),
+        "no_show_rate": 0.25,
+        "days_to_session": 3.0,
+    }
+    assert mediation_figures([])["agreement_rate"] is None

@@ -38,6 +38,7 @@
   }
 
   VideoRoom.prototype.event = function (name, data) {
+    if (this.closed) return;  // a room the page stopped tells it nothing more
     if (this.o.onEvent) this.o.onEvent(name, data || {});
   };
 
@@ -186,25 +187,44 @@
             tracks: [{ type: "data" }],
             success: function (answer) {
               self.sub.send({ message: { request: "start", room: self.o.room }, jsep: answer });
+              self.reconcile();
             },
             error: function (err) { self.event("error", { error: String(err) }); },
           });
         }
       },
       onremotetrack: function (track, mid, on) {
-        const feedId = self.midFeed[mid];
-        const feed = feedId !== undefined && self.feeds[feedId];
-        if (!feed) return;
-        if (on) {
-          for (const t of feed.stream.getTracks()) {
-            if (t.kind === track.kind && t.id !== track.id) feed.stream.removeTrack(t);
-          }
-          if (!feed.stream.getTrackById(track.id)) feed.stream.addTrack(track);
-          if (self.o.onFeed) self.o.onFeed(feedId, feed.display, feed.stream);
-        }
+        if (on) self.place(mid, track);
       },
       oncleanup: function () { self.sub = null; },
     });
+  };
+
+  // A received track goes into the stream of the feed its m-line now carries.
+  VideoRoom.prototype.place = function (mid, track) {
+    const feedId = this.midFeed[mid];
+    const feed = feedId !== undefined && this.feeds[feedId];
+    if (!feed) return;
+    for (const t of feed.stream.getTracks()) {
+      if (t.kind === track.kind && t.id !== track.id) feed.stream.removeTrack(t);
+    }
+    if (!feed.stream.getTrackById(track.id)) {
+      feed.stream.addTrack(track);
+      if (this.o.onFeed) this.o.onFeed(feedId, feed.display, feed.stream);
+    }
+  };
+
+  // Janus reuses the m-line of a feed that left for the next one; the browser then fires no
+  // new track event (and janus.js hides a quick unmute), so after every renegotiation each
+  // live m-line's track is put where it now belongs.
+  VideoRoom.prototype.reconcile = function () {
+    const pc = this.sub && this.sub.webrtcStuff && this.sub.webrtcStuff.pc;
+    if (!pc) return;
+    for (const t of pc.getTransceivers()) {
+      if (t.mid === null || !t.receiver || !t.receiver.track) continue;
+      if (t.currentDirection === "inactive" || t.currentDirection === "stopped") continue;
+      this.place(t.mid, t.receiver.track);
+    }
   };
 
   VideoRoom.prototype.dropFeed = function (feedId) {

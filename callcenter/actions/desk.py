@@ -1,0 +1,195 @@
+"""What agents do with what they are offered: take or pass an offer, transfer a
+conversation, end it with a wrap-up code. Every step is one of the conversation's
+table (:mod:`callcenter.domain.conversation`), so an agent works only on the
+conversations they hold. See ``docs/acd.md``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select, update
+
+from callcenter.actions import audit
+from callcenter.actions.agents import (
+    agent_row,
+    agent_user,
+    require_desk,
+    set_agent,
+    start_wrap_up,
+)
+from callcenter.actions.conversations import load_conversation, move_conversation
+from callcenter.actions.queues import end_entry, enqueue, open_entry, open_entry_of
+from callcenter.bus import events
+from callcenter.domain.acd import Presence
+from callcenter.domain.conversation import ConversationStep, check_step
+from callcenter.domain.errors import Conflict, InvalidInput, NotFound
+from callcenter.domain.workflow import Actor
+from callcenter.runtime import Runtime
+from callcenter.store.db import Tx
+from callcenter.store.tables import offers, queue_entries
+
+
+async def _pending_offer(tx: Tx, offer_id: int, actor: Actor) -> Any:
+    row = (await tx.execute(select(offers).where(offers.c.id == offer_id))).first()
+    if row is None or row.agent_id != actor.id:
+        raise NotFound("offer_not_found", id=offer_id)
+    if row.state != "pending" or row.expires_at <= tx.state["now"]:
+        raise Conflict("offer_not_pending", id=offer_id, state=row.state)
+    return row
+
+
+async def _answer_offer(tx: Tx, offer_id: int, state: str, *, actor: Actor) -> Any:
+    """The agent's answer to their pending offer (``accepted``, ``declined``); the offer."""
+    now = tx.state["now"]
+    offer = await _pending_offer(tx, offer_id, actor)
+    await tx.execute(
+        update(offers).where(offers.c.id == offer_id).values(state=state, answered_at=now)
+    )
+    await audit.record(
+        tx,
+        actor=actor,
+        entity_type="offer",
+        entity_id=offer_id,
+        action="offer.accept" if state == "accepted" else "offer.decline",
+        after={"conversation_id": offer.conversation_id},
+    )
+    tx.publish(events.offer_changed({**offer._asdict(), "state": state}, now))
+    return offer
+
+
+async def accept_offer(rt: Runtime, offer_id: int, *, actor: Actor) -> dict[str, Any]:
+    """The agent takes the conversation: it is assigned to them."""
+    require_desk(actor)
+    async with rt.transaction() as tx:
+        now = tx.state["now"]
+        offer = await _answer_offer(tx, offer_id, "accepted", actor=actor)
+        await tx.execute(
+            update(queue_entries)
+            .where(queue_entries.c.id == offer.entry_id)
+            .values(agent_id=actor.id, assigned_at=now)
+        )
+        conversation = await load_conversation(tx, offer.conversation_id)
+        conversation = await move_conversation(
+            tx, conversation, ConversationStep.ASSIGN, actor=actor, agent_id=actor.id
+        )
+        assert actor.id is not None
+        await set_agent(tx, rt, actor.id, actor=actor, last_contact_at=now)
+        return dict(conversation._asdict())
+
+
+async def decline_offer(rt: Runtime, offer_id: int, *, actor: Actor) -> None:
+    """The agent passes: the conversation goes to the next agent."""
+    require_desk(actor)
+    async with rt.transaction() as tx:
+        await _answer_offer(tx, offer_id, "declined", actor=actor)
+
+
+async def held_conversation(
+    tx: Tx, conversation_id: int, step: ConversationStep, actor: Actor
+) -> tuple[Any, Any]:
+    """The conversation and its open stay with an agent, if the actor may take ``step``."""
+    conversation = await load_conversation(tx, conversation_id)
+    check_step(conversation.state, step, actor=actor, agent_id=conversation.agent_id)
+    entry = await open_entry_of(tx, conversation_id)
+    if entry is None or entry.agent_id is None:
+        raise Conflict("conversation_not_assigned", id=conversation_id)
+    return conversation, entry
+
+
+async def end_conversation(
+    rt: Runtime, conversation_id: int, *, wrap_up_code: str, actor: Actor
+) -> dict[str, Any]:
+    """The agent closes the conversation with a wrap-up code; wrap-up time starts."""
+    require_desk(actor)
+    if wrap_up_code not in rt.settings.acd.wrap_up_codes:
+        raise InvalidInput(
+            "invalid_choice", field="wrap_up_code", choices=", ".join(rt.settings.acd.wrap_up_codes)
+        )
+    async with rt.transaction() as tx:
+        conversation, entry = await held_conversation(
+            tx, conversation_id, ConversationStep.END, actor
+        )
+        await end_entry(tx, entry.id, "handled", wrap_up_code=wrap_up_code)
+        await audit.record(
+            tx,
+            actor=actor,
+            entity_type="conversation",
+            entity_id=conversation_id,
+            action="conversation.wrap_up",
+            after={"wrap_up_code": wrap_up_code, "queue": entry.queue},
+        )
+        if conversation.state != "closed":  # the citizen may have left already
+            conversation = await move_conversation(
+                tx, conversation, ConversationStep.END, actor=actor
+            )
+        await start_wrap_up(tx, rt, entry.agent_id, entry.queue, actor=actor)
+        return dict(conversation._asdict())
+
+
+async def transfer_conversation(
+    rt: Runtime,
+    conversation_id: int,
+    *,
+    actor: Actor,
+    to_queue: str | None = None,
+    to_agent_id: int | None = None,
+) -> dict[str, Any]:
+    """Hand the conversation to another queue (it waits there) or straight to an agent."""
+    require_desk(actor)
+    if (to_queue is None) == (to_agent_id is None):
+        raise InvalidInput("missing_field", field="to_queue")
+    if to_queue is not None and to_queue not in rt.settings.acd.queues:
+        raise InvalidInput(
+            "invalid_choice", field="to_queue", choices=", ".join(rt.settings.acd.queues)
+        )
+    async with rt.transaction() as tx:
+        now = tx.state["now"]
+        step = (
+            ConversationStep.TRANSFER_TO_QUEUE
+            if to_queue is not None
+            else ConversationStep.TRANSFER_TO_AGENT
+        )
+        conversation, entry = await held_conversation(tx, conversation_id, step, actor)
+        await end_entry(tx, entry.id, "transferred")
+        details: dict[str, Any] = {"from_agent_id": entry.agent_id, "from_queue": entry.queue}
+        if to_agent_id is not None:
+            target = await agent_user(tx, to_agent_id)
+            state = await agent_row(tx, target.id)
+            if state is None or state.presence == Presence.AWAY.value:
+                raise Conflict("agent_not_present", agent=target.display_name)
+            await open_entry(
+                tx, rt, conversation, entry.queue, agent_id=target.id, queued_at=entry.queued_at
+            )
+            conversation = await move_conversation(
+                tx,
+                conversation,
+                ConversationStep.TRANSFER_TO_AGENT,
+                actor=actor,
+                agent_id=target.id,
+            )
+            await set_agent(tx, rt, target.id, actor=actor, last_contact_at=now)
+            details["to_agent_id"] = target.id
+        else:
+            assert to_queue is not None
+            conversation = await enqueue(
+                tx,
+                rt,
+                conversation,
+                actor=actor,
+                queue=to_queue,
+                queued_at=entry.queued_at,
+                step=ConversationStep.TRANSFER_TO_QUEUE,
+                agent_id=None,
+            )
+            details["to_queue"] = to_queue
+        await audit.record(
+            tx,
+            actor=actor,
+            entity_type="conversation",
+            entity_id=conversation_id,
+            action="conversation.transfer",
+            details=details,
+        )
+        await set_agent(tx, rt, entry.agent_id, actor=actor, last_contact_at=now)
+        return dict(conversation._asdict())

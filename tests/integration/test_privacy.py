@@ -1,0 +1,187 @@
+"""Personal data (callcenter/actions/privacy.py): masked numbers in lists and logs, the
+audited contact view, retention, and a citizen's export and erasure."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from aiohttp.test_utils import TestClient, TestServer
+from sqlalchemy import select
+
+from callcenter.actions.audit import verify_chain
+from callcenter.actions.intake import Inbound, receive_message
+from callcenter.actions.privacy import apply_retention, erase_citizen, export_citizen
+from callcenter.actions.tickets import take_step
+from callcenter.bootstrap import build_runtime, create_app
+from callcenter.clock import ManualClock
+from callcenter.domain.errors import Conflict
+from callcenter.domain.privacy import MaskingFilter, mask_phone
+from callcenter.domain.workflow import Step
+from callcenter.runtime import Runtime
+from callcenter.store.tables import (
+    audit_events,
+    citizen_identities,
+    citizens,
+    conversations,
+    messages,
+    tickets,
+)
+from tests.conftest import load_test_city, make_settings
+from tests.helpers import actor, staff_of
+
+PHONE = "+8613812345678"
+
+
+@pytest_asyncio.fixture
+async def client(
+    tmp_path: Path, database_url: str, clock: ManualClock
+) -> AsyncIterator[TestClient]:
+    settings = make_settings(tmp_path, database_url)
+    rt = build_runtime(settings, clock=clock, seed=4)
+    async with TestClient(TestServer(create_app(settings, runtime=rt, start_jobs=False))) as c:
+        await load_test_city(rt)
+        c.rt = rt  # type: ignore[attr-defined]
+        yield c
+
+
+def auth(user: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer demo-{user}"}
+
+
+async def report(rt: Runtime, text: str = "小区路灯坏了，晚上很黑") -> Any:
+    result = await receive_message(rt, Inbound("sms", "phone", PHONE, text))
+    assert result.ticket is not None
+    return result
+
+
+async def close(rt: Runtime, ticket: dict[str, Any]) -> None:
+    """Through the department and back: signed for, answered, closed."""
+    department = await actor(rt, staff_of(rt.directory.by_id[ticket["department_id"]].code))
+    await take_step(rt, ticket["id"], Step.SIGN_FOR, actor=department)
+    await take_step(rt, ticket["id"], Step.REPLY, actor=department, text="已修复。")
+    await take_step(rt, ticket["id"], Step.CLOSE, actor=await actor(rt, "agent1"))
+
+
+async def audit_actions(rt: Runtime, action: str) -> list[Any]:
+    async with rt.db.read() as conn:
+        return (
+            await conn.execute(select(audit_events).where(audit_events.c.action == action))
+        ).all()
+
+
+def test_numbers_are_masked_for_lists_and_logs() -> None:
+    assert mask_phone(PHONE) == "+86138****5678"
+    assert mask_phone("13812345678") == "138****5678"
+    record = logging.LogRecord(
+        "x", logging.INFO, "f", 1, "SMS from %s about %s", (PHONE, "20261127-0042"), None
+    )
+    MaskingFilter().filter(record)
+    assert record.getMessage() == "SMS from +86138****5678 about 20261127-0042"
+
+
+async def test_lists_show_masked_numbers_and_the_conversation_the_full_one(
+    client: TestClient,
+) -> None:
+    rt: Runtime = client.rt  # type: ignore[attr-defined]
+    result = await report(rt)
+    found = await (await client.get(f"/api/citizens?phone={PHONE}", headers=auth("agent1"))).json()
+    assert [c["phone"] for c in found] == ["+86138****5678"]
+    listed = await (await client.get("/api/conversations", headers=auth("agent1"))).json()
+    mine = [c for c in listed["items"] if c["id"] == result.conversation_id]
+    assert mine and mine[0]["address"] == "+86138****5678"
+    detail = await (
+        await client.get(f"/api/conversations/{result.conversation_id}", headers=auth("agent1"))
+    ).json()
+    assert detail["address"] == PHONE
+
+
+async def test_the_department_sees_the_number_on_its_own_ticket_and_the_view_is_audited(
+    client: TestClient,
+) -> None:
+    rt: Runtime = client.rt  # type: ignore[attr-defined]
+    result = await report(rt)
+    ticket = result.ticket
+    department = rt.directory.by_id[ticket["department_id"]].code
+    response = await client.get(
+        f"/api/tickets/{ticket['number']}/contact", headers=auth(staff_of(department))
+    )
+    assert response.status == 200
+    assert (await response.json())["phone"] == PHONE
+    other = "QS-CG" if department != "QS-CG" else "MH-WATER"
+    response = await client.get(
+        f"/api/tickets/{ticket['id']}/contact", headers=auth(staff_of(other))
+    )
+    assert response.status == 404
+    [viewed] = await audit_actions(rt, "ticket.contact_viewed")
+    staff = await actor(rt, staff_of(department))
+    assert viewed.entity_id == ticket["id"] and viewed.actor_id == staff.id
+
+
+async def test_retention_removes_what_expired_and_says_so(rt: Runtime, clock: ManualClock) -> None:
+    old = await report(rt)
+    await close(rt, old.ticket)
+    clock.advance(timedelta(days=rt.settings.privacy.messages_days + 1))
+    new = await report(rt, "港湾路垃圾没人清运")
+    removed = await apply_retention(rt)
+    assert removed["messages"] >= 1 and removed["closed_ticket_contacts"] == 1
+    async with rt.db.read() as conn:
+        bodies = dict((await conn.execute(select(messages.c.id, messages.c.body))).all())
+        owners = dict((await conn.execute(select(tickets.c.id, tickets.c.citizen_id))).all())
+    assert bodies[old.message_id] == "[expired]" and bodies[new.message_id] == "港湾路垃圾没人清运"
+    assert owners[old.ticket["id"]] is None and owners[new.ticket["id"]] == new.citizen_id
+    [run] = await audit_actions(rt, "privacy.retention")
+    assert run.after["messages"] == removed["messages"]
+    assert (await verify_chain(rt.db))[1] is None
+
+
+async def test_export_then_erasure_where_the_law_allows(rt: Runtime) -> None:
+    result = await report(rt)
+    admin = await actor(rt, "admin")
+    document = await export_citizen(rt, result.citizen_id, actor=admin)
+    assert document["citizen"]["phone"] == PHONE
+    assert document["messages"][0]["body"] == "小区路灯坏了，晚上很黑"
+    assert [t["id"] for t in document["tickets"]] == [result.ticket["id"]]
+    assert await audit_actions(rt, "citizen.exported")
+
+    with pytest.raises(Conflict) as refused:  # the open case still needs the contact
+        await erase_citizen(rt, result.citizen_id, actor=admin, reason="citizen's request")
+    assert refused.value.code == "citizen_has_open_tickets"
+
+    await close(rt, result.ticket)
+    counts = await erase_citizen(rt, result.citizen_id, actor=admin, reason="citizen's request")
+    assert counts["identities"] == 1 and counts["tickets_kept"] == 1
+    async with rt.db.read() as conn:
+        person = (
+            await conn.execute(select(citizens).where(citizens.c.id == result.citizen_id))
+        ).one()
+        identities = (await conn.execute(select(citizen_identities))).all()
+        bodies = (
+            (
+                await conn.execute(
+                    select(messages.c.body).where(
+                        messages.c.conversation_id == result.conversation_id
+                    )
+                )
+            )
+            .scalars()
+            .all()
+        )
+        address = await conn.scalar(
+            select(conversations.c.address).where(conversations.c.id == result.conversation_id)
+        )
+        kept = (
+            await conn.execute(select(tickets).where(tickets.c.id == result.ticket["id"]))
+        ).one()
+    assert (person.name, person.phone) == (None, None)
+    assert not [i for i in identities if i.citizen_id == result.citizen_id]
+    assert set(bodies) == {"[erased]"} and PHONE not in str(address)
+    assert kept.citizen_id is None and kept.description  # the case stays on record
+    [erased] = await audit_actions(rt, "citizen.erased")
+    assert erased.details["reason"] == "citizen's request"
+    assert (await verify_chain(rt.db))[1] is None

@@ -42,9 +42,10 @@ from callcenter.api.http import (
     error_body,
     json_response,
 )
-from callcenter.api.keys import RUNTIME
+from callcenter.api.keys import RUNTIME, SITE_PAGES
 from callcenter.domain.errors import Forbidden, HotlineError, InvalidInput, Unauthenticated
 from callcenter.domain.workflow import Role
+from callcenter.ports import Page
 from callcenter.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -83,6 +84,7 @@ def setup(app: web.Application, rt: Runtime) -> None:
 
     app.cleanup_ctx.append(hub_context)
     app.on_shutdown.append(close_staff_sockets)
+    app[SITE_PAGES].append(Page("/ui/", "site.staff"))  # on the server's front page
     # security headers and cookie flags: the server-wide guard (callcenter/api/guard.py)
     r = app.router
     r.add_get("/ui", home)

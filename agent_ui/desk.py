@@ -57,7 +57,7 @@ async def side_context(request: web.Request, actor: Actor) -> dict[str, Any]:
     async with rt.db.read() as conn:
         agents = await deskviews.agent_rows(conn, rt, locale, now)
         offered = await deskviews.my_offers(conn, actor.id)
-        held = await deskviews.held_conversations(conn, actor.id)
+        held = await deskviews.held(conn, actor.id)
         waiting = await deskviews.waiting_rows(conn, rt, now)
         others = (
             [c for c in await deskviews.assigned_conversations(conn) if c["agent_id"] != actor.id]

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from callcenter.actions import mediations, privacy, reminders, surveys
+from callcenter.actions import mediation_files, mediations, privacy, reminders, surveys
 from callcenter.actions.acd import AcdDriver
 from callcenter.actions.inbox import inbox
 from callcenter.actions.mediation_files import TRANSCRIBER, Transcriber
@@ -24,7 +24,7 @@ from callcenter.actions.messages import DELIVER, deliver_message
 from callcenter.api import create_api
 from callcenter.api.guard import setup_guard
 from callcenter.api.http import error_middleware
-from callcenter.api.keys import RUNTIME, SETTINGS
+from callcenter.api.keys import RUNTIME, SETTINGS, SITE_PAGES
 from callcenter.bus import MemoryBus
 from callcenter.channel import Channel, ChannelRegistry
 from callcenter.clock import Clock, SystemClock, make_random
@@ -37,6 +37,7 @@ from callcenter.i18n import Catalog
 from callcenter.jobs.executor import InProcessDriver, JobRegistry, JobRunner
 from callcenter.media.proxy import setup_media_routes
 from callcenter.media.service import MediaService
+from callcenter.ports import Page
 from callcenter.runtime import Runtime
 from callcenter.store.db import Database
 from callcenter.store.migrate import current_revision, head_revision
@@ -87,6 +88,7 @@ def build_runtime(
     registry.register(surveys.EXPIRE, surveys.expire_survey)
     registry.register(privacy.RETENTION, privacy.retention_job)
     mediations.register_jobs(registry)
+    mediation_files.register_jobs(registry)
     rt = Runtime(
         settings=settings,
         db=Database(settings.effective_database_url, synchronous=settings.sqlite_synchronous),
@@ -254,8 +256,10 @@ def create_app(
     setup_guard(app, settings)  # first: channels add the paths they let other sites frame
     app.add_subapp("/api", create_api())
     setup_media_routes(app)
+    app[SITE_PAGES] = []
     for channel in rt.channels:
         channel.setup_web(app)
+        app[SITE_PAGES].extend(channel.pages)
     for spec in settings.ui:
         load_ui_setup(spec)(app, rt)
     app.router.add_get("/", _index)
@@ -271,18 +275,15 @@ async def _index(request: web.Request) -> web.Response:
     hotline = rt.settings.hotline_number
 
     def t(key: str) -> str:
-        return html.escape(rt.text(f"site.{key}", locale, hotline=hotline))
+        return html.escape(rt.text(key, locale, hotline=hotline))
 
-    links = [
-        ("/ui/", "staff"),
-        ("/chat/", "chat"),
-        ("/status", "status"),
-        ("/api/openapi.json", "api"),
-    ]
-    items = "".join(f'<li><a href="{href}">{t(key)}</a></li>' for href, key in links)
+    # what the web front ends and the channels declared (Channel.pages), and the API
+    pages = [*request.app[SITE_PAGES], Page("/api/openapi.json", "site.api")]
+    items = "".join(f'<li><a href="{p.path}">{t(p.text_key)}</a></li>' for p in pages)
     body = (
         f'<!doctype html><html lang="{locale}"><meta charset="utf-8">'
         f'<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{t('title')}</title><h1>{t('title')}</h1><p>{t('intro')}</p><ul>{items}</ul>"
+        f"<title>{t('site.title')}</title><h1>{t('site.title')}</h1><p>{t('site.intro')}</p>"
+        f"<ul>{items}</ul>"
     )
     return web.Response(text=body, content_type="text/html")

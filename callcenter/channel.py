@@ -3,7 +3,20 @@
 A channel (SMS through a provider, Telegram, web chat, voice...) is a class in
 its own package under ``channels/`` that subclasses :class:`Channel`, and is
 named in the ``channels`` setting as ``"package.module:Class"``. Adding one
-touches no core file: the composition root imports what the settings name.
+touches no core file: the composition root imports what the settings name, and
+the class declares what the core needs to know of it:
+
+- ``name``: the channel's name (messages and conversations carry it);
+- ``identity_kind``: what citizens are known by on it (``phone`` for SMS and
+  calls, ``telegram``, ``web``...); the core accepts the kinds its channels
+  declare, and ``phone``, which it uses itself (calls, notices by SMS);
+- ``Options``: a pydantic model of its ``[channel_options.<name>]`` table,
+  checked when the server starts (a wrong value is a clear error then, not a
+  surprise later); the checked values are ``self.config``;
+- ``strings_dir``: its texts in both languages (``<locale>.json``);
+- ``setup_web``: its routes (webhooks, pages), and ``pages``: the public
+  pages the server's front page lists;
+- ``access``: the ways in it opens and who may use them.
 
 Inbound, an adapter turns the provider's event into a call of a core action
 (for text, :func:`callcenter.actions.intake.receive_message`, or
@@ -20,97 +33,54 @@ intake, segment counting and the segment budget, and pacing per sender number.
 
 from __future__ import annotations
 
+import logging
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from callcenter.domain.errors import HotlineError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
 from callcenter.domain.pacing import SendPacer
 from callcenter.domain.phone import normalize_phone
 from callcenter.domain.segments import Segments, count_segments, fit
+from callcenter.ports import (  # noqa: F401  (adapters import them from here)
+    Access,
+    ChannelNotReady,
+    ChannelPort,
+    ChannelRegistry,
+    DeliveryError,
+    Inbound,
+    OutboundMessage,
+    Page,
+    SendResult,
+)
+from callcenter.runtime import Runtime
 
 if TYPE_CHECKING:
     from aiohttp import web
 
-    from callcenter.actions.intake import Inbound
-    from callcenter.runtime import Runtime
+log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class OutboundMessage:
-    """A stored outbound message, handed to the adapter that delivers it."""
+class ChannelOptions(BaseModel):
+    """A channel's ``[channel_options.<name>]`` table; each adapter declares its fields.
 
-    message_id: int
-    channel: str
-    to: str
-    sender: str | None
-    body: str
-    locale: str
-    kind: str
-    essential: bool
-    idempotency_key: str
-    meta: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class SendResult:
-    provider_id: str | None
-    status: str = "sent"  # queued | sent | delivered
-    detail: dict[str, Any] = field(default_factory=dict)
-
-
-class DeliveryError(Exception):
-    """A send that failed. ``permanent`` failures are not retried.
-
-    ``retry_after`` asks for the next try not before that many seconds; with
-    ``count_attempt=False`` (rate limits: the provider is fine, we are too
-    fast) the try does not count against the job's attempts.
+    Keys it does not know are left alone (several adapters may read one table,
+    as every SMS gateway reads ``[channel_options.sms]``) but said at start.
     """
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        permanent: bool = False,
-        code: str | None = None,
-        retry_after: float | None = None,
-        count_attempt: bool = True,
-    ) -> None:
-        super().__init__(message)
-        self.permanent = permanent
-        self.code = code
-        self.retry_after = retry_after
-        self.count_attempt = count_attempt
-
-
-class ChannelNotReady(HotlineError):
-    """The adapter cannot work yet (provider unreachable); retry later."""
-
-    status = 503
-    default_code = "channel_not_ready"
-
-
-@dataclass(frozen=True)
-class Access:
-    """One way into the server a channel opens, and who may use it; the server says
-    them all at start (:func:`callcenter.bootstrap.access_report`).
-
-    ``who`` names a text ``access.<who>``: ``everyone``, ``loopback``, ``token``,
-    ``signed`` (the provider's signature), ``secret`` (a shared secret header),
-    ``sip`` (the SIP port), ``outbound`` (the adapter calls out, nothing comes in).
-    """
-
-    route: str
-    who: str
-    detail: str = ""
+    model_config = ConfigDict(extra="ignore")
 
 
 class Channel(ABC):
-    """One adapter. Subclasses set ``name`` and, if they have texts, ``strings_dir``."""
+    """One adapter. Subclasses set ``name``, ``identity_kind``, ``Options`` and, if they
+    have texts, ``strings_dir``."""
 
     name: ClassVar[str]
+    identity_kind: ClassVar[str | None] = None  # None: it knows citizens by no address of its own
+    Options: ClassVar[type[ChannelOptions]] = ChannelOptions
+    pages: ClassVar[tuple[Page, ...]] = ()
     strings_dir: ClassVar[Path | None] = None
     text_capable: ClassVar[bool] = True  # False for voice: notifications then go by SMS
     # a stand-in for demos and tests (the simulated SMS provider): it gives way to a real
@@ -124,6 +94,23 @@ class Channel(ABC):
     def __init__(self, rt: Runtime, options: dict[str, Any]) -> None:
         self.rt = rt
         self.options = options
+        self.config = self.read_options(options)
+
+    @classmethod
+    def read_options(cls, options: dict[str, Any]) -> ChannelOptions:
+        """The options checked against :attr:`Options` (ValueError naming the field if not)."""
+        try:
+            config = cls.Options.model_validate(options)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or '(table)'}: {e['msg']}"
+                for e in exc.errors(include_url=False)
+            )
+            raise ValueError(f"channel_options.{cls.name}: {problems}") from None
+        unknown = sorted(set(options) - set(cls.Options.model_fields))
+        if unknown:
+            log.info("channel_options.%s: %s not read by %s", cls.name, unknown, cls.__name__)
+        return config
 
     async def initialize(self) -> None:
         """Open connections, start pollers. Called once, after the database is ready."""
@@ -154,6 +141,13 @@ class Channel(ABC):
         return None
 
 
+class SmsOptions(ChannelOptions):
+    """What every SMS gateway reads from ``[channel_options.sms]`` (None: its default)."""
+
+    max_segments: int | None = Field(default=None, ge=1)
+    rate_segments_per_second: float | None = Field(default=None, gt=0)
+
+
 class SmsChannel(Channel):
     """An SMS gateway: the ``sms`` channel, whichever provider carries it.
 
@@ -170,16 +164,20 @@ class SmsChannel(Channel):
     """
 
     name = "sms"
+    identity_kind = "phone"
+    Options: ClassVar[type[ChannelOptions]] = SmsOptions
     default_max_segments: ClassVar[int | None] = None
     default_rate: ClassVar[float | None] = None
 
     def __init__(self, rt: Runtime, options: dict[str, Any]) -> None:
         super().__init__(rt, options)
-        max_segments = options.get("max_segments", self.default_max_segments)
-        self.max_segments = int(max_segments) if max_segments is not None else None
-        if self.max_segments is not None and self.max_segments < 1:
-            raise ValueError("channel_options.sms.max_segments must be at least 1")
-        rate = options.get("rate_segments_per_second", self.default_rate)
+        config = self.config
+        assert isinstance(config, SmsOptions)
+        self.max_segments = (
+            config.max_segments if config.max_segments is not None else self.default_max_segments
+        )
+        rate = config.rate_segments_per_second
+        rate = rate if rate is not None else self.default_rate
         self.pacer = SendPacer(float(rate)) if rate is not None else None
 
     def phone_address(self, raw: str) -> str:
@@ -196,12 +194,9 @@ class SmsChannel(Channel):
         meta: dict[str, Any] | None = None,
     ) -> Inbound:
         """What intake gets from any gateway: the citizen found by their E.164 number."""
-        # imported here: the intake action imports this module (for the delivery errors)
-        from callcenter.actions.intake import Inbound
-
         return Inbound(
             channel=self.name,
-            identity_kind="phone",
+            identity_kind="phone",  # SMS gateways know citizens by their number
             address=self.phone_address(sender),
             body=body,
             provider_id=provider_id,
@@ -228,19 +223,3 @@ class SmsChannel(Channel):
             raise DeliveryError(
                 f"sender {sender} is at its send rate", retry_after=wait, count_attempt=False
             )
-
-
-class ChannelRegistry:
-    def __init__(self) -> None:
-        self.channels: dict[str, Channel] = {}
-
-    def add(self, channel: Channel) -> None:
-        if channel.name in self.channels:
-            raise ValueError(f"two adapters for channel {channel.name!r}")
-        self.channels[channel.name] = channel
-
-    def get(self, name: str) -> Channel | None:
-        return self.channels.get(name)
-
-    def __iter__(self) -> Any:
-        return iter(self.channels.values())

@@ -307,7 +307,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_jobs(args: argparse.Namespace) -> int:
-    from sqlalchemy import select, update
+    from sqlalchemy import select
 
     from callcenter.store.db import Database
     from callcenter.store.tables import jobs
@@ -318,23 +318,14 @@ def cmd_jobs(args: argparse.Namespace) -> int:
         db = Database(settings.effective_database_url, synchronous=settings.sqlite_synchronous)
         try:
             if args.jobs_command == "retry":
+                from callcenter.actions.operations import operator, requeue_dead_job
                 from callcenter.clock import SystemClock
 
-                now = SystemClock().now()
-                async with db.transaction(serialize=False) as tx:
-                    result = await tx.execute(
-                        update(jobs)
-                        .where(jobs.c.id == args.job_id, jobs.c.state == "dead")
-                        .values(
-                            state="pending",
-                            run_at=now,
-                            attempts=0,
-                            updated_at=now,
-                            finished_at=None,
-                        )
-                    )
-                print("requeued" if result.rowcount else "no dead job with that id")
-                return 0 if result.rowcount else 1
+                done = await requeue_dead_job(
+                    db, args.job_id, actor=operator(), now=SystemClock().now()
+                )
+                print("requeued" if done else "no dead job with that id")
+                return 0 if done else 1
             async with db.read() as conn:
                 query = select(jobs).order_by(jobs.c.id.desc()).limit(args.limit)
                 if args.state:
@@ -357,7 +348,8 @@ def cmd_inbox(args: argparse.Namespace) -> int:
     """How many inbound texts wait, and put failed ones back in line."""
     from sqlalchemy import func, select
 
-    from callcenter.actions.inbox import retry_failed
+    from callcenter.actions.operations import operator, requeue_failed_texts
+    from callcenter.clock import SystemClock
     from callcenter.store.db import Database
     from callcenter.store.tables import inbox as inbox_table
 
@@ -367,7 +359,8 @@ def cmd_inbox(args: argparse.Namespace) -> int:
         db = Database(settings.effective_database_url, synchronous=settings.sqlite_synchronous)
         try:
             if args.inbox_command == "retry":
-                print(f"requeued {await retry_failed(db)}")
+                again = await requeue_failed_texts(db, actor=operator(), now=SystemClock().now())
+                print(f"requeued {again}")
                 return 0
             async with db.read() as conn:
                 counts = (
@@ -412,8 +405,10 @@ def build_parser() -> argparse.ArgumentParser:
     migrate.set_defaults(func=cmd_migrate)
 
     demo = sub.add_parser("demo-data", help="load the demo city and its history")
-    demo.add_argument("--tickets", type=int, default=300)
-    demo.add_argument("--days", type=int, default=45)
+    demo.add_argument("--tickets", type=int, default=None, help="contacts (the city's month: 300)")
+    demo.add_argument(
+        "--days", type=int, default=None, help="days of history (the city's month: 30)"
+    )
     demo.add_argument("--seed", type=int, default=12345)
     demo.set_defaults(func=cmd_demo_data)
 

@@ -9,10 +9,17 @@ from typing import Any
 
 from sqlalchemy import select
 
-from callcenter.queueing import agent_views, spots, waiting_entries
+from callcenter.queueing import (
+    agent_views,
+    held_conversations,
+    pending_offers,
+    spots,
+    waiting_contacts,
+    waiting_entries,
+)
 from callcenter.runtime import Runtime
 from callcenter.store.db import Conn
-from callcenter.store.tables import citizens, conversations, offers, queue_entries, users
+from callcenter.store.tables import citizens, conversations, users
 from callcenter.views import conversation_view
 
 
@@ -52,20 +59,7 @@ async def agent_rows(conn: Conn, rt: Runtime, locale: str, now: datetime) -> lis
     return out
 
 
-def open_entry_conversations(agent_id: int | None) -> Any:
-    return select(queue_entries.c.conversation_id).where(
-        queue_entries.c.agent_id == agent_id, queue_entries.c.ended_at.is_(None)
-    )
-
-
 async def my_offers(conn: Conn, agent_id: int | None) -> list[dict[str, Any]]:
-    rows = (
-        await conn.execute(
-            select(offers)
-            .where(offers.c.agent_id == agent_id, offers.c.state == "pending")
-            .order_by(offers.c.id)
-        )
-    ).all()
     return [
         {
             "id": o.id,
@@ -75,38 +69,23 @@ async def my_offers(conn: Conn, agent_id: int | None) -> list[dict[str, Any]]:
             "created_at": o.created_at,
             "expires_at": o.expires_at,
         }
-        for o in rows
+        for o in await pending_offers(conn, agent_id)
     ]
 
 
-async def held_conversations(conn: Conn, agent_id: int | None) -> list[dict[str, Any]]:
+async def held(conn: Conn, agent_id: int | None) -> list[dict[str, Any]]:
     """The conversations an agent holds (an open stay in a queue with them)."""
-    rows = (
-        await conn.execute(
-            select(conversations, citizens.c.name.label("citizen_name"))
-            .join(citizens, citizens.c.id == conversations.c.citizen_id)
-            .where(conversations.c.agent_id == agent_id)
-            .where(conversations.c.id.in_(open_entry_conversations(agent_id)))
-            .order_by(conversations.c.id)
-        )
-    ).all()
-    return [{**conversation_view(r), "citizen_name": r.citizen_name} for r in rows]
+    return [
+        {**conversation_view(r), "citizen_name": r.citizen_name}
+        for r in await held_conversations(conn, agent_id)
+    ]
 
 
 async def waiting_rows(conn: Conn, rt: Runtime, now: datetime) -> list[dict[str, Any]]:
     """Conversations waiting for an agent, longest wait first, with their place in line."""
     items = await waiting_entries(conn)
     places = spots(rt, items)
-    info = {
-        r.id: r
-        for r in (
-            await conn.execute(
-                select(conversations.c.id, conversations.c.channel, citizens.c.name)
-                .join(citizens, citizens.c.id == conversations.c.citizen_id)
-                .where(conversations.c.id.in_([w.conversation_id for w in items]))
-            )
-        )
-    }
+    info = await waiting_contacts(conn, items)
     return [
         {
             "entry_id": w.entry_id,

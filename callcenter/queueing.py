@@ -21,7 +21,14 @@ from sqlalchemy import bindparam, func, select
 
 from callcenter.domain.acd import AgentView, Presence, QueueRule, Strategy, Waiting, positions
 from callcenter.runtime import Runtime
-from callcenter.store.tables import agent_states, offers, queue_entries, users
+from callcenter.store.tables import (
+    agent_states,
+    citizens,
+    conversations,
+    offers,
+    queue_entries,
+    users,
+)
 
 
 @dataclass(frozen=True)
@@ -263,3 +270,54 @@ def queue_rules(rt: Runtime) -> dict[str, QueueRule]:
 def rule_of(rt: Runtime, queue: str | None) -> QueueRule:
     """A queue's rule (the defaults for a queue that is not configured)."""
     return queue_rules(rt).get(queue or "") or QueueRule(queue or "")
+
+
+# --- what the desk shows ---------------------------------------------------------------
+
+
+async def staff_names(conn: Any) -> dict[int, Any]:
+    """Every user's display name and role, by id (for the agents' list)."""
+    rows = await conn.execute(select(users.c.id, users.c.display_name, users.c.role))
+    return {r.id: r for r in rows}
+
+
+async def pending_offers(conn: Any, agent_id: int | None) -> list[Any]:
+    """The offers an agent has not answered yet, oldest first."""
+    return list(
+        (
+            await conn.execute(
+                select(offers)
+                .where(offers.c.agent_id == agent_id, offers.c.state == "pending")
+                .order_by(offers.c.id)
+            )
+        ).all()
+    )
+
+
+async def held_conversations(conn: Any, agent_id: int | None) -> list[Any]:
+    """The conversations an agent holds (an open stay with them), with the citizen's name."""
+    open_stays = select(queue_entries.c.conversation_id).where(
+        queue_entries.c.agent_id == agent_id, queue_entries.c.ended_at.is_(None)
+    )
+    return list(
+        (
+            await conn.execute(
+                select(conversations, citizens.c.name.label("citizen_name"))
+                .join(citizens, citizens.c.id == conversations.c.citizen_id)
+                .where(conversations.c.agent_id == agent_id, conversations.c.id.in_(open_stays))
+                .order_by(conversations.c.id)
+            )
+        ).all()
+    )
+
+
+async def waiting_contacts(conn: Any, waiting: list[Waiting]) -> dict[int, Any]:
+    """The channel and the citizen's name of each waiting conversation, by its id."""
+    if not waiting:
+        return {}
+    rows = await conn.execute(
+        select(conversations.c.id, conversations.c.channel, citizens.c.name)
+        .join(citizens, citizens.c.id == conversations.c.citizen_id)
+        .where(conversations.c.id.in_([w.conversation_id for w in waiting]))
+    )
+    return {r.id: r for r in rows}

@@ -17,7 +17,6 @@ from sqlalchemy import select
 
 from callcenter.background import Background
 from callcenter.bus import EventBus
-from callcenter.channel import ChannelRegistry
 from callcenter.clock import Clock
 from callcenter.config import Settings
 from callcenter.domain.calendar import WorkCalendar
@@ -28,6 +27,7 @@ from callcenter.foreground import Foreground
 from callcenter.i18n import Catalog
 from callcenter.jobs.executor import JobDriver, JobRegistry, JobRunner
 from callcenter.media.service import MediaService
+from callcenter.ports import ChannelRegistry
 from callcenter.store.db import Database, Tx
 from callcenter.store.tables import categories, departments, grid_cells
 

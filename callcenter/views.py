@@ -35,8 +35,10 @@ from callcenter.store.tables import (
     citizens,
     conversations,
     messages,
+    surveys,
     ticket_notes,
     tickets,
+    users,
 )
 
 
@@ -426,16 +428,36 @@ def message_view(row: Any) -> dict[str, Any]:
     }
 
 
-async def conversation_messages(conn: Conn, conversation_id: int) -> list[Any]:
+async def conversation_messages(conn: Conn, conversation_id: int, *, after: int = 0) -> list[Any]:
+    """A conversation's messages in order (only those after message id ``after``)."""
     return list(
         (
             await conn.execute(
                 select(messages)
-                .where(messages.c.conversation_id == conversation_id)
+                .where(messages.c.conversation_id == conversation_id, messages.c.id > after)
                 .order_by(messages.c.id)
             )
         ).all()
     )
+
+
+async def latest_conversation(conn: Conn, channel: str, kind: str, address: str) -> Any:
+    """The newest conversation on ``channel`` of the citizen known there by ``address``
+    (an identity of ``kind``), open or not; None if they never wrote."""
+    return (
+        await conn.execute(
+            select(conversations)
+            .join(citizen_identities, citizen_identities.c.citizen_id == conversations.c.citizen_id)
+            .where(
+                citizen_identities.c.kind == kind,
+                citizen_identities.c.value == address,
+                conversations.c.channel == channel,
+                conversations.c.address == address,
+            )
+            .order_by(conversations.c.id.desc())
+            .limit(1)
+        )
+    ).first()
 
 
 async def citizen_profile(conn: Conn, citizen_id: int) -> dict[str, Any] | None:
@@ -589,3 +611,85 @@ async def ticket_contact(conn: Conn, citizen_id: int | None) -> dict[str, Any] |
     if row.phone:
         phones.add(row.phone)
     return {"name": row.name, "phones": sorted(phones), "locale": row.locale}
+
+
+async def citizens_matching(
+    conn: Conn, *, phone: str | None = None, name: str | None = None, limit: int = 50
+) -> list[Any]:
+    """Citizens by phone number (E.164, also among their identities) and/or part of the
+    name, newest first."""
+    query = select(citizens).order_by(citizens.c.id.desc()).limit(limit)
+    if phone:
+        query = query.where(
+            or_(
+                citizens.c.phone == phone,
+                citizens.c.id.in_(
+                    select(citizen_identities.c.citizen_id).where(
+                        citizen_identities.c.kind == "phone", citizen_identities.c.value == phone
+                    )
+                ),
+            )
+        )
+    if name:
+        query = query.where(citizens.c.name.like(f"%{name.replace('%', '')}%"))
+    return list((await conn.execute(query)).all())
+
+
+async def list_conversations_page(
+    conn: Conn,
+    *,
+    state: str | None = None,
+    channel: str | None = None,
+    queue: str | None = None,
+    citizen_id: int | None = None,
+    page: int = 1,
+    per_page: int = 20,
+) -> tuple[list[Any], int]:
+    """One page of conversations, newest activity first, and how many match."""
+    conditions: list[Any] = []
+    if state:
+        conditions.append(conversations.c.state == state)
+    if channel:
+        conditions.append(conversations.c.channel == channel)
+    if queue:
+        conditions.append(conversations.c.queue == queue)
+    if citizen_id is not None:
+        conditions.append(conversations.c.citizen_id == citizen_id)
+    total = await conn.scalar(select(func.count()).select_from(conversations).where(*conditions))
+    rows = (
+        await conn.execute(
+            select(conversations)
+            .where(*conditions)
+            .order_by(conversations.c.updated_at.desc(), conversations.c.id.desc())
+            .limit(per_page)
+            .offset((page - 1) * per_page)
+        )
+    ).all()
+    return list(rows), int(total or 0)
+
+
+async def conversation_by_id(conn: Conn, conversation_id: int) -> Any:
+    return (
+        await conn.execute(select(conversations).where(conversations.c.id == conversation_id))
+    ).first()
+
+
+async def message_by_id(conn: Conn, message_id: int) -> Any:
+    return (await conn.execute(select(messages).where(messages.c.id == message_id))).first()
+
+
+async def staff_actors(conn: Conn) -> list[Actor]:
+    """Every active member of staff, as the actor of the steps they take."""
+    rows = (await conn.execute(select(users).where(users.c.active.is_(True)))).all()
+    return [Actor(r.id, Role(r.role), r.display_name, r.department_id, r.locale) for r in rows]
+
+
+async def survey_waiting_for_answer(conn: Conn, ticket_id: int) -> int | None:
+    """The id of the ticket's survey that was sent and waits for the citizen, if any."""
+    found = await conn.scalar(
+        select(surveys.c.id)
+        .where(surveys.c.ticket_id == ticket_id, surveys.c.state.in_(["sent", "reminded"]))
+        .order_by(surveys.c.id.desc())
+        .limit(1)
+    )
+    return int(found) if found is not None else None

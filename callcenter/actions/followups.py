@@ -19,7 +19,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from callcenter.actions import notify, reminders, surveys
+from callcenter.actions import notify
+from callcenter.actions.schedules import schedule_reminders, schedule_survey
 from callcenter.domain.workflow import Actor
 from callcenter.runtime import Runtime
 from callcenter.store.db import Tx
@@ -38,7 +39,7 @@ async def after_create(
 
 
 async def _dispatched(tx: Tx, rt: Runtime, ticket: dict[str, Any]) -> None:
-    await reminders.schedule_reminders(tx, rt, ticket)
+    await schedule_reminders(tx, rt, ticket)
     if ticket["priority"] == "urgent":
         await notify.notify_department(
             tx,
@@ -61,7 +62,7 @@ async def after_step(
             await _dispatched(tx, rt, ticket)
             await notify.notify_citizen(tx, rt, ticket, "notify.ticket_dispatched")
         case "approve_extension":
-            await reminders.schedule_reminders(tx, rt, ticket)
+            await schedule_reminders(tx, rt, ticket)
             await notify.notify_citizen(tx, rt, ticket, "notify.extension")
         case "urge":
             key = "notify.remind_overdue" if params.get("overdue") else "notify.urged"
@@ -83,9 +84,9 @@ async def after_step(
                 await notify.notify_citizen(
                     tx, rt, ticket, "notify.closed", shorten="answer", answer=ticket["reply"] or ""
                 )
-            await surveys.schedule_survey(tx, rt, ticket)
+            await schedule_survey(tx, rt, ticket)
         case "reopen":
-            await reminders.schedule_reminders(tx, rt, ticket)
+            await schedule_reminders(tx, rt, ticket)
             await notify.notify_citizen(tx, rt, ticket, "notify.reopened")
             await notify.notify_department(
                 tx,

@@ -17,8 +17,9 @@ replies, reminders). So an SMS webhook only stores what came in and answers
   ``intake.inbox_batch_ms``, so webhooks waiting to be stored are not held up.
 - If a batch fails, it is rolled back and its rows are taken again one per
   transaction: a row that fails alone is marked ``failed`` with its error and
-  kept (``callcenter inbox retry`` puts it back); nothing a citizen sent is
-  dropped.
+  kept (``callcenter inbox retry``,
+  :func:`callcenter.actions.operations.requeue_failed_texts`, puts it back);
+  nothing a citizen sent is dropped.
 
 The driver (:meth:`Inbox.start`) runs in every process that runs jobs: woken
 in-process by :meth:`accept`, and every ``intake.inbox_poll_seconds`` for rows
@@ -44,7 +45,7 @@ from callcenter.actions.intake import Inbound, IntakeResult, intake_result, take
 from callcenter.actions.messages import clean_body
 from callcenter.background import Loop
 from callcenter.runtime import Runtime
-from callcenter.store.db import Database, Tx
+from callcenter.store.db import Tx
 from callcenter.store.tables import inbox as inbox_table
 
 log = logging.getLogger(__name__)
@@ -317,20 +318,6 @@ class InboxLoop(Loop):
     async def run_once(self) -> float | None:
         await self.box.process()
         return None
-
-
-async def retry_failed(db: Database) -> int:
-    """Put failed texts back in line (once the cause is fixed); how many.
-
-    Whichever process runs the inbox driver takes them at its next look.
-    """
-    async with db.transaction(serialize=False) as tx:
-        result = await tx.execute(
-            update(inbox_table)
-            .where(inbox_table.c.state == "failed")
-            .values(state="pending", error=None)
-        )
-    return int(result.rowcount or 0)
 
 
 def inbox(rt: Runtime) -> Inbox:

@@ -16,7 +16,7 @@ happened the first time.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import bindparam, select, update
@@ -36,29 +36,11 @@ from callcenter.bus import events
 from callcenter.domain.conversation import ConversationStep
 from callcenter.domain.routing import classify
 from callcenter.domain.workflow import SYSTEM, Actor
+from callcenter.ports import Inbound
 from callcenter.runtime import Runtime
 from callcenter.store.db import Tx
 from callcenter.store.queries import insert_id, row_by_id
 from callcenter.store.tables import conversations, messages, tickets
-
-
-@dataclass
-class Inbound:
-    """One inbound text, as an adapter hands it over."""
-
-    channel: str
-    identity_kind: str  # phone | telegram | web | email | open311
-    address: str  # the citizen's address on the channel (E.164 for phone channels)
-    body: str
-    provider_id: str | None = None
-    service_address: str | None = None
-    name: str | None = None
-    locale: str | None = None
-    address_text: str | None = None  # a place named by the citizen, for routing
-    lat: float | None = None
-    lon: float | None = None
-    meta: dict[str, Any] = field(default_factory=dict)
-    auto_ticket: bool | None = None  # None: as configured (intake.auto_ticket)
 
 
 @dataclass

@@ -28,6 +28,15 @@ from xml.sax.saxutils import escape
 from sqlalchemy import select, update
 
 from callcenter.actions import audit
+from callcenter.actions.mediations import (
+    AGREEMENT,
+    JOIN_RECORDING,
+    link_url,
+    load_parties,
+    make_link,
+    recording_dir,
+    tell_party,
+)
 from callcenter.domain.workflow import SYSTEM
 from callcenter.jobs.outbox import Job, enqueue
 from callcenter.runtime import Runtime
@@ -167,7 +176,6 @@ async def join_tracks(folder: Path, out: Path, *, until: datetime | None = None)
 
 async def join_recording(rt: Runtime, job: Job) -> dict[str, Any]:
     """Job: join a concluded session's tracks, attach the file to the ticket."""
-    from callcenter.actions.mediations import recording_dir
 
     mediation_id = int(job.payload["mediation_id"])
     async with rt.db.read() as conn:
@@ -386,7 +394,6 @@ def agreement_pdf(rt: Runtime, out: Path, case: dict[str, Any]) -> None:
 
 async def make_agreement(rt: Runtime, job: Job) -> dict[str, Any]:
     """Job: the agreement document of a concluded mediation, and a link to each party."""
-    from callcenter.actions.mediations import link_url, load_parties, make_link, tell_party
 
     mediation_id = int(job.payload["mediation_id"])
     async with rt.db.read() as conn:
@@ -437,3 +444,12 @@ async def agreement_for(rt: Runtime, party_id: int) -> Path | None:
     if m is None or not m.agreement_path:
         return None
     return rt.settings.data_dir / m.agreement_path
+
+
+def register_jobs(registry: Any) -> None:
+    """The jobs that make the mediation's files: recordings joined, transcribed and
+    expired, the agreement's PDF."""
+    registry.register(JOIN_RECORDING, join_recording)
+    registry.register(AGREEMENT, make_agreement)
+    registry.register(EXPIRE, expire_recordings)
+    registry.register(TRANSCRIBE, transcribe_recording)

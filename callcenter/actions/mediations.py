@@ -1237,14 +1237,10 @@ async def check_no_show(rt: Runtime, job: Job) -> dict[str, Any]:
 
 
 def register_jobs(registry: Any) -> None:
-    from callcenter.actions import mediation_files
-
+    """The mediation's own jobs (the recordings' and the agreement's:
+    :func:`callcenter.actions.mediation_files.register_jobs`)."""
     registry.register(REMIND, remind)
     registry.register(NO_SHOW, check_no_show)
-    registry.register(JOIN_RECORDING, mediation_files.join_recording)
-    registry.register(AGREEMENT, mediation_files.make_agreement)
-    registry.register(mediation_files.EXPIRE, mediation_files.expire_recordings)
-    registry.register(mediation_files.TRANSCRIBE, mediation_files.transcribe_recording)
 
 
 async def rebuild_rooms(rt: Runtime, node: Any) -> None:

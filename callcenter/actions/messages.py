@@ -17,13 +17,13 @@ from callcenter.actions.deliveries import (
     unfinished_attempt,
 )
 from callcenter.bus import events
-from callcenter.channel import Channel, DeliveryError, OutboundMessage, SendResult
 from callcenter.domain import delivery
 from callcenter.domain.conversation import ConversationStep, check_step
 from callcenter.domain.errors import Conflict, InvalidInput, NotFound, TooLarge
 from callcenter.domain.workflow import SYSTEM, Actor
 from callcenter.jobs.executor import PermanentFailure, RetryLater
 from callcenter.jobs.outbox import Job, enqueue, finish_in
+from callcenter.ports import ChannelPort, DeliveryError, OutboundMessage, SendResult
 from callcenter.runtime import Runtime
 from callcenter.store.db import Tx
 from callcenter.store.queries import insert_id, insert_ignore, row_by_id
@@ -295,7 +295,7 @@ _TO_DELIVER = (
 
 
 async def _sent_before(
-    rt: Runtime, channel: Channel, outbound: OutboundMessage
+    rt: Runtime, channel: ChannelPort, outbound: OutboundMessage
 ) -> SendResult | None:
     """If an earlier attempt started and never got its answer recorded (the process died
     while the provider was being called), whether the provider has the message already.

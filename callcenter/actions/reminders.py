@@ -1,4 +1,5 @@
-"""Reminders to departments, as scheduled jobs.
+"""Reminders to departments, as scheduled jobs (scheduled by
+:mod:`callcenter.actions.schedules`; run here).
 
 When a ticket is dispatched (again), three reminders are scheduled: at the
 sign-for deadline if it is still not signed for, at 75 % of the handling time
@@ -16,57 +17,18 @@ from datetime import datetime
 from typing import Any
 
 from callcenter.actions import notify
-from callcenter.actions import tickets as ticket_actions
+from callcenter.actions.schedules import (  # noqa: F401  (found here before)
+    REMIND,
+    due_soon_at,
+    epoch,
+    schedule_reminders,
+)
+from callcenter.actions.tickets import apply_step
 from callcenter.domain.workflow import SYSTEM, Step
-from callcenter.jobs.outbox import Job, enqueue_many
+from callcenter.jobs.outbox import Job
 from callcenter.runtime import Runtime
-from callcenter.store.db import Tx
 from callcenter.store.queries import once, row_by_id
 from callcenter.store.tables import tickets
-
-REMIND = "ticket.remind"
-
-
-def _epoch(when: datetime | None) -> int:
-    return int(when.timestamp()) if when else 0
-
-
-def due_soon_at(rt: Runtime, ticket: dict[str, Any]) -> datetime:
-    start, due = ticket["handle_started_at"], ticket["due_at"]
-    share = rt.settings.notify.reminder_at
-    if rt.sla.is_working(ticket["priority"]):
-        return rt.calendar.add(start, rt.calendar.between(start, due) * share)
-    return start + (due - start) * share
-
-
-async def schedule_reminders(tx: Tx, rt: Runtime, ticket: dict[str, Any]) -> None:
-    if not rt.settings.notify.reminders or ticket["state"] not in ("dispatched", "accepted"):
-        return
-    now = tx.state["now"]
-    plan: list[tuple[str, datetime, datetime]] = []
-    if ticket["state"] == "dispatched" and ticket["sign_due_at"]:
-        plan.append(("sign", ticket["sign_due_at"], ticket["sign_due_at"]))
-    if ticket["due_at"] and ticket["handle_started_at"]:
-        plan.append(("due_soon", due_soon_at(rt, ticket), ticket["due_at"]))
-        plan.append(("overdue", ticket["due_at"], ticket["due_at"]))
-    await enqueue_many(
-        tx,
-        [
-            {
-                "kind": REMIND,
-                "payload": {
-                    "ticket_id": ticket["id"],
-                    "stage": stage,
-                    "deadline": deadline.isoformat(),
-                },
-                "key": f"remind:{ticket['id']}:{stage}:{_epoch(deadline)}",
-                "run_at": max(run_at, now),
-                "max_attempts": rt.settings.jobs.max_attempts,
-            }
-            for stage, run_at, deadline in plan
-        ],
-        now=now,
-    )
 
 
 async def remind_ticket(rt: Runtime, job: Job) -> dict[str, Any]:
@@ -80,13 +42,13 @@ async def remind_ticket(rt: Runtime, job: Job) -> dict[str, Any]:
         ticket = row._asdict()
         watched = ticket["sign_due_at"] if stage == "sign" else ticket["due_at"]
         waiting = ("dispatched",) if stage == "sign" else ("dispatched", "accepted")
-        if ticket["state"] not in waiting or watched is None or _epoch(watched) != _epoch(deadline):
+        if ticket["state"] not in waiting or watched is None or epoch(watched) != epoch(deadline):
             return {"skipped": "no longer needed"}
         if not await once(tx, job.key):
             return {"skipped": "already reminded"}
         if stage == "overdue":
             # escalation: the system urges (催办) the ticket, which tells the department
-            await ticket_actions.apply_step(
+            await apply_step(
                 tx,
                 rt,
                 ticket["id"],

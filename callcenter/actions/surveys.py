@@ -1,4 +1,5 @@
-"""The callback satisfaction survey (回访).
+"""The callback satisfaction survey (回访): sending it, reminding, expiring, reading answers.
+Scheduling it after a closure is :mod:`callcenter.actions.schedules`.
 
 A closed ticket gets a survey: ``notify.survey_delay_minutes`` after closure
 (moved out of the quiet hours) the citizen is asked, on the channel they can be
@@ -21,8 +22,14 @@ from typing import Any
 from sqlalchemy import select, update
 
 from callcenter.actions import audit, notify
-from callcenter.actions import tickets as ticket_actions
 from callcenter.actions.messages import is_opted_out, queue_outbound
+from callcenter.actions.schedules import (  # noqa: F401  (schedule_survey: found here before)
+    SURVEY_EXPIRE,
+    SURVEY_REMIND,
+    SURVEY_SEND,
+    schedule_survey,
+)
+from callcenter.actions.tickets import apply_step
 from callcenter.domain.errors import Conflict, InvalidInput, NotFound
 from callcenter.domain.ids import parse_id
 from callcenter.domain.survey import AMBIGUOUS, Answer, parse_reply
@@ -30,58 +37,11 @@ from callcenter.domain.workflow import SYSTEM, Actor, Step
 from callcenter.jobs.outbox import Job, enqueue
 from callcenter.runtime import Runtime
 from callcenter.store.db import Tx
-from callcenter.store.queries import insert_row, row_by_id
+from callcenter.store.queries import row_by_id
 from callcenter.store.tables import surveys, tickets
 
-SEND, REMIND, EXPIRE = "survey.send", "survey.remind", "survey.expire"
+SEND, REMIND, EXPIRE = SURVEY_SEND, SURVEY_REMIND, SURVEY_EXPIRE
 PENDING = ("sent", "reminded")
-
-
-async def schedule_survey(tx: Tx, rt: Runtime, ticket: dict[str, Any]) -> int | None:
-    """Plan the survey of a ticket that was just closed. None when no survey is due."""
-    settings = rt.settings.notify
-    if not settings.survey or ticket.get("closure") not in ("replied", "direct_answer"):
-        return None
-    conversation = await notify.citizen_conversation(tx, rt, ticket)
-    if conversation is None:
-        return None
-    now = tx.state["now"]
-    due = now + timedelta(minutes=settings.survey_delay_minutes)
-    if rt.quiet_hours is not None:
-        due = rt.quiet_hours.next_allowed(due)
-    survey = await insert_row(
-        tx,
-        surveys,
-        {
-            "ticket_id": ticket["id"],
-            "citizen_id": ticket["citizen_id"],
-            "department_id": ticket["department_id"],
-            "round": ticket["reopen_count"] + 1,
-            "channel": conversation.channel,
-            "state": "scheduled",
-            "clarifications": 0,
-            "created_at": now,
-            "due_at": due,
-        },
-    )
-    await audit.record(
-        tx,
-        actor=SYSTEM,
-        entity_type="survey",
-        entity_id=survey.id,
-        action="survey.schedule",
-        after={"ticket_id": ticket["id"], "round": survey.round, "due_at": due},
-    )
-    await enqueue(
-        tx,
-        SEND,
-        {"survey_id": survey.id},
-        key=f"survey:{survey.id}:send",
-        now=now,
-        run_at=due,
-        max_attempts=rt.settings.jobs.max_attempts,
-    )
-    return int(survey.id)
 
 
 async def _set_state(tx: Tx, survey: Any, state: str, **values: Any) -> None:
@@ -248,7 +208,7 @@ async def record_answer(
                 rt.settings.default_locale,
             ),
         )
-        updated = await ticket_actions.apply_step(
+        updated = await apply_step(
             tx, rt, ticket["id"], Step.REOPEN, actor=SYSTEM, reason=reason, survey_id=survey.id
         )
         return {"reopened": True, "ticket": updated}

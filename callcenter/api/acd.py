@@ -133,7 +133,7 @@ async def my_desk(ctx: Context) -> dict[str, Any]:
     agents = await agents_out(ctx)
     async with ctx.rt.db.read() as conn:
         offered = await deskviews.my_offers(conn, actor.id)
-        held = await deskviews.held_conversations(conn, actor.id)
+        held = await deskviews.held(conn, actor.id)
     return {
         "agent": next((a for a in agents if a["agent_id"] == actor.id), None),
         "offers": offered,

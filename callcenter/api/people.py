@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, or_, select
-
 from callcenter.actions.messages import send_reply
 from callcenter.actions.privacy import masked_row
 from callcenter.api.http import Context, endpoint
@@ -24,13 +22,16 @@ from callcenter.domain.errors import NotFound
 from callcenter.domain.phone import normalize_phone
 from callcenter.domain.privacy import mask_phone
 from callcenter.domain.workflow import Role
-from callcenter.store.tables import citizen_identities, citizens, conversations, messages
 from callcenter.views import (
     TicketFilter,
     citizen_profile,
+    citizens_matching,
+    conversation_by_id,
     conversation_messages,
     conversation_view,
+    list_conversations_page,
     list_tickets,
+    message_by_id,
     message_view,
     ticket_view,
 )
@@ -50,23 +51,9 @@ DESK = {Role.AGENT, Role.SUPERVISOR, Role.ADMIN}
 )
 async def find_citizens(ctx: Context) -> list[dict[str, Any]]:
     q: CitizenQuery = ctx.query
-    query = select(citizens).order_by(citizens.c.id.desc()).limit(50)
-    if q.phone:
-        phone = normalize_phone(q.phone, ctx.rt.settings.default_region)
-        query = query.where(
-            or_(
-                citizens.c.phone == phone,
-                citizens.c.id.in_(
-                    select(citizen_identities.c.citizen_id).where(
-                        citizen_identities.c.kind == "phone", citizen_identities.c.value == phone
-                    )
-                ),
-            )
-        )
-    if q.q:
-        query = query.where(citizens.c.name.like(f"%{q.q.replace('%', '')}%"))
+    phone = normalize_phone(q.phone, ctx.rt.settings.default_region) if q.phone else None
     async with ctx.rt.db.read() as conn:
-        rows = (await conn.execute(query)).all()
+        rows = await citizens_matching(conn, phone=phone, name=q.q)
     # a list: numbers masked (the searcher knows the one searched for; the profile shows it)
     return [
         {
@@ -120,32 +107,20 @@ async def show_citizen(ctx: Context) -> dict[str, Any]:
 )
 async def list_conversations(ctx: Context) -> dict[str, Any]:
     q: ConversationQuery = ctx.query
-    conditions = []
-    if q.state:
-        conditions.append(conversations.c.state == q.state)
-    if q.channel:
-        conditions.append(conversations.c.channel == q.channel)
-    if q.queue:
-        conditions.append(conversations.c.queue == q.queue)
-    if q.citizen_id is not None:
-        conditions.append(conversations.c.citizen_id == q.citizen_id)
     async with ctx.rt.db.read() as conn:
-        total = await conn.scalar(
-            select(func.count()).select_from(conversations).where(*conditions)
+        rows, total = await list_conversations_page(
+            conn,
+            state=q.state,
+            channel=q.channel,
+            queue=q.queue,
+            citizen_id=q.citizen_id,
+            page=q.page,
+            per_page=q.per_page,
         )
-        rows = (
-            await conn.execute(
-                select(conversations)
-                .where(*conditions)
-                .order_by(conversations.c.updated_at.desc(), conversations.c.id.desc())
-                .limit(q.per_page)
-                .offset((q.page - 1) * q.per_page)
-            )
-        ).all()
     return {
         # a list: addresses masked; the conversation itself shows the full one
         "items": [masked_row(conversation_view(r), "address") for r in rows],
-        "page": {"page": q.page, "per_page": q.per_page, "total": int(total or 0)},
+        "page": {"page": q.page, "per_page": q.per_page, "total": total},
     }
 
 
@@ -162,9 +137,7 @@ async def list_conversations(ctx: Context) -> dict[str, Any]:
 async def show_conversation(ctx: Context) -> dict[str, Any]:
     conversation_id = ctx.int_param("conversation_id")
     async with ctx.rt.db.read() as conn:
-        row = (
-            await conn.execute(select(conversations).where(conversations.c.id == conversation_id))
-        ).first()
+        row = await conversation_by_id(conn, conversation_id)
         if row is None:
             raise NotFound("conversation_not_found", id=conversation_id)
         items = await conversation_messages(conn, conversation_id)
@@ -188,5 +161,5 @@ async def post_message(ctx: Context) -> dict[str, Any]:
     conversation_id = ctx.int_param("conversation_id")
     message_id = await send_reply(ctx.rt, conversation_id, ctx.body.body, actor=ctx.require_actor())
     async with ctx.rt.db.read() as conn:
-        row = (await conn.execute(select(messages).where(messages.c.id == message_id))).one()
+        row = await message_by_id(conn, message_id)
     return message_view(row)

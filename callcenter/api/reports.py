@@ -156,6 +156,7 @@ async def get_kpis_csv(ctx: Context) -> web.Response:
     roles=SUPERVISORS,
     query=PeriodQuery,
     errors=(400, 401, 403),
+    media_type="text/csv",
 )
 async def get_mediations_csv(ctx: Context) -> web.Response:
     start, end = _period(ctx)

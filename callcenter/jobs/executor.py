@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import random
 import socket
 import traceback
 import uuid
@@ -12,20 +13,23 @@ from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from sqlalchemy import and_, func, or_, select, update
 
 from callcenter.background import Loop
+from callcenter.clock import Clock
+from callcenter.config import Settings
+from callcenter.foreground import Foreground
 from callcenter.jobs.outbox import Job
+from callcenter.store.db import Database
 from callcenter.store.tables import jobs
-
-if TYPE_CHECKING:
-    from callcenter.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[["Runtime", Job], Awaitable[dict[str, Any] | None]]
+# a handler takes the runtime (callcenter.runtime.Runtime, which holds this module's
+# registry: the one type this module does not name, so that the imports run one way)
+Handler = Callable[[Any, Job], Awaitable[dict[str, Any] | None]]
 
 
 class PermanentFailure(Exception):
@@ -64,10 +68,21 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
+class JobContext(Protocol):
+    """What running jobs needs of the runtime (:class:`callcenter.runtime.Runtime` has it)."""
+
+    settings: Settings
+    db: Database
+    clock: Clock
+    random: random.Random
+    jobs: JobRegistry
+    foreground: Foreground
+
+
 class JobRunner:
     """Claims due jobs and runs them. Shared by every driver."""
 
-    def __init__(self, rt: Runtime, *, name: str | None = None) -> None:
+    def __init__(self, rt: JobContext, *, name: str | None = None) -> None:
         self.rt = rt
         self.name = name or worker_name()
         settings = rt.settings.jobs

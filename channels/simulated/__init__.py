@@ -36,13 +36,14 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from pydantic import Field
 
 from callcenter.actions.inbox import inbox
 from callcenter.actions.intake import Inbound
 from callcenter.api.bodies import read_json_body
 from callcenter.api.http import json_response
 from callcenter.api.keys import RUNTIME
-from callcenter.channel import Access, OutboundMessage, SendResult, SmsChannel
+from callcenter.channel import Access, OutboundMessage, SendResult, SmsChannel, SmsOptions
 from callcenter.domain.errors import Forbidden, InvalidInput
 from callcenter.runtime import Runtime
 
@@ -119,18 +120,28 @@ class ProviderLog:
             return [json.loads(line) for line in handle if line.endswith("\n")]
 
 
+class SimulatedSmsOptions(SmsOptions):
+    """``[channel_options.sms]`` for the simulated provider."""
+
+    token: str = ""  # required of senders from other machines (loopback needs none)
+    # a slow provider, for tests and demos: time before it stores the message, and
+    # time before it answers after storing it
+    delay_seconds: float = Field(default=0, ge=0)
+    settle_seconds: float = Field(default=0, ge=0)
+
+
 class SimulatedSms(SmsChannel):
     """The ``sms`` channel, answered by a provider that lives in the data directory."""
 
     stand_in = True
+    Options = SimulatedSmsOptions
+    config: SimulatedSmsOptions
 
     def __init__(self, rt: Runtime, options: dict[str, Any]) -> None:
         super().__init__(rt, options)
-        self.token = str(options.get("token") or "")
-        # a slow provider, for tests and demos: time before it stores the message, and
-        # time before it answers after storing it
-        self.delay = float(options.get("delay_seconds", 0))
-        self.settle = float(options.get("settle_seconds", 0))
+        self.token = self.config.token
+        self.delay = self.config.delay_seconds
+        self.settle = self.config.settle_seconds
         self.log = ProviderLog(Path(rt.settings.data_dir) / "simulated-sms")
 
     def setup_web(self, app: web.Application) -> None:

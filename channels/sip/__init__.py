@@ -20,9 +20,18 @@ import ipaddress
 import logging
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from callcenter.channel import Access, Channel, DeliveryError, OutboundMessage, SendResult
+from pydantic import Field, field_validator
+
+from callcenter.channel import (
+    Access,
+    Channel,
+    ChannelOptions,
+    DeliveryError,
+    OutboundMessage,
+    SendResult,
+)
 from callcenter.runtime import Runtime
 from ivr.setup import build_engine, build_prompts, build_recognizers
 from ivr.stt import Recognizers
@@ -34,33 +43,53 @@ from .stack import CallAudio, HotlinePhone
 log = logging.getLogger(__name__)
 
 
+class SipOptions(ChannelOptions):
+    """``[channel_options.sip]`` (docs/channels/sip.md)."""
+
+    mode: Literal["direct", "register"] = "direct"
+    host: str = "127.0.0.1"  # written into the SDP: an explicit IPv4 address
+    port: int = Field(default=5060, ge=1, le=65535)
+    server: str | None = None  # the PBX to register with (default: host)
+    server_port: int | None = Field(default=None, ge=1, le=65535)  # default: port
+    username: str = "hotline"
+    password: str = ""
+    rtp_low: int = Field(default=10000, ge=1024, le=65535)
+    rtp_high: int = Field(default=20000, ge=1024, le=65535)
+
+    @field_validator("host")
+    @classmethod
+    def _an_ipv4_address(cls, value: str) -> str:
+        try:
+            address = ipaddress.ip_address(value)
+        except ValueError:
+            raise ValueError(
+                f"must be an IP address, not {value!r}: it is written into the SDP"
+            ) from None
+        if address.is_unspecified or address.version != 4:
+            raise ValueError("must be an explicit IPv4 address")
+        return value
+
+
 class SipChannel(Channel):
     name = "sip"
+    identity_kind = "phone"  # callers are known by their number
     text_capable = False  # notices to callers go by SMS
     listens = True  # the SIP port: only the serving process opens it
+    Options = SipOptions
+    config: SipOptions
 
     def __init__(self, rt: Runtime, options: dict[str, Any]) -> None:
         super().__init__(rt, options)
-        self.mode = str(options.get("mode", "direct"))
-        if self.mode not in ("direct", "register"):
-            raise ValueError("channel_options.sip.mode must be 'direct' or 'register'")
-        self.host = str(options.get("host", "127.0.0.1"))
-        try:
-            address = ipaddress.ip_address(self.host)
-        except ValueError:
-            raise ValueError(
-                f"channel_options.sip.host must be an IP address, not {self.host!r}: "
-                "it is written into the SDP"
-            ) from None
-        if address.is_unspecified or address.version != 4:
-            raise ValueError("channel_options.sip.host must be an explicit IPv4 address")
-        self.port = int(options.get("port", 5060))
-        self.server = str(options.get("server", self.host))
-        self.server_port = int(options.get("server_port", self.port))
-        self.username = str(options.get("username", "hotline"))
-        self.password = str(options.get("password", ""))
-        self.rtp_low = int(options.get("rtp_low", 10000))
-        self.rtp_high = int(options.get("rtp_high", 20000))
+        config = self.config
+        self.mode = config.mode
+        self.host = config.host
+        self.port = config.port
+        self.server = config.server or self.host
+        self.server_port = config.server_port or self.port
+        self.username = config.username
+        self.password = config.password
+        self.rtp_low = config.rtp_low
+        self.rtp_high = config.rtp_high
         self.phone: HotlinePhone | None = None
         self.recognizers = Recognizers()
         self.threads: set[threading.Thread] = set()

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from pydantic import Field, model_validator
 from telegram import (
     Bot,
     InlineKeyboardButton,
@@ -49,7 +50,14 @@ from callcenter.actions.intake import Inbound, receive_message, reply_to_sender
 from callcenter.actions.messages import MAX_BODY
 from callcenter.api.bodies import read_json_body
 from callcenter.api.http import error_body
-from callcenter.channel import Access, Channel, DeliveryError, OutboundMessage, SendResult
+from callcenter.channel import (
+    Access,
+    Channel,
+    ChannelOptions,
+    DeliveryError,
+    OutboundMessage,
+    SendResult,
+)
 from callcenter.domain.errors import Forbidden as ForbiddenError
 from callcenter.domain.errors import HotlineError, InvalidInput
 from callcenter.domain.pacing import SendPacer
@@ -71,30 +79,48 @@ def _retry_after(error: RetryAfter) -> float:
     return value.total_seconds() if isinstance(value, timedelta) else float(value)
 
 
+class TelegramOptions(ChannelOptions):
+    """``[channel_options.telegram]``."""
+
+    token: str = Field(min_length=1)  # the bot's token from @BotFather
+    webhook: bool = False  # webhook mode (the hotline has a public URL); else long polling
+    secret_token: str = ""  # Telegram's secret-token header in webhook mode
+    poll_timeout: int = Field(default=25, ge=1, le=50)
+    base_url: str = "https://api.telegram.org/bot"
+    base_file_url: str = "https://api.telegram.org/file/bot"
+    # Telegram's flood limits: about 30 messages a second in all, one a second per chat
+    messages_per_second: float = Field(default=30, gt=0)
+    chat_interval_seconds: float = Field(default=1.0, gt=0)
+
+    @model_validator(mode="after")
+    def _webhook_needs_a_secret(self) -> TelegramOptions:
+        if self.webhook and not self.secret_token:
+            raise ValueError("webhook mode needs secret_token")
+        return self
+
+
 class TelegramChannel(Channel):
     name = "telegram"
+    identity_kind = "telegram"  # the chat id
     strings_dir = Path(__file__).parent / "strings"
+    Options = TelegramOptions
+    config: TelegramOptions
 
     def __init__(self, rt: Runtime, options: dict[str, Any]) -> None:
         super().__init__(rt, options)
-        token = options.get("token")
-        if not token:
-            raise ValueError("channel_options.telegram.token is required")
-        self.webhook = bool(options.get("webhook", False))
-        self.secret = str(options.get("secret_token", ""))
-        if self.webhook and not self.secret:
-            raise ValueError("webhook mode needs channel_options.telegram.secret_token")
-        self.poll_timeout = int(options.get("poll_timeout", 25))
+        config = self.config
+        self.webhook = config.webhook
+        self.secret = config.secret_token
+        self.poll_timeout = config.poll_timeout
         self.bot = Bot(
-            token,
-            base_url=options.get("base_url", "https://api.telegram.org/bot"),
-            base_file_url=options.get("base_file_url", "https://api.telegram.org/file/bot"),
+            config.token,
+            base_url=config.base_url,
+            base_file_url=config.base_file_url,
             request=HTTPXRequest(connection_pool_size=16, read_timeout=20),
             get_updates_request=HTTPXRequest(read_timeout=self.poll_timeout + 10),
         )
-        # Telegram's flood limits: about 30 messages a second in all, one a second per chat
-        self.all_chats = SendPacer(float(options.get("messages_per_second", 30)))
-        self.each_chat = SendPacer(1 / float(options.get("chat_interval_seconds", 1.0)))
+        self.all_chats = SendPacer(config.messages_per_second)
+        self.each_chat = SendPacer(1 / config.chat_interval_seconds)
         self.dialog = Dialog(self)
         self._task: asyncio.Task[None] | None = None
         self._offset: int | None = None

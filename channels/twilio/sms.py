@@ -34,7 +34,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 from multidict import MultiDictProxy
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field, field_validator
 from sqlalchemy import select
 from twilio.base.exceptions import TwilioRestException
 from twilio.http.async_http_client import AsyncTwilioHttpClient
@@ -52,7 +52,14 @@ from callcenter.actions.deliveries import (
 from callcenter.actions.inbox import inbox
 from callcenter.actions.intake import Inbound
 from callcenter.api.keys import RUNTIME
-from callcenter.channel import Access, DeliveryError, OutboundMessage, SendResult, SmsChannel
+from callcenter.channel import (
+    Access,
+    DeliveryError,
+    OutboundMessage,
+    SendResult,
+    SmsChannel,
+    SmsOptions,
+)
 from callcenter.domain import delivery
 from callcenter.domain.errors import Forbidden, InvalidInput
 from callcenter.domain.ids import ascii_int
@@ -111,16 +118,14 @@ _ANSWERS: contextvars.ContextVar[list[Any] | None] = contextvars.ContextVar(
 )
 
 
-class TwilioSmsOptions(BaseModel):
+class TwilioSmsOptions(SmsOptions):
     """``[channel_options.sms]`` for Twilio."""
-
-    model_config = ConfigDict(extra="ignore")
 
     account_sid: str = Field(pattern=r"^AC[0-9a-fA-F]{32}$")
     auth_token: str = Field(min_length=1)
     from_number: str  # E.164; the default sender
     # more Twilio numbers of the account: a reply goes out from the number the citizen wrote to
-    from_numbers: list[str] = []
+    from_numbers: list[str] = Field(default_factory=list)
     api_base_url: str = TWILIO_API
     rate_segments_per_second: float = Field(default=1.0, gt=0)
     timeout_seconds: float = Field(default=15.0, gt=0)
@@ -208,19 +213,11 @@ class TwilioSms(SmsChannel):
     default_max_segments = 10
     default_rate = 1.0
 
+    Options = TwilioSmsOptions
+    config: TwilioSmsOptions
+
     def __init__(self, rt: Runtime, options: dict[str, Any]) -> None:
-        try:
-            self.config = TwilioSmsOptions(**options)
-        except ValidationError as exc:
-            raise ValueError(f"channel_options.sms for Twilio: {exc}") from None
-        super().__init__(
-            rt,
-            {
-                **options,
-                "max_segments": self.config.max_segments,
-                "rate_segments_per_second": self.config.rate_segments_per_second,
-            },
-        )
+        super().__init__(rt, options)
         self.webhook = TwilioWebhook(self.config.auth_token, rt.settings.effective_public_url)
         self.status_callback = rt.settings.effective_public_url + STATUS_PATH
         self.senders = {self.config.from_number, *self.config.from_numbers}

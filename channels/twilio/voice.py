@@ -45,10 +45,18 @@ from typing import Any
 
 from aiohttp import web
 from multidict import MultiDict
+from pydantic import Field, field_validator
 from twilio.twiml.voice_response import VoiceResponse
 
 from callcenter.actions.calls import CallStart, start_call
-from callcenter.channel import Access, Channel, DeliveryError, OutboundMessage, SendResult
+from callcenter.channel import (
+    Access,
+    Channel,
+    ChannelOptions,
+    DeliveryError,
+    OutboundMessage,
+    SendResult,
+)
 from callcenter.domain.errors import InvalidInput
 from callcenter.runtime import Runtime
 from ivr.categories import category_phrases
@@ -77,22 +85,37 @@ class CallState:
     last_twiml: str = ""
 
 
+class TwilioVoiceOptions(ChannelOptions):
+    """``[channel_options.twilio_voice]`` (docs/channels/twilio.md)."""
+
+    auth_token: str = ""  # the account's token, to check Twilio's signatures
+    public_url: str | None = None  # default: the server's public_url
+    speech_languages: list[str] = Field(default_factory=lambda: ["zh-CN", "en"])
+    voices: dict[str, dict[str, str]] = Field(default_factory=dict)  # per locale
+
+    @field_validator("voices")
+    @classmethod
+    def _voice_and_language(cls, value: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+        for locale, chosen in value.items():
+            if not chosen.get("language"):
+                raise ValueError(f"voices.{locale} needs a voice and a language")
+        return value
+
+
 class TwilioVoice(Channel):
     name = "twilio_voice"
+    identity_kind = "phone"  # callers are known by their number
     text_capable = False  # notices to callers go by SMS
+    Options = TwilioVoiceOptions
+    config: TwilioVoiceOptions
 
     def __init__(self, rt: Runtime, options: dict[str, Any]) -> None:
         super().__init__(rt, options)
-        public = str(options.get("public_url") or rt.settings.effective_public_url)
-        self.webhook = TwilioWebhook(str(options.get("auth_token", "")), public)
+        public = self.config.public_url or rt.settings.effective_public_url
+        self.webhook = TwilioWebhook(self.config.auth_token, public)
         self.public_url = public.rstrip("/")
-        self.speech_languages = set(options.get("speech_languages", ["zh-CN", "en"]))
-        self.voices = {**DEFAULT_VOICES, **dict(options.get("voices", {}))}
-        for locale, chosen in self.voices.items():
-            if not isinstance(chosen, dict) or not chosen.get("language"):
-                raise ValueError(
-                    f"channel_options.twilio_voice.voices.{locale} needs a voice and a language"
-                )
+        self.speech_languages = set(self.config.speech_languages)
+        self.voices = {**DEFAULT_VOICES, **self.config.voices}
         self.calls: dict[str, CallState] = {}
         self._engine: Engine | None = None
 

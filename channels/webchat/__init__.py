@@ -26,84 +26,45 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import hashlib
 import json
-import secrets
-import time
 import weakref
-from collections import deque
-from pathlib import Path
 from typing import Any
 
-import orjson
-from aiohttp import WSMsgType, web
-from sqlalchemy import select
+from aiohttp import web
+from pydantic import Field
 
-from callcenter.actions.citizens import update_contact
-from callcenter.actions.conversation_tickets import leave_message
-from callcenter.actions.intake import Inbound, receive_message
-from callcenter.actions.queues import citizen_left
 from callcenter.api.guard import FRAMEABLE
-from callcenter.api.http import error_body, json_response
-from callcenter.bus import events as ev
-from callcenter.channel import Access, Channel, OutboundMessage, SendResult
-from callcenter.domain.errors import HotlineError, InvalidInput
-from callcenter.domain.workflow import SYSTEM
-from callcenter.queueing import queue_spot, queue_spots
+from callcenter.api.http import json_response
+from callcenter.channel import Access, Channel, ChannelOptions, OutboundMessage, Page, SendResult
 from callcenter.runtime import Runtime
-from callcenter.store.tables import citizen_identities, conversations, messages
+from channels.webchat.push import Push
+from channels.webchat.sessions import HERE, ChatSocket, address_of, message_frame
+from channels.webchat.socket import WidgetSocket
 
-HERE = Path(__file__).parent
-TOKEN_BYTES = 24
-MAX_FRAME = 256 * 1024  # a frame this large gets an error frame back, not a closed socket
-BURST = 20  # messages a socket may send in BURST_SECONDS
-BURST_SECONDS = 10.0
+__all__ = ["ChatSocket", "WebChat", "WebChatOptions", "address_of", "message_frame"]
 
 
-def address_of(token: str) -> str:
-    return "web:" + hashlib.sha256(token.encode("utf-8")).hexdigest()[:40]
+class WebChatOptions(ChannelOptions):
+    """``[channel_options.webchat]``."""
+
+    allowed_origins: list[str] = Field(default_factory=lambda: ["*"])  # pages the widget is on
+    behind_proxy: bool = False  # the status page's rate limit counts X-Forwarded-For
 
 
-def message_frame(m: Any) -> dict[str, Any]:
-    return {
-        "type": "message",
-        "message": {
-            "id": m["id"],
-            "direction": m["direction"],
-            "body": m["body"],
-            "kind": m.get("kind", "text"),
-            "created_at": m["created_at"],
-        },
-    }
-
-
-class ChatSocket:
-    """One open widget."""
-
-    def __init__(self, ws: web.WebSocketResponse, address: str, locale: str) -> None:
-        self.ws = ws
-        self.address = address
-        self.locale = locale
-        self.sent: deque[float] = deque()
-        self.own: set[int] = set()  # messages this socket wrote: acknowledged, not echoed
-
-    def allow(self) -> bool:
-        now = time.monotonic()
-        while self.sent and now - self.sent[0] > BURST_SECONDS:
-            self.sent.popleft()
-        if len(self.sent) >= BURST:
-            return False
-        self.sent.append(now)
-        return True
-
-
-class WebChat(Channel):
+class WebChat(WidgetSocket, Push, Channel):
     name = "webchat"
+    identity_kind = "web"  # the widget's session, known only as a hash
     strings_dir = HERE / "strings"
+    Options = WebChatOptions
+    config: WebChatOptions
+    pages = (
+        Page("/chat/", "channels.webchat.site_chat"),
+        Page("/status", "channels.webchat.site_status"),
+    )
 
     def __init__(self, rt: Runtime, options: dict[str, Any]) -> None:
         super().__init__(rt, options)
-        self.allowed_origins: list[str] = list(options.get("allowed_origins", ["*"]))
+        self.allowed_origins: list[str] = list(self.config.allowed_origins)
         self.by_address: dict[str, set[ChatSocket]] = {}
         self.address_of_conversation: dict[int, str] = {}
         self.sockets: weakref.WeakSet[web.WebSocketResponse] = weakref.WeakSet()
@@ -195,289 +156,3 @@ class WebChat(Channel):
                 "sockets": len(self.sockets),
             }
         )
-
-    # --- the socket -------------------------------------------------------------------
-
-    def origin_ok(self, request: web.Request) -> bool:
-        if "*" in self.allowed_origins:
-            return True
-        origin = request.headers.get("Origin", "")
-        own = self.rt.settings.effective_public_url.rstrip("/")
-        host = request.headers.get("Host", "")
-        return origin.rstrip("/") in {
-            *self.allowed_origins,
-            own,
-            f"http://{host}",
-            f"https://{host}",
-        }
-
-    async def socket(self, request: web.Request) -> web.StreamResponse:
-        if not self.origin_ok(request):
-            raise web.HTTPForbidden(text="origin not allowed")
-        ws = web.WebSocketResponse(heartbeat=30, max_msg_size=MAX_FRAME)
-        await ws.prepare(request)
-        self.sockets.add(ws)
-        chat: ChatSocket | None = None
-        try:
-            async for raw in ws:
-                if raw.type != WSMsgType.TEXT:
-                    continue
-                try:
-                    frame = orjson.loads(raw.data)
-                except orjson.JSONDecodeError:
-                    await self._send(ws, {"type": "error", "code": "malformed_json"})
-                    continue
-                if not isinstance(frame, dict):
-                    continue
-                if chat is None:
-                    if frame.get("type") != "hello":
-                        await self._send(ws, {"type": "error", "code": "hello_first"})
-                        continue
-                    chat = await self._hello(ws, frame)
-                    continue
-                await self._on_frame(chat, frame)
-        finally:
-            if chat is not None:
-                sockets = self.by_address.get(chat.address)
-                if sockets is not None:
-                    sockets.discard(chat)
-                    if not sockets:
-                        del self.by_address[chat.address]
-        return ws
-
-    async def _hello(self, ws: web.WebSocketResponse, frame: dict[str, Any]) -> ChatSocket:
-        token = frame.get("session")
-        if not isinstance(token, str) or not (20 <= len(token) <= 100):
-            token = secrets.token_urlsafe(TOKEN_BYTES)
-        locale = self.rt.catalog.normalize(str(frame.get("locale") or ""))
-        chat = ChatSocket(ws, address_of(token), locale)
-        self.by_address.setdefault(chat.address, set()).add(chat)
-        after = frame.get("after")
-        after_id = after if isinstance(after, int) and after >= 0 else 0
-        conversation = await self._latest_conversation(chat.address)
-        history: list[dict[str, Any]] = []
-        if conversation is not None:
-            self.address_of_conversation[conversation.id] = chat.address
-            async with self.rt.db.read() as conn:
-                rows = (
-                    await conn.execute(
-                        select(messages)
-                        .where(
-                            messages.c.conversation_id == conversation.id,
-                            messages.c.id > after_id,
-                        )
-                        .order_by(messages.c.id)
-                    )
-                ).all()
-            history = [message_frame(r._asdict())["message"] for r in rows]
-        await self._send(
-            ws,
-            {
-                "type": "welcome",
-                "session": token,
-                "conversation_id": conversation.id if conversation else None,
-                "messages": history,
-            },
-        )
-        if conversation is not None:
-            await self._send(ws, await self._state_frame(conversation))
-        return chat
-
-    async def _latest_conversation(self, address: str) -> Any:
-        async with self.rt.db.read() as conn:
-            return (
-                await conn.execute(
-                    select(conversations)
-                    .join(
-                        citizen_identities,
-                        citizen_identities.c.citizen_id == conversations.c.citizen_id,
-                    )
-                    .where(
-                        citizen_identities.c.kind == "web",
-                        citizen_identities.c.value == address,
-                        conversations.c.channel == self.name,
-                        conversations.c.address == address,
-                    )
-                    .order_by(conversations.c.id.desc())
-                    .limit(1)
-                )
-            ).first()
-
-    async def _on_frame(self, chat: ChatSocket, frame: dict[str, Any]) -> None:
-        kind = frame.get("type")
-        client_id = frame.get("id")
-        try:
-            if kind == "message":
-                if not chat.allow():
-                    raise InvalidInput("too_many_messages")
-                await self._message(chat, frame)
-            elif kind == "leave_message":
-                conversation = await self._latest_conversation(chat.address)
-                if conversation is None:
-                    raise InvalidInput("missing_field", field="text")
-                text = frame.get("text")
-                ticket = await leave_message(
-                    self.rt,
-                    conversation.id,
-                    text if isinstance(text, str) and text.strip() else None,
-                )
-                await self._send(
-                    chat.ws, {"type": "ticket", "id": client_id, "number": ticket["number"]}
-                )
-            elif kind == "close":
-                conversation = await self._latest_conversation(chat.address)
-                if conversation is not None:
-                    await citizen_left(self.rt, conversation.id)
-            elif kind == "ping":
-                await self._send(chat.ws, {"type": "pong"})
-        except HotlineError as error:
-            body = error_body(self.rt, error, chat.locale)["error"]
-            await self._send(
-                chat.ws,
-                {
-                    "type": "error",
-                    "id": client_id,
-                    "code": body["code"],
-                    "message": body["message"],
-                },
-            )
-
-    async def _message(self, chat: ChatSocket, frame: dict[str, Any]) -> None:
-        client_id = frame.get("id")
-        if not isinstance(client_id, str) or not (1 <= len(client_id) <= 64):
-            raise InvalidInput("invalid_field", field="id")
-        text = frame.get("text")
-        if not isinstance(text, str):
-            raise InvalidInput("missing_field", field="text")
-        name = frame.get("name") if isinstance(frame.get("name"), str) else None
-        phone = frame.get("phone") if isinstance(frame.get("phone"), str) else None
-        result = await receive_message(
-            self.rt,
-            Inbound(
-                channel=self.name,
-                identity_kind="web",
-                address=chat.address,
-                body=text,
-                provider_id=f"{chat.address[4:24]}:{client_id}",
-                service_address="webchat",
-                name=(name or "").strip()[:100] or None,
-                locale=chat.locale,
-            ),
-        )
-        self.address_of_conversation[result.conversation_id] = chat.address
-        chat.own.add(result.message_id)
-        if (name and name.strip()) or (phone and phone.strip()):
-            try:
-                await update_contact(
-                    self.rt, result.citizen_id, actor=SYSTEM, name=name, phone=phone
-                )
-            except HotlineError as error:
-                body = error_body(self.rt, error, chat.locale)["error"]
-                await self._send(
-                    chat.ws, {"type": "error", "code": body["code"], "message": body["message"]}
-                )
-        await self._send(
-            chat.ws,
-            {
-                "type": "ack",
-                "id": client_id,
-                "message_id": result.message_id,
-                "conversation_id": result.conversation_id,
-                "duplicate": result.duplicate,
-            },
-        )
-
-    # --- pushing -----------------------------------------------------------------------
-
-    async def _listen(self, subscription: Any) -> None:
-        try:
-            async for event in subscription:
-                data = event.data
-                if data.get("channel") != self.name:
-                    if event.type == ev.CONVERSATION_CHANGED:
-                        self._positions_due.set()
-                    continue
-                address = self.address_of_conversation.get(data.get("conversation_id", -1))
-                if event.type == ev.MESSAGE_CREATED:
-                    if address is None or data.get("status") not in ("queued", "received"):
-                        continue
-                    frame = message_frame(
-                        {
-                            "id": data["message_id"],
-                            "direction": data["direction"],
-                            "body": data["body"],
-                            "kind": data.get("kind"),
-                            "created_at": data.get("created_at"),
-                        }
-                    )
-                    for chat in list(self.by_address.get(address, ())):
-                        if data["message_id"] in chat.own:
-                            chat.own.discard(data["message_id"])
-                            continue
-                        await self._send(chat.ws, frame)
-                elif event.type == ev.CONVERSATION_CHANGED:
-                    self._positions_due.set()
-                    if address is not None:
-                        # from the event itself: no database read per change
-                        frame = {
-                            "type": "state",
-                            "conversation_id": data["conversation_id"],
-                            "state": data["state"],
-                            "queue": data.get("queue"),
-                        }
-                        for chat in list(self.by_address.get(address, ())):
-                            await self._send(chat.ws, frame)
-        finally:
-            subscription.close()
-
-    async def _state_frame(self, conversation: Any) -> dict[str, Any]:
-        frame: dict[str, Any] = {
-            "type": "state",
-            "conversation_id": conversation.id,
-            "state": conversation.state,
-            "queue": conversation.queue,
-        }
-        if conversation.state == "queued":
-            spot = await queue_spot(self.rt, conversation.id)
-            if spot is not None:
-                frame["position"], frame["waiting"] = spot.position, spot.waiting
-        return frame
-
-    async def _positions(self) -> None:
-        """Tell waiting citizens their place in the queue when the queue moves."""
-        while True:
-            await self._positions_due.wait()
-            await asyncio.sleep(2.0)  # at most every two seconds, however busy the queue
-            self._positions_due.clear()
-            waiting_here = [
-                (conversation_id, address)
-                for conversation_id, address in self.address_of_conversation.items()
-                if address in self.by_address
-            ]
-            if not waiting_here:
-                continue
-            try:
-                async with self.rt.db.read() as conn:
-                    by_conversation = await queue_spots(conn, self.rt)
-                for conversation_id, address in waiting_here:
-                    spot = by_conversation.get(conversation_id)
-                    if spot is None:
-                        continue
-                    frame = {
-                        "type": "state",
-                        "conversation_id": conversation_id,
-                        "state": "queued",
-                        "queue": spot.queue,
-                        "position": spot.position,
-                        "waiting": spot.waiting,
-                    }
-                    for chat in list(self.by_address.get(address, ())):
-                        await self._send(chat.ws, frame)
-            except Exception:  # a failed update must not stop the loop
-                continue
-
-    @staticmethod
-    async def _send(ws: web.WebSocketResponse, frame: dict[str, Any]) -> None:
-        if not ws.closed:
-            with contextlib.suppress(ConnectionError, RuntimeError):
-                await ws.send_str(orjson.dumps(frame).decode())

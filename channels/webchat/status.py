@@ -52,7 +52,7 @@ def add_status_routes(app: web.Application, channel: WebChat) -> None:
     app.router.add_get("/status/strings/{locale}.json", _strings(channel))
     app.router.add_post("/status/lookup", lookup)
     app.router.add_get("/s/{number}", short_link)  # the status link in SMS notices
-    app[BEHIND_PROXY] = bool(channel.options.get("behind_proxy", False))
+    app[BEHIND_PROXY] = channel.config.behind_proxy
 
 
 def _locale(request: web.Request) -> str:

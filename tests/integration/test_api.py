@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import jsonschema
 import pytest_asyncio
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import select
 
 from callcenter.api.keys import RUNTIME
+from callcenter.bootstrap import build_runtime, create_app
+from callcenter.clock import ManualClock
 from callcenter.domain.workflow import WORKFLOW, Role, Step
 from callcenter.runtime import Runtime
 from callcenter.store.tables import inbox
+from tests.conftest import make_settings
 from tests.helpers import cell_point, dept_id
 
 
@@ -405,11 +409,32 @@ def test_the_document_lists_every_step_with_its_roles() -> None:
         assert "409" in op["responses"]
 
 
-async def test_the_front_page_points_to_what_the_server_offers(api: TestClient) -> None:
-    response = await api.get("/", headers={"Accept-Language": "en"})
-    page = await response.text()
-    assert response.status == 200 and "Citizen hotline 12345" in page
-    for href in ('href="/ui/"', 'href="/chat/"', 'href="/status"', 'href="/api/openapi.json"'):
-        assert href in page
-    chinese = await (await api.get("/", headers={"Accept-Language": "zh-CN"})).text()
-    assert "12345 市民服务热线" in chinese
+async def test_the_front_page_points_to_what_the_server_offers(
+    tmp_path: Path, database_url: str, clock: ManualClock
+) -> None:
+    """The links come from what is configured (the web front end's and the channels'
+    declared pages), and each of them is served."""
+    settings = make_settings(
+        tmp_path,
+        database_url,
+        channels=["channels.simulated:SimulatedSms", "channels.webchat:WebChat"],
+    )
+    runtime = build_runtime(settings, clock=clock, seed=1)
+    async with TestClient(
+        TestServer(create_app(settings, runtime=runtime, start_jobs=False))
+    ) as api:
+        response = await api.get("/", headers={"Accept-Language": "en"})
+        page = await response.text()
+        assert response.status == 200 and "Citizen hotline 12345" in page
+        for href in ('href="/ui/"', 'href="/chat/"', 'href="/status"', 'href="/api/openapi.json"'):
+            assert href in page
+            served = await api.get(href[6:-1], allow_redirects=False)
+            assert served.status in (200, 302), href
+        chinese = await (await api.get("/", headers={"Accept-Language": "zh-CN"})).text()
+        assert "12345 市民服务热线" in chinese
+    # without the web chat, no link to it
+    async with TestClient(
+        TestServer(create_app(make_settings(tmp_path / "2", database_url), start_jobs=False))
+    ) as bare:
+        page = await (await bare.get("/")).text()
+        assert 'href="/chat/"' not in page and 'href="/ui/"' in page

@@ -20,8 +20,9 @@ from sqlalchemy import func, select
 
 from callcenter.actions import intake
 from callcenter.actions.audit import verify_chain
-from callcenter.actions.inbox import InboxFailed, inbox, retry_failed
+from callcenter.actions.inbox import InboxFailed, inbox
 from callcenter.actions.intake import Inbound
+from callcenter.actions.operations import operator, requeue_failed_texts
 from callcenter.domain.errors import InvalidInput
 from callcenter.foreground import Foreground
 from callcenter.runtime import Runtime
@@ -146,7 +147,7 @@ async def test_a_text_that_fails_fails_alone_and_is_kept(
 
     # the defect fixed, the text is put back in line and handled
     monkeypatch.setattr(intake, "classify", real)
-    assert await retry_failed(rt.db) == 1
+    assert await requeue_failed_texts(rt.db, actor=operator(), now=rt.clock.now()) == 1
     assert await box.process() == 1
     assert await states(rt) == Counter({"done": 5})
     assert await count(rt, messages, messages.c.direction == "in") == 5

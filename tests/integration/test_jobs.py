@@ -221,3 +221,33 @@ async def test_sigkill_mid_run_loses_nothing_and_repeats_no_effect(
     rerun = [k for k, n in calls.items() if n > 1]
     assert rerun, "a job interrupted by the kill ran again"
     assert all(effects[k] == 1 for k in rerun), "...and had no second effect"
+
+
+async def test_an_operator_puts_a_dead_job_back_and_it_is_audited(rt: Runtime) -> None:
+    from callcenter.actions.audit import verify_chain
+    from callcenter.actions.operations import operator, requeue_dead_job
+    from callcenter.store.tables import audit_events
+
+    async with rt.transaction() as tx:
+        await enqueue(tx, "no.such.kind", {}, key="dead-one", now=tx.state["now"])
+    assert rt.runner is not None
+    await rt.runner.run_due()
+    async with rt.db.read() as conn:
+        job = (await conn.execute(select(jobs).where(jobs.c.key == "dead-one"))).one()
+    assert job.state == "dead"
+    who = operator("ops-zhang")
+    assert await requeue_dead_job(rt.db, job.id, actor=who, now=rt.clock.now())
+    assert not await requeue_dead_job(rt.db, job.id, actor=who, now=rt.clock.now())
+    async with rt.db.read() as conn:
+        again = (await conn.execute(select(jobs).where(jobs.c.id == job.id))).one()
+        event = (
+            await conn.execute(select(audit_events).where(audit_events.c.action == "job.requeue"))
+        ).one()
+    assert (again.state, again.attempts) == ("pending", 0)
+    assert (event.actor_role, event.actor_name, event.entity_id) == (
+        "admin",
+        "ops-zhang (command line)",
+        job.id,
+    )
+    assert event.details == {"kind": "no.such.kind"}
+    assert (await verify_chain(rt.db))[1] is None

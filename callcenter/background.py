@@ -49,14 +49,10 @@ class Loop:
         poll: float,
         foreground: Foreground | None = None,
         error_delay: float | None = None,
-        busy_interval: float = 0.0,
     ) -> None:
         self.poll = poll
         self.foreground = foreground
         self.error_delay = poll if error_delay is None else error_delay
-        # while webhooks keep coming, rounds at most this often (one round answers the
-        # wake-ups of that moment)
-        self.busy_interval = busy_interval
         self.runs = 0  # rounds done, for tests and the status page
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -103,5 +99,3 @@ class Loop:
             if timeout > 0:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout)
-            if self.busy_interval and self.foreground is not None and self.foreground.busy():
-                await asyncio.sleep(self.busy_interval)

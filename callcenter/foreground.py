@@ -82,4 +82,4 @@ class Foreground:
                 return
             # a request in hand is answered within a few milliseconds: look again then
             until_quiet = self._last + self.quiet - self._now() if not self.active else self.quiet
-            await asyncio.sleep(max(min(left, until_quiet), 0.0005))
+            await asyncio.sleep(max(min(left, until_quiet), 0.0))

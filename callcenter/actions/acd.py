@@ -149,7 +149,6 @@ async def _apply(tx: Tx, rt: Runtime, decided: Plan) -> None:
 
 # --- the driver ------------------------------------------------------------------------
 
-_GATHER_S = 0.1
 WAKE_ON = {events.CONVERSATION_CHANGED, events.AGENT_CHANGED, events.OFFER_CHANGED}
 
 
@@ -158,9 +157,11 @@ class AcdDriver(Loop):
     (an offer running out, an overflow due, a wrap-up ending).
 
     Background work like the jobs (:class:`~callcenter.background.Loop`): each run
-    waits for a gap in the webhooks, and while they keep coming, runs at most every
-    100 ms. An offer reaches an agent a tenth of a second later in a burst; the
-    webhooks are not held up by runs that read every waiting contact.
+    waits for a gap in the webhooks, so that runs that read every waiting contact do
+    not hold them up. (A pause of 100 ms between runs while webhooks came, meant to
+    let one run answer a moment's wake-ups, was measured by ``bench/intake.py`` and
+    removed: without it the webhooks were answered as fast or faster, see
+    ``docs/intake.md``.)
     """
 
     name = "acd"
@@ -170,7 +171,6 @@ class AcdDriver(Loop):
             poll=5.0,
             foreground=rt.foreground,
             error_delay=rt.settings.acd.tick_seconds,
-            busy_interval=_GATHER_S,
         )
         self.rt = rt
         self._listener: asyncio.Task[None] | None = None

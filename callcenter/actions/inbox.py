@@ -39,13 +39,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import bindparam, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from callcenter.actions.intake import Inbound, IntakeResult, intake_result, take_message
 from callcenter.actions.messages import clean_body
 from callcenter.background import Loop
 from callcenter.runtime import Runtime
 from callcenter.store.db import Tx
+from callcenter.store.queries import insert_ignoring
 from callcenter.store.tables import inbox as inbox_table
 
 log = logging.getLogger(__name__)
@@ -69,6 +69,8 @@ _PENDING = (
     .order_by(inbox_table.c.id)
     .limit(bindparam("limit"))
 )
+# taken in a batch: several nodes share the work (SQLite has one writer and ignores this)
+_CLAIM = _PENDING.with_for_update(skip_locked=True)
 _CHUNK = 16
 _TURNS = 4  # turns of the event loop a request needs from its bytes to accept()
 _ANY_PENDING = select(inbox_table.c.id).where(inbox_table.c.state == "pending").limit(1)
@@ -108,16 +110,12 @@ class Inbox:
         self._writer: asyncio.Task[None] | None = None
         self._processed = asyncio.Event()  # set after each batch, then replaced
         self.loop = InboxLoop(self)
-        insert = postgresql.insert if rt.db.dialect == "postgresql" else sqlite.insert
-        self._insert = (
-            insert(inbox_table)
-            .on_conflict_do_nothing(index_elements=["channel", "provider_id"])
-            .returning(inbox_table.c.id, inbox_table.c.channel, inbox_table.c.provider_id)
+        self._insert = insert_ignoring(
+            rt.db,
+            inbox_table,
+            conflict=("channel", "provider_id"),
+            returning=(inbox_table.c.id, inbox_table.c.channel, inbox_table.c.provider_id),
         )
-        pending = _PENDING
-        if rt.db.dialect == "postgresql":
-            pending = pending.with_for_update(skip_locked=True)
-        self._pending = pending
 
     # --- storing -----------------------------------------------------------------------
 
@@ -232,7 +230,7 @@ class Inbox:
             while len(done) < limit and (not done or time.perf_counter() - started <= budget):
                 chunk = min(_CHUNK, limit - len(done))
                 after = done[-1]["row_id"] if done else 0
-                rows = (await tx.execute(self._pending, {"limit": chunk, "after": after})).all()
+                rows = (await tx.execute(_CLAIM, {"limit": chunk, "after": after})).all()
                 for row in rows:
                     done.append(await self._handle(tx, row))
                     if time.perf_counter() - started > budget:

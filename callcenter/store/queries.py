@@ -8,10 +8,20 @@ from typing import Any
 from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from callcenter.store.db import Conn, Tx
+from callcenter.store.db import Conn, Database, Tx
 from callcenter.store.tables import counters
 
 _IGNORING: dict[tuple[str, str, tuple[str, ...]], Any] = {}
+
+
+def insert_ignoring(
+    db: Database, table: Table, *, conflict: Sequence[str], returning: Sequence[Any] = ()
+) -> Any:
+    """INSERT ... ON CONFLICT DO NOTHING [RETURNING ...], in the database's own dialect:
+    the one place the statement differs between SQLite and PostgreSQL."""
+    dialect = postgresql if db.dialect == "postgresql" else sqlite
+    statement = dialect.insert(table).on_conflict_do_nothing(index_elements=list(conflict))
+    return statement.returning(*returning) if returning else statement
 
 
 async def insert_ignore(
@@ -21,10 +31,7 @@ async def insert_ignore(
     key = (tx.db.dialect, table.name, tuple(conflict))
     statement = _IGNORING.get(key)
     if statement is None:
-        dialect = postgresql if tx.db.dialect == "postgresql" else sqlite
-        statement = _IGNORING[key] = dialect.insert(table).on_conflict_do_nothing(
-            index_elements=list(conflict)
-        )
+        statement = _IGNORING[key] = insert_ignoring(tx.db, table, conflict=conflict)
     result = await tx.execute(statement, values)
     return bool(result.rowcount)
 

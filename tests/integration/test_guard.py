@@ -55,7 +55,7 @@ EVERY_KIND = [
     ("GET", "/", 200),
     ("GET", "/ui/login", 200),
     ("GET", "/ui/desk", 302),  # not signed in: to the sign-in page
-    ("GET", "/ui/static/common.js", 200),
+    ("GET", "/ui/static/ui.js", 200),
     ("GET", "/status", 200),
     ("GET", "/status/status.css", 200),
     ("GET", "/chat/widget.js", 200),

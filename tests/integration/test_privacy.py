@@ -14,6 +14,7 @@ import pytest_asyncio
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import select
 
+from callcenter.actions import acd
 from callcenter.actions.audit import verify_chain
 from callcenter.actions.intake import Inbound, receive_message
 from callcenter.actions.privacy import apply_retention, erase_citizen, export_citizen
@@ -33,7 +34,7 @@ from callcenter.store.tables import (
     tickets,
 )
 from tests.conftest import load_test_city, make_settings
-from tests.helpers import actor, staff_of
+from tests.helpers import actor, signed_in_client, staff_of
 
 PHONE = "+8613812345678"
 
@@ -98,7 +99,74 @@ async def test_lists_show_masked_numbers_and_the_conversation_the_full_one(
     detail = await (
         await client.get(f"/api/conversations/{result.conversation_id}", headers=auth("agent1"))
     ).json()
-    assert detail["address"] == PHONE
+    assert detail["address"] == "+86138****5678"  # not theirs: see the next test
+
+
+def _numbers(text: str) -> tuple[bool, bool]:
+    """Whether ``text`` holds PHONE in full, and masked."""
+    return PHONE[1:] in text, "+86138****5678" in text
+
+
+async def test_the_desk_lists_mask_numbers_and_only_the_agent_who_answers_sees_them(
+    client: TestClient,
+) -> None:
+    """The queue, the offers, the conversations held (the agent's and, for a supervisor,
+    everyone's), in the API and on the desk's pages; the conversation and the citizen's
+    record in full only for the agent who holds a conversation with them."""
+    rt: Runtime = client.rt  # type: ignore[attr-defined]
+    waiting = await receive_message(rt, Inbound("sms", "phone", PHONE, "你好"))
+    assert waiting.conversation_state == "queued"
+    a1 = await actor(rt, "agent1")
+    await acd.set_presence(rt, "available", actor=a1)
+    assert len((await acd.distribute(rt)).offers) == 1
+    conversation = f"/api/conversations/{waiting.conversation_id}"
+    citizen = f"/api/citizens/{waiting.citizen_id}"
+    history = f"/ui/desk/citizens/{waiting.citizen_id}/history"
+
+    async def api_text(path: str, user: str) -> str:
+        response = await client.get(path, headers=auth(user))
+        assert response.status == 200, (path, user)
+        return await response.text()
+
+    pages = {
+        u: await signed_in_client(client.server.app, u) for u in ("agent1", "agent2", "supervisor")
+    }
+    try:
+
+        async def page_text(path: str, user: str) -> str:
+            response = await pages[user].get(path)
+            assert response.status == 200, (path, user)
+            return await response.text()
+
+        # offered, not yet taken: nobody sees it in full
+        for user in ("agent1", "agent2", "supervisor"):
+            assert _numbers(await api_text("/api/acd/queue", user)) == (False, True), user
+            assert _numbers(await page_text("/ui/desk/side", user)) == (False, True), user
+            for path in (conversation, citizen):
+                assert _numbers(await api_text(path, user)) == (False, True), (path, user)
+            assert _numbers(await page_text(history, user)) == (False, True), user
+        me = await (await client.get("/api/acd/me", headers=auth("agent1"))).json()
+        [offer] = me["offers"]
+        assert offer["conversation_id"] == waiting.conversation_id
+        assert offer["address"] == "+86138****5678"
+
+        await acd.accept_offer(rt, offer["id"], actor=a1)
+        me = await (await client.get("/api/acd/me", headers=auth("agent1"))).json()
+        assert [c["address"] for c in me["conversations"]] == ["+86138****5678"]  # a list
+        assert _numbers(await page_text("/ui/desk/side", "agent1")) == (False, True)
+        # the supervisor's list of who holds what
+        assert _numbers(await page_text("/ui/desk/side", "supervisor")) == (False, True)
+        # the agent who answers the citizen sees the number; the others still do not
+        for path in (conversation, citizen):
+            assert _numbers(await api_text(path, "agent1"))[0], path
+            for user in ("agent2", "supervisor"):
+                assert _numbers(await api_text(path, user)) == (False, True), (path, user)
+        assert _numbers(await page_text(history, "agent1"))[0]
+        for user in ("agent2", "supervisor"):
+            assert _numbers(await page_text(history, user)) == (False, True), user
+    finally:
+        for page in pages.values():
+            await page.close()
 
 
 async def test_the_department_sees_the_number_on_its_own_ticket_and_the_view_is_audited(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,7 @@ from sqlalchemy import select
 from callcenter.actions import acd
 from callcenter.actions.audit import verify_chain
 from callcenter.actions.intake import Inbound, receive_message
-from callcenter.actions.privacy import apply_retention, erase_citizen, export_citizen
+from callcenter.actions.privacy import RETENTION, apply_retention, erase_citizen, export_citizen
 from callcenter.actions.tickets import take_step
 from callcenter.bootstrap import build_runtime, create_app
 from callcenter.clock import ManualClock
@@ -30,6 +30,7 @@ from callcenter.store.tables import (
     citizen_identities,
     citizens,
     conversations,
+    jobs,
     messages,
     tickets,
 )
@@ -206,6 +207,73 @@ async def test_retention_removes_what_expired_and_says_so(rt: Runtime, clock: Ma
     [run] = await audit_actions(rt, "privacy.retention")
     assert run.after["messages"] == removed["messages"]
     assert (await verify_chain(rt.db))[1] is None
+
+
+async def _retention_jobs(rt: Runtime) -> list[Any]:
+    async with rt.db.read() as conn:
+        return (
+            await conn.execute(
+                select(jobs.c.state, jobs.c.run_at)
+                .where(jobs.c.kind == RETENTION)
+                .order_by(jobs.c.id)
+            )
+        ).all()
+
+
+async def test_the_server_keeps_retention_on_the_nightly_schedule_and_each_run_is_audited(
+    tmp_path: Path, database_url: str, clock: ManualClock
+) -> None:
+    """Started as `callcenter serve` starts it, with a retention period set and nobody
+    running any command: the run is on the schedule for 03:00 local time, a restart
+    does not add a second, and each night's run removes what expired and schedules the
+    next (the clock moved, as the job runner sees it)."""
+    settings = make_settings(
+        tmp_path,
+        database_url,
+        privacy={"messages_days": 1, "recordings_days": 0, "closed_ticket_contacts_days": 0},
+    )
+    rt = build_runtime(settings, clock=clock, seed=4)
+    async with TestClient(TestServer(create_app(settings, runtime=rt))):
+        await load_test_city(rt)
+        old = await receive_message(rt, Inbound("sms", "phone", PHONE, "小区路灯坏了，晚上很黑"))
+    first_night = datetime(2026, 11, 27, 19, 0, tzinfo=UTC)  # 03:00 in Shanghai, 11-28
+    assert [(j.state, j.run_at) for j in await _retention_jobs(rt)] == [("pending", first_night)]
+
+    rt = build_runtime(settings, clock=clock, seed=5)  # restarted: still one run that night
+    async with TestClient(TestServer(create_app(settings, runtime=rt))):
+        assert len(await _retention_jobs(rt)) == 1
+        assert rt.runner is not None
+        clock.advance(timedelta(hours=16))  # 02:00 that night in Shanghai: not yet
+        await rt.runner.drain()
+        assert await audit_actions(rt, "privacy.retention") == []
+        clock.advance(timedelta(hours=1, minutes=1))  # 03:01: the message is 17 hours old
+        await rt.runner.drain()
+        clock.advance(timedelta(days=1))  # the next night: 41 hours old
+        await rt.runner.drain()
+        async with rt.db.read() as conn:
+            body = await conn.scalar(select(messages.c.body).where(messages.c.id == old.message_id))
+    assert body == "[expired]"
+    assert [(j.state, j.run_at) for j in await _retention_jobs(rt)] == [
+        ("done", first_night),
+        ("done", first_night + timedelta(days=1)),
+        ("pending", first_night + timedelta(days=2)),
+    ]
+    runs = await audit_actions(rt, "privacy.retention")
+    assert [r.actor_role for r in runs] == ["system", "system"]
+    assert runs[0].after["messages"] == 0 and runs[1].after["messages"] >= 1
+    assert len(await audit_actions(rt, "privacy.retention_scheduled")) == 3
+    assert (await verify_chain(rt.db))[1] is None
+
+
+async def test_no_retention_run_is_scheduled_while_every_period_is_off(
+    tmp_path: Path, database_url: str, clock: ManualClock
+) -> None:
+    off = {"messages_days": 0, "recordings_days": 0, "closed_ticket_contacts_days": 0}
+    settings = make_settings(tmp_path, database_url, privacy=off)
+    rt = build_runtime(settings, clock=clock, seed=4)
+    async with TestClient(TestServer(create_app(settings, runtime=rt))):
+        assert await _retention_jobs(rt) == []
+        assert await audit_actions(rt, "privacy.retention_scheduled") == []
 
 
 async def test_export_then_erasure_where_the_law_allows(rt: Runtime) -> None:

@@ -1,8 +1,9 @@
 """Personal data: who sees a citizen's number, what is kept how long, export and erasure.
 
-- :func:`view_ticket_contact`: the citizen's name and full number on a ticket, for
+- :func:`view_ticket_contact`: the citizen's name and full numbers on a ticket, for
   the desk and the department that handles it (others: 404 as for the ticket), each
-  view an audit event (``ticket.contact_viewed``): lists only show masked numbers.
+  view an audit event (``ticket.contact_viewed``): lists and the ticket page itself
+  only show masked numbers, the page shows the full ones through this.
 - :func:`apply_retention`: what outlived ``privacy.retention`` is removed, one audit
   event per run with the counts: message texts (the row stays for the statistics,
   its text is emptied), call recordings (the file is deleted) and transcripts, and
@@ -43,7 +44,7 @@ from callcenter.store.tables import (
     opt_outs,
     tickets,
 )
-from callcenter.views import ticket_by_ref, visible_to
+from callcenter.views import ticket_by_ref, ticket_contact, visible_to
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,7 @@ async def view_ticket_contact(rt: Runtime, ref: int | str, *, actor: Actor) -> d
             citizen = (
                 await tx.execute(select(citizens).where(citizens.c.id == ticket.citizen_id))
             ).first()
+        contact = await ticket_contact(tx.conn, ticket.citizen_id)
         await audit.record(
             tx,
             actor=actor,
@@ -78,6 +80,7 @@ async def view_ticket_contact(rt: Runtime, ref: int | str, *, actor: Actor) -> d
         "citizen_id": ticket.citizen_id,
         "name": citizen.name if citizen else None,
         "phone": citizen.phone if citizen else None,
+        "phones": contact["phones"] if contact else [],
     }
 
 

@@ -25,6 +25,7 @@ from callcenter.domain.errors import (
     Forbidden,
     HotlineError,
     InvalidInput,
+    RateLimited,
     TooLarge,
     Unauthenticated,
 )
@@ -149,8 +150,23 @@ async def error_middleware(
     try:
         return await handler(request)
     except HotlineError as error:
-        rt = request.config_dict[RUNTIME]
-        return json_response(error_body(rt, error, locale_of(request)), status=error.status)
+        return error_response(request, error)
+
+
+def error_response(request: web.Request, error: HotlineError) -> web.Response:
+    """A core error as JSON in the caller's language; a 429 says when to try again."""
+    rt = request.config_dict[RUNTIME]
+    response = json_response(error_body(rt, error, locale_of(request)), status=error.status)
+    retry_after(response, error)
+    return response
+
+
+def retry_after(response: web.StreamResponse, error: HotlineError) -> None:
+    """``Retry-After`` (seconds) on the answer to a :class:`RateLimited`, from its
+    ``minutes``."""
+    if isinstance(error, RateLimited):
+        minutes = int(error.params.get("minutes", 1) or 1)
+        response.headers["Retry-After"] = str(minutes * 60)
 
 
 @dataclass

@@ -4,6 +4,7 @@ audited contact view, retention, and a citizen's export and erasure."""
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -190,6 +191,45 @@ async def test_the_department_sees_the_number_on_its_own_ticket_and_the_view_is_
     [viewed] = await audit_actions(rt, "ticket.contact_viewed")
     staff = await actor(rt, staff_of(department))
     assert viewed.entity_id == ticket["id"] and viewed.actor_id == staff.id
+
+
+async def test_the_ticket_page_masks_the_number_until_asked_and_each_ask_is_audited(
+    client: TestClient,
+) -> None:
+    rt: Runtime = client.rt  # type: ignore[attr-defined]
+    ticket = (await report(rt)).ticket
+    department = staff_of(rt.directory.by_id[ticket["department_id"]].code)
+    other = staff_of("QS-CG" if department != staff_of("QS-CG") else "MH-WATER")
+    page = f"/ui/tickets/{ticket['number']}"
+    users = {u: await signed_in_client(client.server.app, u) for u in (department, other)}
+    try:
+        staff = users[department]
+        shown = await staff.get(page)
+        assert shown.status == 200
+        html = await shown.text()
+        assert _numbers(html) == (False, True) and 'id="show-number"' in html
+        assert await audit_actions(rt, "ticket.contact_viewed") == []
+        token = re.search(r'"csrf": "([^"]+)"', html)
+        assert token is not None
+        headers = {"X-CSRF-Token": token.group(1)}
+        refused = await staff.post(f"{page}/contact")  # no CSRF token: no view, no audit
+        assert refused.status == 403
+        asked = await staff.post(f"{page}/contact", headers=headers)
+        assert asked.status == 200
+        assert f'href="tel:{PHONE}"' in await asked.text()
+        [viewed] = await audit_actions(rt, "ticket.contact_viewed")
+        assert viewed.actor_id == (await actor(rt, department)).id
+        # another department's staff: the ticket is not theirs, nor is its contact
+        outsider = users[other]
+        page_html = await (await outsider.get("/ui/portal")).text()
+        token = re.search(r'"csrf": "([^"]+)"', page_html)
+        assert token is not None
+        response = await outsider.post(f"{page}/contact", headers={"X-CSRF-Token": token.group(1)})
+        assert response.status == 404 and PHONE[1:] not in await response.text()
+        assert len(await audit_actions(rt, "ticket.contact_viewed")) == 1
+    finally:
+        for c in users.values():
+            await c.close()
 
 
 async def test_retention_removes_what_expired_and_says_so(rt: Runtime, clock: ManualClock) -> None:

@@ -3,6 +3,7 @@ audited contact view, retention, and a citizen's export and erasure."""
 
 from __future__ import annotations
 
+import io
 import logging
 import re
 from collections.abc import AsyncIterator
@@ -23,7 +24,7 @@ from callcenter.actions.tickets import take_step
 from callcenter.bootstrap import build_runtime, create_app
 from callcenter.clock import ManualClock
 from callcenter.domain.errors import Conflict
-from callcenter.domain.privacy import MaskingFilter, mask_phone
+from callcenter.domain.privacy import MaskingFilter, install_log_masking, mask_phone
 from callcenter.domain.workflow import Step
 from callcenter.runtime import Runtime
 from callcenter.store.tables import (
@@ -86,6 +87,29 @@ def test_numbers_are_masked_for_lists_and_logs() -> None:
     )
     MaskingFilter().filter(record)
     assert record.getMessage() == "SMS from +86138****5678 about 20261127-0042"
+
+
+def test_every_log_handler_masks_numbers_whichever_logger_wrote_them() -> None:
+    """As `callcenter` sets logging up: the filter sits on the root's handlers, so the
+    records other libraries' loggers propagate (aiohttp's access log with a search for a
+    number in its query) are masked too."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        install_log_masking()
+        install_log_masking()  # twice: one filter
+        assert sum(isinstance(f, MaskingFilter) for f in handler.filters) == 1
+        access = logging.getLogger("aiohttp.access")
+        level, access.level = access.level, logging.INFO
+        try:
+            access.info('"GET /api/citizens?phone=%s HTTP/1.1" 200', PHONE)
+        finally:
+            access.setLevel(level)
+    finally:
+        root.removeHandler(handler)
+    assert stream.getvalue() == '"GET /api/citizens?phone=+86138****5678 HTTP/1.1" 200\n'
 
 
 async def test_lists_show_masked_numbers_and_the_conversation_the_full_one(

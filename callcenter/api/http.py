@@ -254,10 +254,13 @@ def endpoint(
 def _validation_error(exc: ValidationError, where: str) -> InvalidInput:
     first = exc.errors(include_url=False)[0]
     location = ".".join(str(part) for part in first["loc"]) or where
-    if first["type"] == "string_too_long":  # said with its limit, as 413 (never cut)
+    if first["type"] == "string_too_long":  # said with its limit (never cut)
         limit = (first.get("ctx") or {}).get("max_length")
         given = first.get("input")
-        return TooLarge(
+        # a text in a body: 413 (the body holds more than is taken); in a query, where
+        # there is no body, the same reason as a 400
+        too_long = TooLarge if where == "body" else InvalidInput
+        return too_long(
             "field_too_long",
             field=location,
             limit=limit,

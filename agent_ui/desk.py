@@ -152,6 +152,7 @@ async def history_blocks(
         profile = await citizen_profile(conn, citizen_id)
         if profile is None:
             return []
+        full = await deskviews.holds_citizen(conn, actor, citizen_id)
         ids = [citizen_id]
         if profile["phone"]:
             others = (
@@ -167,6 +168,8 @@ async def history_blocks(
             p = profile if index == 0 else await citizen_profile(conn, cid)
             if p is None:
                 continue
+            if not full:  # the number in full only for the agent who answers the citizen
+                p = await deskviews.citizen_for(conn, None, p)
             rows, _ = await list_tickets(
                 conn, rt, TicketFilter(citizen_id=cid), actor=actor, per_page=100, sort="newest"
             )

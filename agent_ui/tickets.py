@@ -25,11 +25,13 @@ from agent_ui.portal import handling_departments
 from agent_ui.render import render, ui_locale
 from agent_ui.timeline import timeline
 from callcenter.actions.casework import MAX_FILE, Upload, add_note, attach_file
+from callcenter.actions.privacy import view_ticket_contact
 from callcenter.actions.tickets import take_step
 from callcenter.api.http import error_body
 from callcenter.api.keys import RUNTIME
-from callcenter.domain.errors import Forbidden, HotlineError, InvalidInput
+from callcenter.domain.errors import Forbidden, HotlineError, InvalidInput, NotFound
 from callcenter.domain.ids import parse_id, require_id
+from callcenter.domain.privacy import mask_phone
 from callcenter.domain.workflow import Actor, Role, Step
 from callcenter.runtime import Runtime
 from callcenter.views import (
@@ -99,7 +101,13 @@ async def load_view(request: web.Request, actor: Actor) -> tuple[dict[str, Any],
         history = await ticket_history(conn, row.id)
         view = ticket_view(rt, row, ui_locale(request, actor), actor=actor)
         view["casework"] = await ticket_casework(conn, row.id)
-        view["contact"] = await ticket_contact(conn, row.citizen_id)
+        contact = await ticket_contact(conn, row.citizen_id)
+    # masked on the page; the full numbers through the audited view (ticket_contact_full)
+    view["contact"] = contact and {
+        **contact,
+        "phones": [mask_phone(p) for p in contact["phones"]],
+        "masked": True,
+    }
     return view, history
 
 
@@ -166,6 +174,24 @@ async def ticket_page(request: web.Request) -> web.StreamResponse:
     context = await card_context(request, actor)
     context["page"] = "ticket"
     return await render(request, "ticket.html", actor, context)
+
+
+@page_handler
+async def ticket_contact_full(request: web.Request) -> web.StreamResponse:
+    """The citizen's full numbers, asked for on the ticket page: each time an audit event
+    (``ticket.contact_viewed``); a ticket the user may not see is 404, as the page."""
+    actor, _ = await require_form(request, STAFF)
+    rt: Runtime = request.config_dict[RUNTIME]
+    try:
+        contact = await view_ticket_contact(rt, request.match_info["ticket"], actor=actor)
+    except NotFound:
+        raise await not_found(request, actor) from None
+    return await render(
+        request,
+        "parts/ticket_contact.html",
+        actor,
+        {"contact": {**contact, "masked": False}, "number": contact["number"]},
+    )
 
 
 @page_handler

@@ -76,7 +76,8 @@ EXTENSION_DECISIONS = (Step.APPROVE_EXTENSION, Step.DENY_EXTENSION)
 
 def steps_shown(view: dict[str, Any]) -> list[Step]:
     """The steps worth a form: the workflow's allowed steps, less those a pending (or
-    absent) extension request rules out."""
+    absent) extension request rules out, in the order of ``STEP_FIELDS`` (the usual
+    work first: a department sees reply before extension and return)."""
     pending = view["extension_request"] is not None
     out = []
     for name in view["allowed_steps"]:
@@ -86,7 +87,8 @@ def steps_shown(view: dict[str, Any]) -> list[Step]:
         if step in EXTENSION_DECISIONS and not pending:
             continue
         out.append(step)
-    return out
+    order = list(STEP_FIELDS)
+    return sorted(out, key=order.index)
 
 
 async def load_view(request: web.Request, actor: Actor) -> tuple[dict[str, Any], list[Any]]:

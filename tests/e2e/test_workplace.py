@@ -171,6 +171,9 @@ def test_a_failed_step_keeps_the_text_and_says_why(browser: Any, server: Server)
     step(server, ticket, "approve_extension", SUPERVISOR)
     dept = sign_in(browser, server, "mh-municipal")
     dept.goto(server.url + f"/ui/tickets/{ticket['number']}")
+    # the usual work first: reply, then more days, then handing it back
+    steps = dept.locator("form.step").evaluate_all("(fs) => fs.map((f) => f.dataset.step)")
+    assert steps.index("reply") < steps.index("request_extension") < steps.index("return"), steps
     form = dept.locator("form[data-step=request_extension]")
     reason = "需要再延期：施工单位提出要等雨季过后才能铺设，已与市民沟通"
     form.locator("input[name=days]").fill("5")  # only 2 working days are left
@@ -327,6 +330,9 @@ def test_portal_and_ticket_fit_a_phone(browser: Any, server: Server) -> None:
         assert width <= 390, (path, width)
         header = page.locator("header.top").bounding_box()
         assert header is not None and header["height"] <= 130, (path, header)
+        if path == "/ui/portal":  # a card shows no label with nothing after it
+            shown = page.locator("#inbox td[data-label]:visible").all_inner_texts()
+            assert shown and all(text.strip() for text in shown), shown
         shot(page, "defect16-phone" + path.replace("/", "-"))
     page.context.close()
 
@@ -470,6 +476,12 @@ def test_a_missed_offer_is_offered_again_and_a_waiting_conversation_can_be_picke
     )
     row = picker.locator(f"#queue tr[data-conversation='{second.conversation_id}']")
     expect(row).to_have_count(1)
+    for part in ("td.waited", "button.pick"):  # one line each in the desk's narrow column
+        lines = row.locator(part).evaluate(
+            "(node) => { const r = document.createRange(); r.selectNodeContents(node);"
+            " return new Set([...r.getClientRects()].map((b) => Math.round(b.top))).size; }"
+        )
+        assert lines == 1, (part, lines)
     row.locator("button.pick").click()
     expect(picker.locator("#conversation-title")).to_contain_text(f"#{second.conversation_id}")
     shot(picker, "defect04-picked")

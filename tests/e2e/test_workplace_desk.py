@@ -8,6 +8,7 @@ import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -268,6 +269,15 @@ def test_the_command_line_says_where_the_database_is_and_links_to_the_running_se
         page.goto(link.group(0))  # the citizen follows the link in the SMS
         expect(page.locator("#number")).to_have_value(link.group(0).rsplit("/", 1)[1])
         page.context.close()
+        # a text sent from the command line reaches the running server's pages live
+        desk = sign_in(browser, SimpleNamespace(url=f"http://127.0.0.1:{port}"), "supervisor")
+        desk.goto(f"http://127.0.0.1:{port}/ui/dispatch")
+        expect(desk.locator("#dispatch-list")).to_be_visible()
+        sent = run(home, "simulate", "sms", "--from", "13700000016", "超市卖过期食品，希望处理")
+        number = re.search(r"\d{8}-\d{4}", sent.stdout)
+        assert number is not None, sent.stdout
+        expect(desk.locator(f"tr.ticket[data-number='{number.group(0)}']")).to_have_count(1)
+        desk.context.close()
     finally:
         served.terminate()
         served.wait(10)

@@ -33,6 +33,8 @@ from callcenter.domain.ids import parse_id, require_id
 from callcenter.domain.workflow import Actor, Role, Step
 from callcenter.runtime import Runtime
 from callcenter.views import (
+    TicketFilter,
+    list_tickets,
     ticket_by_ref,
     ticket_casework,
     ticket_contact,
@@ -91,6 +93,40 @@ def steps_shown(view: dict[str, Any]) -> list[Step]:
     return sorted(out, key=order.index)
 
 
+async def merge_candidates(
+    conn: Any, rt: Runtime, row: Any, actor: Actor, locale: str
+) -> list[dict[str, str]]:
+    """Open tickets this one may repeat: the same citizen's, then those of its category in
+    the same grid cell (or street), newest first, at most ten."""
+    category = rt.directory.category_by_id.get(row.category_id or -1)
+    wanted = []
+    if row.citizen_id is not None:
+        wanted.append(TicketFilter(citizen_id=row.citizen_id, open_only=True))
+    place: dict[str, Any] = (
+        {"grid_cell_id": row.grid_cell_id}
+        if row.grid_cell_id is not None
+        else {"street_id": row.street_id}
+        if row.street_id is not None
+        else {}
+    )
+    if place:
+        wanted.append(
+            TicketFilter(open_only=True, category=category.code if category else None, **place)
+        )
+    found: dict[str, dict[str, str]] = {}
+    for f in wanted:
+        rows, _ = await list_tickets(conn, rt, f, actor=actor, per_page=10, sort="newest")
+        for other in rows:
+            if other.id != row.id and other.number not in found and len(found) < 10:
+                found[other.number] = {
+                    "number": other.number,
+                    "title": other.title or "",
+                    "state": rt.catalog.label("state", other.state, locale),
+                    "created": rt.local_text(other.created_at) or "",
+                }
+    return list(found.values())
+
+
 async def load_view(request: web.Request, actor: Actor) -> tuple[dict[str, Any], list[Any]]:
     rt: Runtime = request.config_dict[RUNTIME]
     ref = request.match_info["ticket"]
@@ -99,9 +135,17 @@ async def load_view(request: web.Request, actor: Actor) -> tuple[dict[str, Any],
         if row is None or not visible_to(actor, row):
             raise await not_found(request, actor)
         history = await ticket_history(conn, row.id)
-        view = ticket_view(rt, row, ui_locale(request, actor), actor=actor)
+        view_locale = ui_locale(request, actor)
+        view = ticket_view(rt, row, view_locale, actor=actor)
         view["casework"] = await ticket_casework(conn, row.id)
         view["contact"] = await ticket_contact(conn, row.citizen_id)
+        into = await ticket_by_ref(conn, row.merged_into_id) if row.merged_into_id else None
+        view["merged_into_number"] = into.number if into is not None else None
+        view["merge_candidates"] = (
+            await merge_candidates(conn, rt, row, actor, view_locale)
+            if Step.MERGE in steps_shown(view)
+            else []
+        )
     return view, history
 
 

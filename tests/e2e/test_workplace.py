@@ -517,3 +517,31 @@ def test_a_missed_offer_is_offered_again_and_a_waiting_conversation_can_be_picke
         assert page.console_errors == []
         page.click("#presence-away") if page.locator("#presence-away").count() else None
         page.context.close()
+
+
+# --- merge: the possible duplicates are offered beside the field ---------------------------------
+
+
+def test_a_repeated_ticket_is_merged_into_the_one_it_repeats(browser: Any, server: Server) -> None:
+    first, second = (
+        server.call(
+            receive_message(server.rt, Inbound("sms", "phone", "+8613700000777", text))
+        ).ticket
+        for text in ("超市卖过期食品，希望处理", "那家超市还在卖过期食品，希望尽快处理")
+    )
+    assert first["state"] == second["state"] == "new"
+    page = sign_in(browser, server, "agent1")
+    page.goto(server.url + f"/ui/tickets/{second['number']}")
+    candidates = page.locator("#merge-list li[data-number]")
+    expect(candidates).to_have_count(1)
+    expect(candidates.first).to_contain_text(first["number"])
+    shot(page, "merge-candidates")
+    page.fill("form[data-step=merge] input[name=into_ticket_id]", first["number"])
+    page.click("#step-merge")
+    expect(page.locator("#ticket-facts")).to_contain_text(first["number"])
+    expect(page.locator("#ticket-history")).to_contain_text(first["number"])
+    page.goto(server.url + "/ui/dispatch")
+    expect(page.locator(f"tr.ticket[data-number='{second['number']}']")).to_have_count(0)
+    expect(page.locator(f"tr.ticket[data-number='{first['number']}']")).to_have_count(1)
+    assert page.console_errors == []
+    page.context.close()

@@ -545,3 +545,43 @@ def test_a_repeated_ticket_is_merged_into_the_one_it_repeats(browser: Any, serve
     expect(page.locator(f"tr.ticket[data-number='{first['number']}']")).to_have_count(1)
     assert page.console_errors == []
     page.context.close()
+
+
+# --- the dispatch desk: a returned ticket, with why; a ticket cancelled with a reason -----------
+
+
+def test_a_returned_ticket_waits_at_the_desk_with_why_and_one_is_cancelled(
+    browser: Any, server: Server
+) -> None:
+    back = dispatched(server, "明湖公园里的树枝断了挂在路灯上", "MH-MUNICIPAL")
+    step(server, back, "sign_for", department_actor(server, "MH-MUNICIPAL"))
+    step(
+        server,
+        back,
+        "return",
+        department_actor(server, "MH-MUNICIPAL"),
+        reason="公园内树木归园林局管养",
+    )
+    junk = new_ticket(server, "测试测试")
+    page = sign_in(browser, server, "supervisor")
+    page.goto(server.url + "/ui/dispatch")
+    row = page.locator(f"tr.ticket[data-number='{back['number']}']")
+    expect(row).to_contain_text("公园内树木归园林局管养")
+    expect(row).to_contain_text("已退单")
+    shot(page, "dispatch-returned")
+    page.goto(server.url + f"/ui/tickets/{junk['number']}")
+    page.fill("form[data-step=cancel] textarea[name=reason]", "市民误发的测试短信")
+    page.click("#step-cancel")
+    expect(page.locator("#ticket-facts")).to_contain_text("已撤销")
+    expect(page.locator("#ticket-history")).to_contain_text("市民误发的测试短信")
+    page.goto(server.url + "/ui/dispatch")
+    expect(page.locator(f"tr.ticket[data-number='{junk['number']}']")).to_have_count(0)
+    row = page.locator(f"tr.ticket[data-number='{back['number']}']")
+    row.locator("input[type=checkbox]").check()
+    page.select_option("#bulk-department", str(dept_id(server, "MH-PARKS")))
+    page.click("#dispatch-selected")
+    expect(page.locator(f"tr.ticket[data-number='{back['number']}']")).to_have_count(0)
+    page.goto(server.url + f"/ui/tickets/{back['number']}")
+    expect(page.locator("#ticket-facts")).to_contain_text("明湖市园林绿化局")
+    assert page.console_errors == []
+    page.context.close()

@@ -585,3 +585,22 @@ def test_a_returned_ticket_waits_at_the_desk_with_why_and_one_is_cancelled(
     expect(page.locator("#ticket-facts")).to_contain_text("明湖市园林绿化局")
     assert page.console_errors == []
     page.context.close()
+
+
+# --- a new dispatch on the portal: the row comes live, with an alert ----------------------------
+
+
+def test_a_new_dispatch_reaches_the_portal_live_and_alerts(browser: Any, server: Server) -> None:
+    page = sign_in(browser, server, "mh-parks", viewport={"width": 390, "height": 844})
+    expect(page.locator("#live")).to_have_text("实时连接正常")
+    page.evaluate(
+        "window.__alerts = [];"
+        " document.body.addEventListener('hotline-alert', (e) => window.__alerts.push(e.detail))"
+    )
+    ticket = dispatched(server, "明湖公园东门的长椅坏了", "MH-PARKS")
+    expect(page.locator(f"tr.ticket[data-number='{ticket['number']}']")).to_have_count(1)
+    page.wait_for_function("window.__alerts.length > 0")
+    assert page.evaluate("window.__alerts[0].body") == ticket["number"]
+    # (the count in the tab's title is for a tab out of focus, which headless Chromium
+    # never is)
+    page.context.close()

@@ -387,13 +387,7 @@ async def test_another_department_finds_nothing_of_ours_anywhere(world: Any) -> 
             f"/ui/tickets/{number}/notes", data={**ours, "note": "已联系市民"}, headers=HX
         )
         assert note.status == 200 and "已联系市民" in await note.text()
-        photo = FormData()
-        photo.add_field("file", PNG, filename="lamp.png", content_type="image/png")
-        sent = await own.post(
-            f"/ui/tickets/{number}/attachments",
-            data=photo,
-            headers={**HX, "X-CSRF-Token": token.group(1)},
-        )
+        sent = await upload_photo(own, number, token.group(1))
         assert sent.status == 200, await sent.text()
         file_path = re.search(rf"/ui/tickets/{number}/attachments/\d+", await sent.text())
         assert file_path is not None
@@ -404,13 +398,7 @@ async def test_another_department_finds_nothing_of_ours_anywhere(world: Any) -> 
             f"/ui/tickets/{number}/notes", data={**theirs, "note": "别的单位的留言"}, headers=HX
         )
         assert note.status == 404 and "已联系市民" not in await note.text()
-        photo = FormData()
-        photo.add_field("file", PNG, filename="x.png", content_type="image/png")
-        sent = await other.post(
-            f"/ui/tickets/{number}/attachments",
-            data=photo,
-            headers={**HX, "X-CSRF-Token": their_token.group(1)},
-        )
+        sent = await upload_photo(other, number, their_token.group(1))
         assert sent.status == 404
         casework = await ticket_casework_of(rt, number)
         assert [n.body for n in casework["notes"]] == ["已联系市民"]
@@ -430,6 +418,14 @@ PNG = bytes.fromhex(
     "89504e470d0a1a0a0000000d4948445200000001000000010802000000907753de"
     "0000000c4944415408d763f8cfc000000301010018dd8db00000000049454e44ae426082"
 )
+
+
+async def upload_photo(client: Any, number: str, csrf: str) -> Any:
+    photo = FormData()
+    photo.add_field("file", PNG, filename="lamp.png", content_type="image/png")
+    return await client.post(
+        f"/ui/tickets/{number}/attachments", data=photo, headers={**HX, "X-CSRF-Token": csrf}
+    )
 
 
 async def ticket_casework_of(rt: Any, number: str) -> dict[str, list[Any]]:

@@ -311,6 +311,12 @@ def test_rankings_leave_out_departments_with_too_few_tickets(browser: Any, serve
     apart = page.locator("#unranked-departments")
     expect(apart).to_contain_text("明湖市市政设施管理处")
     shot(page, "defect12-rankings")
+    # early in a month, last month is one click away
+    page.locator("#period-presets a", has_text="上月").click()
+    expect(page.locator("#period-name")).to_contain_text("2026-11-01")
+    expect(page.locator("#period-name")).to_contain_text("2026-11-30")
+    expect(page.locator("#period-presets a.on")).to_have_text("上月")
+    shot(page, "defect12-last-month")
     page.context.close()
 
 

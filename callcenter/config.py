@@ -357,7 +357,7 @@ class Settings(BaseSettings):
     hotline_number: str = "12345"
     channels: list[str] = ["channels.simulated:SimulatedSms", "channels.webchat:WebChat"]
     # web front ends mounted on the server, each "package.module:function" called with the app
-    ui: list[str] = ["agent_ui.app:setup", "room_ui.app:setup"]
+    ui: list[str] = ["agent_ui.app:setup", "agent_ui.rooms.app:setup"]
     intake: IntakeSettings = IntakeSettings()
     sla: SlaSettings = SlaSettings()
     calendar: CalendarSettings = CalendarSettings()

@@ -37,6 +37,7 @@ from callcenter.views import (
     ticket_casework,
     ticket_contact,
     ticket_history,
+    ticket_mediations,
     ticket_view,
     visible_to,
 )
@@ -100,6 +101,7 @@ async def load_view(request: web.Request, actor: Actor) -> tuple[dict[str, Any],
         view = ticket_view(rt, row, ui_locale(request, actor), actor=actor)
         view["casework"] = await ticket_casework(conn, row.id)
         view["contact"] = await ticket_contact(conn, row.citizen_id)
+        view["mediations"] = await ticket_mediations(conn, rt, row.id, ui_locale(request, actor))
     return view, history
 
 

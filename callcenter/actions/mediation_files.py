@@ -262,7 +262,7 @@ async def transcribe_recording(rt: Runtime, job: Job) -> dict[str, Any]:
         "-ac",
         "1",
         "-ar",
-        "16000",
+        "8000",  # the recognisers take telephone audio (ivr/stt.py)
         str(wav),
     )
     try:

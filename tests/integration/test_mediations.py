@@ -33,12 +33,16 @@ APPLICANT = "+8613800000001"
 RESPONDENT = "+8613800000002"
 
 
-async def dispute(rt: Runtime, *, accepted: bool = True) -> tuple[dict[str, Any], Any]:
+async def dispute(
+    rt: Runtime, *, accepted: bool = True, locale: str | None = None
+) -> tuple[dict[str, Any], Any]:
     """A neighbour dispute ticket, dispatched and signed for; and its department's staff."""
     agent = await actor(rt, "agent1")
     ticket = await create_ticket(
         rt,
-        TicketDraft(description="楼上漏水，邻居不肯修", category="neighbour_dispute"),
+        TicketDraft(
+            description="楼上漏水，邻居不肯修", category="neighbour_dispute", locale=locale
+        ),
         actor=agent,
     )
     kind = rt.directory.category_by_code["neighbour_dispute"].department_kind
@@ -56,8 +60,10 @@ async def dispute(rt: Runtime, *, accepted: bool = True) -> tuple[dict[str, Any]
     return ticket, dept
 
 
-async def case(rt: Runtime) -> tuple[dict[str, Any], Any, dict[str, Any]]:
-    ticket, dept = await dispute(rt)
+async def case(
+    rt: Runtime, *, locale: str | None = None
+) -> tuple[dict[str, Any], Any, dict[str, Any]]:
+    ticket, dept = await dispute(rt, locale=locale)
     supervisor = await actor(rt, "supervisor")
     await med.set_mediator(rt, dept.id, languages=["zh-CN", "en"], actor=supervisor)
     m = await med.propose_mediation(

@@ -335,6 +335,9 @@ class MediationSettings(BaseModel):
     seat_timeout_seconds: float = Field(default=30, gt=0)  # a silent browser gives its place up
     recording_retention_days: float = Field(default=180, gt=0)
     transcribe: bool = True  # the recording's audio through voice.recognizers
+    # the number a party without a smartphone calls to join by voice (a PBX routes it to the
+    # SIP channel's mediation_user); empty: invitations and pages do not offer it
+    dial_in: str = ""
     max_video_bitrate: int = Field(default=256_000, ge=64_000)
 
 

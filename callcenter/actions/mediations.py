@@ -340,6 +340,9 @@ async def tell_party(
 
     values = {**_time_params(rt, mediation, party.locale), "name": party.name, **params}
     body = render(rt, f"mediation.{key}", party.locale, values)
+    dial_in = rt.settings.mediation.dial_in
+    if dial_in and key in ("invite", "reinvite"):  # joining by voice needs the PIN
+        body += " " + render(rt, "mediation.by_phone", party.locale, {"dial_in": dial_in})
     sent = 0
     for conversation in await party_conversations(tx, rt, party):
         if dedupe and not await once(tx, f"{dedupe}:{conversation.channel}:{party.id}"):

@@ -38,6 +38,7 @@ class MediationCall:
         self.runner = runner
         self.locale: str = rt.settings.default_locale
         self.name = ""
+        self.bridge: Any = None  # a PhoneBridge while the caller is in the room
 
     def say(self, key: str, **params: Any) -> None:
         text = self.rt.text(f"channels.sip.mediation.{key}", self.locale, name=self.name,
@@ -108,7 +109,6 @@ class MediationCall:
     def in_session(self, link: str, seat: str) -> None:
         """Wait to be admitted, then carry audio both ways until it is over."""
         runner, rt = self.runner, self.rt
-        bridge: Any = None
         display = f"{self.name} ☎"
         next_poll = 0.0
         try:
@@ -119,34 +119,37 @@ class MediationCall:
                     try:
                         state = runner.sync(med.heartbeat(rt, link, seat))
                     except HotlineError as error:
+                        self.leave_room()
                         self.say("removed" if error.code == "removed" else "ended")
                         return
-                    if state["state"] != "in_session" and state["state"] != "scheduled":
+                    if state["state"] not in ("scheduled", "in_session"):
+                        self.leave_room()
                         self.say("ended")
                         return
-                    if state["presence"] == "removed":
-                        self.say("removed")
-                        return
-                    if bridge is None and "janus" in state:
-                        bridge = runner.sync(med.open_phone_bridge(rt, link, seat, display))
-                        if bridge is not None:
+                    if self.bridge is None and "janus" in state:
+                        self.bridge = runner.sync(med.open_phone_bridge(rt, link, seat, display))
+                        if self.bridge is not None:
                             self.say("in_room")
-                    elif bridge is not None and "janus" not in state:
-                        runner.sync(bridge.close())
-                        bridge = None
-                    elif bridge is not None:
-                        runner.sync(bridge.refresh())
-                if bridge is None:
+                    elif "janus" not in state:
+                        self.leave_room()
+                    elif self.bridge is not None:
+                        runner.sync(self.bridge.refresh())
+                if self.bridge is None:
                     time.sleep(0.02)
                     continue
                 if heard:
-                    bridge.send(s16_to_ulaw(heard))
+                    self.bridge.send(s16_to_ulaw(heard))
                 while runner.audio.queued_out() < 3 * FRAME:
-                    mixed = bridge.receive(FRAME)
+                    mixed = self.bridge.receive(FRAME)
                     if mixed is None:
                         break
                     runner.audio.write(mixed)
                 time.sleep(0.01)
         finally:
-            if bridge is not None:
-                runner.sync(bridge.close())
+            self.leave_room()
+
+    def leave_room(self) -> None:
+        """Out of the room's audio (the others see the caller's feed go at once)."""
+        if self.bridge is not None:
+            bridge, self.bridge = self.bridge, None
+            self.runner.sync(bridge.close())

@@ -1193,7 +1193,10 @@ async def open_phone_bridge(rt: Runtime, link: str, seat: str, display: str) -> 
     if party.presence != "in_room" or m.state != "in_session" or rt.media is None:
         return None
     client = rt.media.node(m.media_node).client
-    bridge = PhoneBridge(client, m.room_id, m.room_secret, party.feed_id, display)
+    bridge = PhoneBridge(
+        client, m.room_id, m.room_secret, party.feed_id, display,
+        recordings=recording_dir(rt, m.id),
+    )  # fmt: skip
     await bridge.open()
     async with rt.transaction() as tx:
         await audit.record(

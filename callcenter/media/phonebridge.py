@@ -19,7 +19,10 @@ import logging
 import socket
 import struct
 import threading
+import time
 from collections import deque
+from pathlib import Path
+from typing import BinaryIO
 
 import av
 import numpy as np
@@ -96,9 +99,20 @@ class PhoneBridge:
     """One caller in one room: a remote publisher in, forwarded publishers mixed out."""
 
     def __init__(
-        self, client: JanusClient, room: int, secret: str, feed: int, display: str
+        self,
+        client: JanusClient,
+        room: int,
+        secret: str,
+        feed: int,
+        display: str,
+        *,
+        recordings: Path | None = None,
     ) -> None:
         self.client = client
+        # Janus records its publishers, not a remote one: the caller's own audio is kept
+        # here while the room records, as phone-<feed>-<start µs>.ulaw, in stretches
+        self.recordings = recordings
+        self.recording: BinaryIO | None = None
         self.room = room
         self.secret = secret
         self.feed = feed
@@ -172,16 +186,29 @@ class PhoneBridge:
         except JanusError as exc:
             log.debug("remote publisher %s already gone: %s", self.feed, exc)
         finally:
+            self.record(False)
             self.out.close()
             self.inbound.close()
 
     # --- the call's thread -------------------------------------------------------------------
+
+    def record(self, on: bool) -> None:
+        """Keep the caller's audio while the room records (a new stretch each time)."""
+        if on and self.recording is None and self.recordings is not None and not self.closed:
+            self.recordings.mkdir(parents=True, exist_ok=True)
+            start = int(time.time() * 1e6)  # the clock Janus stamps its recordings with
+            self.recording = (self.recordings / f"phone-{self.feed}-{start}.ulaw").open("wb")
+        elif not on and self.recording is not None:
+            self.recording.close()
+            self.recording = None
 
     def send(self, ulaw: bytes) -> None:
         """The caller's audio (8 kHz G.711 mu-law, as it came) into the room, in 20 ms
         PCMU packets."""
         if self.closed or self.target is None:
             return
+        if self.recording is not None:
+            self.recording.write(ulaw)
         data = self.pending + ulaw
         whole = len(data) - len(data) % FRAME
         self.pending = data[whole:]

@@ -134,6 +134,8 @@ class MediationCall:
                         self.leave_room()
                     elif self.bridge is not None:
                         runner.sync(self.bridge.refresh())
+                    if self.bridge is not None:
+                        self.bridge.record(bool(state["recording"]))
                 if self.bridge is None:
                     time.sleep(0.02)
                     continue

@@ -11,6 +11,7 @@ import math
 import secrets
 import shutil
 import struct
+import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -21,9 +22,10 @@ import pytest_asyncio
 from aiohttp import web
 from sqlalchemy import select
 
+from callcenter.actions import mediations as med
 from callcenter.actions.staff import log_in
 from callcenter.bootstrap import build_runtime, create_app
-from callcenter.store.tables import audit_events, mediation_parties
+from callcenter.store.tables import audit_events, mediation_parties, mediation_recordings
 from ivr.audio import read_wav, write_wav
 from tests.conftest import make_settings
 from tests.e2e.test_cli import free_port
@@ -104,7 +106,7 @@ async def test_a_party_joins_by_telephone_and_hears_the_room(
     hotline: Hotline, tmp_path: Path
 ) -> None:
     rt = hotline.rt
-    _, _, username, case = await scheduled_session(rt, PHONES)
+    _, mediator, username, case = await scheduled_session(rt, PHONES)
     _, pin = await invitation(rt, CALLER)
     session = await log_in(rt, username, "demo12345")
     sip_port = int(rt.settings.channel_options["sip"]["port"])
@@ -189,3 +191,23 @@ async def test_a_party_joins_by_telephone_and_hears_the_room(
             .all()
         )
     assert "mediation.party.phone_in_room" in steps
+
+    # the recording, joined by the job, has the caller's voice (Janus records its own
+    # publishers; the bridge kept the caller's) beside the mediator's
+    await med.end_session(rt, case["id"], "none", actor=mediator)
+    assert rt.runner is not None
+    for _ in range(5):
+        await rt.runner.drain()
+    async with rt.db.read() as conn:
+        rec = (await conn.execute(select(mediation_recordings))).one()
+    assert rec.state == "ready", rec.error
+    wav = tmp_path / "recording.wav"
+    source = rt.settings.data_dir / rec.path
+    command = ["ffmpeg", "-loglevel", "error", "-y", "-i", str(source), "-ac", "1", "-ar", "8000"]
+    await asyncio.to_thread(subprocess.run, [*command, str(wav)], check=True)
+    mixed, rate = read_wav(wav)
+    x = np.frombuffer(mixed, "<i2").astype(np.float64)
+    spectrum = np.abs(np.fft.rfft(x))
+    band = {hz: spectrum[int((hz - 10) * len(x) / rate) : int((hz + 10) * len(x) / rate)].max()
+            for hz in (MEDIATOR.hz, PHONE_HZ, 700)}  # fmt: skip
+    assert band[PHONE_HZ] > 20 * band[700] and band[MEDIATOR.hz] > 20 * band[700], band

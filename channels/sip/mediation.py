@@ -18,6 +18,7 @@ import time
 from typing import Any
 
 from callcenter.actions import mediations as med
+from callcenter.actions.calls import CallStart, end_call, start_call
 from callcenter.domain.errors import HotlineError
 from callcenter.runtime import Runtime
 from ivr.audio import FRAME, s16_to_ulaw
@@ -52,9 +53,22 @@ class MediationCall:
 
     def run(self, answer: Any, hangup: Any) -> None:
         runner, rt = self.runner, self.rt
-        party = runner.sync(med.phone_party(rt, runner.caller))
-        if runner.audio.ended:
+        start = CallStart(runner.ctx.channel, runner.call_id, runner.caller, runner.called)
+        info = runner.sync(start_call(rt, start))  # the call is kept like any other
+        if info.duplicate:
             return
+        outcome = "mediation"
+        try:
+            party = runner.sync(med.phone_party(rt, runner.caller))
+            if runner.audio.ended:
+                outcome = "cancelled"
+                return
+            self.answered(party, answer, hangup)
+        finally:
+            runner.sync(end_call(rt, info.call_id, outcome=outcome))
+
+    def answered(self, party: med.PhoneParty | None, answer: Any, hangup: Any) -> None:
+        runner, rt = self.runner, self.rt
         answer()
         runner.answered_at = time.monotonic()
         link = seat = None

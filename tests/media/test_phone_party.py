@@ -25,7 +25,7 @@ from sqlalchemy import select
 from callcenter.actions import mediations as med
 from callcenter.actions.staff import log_in
 from callcenter.bootstrap import build_runtime, create_app
-from callcenter.store.tables import audit_events, mediation_parties, mediation_recordings
+from callcenter.store.tables import audit_events, calls, mediation_parties, mediation_recordings
 from ivr.audio import read_wav, write_wav
 from tests.conftest import make_settings
 from tests.e2e.test_cli import free_port
@@ -191,6 +191,9 @@ async def test_a_party_joins_by_telephone_and_hears_the_room(
             .all()
         )
     assert "mediation.party.phone_in_room" in steps
+    async with rt.db.read() as conn:
+        call = (await conn.execute(select(calls))).one()  # kept like any call
+    assert (call.from_number, call.outcome) == (CALLER, "mediation") and call.ended_at
 
     # the recording, joined by the job, has the caller's voice (Janus records its own
     # publishers; the bridge kept the caller's) beside the mediator's

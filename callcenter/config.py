@@ -315,6 +315,9 @@ class MediaSettings(BaseModel):
     # the SIP plugin (browser audio to SIP/RTP with G.711), for the softphone
     sip_local_ip: str = ""  # the address the SIP plugin's SDP offers; empty: Janus picks
     sip_rtp_ports: str = Field(default="40001-50000", pattern=r"^\d+-\d+$")
+    # a telephone party in a mediation room: this host's address as the Janus nodes reach
+    # it (their forwards of the room's audio come here); 127.0.0.1 with the embedded Janus
+    bridge_ip: str = "127.0.0.1"
 
 
 class MediationSettings(BaseModel):

@@ -1195,7 +1195,7 @@ async def open_phone_bridge(rt: Runtime, link: str, seat: str, display: str) -> 
     client = rt.media.node(m.media_node).client
     bridge = PhoneBridge(
         client, m.room_id, m.room_secret, party.feed_id, display,
-        recordings=recording_dir(rt, m.id),
+        recordings=recording_dir(rt, m.id), local_ip=rt.settings.media.bridge_ip,
     )  # fmt: skip
     await bridge.open()
     async with rt.transaction() as tx:

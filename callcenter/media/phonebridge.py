@@ -15,6 +15,7 @@ publishes (:meth:`refresh`) and ends it (:meth:`close`).
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import socket
 import struct
@@ -23,6 +24,7 @@ import time
 from collections import deque
 from pathlib import Path
 from typing import BinaryIO
+from urllib.parse import urlsplit
 
 import av
 import numpy as np
@@ -107,6 +109,7 @@ class PhoneBridge:
         display: str,
         *,
         recordings: Path | None = None,
+        local_ip: str = "127.0.0.1",
     ) -> None:
         self.client = client
         # Janus records its publishers, not a remote one: the caller's own audio is kept
@@ -120,7 +123,8 @@ class PhoneBridge:
         self.target: tuple[str, int] | None = None
         self.out = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.inbound = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.inbound.bind(("127.0.0.1", 0))
+        self.local_ip = local_ip  # where Janus sends the forwards (docs/media.md)
+        self.inbound.bind((local_ip, 0))
         self.inbound.setblocking(False)
         self.forwarded: dict[int, int] = {}  # publisher id -> the SSRC its forward carries
         self.sources: dict[int, _Source] = {}  # SSRC -> its decoder
@@ -138,10 +142,13 @@ class PhoneBridge:
             secret=self.secret,
             id=self.feed,
             display=self.display,
-            iface="127.0.0.1",
             streams=[{"type": "audio", "mindex": 0, "mid": "0", "codec": "pcmu"}],
+            **({"iface": "127.0.0.1"} if self.local_ip.startswith("127.") else {}),
         )
-        self.target = (str(answer.get("ip") or "127.0.0.1"), int(answer["port"]))
+        ip = str(answer.get("ip") or "")
+        if not ip or ipaddress.ip_address(ip).is_unspecified:
+            ip = urlsplit(self.client.node.url).hostname or "127.0.0.1"
+        self.target = (ip, int(answer["port"]))
         await self.refresh()
 
     async def refresh(self) -> None:
@@ -165,7 +172,7 @@ class PhoneBridge:
                     secret=self.secret,
                     admin_key=self.client.node.admin_key,
                     publisher_id=publisher,
-                    host="127.0.0.1",
+                    host=self.local_ip,
                     host_family="ipv4",
                     streams=[{"mid": "0", "port": port, "ssrc": ssrc}],
                 )

@@ -37,7 +37,7 @@ FRAME = 160  # 20 ms at 8 kHz
 # Janus tells a remote publisher's streams apart by SSRC: base + 10 * mindex (+ substream);
 # the caller's one audio stream is mindex 0
 REMOTE_PUBLISHER_SSRC = 1000
-MAX_QUEUED = 8000 * 2  # two seconds of 8 kHz samples per source, then the oldest go
+MAX_QUEUED = 4000  # half a second of 8 kHz samples per source, then the oldest go (delay)
 
 
 def rtp_payload(packet: bytes) -> tuple[int, bytes] | None:

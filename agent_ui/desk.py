@@ -116,6 +116,9 @@ async def desk_page(request: web.Request) -> web.StreamResponse:
     if selected is not None and any(c["id"] == selected for c in context["mine"]):
         context.update(await conversation_context(request, actor, selected))
     context["selected"] = selected if "conversation" in context else None
+    media = request.config_dict[RUNTIME].media
+    # None: no media server configured, so nothing to say about it
+    context["media_up"] = media.healthy if media is not None and media.enabled else None
     return await render(request, "desk.html", actor, context)
 
 

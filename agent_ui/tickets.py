@@ -41,6 +41,7 @@ from callcenter.views import (
     ticket_casework,
     ticket_contact,
     ticket_history,
+    ticket_mediations,
     ticket_view,
     visible_to,
 )
@@ -148,6 +149,7 @@ async def load_view(request: web.Request, actor: Actor) -> tuple[dict[str, Any],
             if Step.MERGE in steps_shown(view)
             else []
         )
+        view["mediations"] = await ticket_mediations(conn, rt, row.id, view_locale)
     # masked on the page; the full numbers through the audited view (ticket_contact_full)
     view["contact"] = contact and {
         **contact,

@@ -256,6 +256,28 @@ async def test_the_ticket_page_masks_the_number_until_asked_and_each_ask_is_audi
             await c.close()
 
 
+async def test_the_merge_form_finds_the_citizens_other_tickets_without_their_number(
+    client: TestClient,
+) -> None:
+    """The ticket page links to the same citizen's open tickets by the citizen, not by a
+    number the page shows masked."""
+    rt: Runtime = client.rt  # type: ignore[attr-defined]
+    first = (await report(rt)).ticket
+    second = (await report(rt, "港湾路垃圾没人清运")).ticket
+    desk = await signed_in_client(client.server.app, "supervisor")
+    try:
+        html = await (await desk.get(f"/ui/tickets/{second['number']}")).text()
+        link = re.search(r'href="(/ui/tickets\?view=open[^"]*)"', html)
+        assert link is not None and "phone=" not in link.group(1), html
+        assert _numbers(html)[0] is False
+        found = await desk.get(link.group(1).replace("&amp;", "&"))
+        assert found.status == 200
+        listed = await found.text()
+        assert first["number"] in listed and second["number"] in listed
+    finally:
+        await desk.close()
+
+
 async def test_retention_removes_what_expired_and_says_so(rt: Runtime, clock: ManualClock) -> None:
     old = await report(rt)
     await close(rt, old.ticket)

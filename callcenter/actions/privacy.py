@@ -6,17 +6,20 @@
   only show masked numbers, the page shows the full ones through this.
 - :func:`apply_retention`: what outlived ``privacy.retention`` is removed, one audit
   event per run with the counts: message texts (the row stays for the statistics,
-  its text is emptied), call recordings (the file is deleted) and transcripts, and
-  the link from tickets closed long ago to their citizen (the case stays on record,
-  who reported it does not). It runs every night at 03:00 local time as a job
+  its text is emptied, and the inbox's handled copy of it is deleted), call
+  recordings (the file is deleted) and transcripts, and the link from tickets
+  closed long ago to their citizen (the case stays on record, who reported it
+  does not). It runs every night at 03:00 local time as a job
   (:func:`retention_job`) that the server puts on the schedule at start whenever a
   retention period is set (:func:`schedule_retention`), and that schedules the next.
 - :func:`export_citizen`: everything held about one citizen, as one document.
 - :func:`erase_citizen`: the citizen's name, numbers and identities, their
-  messages' texts, call numbers, recordings and transcripts, and their photos are
-  removed; their tickets stay as the government's record of the case, without
-  the person. Refused while a ticket of theirs is open (the case still needs the
-  contact); the opt-out list keeps their numbers so that they are never texted.
+  messages' texts (and the inbox's copies of them), the numbers their messages
+  were sent to (also in the delivery attempts), call numbers, recordings and
+  transcripts, and their photos are removed; their tickets stay as the
+  government's record of the case, without the person. Refused while a ticket
+  of theirs is open (the case still needs the contact); the opt-out list keeps
+  their numbers so that they are never texted.
 """
 
 from __future__ import annotations
@@ -40,6 +43,8 @@ from callcenter.store.tables import (
     citizen_identities,
     citizens,
     conversations,
+    delivery_attempts,
+    inbox,
     messages,
     opt_outs,
     tickets,
@@ -95,7 +100,7 @@ async def apply_retention(rt: Runtime, *, actor: Actor = SYSTEM) -> dict[str, in
     """Remove what outlived its retention period; returns what was removed, by kind."""
     settings = rt.settings.privacy
     now = rt.clock.now()
-    removed = {"messages": 0, "recordings": 0, "closed_ticket_contacts": 0}
+    removed = {"messages": 0, "inbox": 0, "recordings": 0, "closed_ticket_contacts": 0}
     files: list[Path] = []
     async with rt.transaction() as tx:
         if settings.messages_days:
@@ -106,6 +111,11 @@ async def apply_retention(rt: Runtime, *, actor: Actor = SYSTEM) -> dict[str, in
                 .values(body=EXPIRED)
             )
             removed["messages"] = int(result.rowcount or 0)
+            # the inbox's copy of what came in (number and text), once it was handled
+            result = await tx.execute(
+                delete(inbox).where(inbox.c.state != "pending", inbox.c.received_at < cutoff)
+            )
+            removed["inbox"] = int(result.rowcount or 0)
         if settings.recordings_days:
             cutoff = now - timedelta(days=settings.recordings_days)
             old = (
@@ -291,6 +301,7 @@ async def erase_citizen(
             .all()
         )
         files += [Path(p) for p in recordings] + [Path(p.path) for p in photos]
+        own_messages = select(messages.c.id).where(messages.c.conversation_id.in_(conv_ids))
         counts = {
             "identities": int(
                 (
@@ -308,6 +319,23 @@ async def erase_citizen(
                         update(messages)
                         .where(messages.c.conversation_id.in_(conv_ids))
                         .values(body=ERASED, to_address=None)
+                    )
+                ).rowcount
+                or 0
+            ),
+            # what the intake kept of their texts, and the numbers sends were made to
+            "inbox": int(
+                (
+                    await tx.execute(delete(inbox).where(inbox.c.message_id.in_(own_messages)))
+                ).rowcount
+                or 0
+            ),
+            "delivery_attempts": int(
+                (
+                    await tx.execute(
+                        update(delivery_attempts)
+                        .where(delivery_attempts.c.message_id.in_(own_messages))
+                        .values(detail={})
                     )
                 ).rowcount
                 or 0

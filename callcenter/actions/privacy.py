@@ -37,6 +37,7 @@ from callcenter.domain.errors import Conflict, NotFound
 from callcenter.domain.privacy import mask_phone
 from callcenter.domain.workflow import OPEN_STATES, SYSTEM, Actor
 from callcenter.runtime import Runtime
+from callcenter.store.db import Tx
 from callcenter.store.tables import (
     attachments,
     calls,
@@ -303,53 +304,31 @@ async def erase_citizen(
         files += [Path(p) for p in recordings] + [Path(p.path) for p in photos]
         own_messages = select(messages.c.id).where(messages.c.conversation_id.in_(conv_ids))
         counts = {
-            "identities": int(
-                (
-                    await tx.execute(
-                        delete(citizen_identities).where(
-                            citizen_identities.c.citizen_id == citizen_id
-                        )
-                    )
-                ).rowcount
-                or 0
+            "identities": await _rows_changed(
+                tx, delete(citizen_identities).where(citizen_identities.c.citizen_id == citizen_id)
             ),
-            "messages": int(
-                (
-                    await tx.execute(
-                        update(messages)
-                        .where(messages.c.conversation_id.in_(conv_ids))
-                        .values(body=ERASED, to_address=None)
-                    )
-                ).rowcount
-                or 0
+            "messages": await _rows_changed(
+                tx,
+                update(messages)
+                .where(messages.c.conversation_id.in_(conv_ids))
+                .values(body=ERASED, to_address=None),
             ),
             # what the intake kept of their texts, and the numbers sends were made to
-            "inbox": int(
-                (
-                    await tx.execute(delete(inbox).where(inbox.c.message_id.in_(own_messages)))
-                ).rowcount
-                or 0
+            "inbox": await _rows_changed(
+                tx, delete(inbox).where(inbox.c.message_id.in_(own_messages))
             ),
-            "delivery_attempts": int(
-                (
-                    await tx.execute(
-                        update(delivery_attempts)
-                        .where(delivery_attempts.c.message_id.in_(own_messages))
-                        .values(detail={})
-                    )
-                ).rowcount
-                or 0
+            "delivery_attempts": await _rows_changed(
+                tx,
+                update(delivery_attempts)
+                .where(delivery_attempts.c.message_id.in_(own_messages))
+                .values(detail={}),
             ),
             "conversations": len(conv_ids),
-            "calls": int(
-                (
-                    await tx.execute(
-                        update(calls)
-                        .where(calls.c.conversation_id.in_(conv_ids))
-                        .values(from_number=None, recording_path=None, transcript=None, dtmf="")
-                    )
-                ).rowcount
-                or 0
+            "calls": await _rows_changed(
+                tx,
+                update(calls)
+                .where(calls.c.conversation_id.in_(conv_ids))
+                .values(from_number=None, recording_path=None, transcript=None, dtmf=""),
             ),
             "photos": len(photos),
             "tickets_kept": len(ticket_ids),
@@ -401,6 +380,11 @@ def retention_configured(rt: Runtime) -> bool:
     return any(
         (settings.messages_days, settings.recordings_days, settings.closed_ticket_contacts_days)
     )
+
+
+async def _rows_changed(tx: Tx, statement: Any) -> int:
+    """How many rows ``statement`` deleted or updated."""
+    return int((await tx.execute(statement)).rowcount or 0)
 
 
 async def retention_job(rt: Runtime, job: Any) -> dict[str, Any]:

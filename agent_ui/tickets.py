@@ -25,11 +25,13 @@ from agent_ui.portal import handling_departments
 from agent_ui.render import render, ui_locale
 from agent_ui.timeline import timeline
 from callcenter.actions.casework import MAX_FILE, Upload, add_note, attach_file
+from callcenter.actions.privacy import view_ticket_contact
 from callcenter.actions.tickets import take_step
 from callcenter.api.http import error_body
 from callcenter.api.keys import RUNTIME
-from callcenter.domain.errors import Forbidden, HotlineError, InvalidInput
+from callcenter.domain.errors import Forbidden, HotlineError, InvalidInput, NotFound
 from callcenter.domain.ids import parse_id, require_id
+from callcenter.domain.privacy import mask_phone
 from callcenter.domain.workflow import Actor, Role, Step
 from callcenter.runtime import Runtime
 from callcenter.views import (
@@ -39,6 +41,7 @@ from callcenter.views import (
     ticket_casework,
     ticket_contact,
     ticket_history,
+    ticket_mediations,
     ticket_view,
     visible_to,
 )
@@ -138,7 +141,7 @@ async def load_view(request: web.Request, actor: Actor) -> tuple[dict[str, Any],
         view_locale = ui_locale(request, actor)
         view = ticket_view(rt, row, view_locale, actor=actor)
         view["casework"] = await ticket_casework(conn, row.id)
-        view["contact"] = await ticket_contact(conn, row.citizen_id)
+        contact = await ticket_contact(conn, row.citizen_id)
         into = await ticket_by_ref(conn, row.merged_into_id) if row.merged_into_id else None
         view["merged_into_number"] = into.number if into is not None else None
         view["merge_candidates"] = (
@@ -146,6 +149,13 @@ async def load_view(request: web.Request, actor: Actor) -> tuple[dict[str, Any],
             if Step.MERGE in steps_shown(view)
             else []
         )
+        view["mediations"] = await ticket_mediations(conn, rt, row.id, view_locale)
+    # masked on the page; the full numbers through the audited view (ticket_contact_full)
+    view["contact"] = contact and {
+        **contact,
+        "phones": [mask_phone(p) for p in contact["phones"]],
+        "masked": True,
+    }
     return view, history
 
 
@@ -212,6 +222,24 @@ async def ticket_page(request: web.Request) -> web.StreamResponse:
     context = await card_context(request, actor)
     context["page"] = "ticket"
     return await render(request, "ticket.html", actor, context)
+
+
+@page_handler
+async def ticket_contact_full(request: web.Request) -> web.StreamResponse:
+    """The citizen's full numbers, asked for on the ticket page: each time an audit event
+    (``ticket.contact_viewed``); a ticket the user may not see is 404, as the page."""
+    actor, _ = await require_form(request, STAFF)
+    rt: Runtime = request.config_dict[RUNTIME]
+    try:
+        contact = await view_ticket_contact(rt, request.match_info["ticket"], actor=actor)
+    except NotFound:
+        raise await not_found(request, actor) from None
+    return await render(
+        request,
+        "parts/ticket_contact.html",
+        actor,
+        {"contact": {**contact, "masked": False}, "number": contact["number"]},
+    )
 
 
 @page_handler

@@ -46,10 +46,12 @@ sys.path.insert(0, str(ROOT))
 from sqlalchemy import event  # noqa: E402
 
 from callcenter.actions.directory import load_city  # noqa: E402
+from callcenter.actions.search_index import searched_texts  # noqa: E402
 from callcenter.bootstrap import close_runtime, open_runtime  # noqa: E402
 from callcenter.clock import ManualClock  # noqa: E402
 from callcenter.config import Settings  # noqa: E402
 from callcenter.demo import city as demo_city  # noqa: E402
+from callcenter.domain.textsearch import ticket_terms  # noqa: E402
 from callcenter.domain.workflow import SYSTEM, Actor, Role  # noqa: E402
 from callcenter.runtime import Runtime  # noqa: E402
 from callcenter.store.migrate import upgrade  # noqa: E402
@@ -586,7 +588,9 @@ class PostgresLoader:
                 f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
                 f"(SELECT max(id) FROM {table}))"
             )
-        await self.conn.execute("ANALYZE")
+        # as autovacuum does after a bulk load: the search's pairs are read from their
+        # index alone once the visibility map says their pages are all visible
+        await self.conn.execute("VACUUM ANALYZE")
         await self.conn.close()
 
 
@@ -619,6 +623,11 @@ async def generate(w: World, loader: Any, n_tickets: int) -> dict[str, int]:
             "tickets", TICKET_COLUMNS, [tuple(t[c] for c in TICKET_COLUMNS) for t in batch]
         )
         await loader.write("messages", MESSAGE_COLUMNS, msgs)
+        await loader.write(
+            "ticket_terms",
+            ["term", "ticket_id"],
+            [(term, t["id"]) for t in batch for term in ticket_terms(searched_texts(t))],
+        )
         counts["tickets"] += len(batch)
         counts["conversations"] += len(convs)
         counts["messages"] += len(msgs)

@@ -16,6 +16,7 @@ from sqlalchemy import and_, case, func, literal_column, or_, select
 from callcenter.domain.errors import InvalidInput
 from callcenter.domain.ids import parse_id
 from callcenter.domain.routing import Location, RoutingDecision, classify, route
+from callcenter.domain.textsearch import narrowest, query_terms, search_pattern
 from callcenter.domain.workflow import (
     FINAL_STATES,
     OPEN_STATES,
@@ -39,6 +40,7 @@ from callcenter.store.tables import (
     messages,
     surveys,
     ticket_notes,
+    ticket_terms,
     tickets,
     users,
 )
@@ -208,7 +210,11 @@ def _rare(rt: Runtime, condition: Any, states: Sequence[str]) -> Any:
 
 
 def _ticket_conditions(
-    rt: Runtime, f: TicketFilter, actor: Actor | None, now: datetime
+    rt: Runtime,
+    f: TicketFilter,
+    actor: Actor | None,
+    now: datetime,
+    pairs: list[int] | None = None,
 ) -> list[Any]:
     conditions: list[Any] = []
     if actor is not None and actor.role is Role.DEPARTMENT:
@@ -267,15 +273,7 @@ def _ticket_conditions(
     if f.ids is not None:
         conditions.append(tickets.c.id.in_(list(f.ids)))
     if f.q:
-        pattern = f"%{f.q.replace('%', '').replace('_', '')}%"
-        conditions.append(
-            or_(
-                tickets.c.number.like(pattern),
-                tickets.c.title.like(pattern),
-                tickets.c.description.like(pattern),
-                tickets.c.address.like(pattern),
-            )
-        )
+        conditions.append(text_condition(f.q, pairs))
     if f.extension_pending is not None:
         pending = tickets.c.extension_request_days.is_not(None)
         conditions.append(pending if f.extension_pending else ~pending)
@@ -284,6 +282,60 @@ def _ticket_conditions(
     if f.created_to is not None:
         conditions.append(tickets.c.created_at < f.created_to)
     return conditions
+
+
+NUMBER_CHARACTERS = frozenset("0123456789-")  # a ticket number: 20261127-0042
+
+
+COUNT_CAP = 20_000  # how far the tickets holding each pair are counted, to pick two
+
+
+async def text_pairs(conn: Conn, q: str) -> list[int] | None:
+    """The pairs of ``q``'s characters that the search looks up (see
+    ``textsearch.narrowest``); None when none can narrow it."""
+    terms = query_terms(q)
+    if terms is None or len(terms) <= 2:
+        return terms
+    counted = [
+        select(func.count())
+        .select_from(
+            select(ticket_terms.c.ticket_id)
+            .where(ticket_terms.c.term == term)
+            .limit(COUNT_CAP)
+            .subquery()
+        )
+        .scalar_subquery()
+        for term in terms
+    ]
+    counts = (await conn.execute(select(*counted))).one()
+    return narrowest(terms, [int(c) for c in counts])
+
+
+def text_condition(q: str, pairs: list[int] | None) -> Any:
+    """Tickets whose number, title, description or address contains ``q``: ``LIKE``
+    decides, on the tickets that hold the ``pairs`` of ``q``'s characters (from
+    :func:`text_pairs`, found by the ``ticket_terms`` index, see
+    ``callcenter.domain.textsearch``), so the answer is the ``LIKE``'s own. A number
+    holds only digits and dashes: other text needs not look at it. With no pairs (one
+    character) every ticket is read, as by the ``LIKE`` alone."""
+    pattern = f"%{search_pattern(q)}%"
+    matches = or_(
+        tickets.c.number.like(pattern),
+        tickets.c.title.like(pattern),
+        tickets.c.description.like(pattern),
+        tickets.c.address.like(pattern),
+    )
+    if not pairs:
+        return matches
+    holding: Any = select(ticket_terms.c.ticket_id).where(ticket_terms.c.term == pairs[0])
+    for term in pairs[1:]:
+        holding = holding.intersect(
+            select(ticket_terms.c.ticket_id).where(ticket_terms.c.term == term)
+        )
+    candidates: Any = tickets.c.id.in_(holding)
+    if set(search_pattern(q)) <= NUMBER_CHARACTERS:
+        candidates = or_(tickets.c.number.like(pattern), candidates)
+    return and_(candidates, matches)
 
 
 # the deadline a running ticket meets next: signing for it, while it waits for that
@@ -346,7 +398,8 @@ async def list_tickets(
     """Rows of one page and the total count. By urgency (the default): overdue, then
     urgent, then the nearest deadline; ``newest``/``oldest``: urgent first, then by age."""
     now = rt.clock.now()
-    conditions = _ticket_conditions(rt, f, actor, now)
+    pairs = await text_pairs(conn, f.q) if f.q else None
+    conditions = _ticket_conditions(rt, f, actor, now, pairs)
     scoped = 1 if actor is not None and actor.role is Role.DEPARTMENT else 0
     if count_limit is None or len(conditions) > scoped:
         # a filter: counted exactly (a LIMIT would make PostgreSQL walk the table looking

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import update
 
 from callcenter.actions import audit, followups
+from callcenter.actions.search_index import index_ticket_text, searched_texts
 from callcenter.bus import events
 from callcenter.domain.errors import InvalidInput, NotFound, TooLarge, VersionConflict
 from callcenter.domain.routing import (
@@ -216,6 +217,7 @@ async def open_ticket(
         dispatched = diff(created, ticket.snapshot())
         values.update(dispatched[1])
     row = (await insert_row(tx, tickets, values))._asdict()
+    await index_ticket_text(tx, row["id"], searched_texts(row))
     await audit.record(
         tx,
         actor=actor,

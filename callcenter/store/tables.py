@@ -395,6 +395,18 @@ ticket_notes = Table(
     Column("created_at", UTCDateTime, nullable=False),
 )
 
+# the pairs of neighbouring characters in each ticket's title, description and address
+# (see ``callcenter.domain.textsearch``): written with the ticket's text, by the action
+# that writes it. Term first: a search reads one term's tickets in order. No foreign key:
+# the rows are derived from the ticket's own and a bulk load need not check each one.
+ticket_terms = Table(
+    "ticket_terms",
+    metadata,
+    Column("term", BigInteger, primary_key=True, autoincrement=False),
+    Column("ticket_id", Id, primary_key=True, autoincrement=False),
+    sqlite_with_rowid=False,
+)
+
 # every attempt to hand an outbound message to its provider, and what the provider answered
 delivery_attempts = Table(
     "delivery_attempts",

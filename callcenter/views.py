@@ -294,7 +294,7 @@ async def text_pairs(conn: Conn, q: str) -> list[int] | None:
     """The pairs of ``q``'s characters that the search looks up (see
     ``textsearch.narrowest``); None when none can narrow it."""
     terms = query_terms(q)
-    if terms is None or len(terms) <= 2:
+    if terms is None or len(terms) == 1:
         return terms
     counted = [
         select(func.count())
@@ -327,10 +327,14 @@ def text_condition(q: str, pairs: list[int] | None) -> Any:
     )
     if not pairs:
         return matches
-    holding: Any = select(ticket_terms.c.ticket_id).where(ticket_terms.c.term == pairs[0])
-    for term in pairs[1:]:
-        holding = holding.intersect(
-            select(ticket_terms.c.ticket_id).where(ticket_terms.c.term == term)
+    # the rarest pair's tickets, each looked up under the other pair (a join on the
+    # index: PostgreSQL merges the two, SQLite seeks the second for each of the first)
+    rare = ticket_terms.alias("rare")
+    holding: Any = select(rare.c.ticket_id).where(rare.c.term == pairs[0])
+    for n, term in enumerate(pairs[1:]):
+        other = ticket_terms.alias(f"other{n}")
+        holding = holding.join_from(
+            rare, other, and_(other.c.ticket_id == rare.c.ticket_id, other.c.term == term)
         )
     candidates: Any = tickets.c.id.in_(holding)
     if set(search_pattern(q)) <= NUMBER_CHARACTERS:

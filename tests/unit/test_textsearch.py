@@ -39,7 +39,7 @@ def test_the_rarest_pair_and_the_rarest_apart_from_it() -> None:
     assert terms is not None
     #       荷花    花路    路学    学校    校门    门口
     counts = [900, 2000, 1500, 1500, 1500, 3000]
-    assert narrowest(terms, counts) == [pair("荷花"), pair("路学")]
+    assert narrowest(terms, counts) == [pair("荷花"), pair("校门")]  # the farthest of equals
     capped = [20_000] * 6  # all common: the farthest apart
     assert narrowest(terms, capped) == [pair("荷花"), pair("门口")]
     assert narrowest(terms, [5, 0, 9, 9, 9, 9]) == [pair("花路")]  # none holds it

@@ -288,6 +288,7 @@ NUMBER_CHARACTERS = frozenset("0123456789-")  # a ticket number: 20261127-0042
 
 
 COUNT_CAP = 20_000  # how far the tickets holding each pair are counted, to pick two
+COUNTED_PAIRS = 16  # of a long text, this many pairs spread along it are counted
 
 
 async def text_pairs(conn: Conn, q: str) -> list[int] | None:
@@ -296,6 +297,9 @@ async def text_pairs(conn: Conn, q: str) -> list[int] | None:
     terms = query_terms(q)
     if terms is None or len(terms) == 1:
         return terms
+    if len(terms) > COUNTED_PAIRS:  # any of its pairs narrows it: a pasted page need not
+        step = len(terms) / COUNTED_PAIRS
+        terms = [terms[int(n * step)] for n in range(COUNTED_PAIRS)]
     counted = [
         select(func.count())
         .select_from(

@@ -32,6 +32,7 @@ TEXTS: list[tuple[str | None, str, str | None]] = [
     (None, "🚧 施工噪音，夜里22:00以后还在施工", "青石路"),
     (None, "噪音", None),
     (None, "咨询一下公积金提取", None),
+    (None, "小区东门外的人行道上有一处窨井盖破损，" * 30, None),
 ]
 
 QUERIES = [
@@ -68,6 +69,8 @@ QUERIES = [
     "井盖丢了，晚上很危险",
     "噪音",
     " ",
+    "有一处窨井盖破损，小区东门外的人行道上" * 3,
+    "小区东门外的人行道上有一处窨井盖破损。" * 3,
 ]
 
 
@@ -134,7 +137,9 @@ async def test_the_search_finds_what_like_alone_finds(rt: Runtime) -> None:
 async def test_the_search_finds_each_kind_of_text(rt: Runtime) -> None:
     opened = await open_all(rt)
     number = {i: t["id"] for i, t in enumerate(opened)}
-    assert (await searched(rt, "井盖"))[0] == [number[0], number[1]]
+    assert (await searched(rt, "井盖"))[0] == [number[0], number[1], number[13]]
+    assert (await searched(rt, "有一处窨井盖破损，小区东门外的人行道上" * 3))[0] == [number[13]]
+    assert (await searched(rt, "小区东门外的人行道上有一处窨井盖破损。" * 3))[1] == 0
     assert (await searched(rt, "荷花路学校门口"))[0] == [number[1]]
     assert (await searched(rt, "学校门口井盖"))[0] == [number[1]]
     assert (await searched(rt, "信号差"))[0] == [number[9]]

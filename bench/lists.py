@@ -3,7 +3,8 @@
 Builds a year of a big city's hotline on SQLite and on PostgreSQL (by default 1 M
 tickets, 3 M messages, 60 departments, 500 grid cells) through the real schema
 (Alembic) and the real directory loader, the bulk rows written straight into the
-tables (executemany on SQLite, COPY on PostgreSQL). The distribution follows a real
+tables (executemany on SQLite, COPY on PostgreSQL), each ticket's search pairs
+(``ticket_terms``) by the function the actions use. The distribution follows a real
 hotline's: more on weekdays and in the day than at night and at weekends, a summer
 peak, categories by a Zipf law, repeat callers (a few phones call very often), most
 tickets closed, the last fortnight's still open, some of them late.

@@ -32,6 +32,7 @@ from callcenter.domain.ids import parse_id, require_id
 from callcenter.domain.routing import Location
 from callcenter.domain.workflow import Actor, Role, TicketType
 from callcenter.runtime import Runtime
+from callcenter.store.records import TicketRecord
 from callcenter.store.tables import citizens, conversations
 from callcenter.views import (
     TicketFilter,
@@ -461,7 +462,7 @@ async def _after_ticket(
     request: web.Request,
     actor: Actor,
     conversation_id: int,
-    ticket: dict[str, Any],
+    ticket: TicketRecord,
     wrap_up: str,
     locale: str,
 ) -> web.Response:

@@ -33,6 +33,7 @@ from callcenter.domain.ids import parse_id, require_id
 from callcenter.domain.workflow import Actor, Role, Step
 from callcenter.runtime import Runtime
 from callcenter.views import (
+    TicketView,
     ticket_by_ref,
     ticket_casework,
     ticket_contact,
@@ -74,7 +75,7 @@ STEP_FIELDS: dict[Step, tuple[Field, ...]] = {
 EXTENSION_DECISIONS = (Step.APPROVE_EXTENSION, Step.DENY_EXTENSION)
 
 
-def steps_shown(view: dict[str, Any]) -> list[Step]:
+def steps_shown(view: TicketView) -> list[Step]:
     """The steps worth a form: the workflow's allowed steps, less those a pending (or
     absent) extension request rules out."""
     pending = view["extension_request"] is not None
@@ -89,7 +90,14 @@ def steps_shown(view: dict[str, Any]) -> list[Step]:
     return out
 
 
-async def load_view(request: web.Request, actor: Actor) -> tuple[dict[str, Any], list[Any]]:
+class TicketPage(TicketView):
+    """A ticket as its page shows it: the view, its case work and how to call back."""
+
+    casework: dict[str, list[Any]]
+    contact: dict[str, Any] | None
+
+
+async def load_view(request: web.Request, actor: Actor) -> tuple[TicketPage, list[Any]]:
     rt: Runtime = request.config_dict[RUNTIME]
     ref = request.match_info["ticket"]
     async with rt.db.read() as conn:
@@ -97,13 +105,15 @@ async def load_view(request: web.Request, actor: Actor) -> tuple[dict[str, Any],
         if row is None or not visible_to(actor, row):
             raise await not_found(request, actor)
         history = await ticket_history(conn, row.id)
-        view = ticket_view(rt, row, ui_locale(request, actor), actor=actor)
-        view["casework"] = await ticket_casework(conn, row.id)
-        view["contact"] = await ticket_contact(conn, row.citizen_id)
+        view: TicketPage = {
+            **ticket_view(rt, row, ui_locale(request, actor), actor=actor),
+            "casework": await ticket_casework(conn, row.id),
+            "contact": await ticket_contact(conn, row.citizen_id),
+        }
     return view, history
 
 
-def sla_clock(rt: Runtime, view: dict[str, Any], locale: str) -> dict[str, str] | None:
+def sla_clock(rt: Runtime, view: TicketView, locale: str) -> dict[str, str] | None:
     """The running clock as a person reads it: what is due, and the working time left
     (clock time for urgent tickets), or how late it is."""
     if view["state"] not in ("dispatched", "accepted"):

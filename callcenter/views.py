@@ -9,11 +9,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypedDict
 
 from sqlalchemy import and_, case, func, literal_column, or_, select
 
-from callcenter.domain.errors import InvalidInput
+from callcenter.domain.errors import InvalidInput, NotFound
 from callcenter.domain.ids import parse_id
 from callcenter.domain.routing import Location, RoutingDecision, classify, route
 from callcenter.domain.workflow import (
@@ -61,14 +61,135 @@ async def ticket_by_ref(conn: Any, ref: int | str) -> Any:
     return (await conn.execute(query)).first()
 
 
-def department_ref(rt: Runtime, dept_id: int | None, locale: str) -> dict[str, Any] | None:
+class DepartmentRef(TypedDict):
+    id: int
+    code: str
+    kind: str
+    name: str
+
+
+class CategoryRef(TypedDict):
+    id: int
+    code: str
+    name: str
+
+
+class TicketLocation(TypedDict):
+    address: str | None
+    lat: float | None
+    lon: float | None
+    grid_cell: str | None
+    street: DepartmentRef | None
+    district: DepartmentRef | None
+
+
+class ExtensionRequest(TypedDict):
+    days: int
+    reason: str | None
+
+
+class TicketView(TypedDict):
+    """A ticket as the API answers it and the pages show it (:func:`ticket_view`)."""
+
+    id: int
+    number: str
+    type: str
+    type_label: str
+    priority: str
+    state: str
+    state_label: str
+    category: CategoryRef | None
+    title: str
+    description: str
+    citizen_id: int | None
+    conversation_id: int | None
+    origin_channel: str
+    locale: str
+    location: TicketLocation
+    department: DepartmentRef | None
+    routing: dict[str, Any] | None
+    routing_explanation: str
+    created_at: datetime
+    updated_at: datetime
+    dispatched_at: datetime | None
+    sign_due_at: datetime | None
+    accepted_at: datetime | None
+    due_at: datetime | None
+    replied_at: datetime | None
+    closed_at: datetime | None
+    reply: str | None
+    closure: str | None
+    light: str | None
+    sign_light: str | None
+    handle_light: str | None
+    extension_days: int
+    extension_request: ExtensionRequest | None
+    return_count: int
+    reopen_count: int
+    urge_count: int
+    supervised: bool
+    merged_into_id: int | None
+    last_reason: str | None
+    version: int
+    allowed_steps: list[str]
+
+
+class TicketDetail(TicketView):
+    """A ticket with its history (``GET /api/tickets/{ticket}``)."""
+
+    history: list[dict[str, Any]]
+
+
+class ConversationView(TypedDict):
+    """A conversation as the API and the desk's live events carry it."""
+
+    id: int
+    citizen_id: int
+    channel: str
+    address: str
+    state: str
+    queue: str | None
+    agent_id: int | None
+    ticket_id: int | None
+    locale: str
+    created_at: datetime
+    updated_at: datetime
+    queued_at: datetime | None
+    closed_at: datetime | None
+    last_message_at: datetime | None
+
+
+class MessageView(TypedDict):
+    """A message as the API, the desk and the web chat carry it."""
+
+    id: int
+    conversation_id: int | None
+    channel: str
+    direction: str
+    body: str
+    status: str
+    kind: str
+    provider_id: str | None
+    author_id: int | None
+    error: str | None
+    created_at: datetime
+    sent_at: datetime | None
+
+
+class ConversationDetail(ConversationView):
+    """A conversation with all its messages (``GET /api/conversations/{id}``)."""
+
+    messages: list[MessageView]
+
+
+def department_ref(rt: Runtime, dept_id: int | None, locale: str) -> DepartmentRef | None:
     dept = rt.directory.by_id.get(dept_id) if dept_id is not None else None
     if dept is None:
         return None
     return {"id": dept.id, "code": dept.code, "kind": dept.kind, "name": dept.name(locale)}
 
 
-def category_ref(rt: Runtime, category_id: int | None, locale: str) -> dict[str, Any] | None:
+def category_ref(rt: Runtime, category_id: int | None, locale: str) -> CategoryRef | None:
     category = rt.directory.category_by_id.get(category_id) if category_id is not None else None
     if category is None:
         return None
@@ -99,7 +220,7 @@ def explain_routing(rt: Runtime, routing: dict[str, Any] | None, locale: str) ->
 
 def ticket_view(
     rt: Runtime, row: Any, locale: str, *, actor: Actor | None = None, now: datetime | None = None
-) -> dict[str, Any]:
+) -> TicketView:
     now = now or rt.clock.now()
     ticket = Ticket.from_row(row)
     label = rt.catalog.label
@@ -373,6 +494,24 @@ async def list_tickets(
     return list(rows), int(total or 0)
 
 
+async def ticket_detail(
+    rt: Runtime,
+    ref: int | str,
+    *,
+    actor: Actor | None,
+    locale: str,
+    check_visible: bool = True,
+) -> TicketDetail:
+    """A ticket with its history, as the API answers it (after a step too: a department
+    that just returned a ticket no longer sees it, but sees what it did)."""
+    async with rt.db.read() as conn:
+        row = await ticket_by_ref(conn, ref)
+        if row is None or (check_visible and not visible_to(actor, row)):
+            raise NotFound("ticket_not_found", ticket=str(ref))
+        history = await ticket_history(conn, row.id)
+    return {**ticket_view(rt, row, locale, actor=actor), "history": history}
+
+
 async def ticket_history(conn: Conn, ticket_id: int) -> list[dict[str, Any]]:
     rows = (
         await conn.execute(
@@ -395,7 +534,7 @@ async def ticket_history(conn: Conn, ticket_id: int) -> list[dict[str, Any]]:
     ]
 
 
-def conversation_view(row: Any) -> dict[str, Any]:
+def conversation_view(row: Any) -> ConversationView:
     return {
         "id": row.id,
         "citizen_id": row.citizen_id,
@@ -414,7 +553,7 @@ def conversation_view(row: Any) -> dict[str, Any]:
     }
 
 
-def message_view(row: Any) -> dict[str, Any]:
+def message_view(row: Any) -> MessageView:
     return {
         "id": row.id,
         "conversation_id": row.conversation_id,

@@ -32,6 +32,7 @@ from callcenter.domain.phone import is_mobile, normalize_phone
 from callcenter.domain.workflow import SYSTEM, Actor
 from callcenter.runtime import Runtime
 from callcenter.store.db import Tx
+from callcenter.store.records import TicketRecord, ticket_record
 from callcenter.store.tables import calls, citizens, conversations, departments, messages, tickets
 
 MAX_DTMF = 200
@@ -346,7 +347,7 @@ async def report_problem(
     address: str | None = None,
     confirmed: bool = True,
     actor: Actor = SYSTEM,
-) -> dict[str, Any]:
+) -> TicketRecord:
     """The caller reported a problem: a ticket, routed and dispatched, as any other.
 
     The transcript is the description; ``address`` is the place the IVR
@@ -366,7 +367,7 @@ async def report_problem(
             found = (
                 await tx.execute(select(tickets).where(tickets.c.id == conversation.ticket_id))
             ).one()
-            return dict(found._asdict())
+            return ticket_record(found)
         title = None
         if not confirmed:
             first_line = description.strip().splitlines()[0][:150]

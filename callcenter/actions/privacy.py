@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -78,7 +79,7 @@ async def view_ticket_contact(rt: Runtime, ref: int | str, *, actor: Actor) -> d
     }
 
 
-def masked_row(row: dict[str, Any], *fields: str) -> dict[str, Any]:
+def masked_row(row: Mapping[str, Any], *fields: str) -> dict[str, Any]:
     return {**row, **{name: mask_phone(row.get(name)) for name in fields}}
 
 

@@ -14,6 +14,7 @@ from callcenter.actions.tickets import TicketDraft
 from callcenter.api.http import Context, endpoint
 from callcenter.api.schemas import Id, LangQuery, Strict, TicketDetailOut
 from callcenter.domain.workflow import Priority, Role, TicketType
+from callcenter.views import TicketDetail, ticket_detail
 
 DESK = {Role.AGENT, Role.SUPERVISOR}
 DESK_READ = {Role.AGENT, Role.SUPERVISOR, Role.ADMIN}
@@ -295,12 +296,6 @@ async def end(ctx: Context) -> None:
     )
 
 
-async def _ticket_detail(ctx: Context, ticket_id: int) -> dict[str, Any]:
-    from callcenter.api.tickets import _detail
-
-    return await _detail(ctx, ticket_id)
-
-
 @endpoint(
     "POST",
     "/conversations/{conversation_id}/ticket",
@@ -312,7 +307,7 @@ async def _ticket_detail(ctx: Context, ticket_id: int) -> dict[str, Any]:
     status=201,
     errors=(400, 401, 403, 404, 409),
 )
-async def conversation_ticket(ctx: Context) -> dict[str, Any]:
+async def conversation_ticket(ctx: Context) -> TicketDetail:
     body: ConversationTicketIn = ctx.body
     draft = TicketDraft(
         description=body.description,
@@ -331,7 +326,7 @@ async def conversation_ticket(ctx: Context) -> dict[str, Any]:
         actor=ctx.require_actor(),
         dispatch=body.dispatch,
     )
-    return await _ticket_detail(ctx, ticket["id"])
+    return await ticket_detail(ctx.rt, ticket["id"], actor=ctx.actor, locale=ctx.locale)
 
 
 @endpoint(
@@ -345,7 +340,7 @@ async def conversation_ticket(ctx: Context) -> dict[str, Any]:
     status=201,
     errors=(400, 401, 403, 404, 409),
 )
-async def conversation_direct_answer(ctx: Context) -> dict[str, Any]:
+async def conversation_direct_answer(ctx: Context) -> TicketDetail:
     body: DirectAnswerIn = ctx.body
     ticket = await conversation_tickets.answer_directly(
         ctx.rt,
@@ -355,4 +350,4 @@ async def conversation_direct_answer(ctx: Context) -> dict[str, Any]:
         category=body.category or None,
         actor=ctx.require_actor(),
     )
-    return await _ticket_detail(ctx, ticket["id"])
+    return await ticket_detail(ctx.rt, ticket["id"], actor=ctx.actor, locale=ctx.locale)

@@ -23,6 +23,8 @@ from callcenter.domain.phone import normalize_phone
 from callcenter.domain.privacy import mask_phone
 from callcenter.domain.workflow import Role
 from callcenter.views import (
+    ConversationDetail,
+    MessageView,
     TicketFilter,
     citizen_profile,
     citizens_matching,
@@ -134,16 +136,14 @@ async def list_conversations(ctx: Context) -> dict[str, Any]:
     response=ConversationDetailOut,
     errors=(401, 403, 404),
 )
-async def show_conversation(ctx: Context) -> dict[str, Any]:
+async def show_conversation(ctx: Context) -> ConversationDetail:
     conversation_id = ctx.int_param("conversation_id")
     async with ctx.rt.db.read() as conn:
         row = await conversation_by_id(conn, conversation_id)
         if row is None:
             raise NotFound("conversation_not_found", id=conversation_id)
         items = await conversation_messages(conn, conversation_id)
-    view = conversation_view(row)
-    view["messages"] = [message_view(m) for m in items]
-    return view
+    return {**conversation_view(row), "messages": [message_view(m) for m in items]}
 
 
 @endpoint(
@@ -157,7 +157,7 @@ async def show_conversation(ctx: Context) -> dict[str, Any]:
     status=201,
     errors=(400, 401, 403, 404, 409),
 )
-async def post_message(ctx: Context) -> dict[str, Any]:
+async def post_message(ctx: Context) -> MessageView:
     conversation_id = ctx.int_param("conversation_id")
     message_id = await send_reply(ctx.rt, conversation_id, ctx.body.body, actor=ctx.require_actor())
     async with ctx.rt.db.read() as conn:

@@ -1,0 +1,46 @@
+"""Each typed record names every column of its table, with the column's type."""
+
+from __future__ import annotations
+
+import types
+import typing
+from typing import Any
+
+import pytest
+from sqlalchemy import JSON, Table
+from sqlalchemy.types import TypeDecorator
+
+from callcenter.store.records import TicketRecord
+from callcenter.store.tables import tickets
+
+RECORDS: list[tuple[Any, Table]] = [(TicketRecord, tickets)]
+
+
+def _python_type(column: Any) -> type:
+    kind = column.type.impl if isinstance(column.type, TypeDecorator) else column.type
+    return dict if isinstance(kind, JSON) else kind.python_type
+
+
+def _parts(hint: Any) -> tuple[set[Any], bool]:
+    """(the types a hint allows but None, whether it allows None)."""
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        args = set(typing.get_args(hint))
+    else:
+        args = {hint}
+    nullable = type(None) in args
+    return {typing.get_origin(a) or a for a in args - {type(None)}}, nullable
+
+
+@pytest.mark.parametrize(("record", "table"), RECORDS, ids=lambda x: getattr(x, "name", ""))
+def test_a_record_names_every_column_with_its_type(record: Any, table: Table) -> None:
+    hints = typing.get_type_hints(record)
+    assert list(hints) == [c.name for c in table.c]
+    found = {name: _parts(hint) for name, hint in hints.items()}
+    expected = {c.name: ({_python_type(c)}, bool(c.nullable)) for c in table.c}
+    assert found == expected
+
+
+def test_the_check_sees_a_wrong_type() -> None:
+    assert _parts(int | None) == ({int}, True)
+    assert _parts(dict[str, Any] | None) == ({dict}, True)
+    assert _parts(str) == ({str}, False)

@@ -21,6 +21,7 @@ from callcenter.domain.workflow import Actor, Role
 from callcenter.queueing import rule_of
 from callcenter.runtime import Runtime
 from callcenter.store.db import Tx
+from callcenter.store.records import AgentStateRecord, agent_state_record
 from callcenter.store.tables import agent_states, users
 
 SUPERVISORS = frozenset({Role.SUPERVISOR, Role.ADMIN})
@@ -85,7 +86,7 @@ async def agent_user(tx: Tx, agent_id: int) -> Any:
     return row
 
 
-async def set_presence(rt: Runtime, presence: str, *, actor: Actor) -> dict[str, Any]:
+async def set_presence(rt: Runtime, presence: str, *, actor: Actor) -> AgentStateRecord:
     """An agent says whether they take new conversations (available, busy, away)."""
     require_desk(actor)
     if presence not in {p.value for p in SETTABLE_PRESENCE}:
@@ -101,7 +102,7 @@ async def set_presence(rt: Runtime, presence: str, *, actor: Actor) -> dict[str,
             presence_since=tx.state["now"],
             wrap_up_until=None,
         )
-        return dict(row._asdict())
+        return agent_state_record(row)
 
 
 def _skill_list(values: Sequence[str] | None, field: str, allowed: set[str] | None) -> list[str]:
@@ -126,7 +127,7 @@ async def configure_agent(
     languages: Sequence[str] | None = None,
     categories: Sequence[str] | None = None,
     queues: Sequence[str] | None = None,
-) -> dict[str, Any]:
+) -> AgentStateRecord:
     """A supervisor sets an agent's capacity and skills."""
     if actor.role not in SUPERVISORS:
         raise Forbidden("role_not_allowed", role=actor.role.value)
@@ -146,7 +147,7 @@ async def configure_agent(
     async with rt.transaction() as tx:
         await agent_user(tx, agent_id)
         row = await set_agent(tx, rt, agent_id, actor=actor, **values)
-        return dict(row._asdict())
+        return agent_state_record(row)
 
 
 async def start_wrap_up(tx: Tx, rt: Runtime, agent_id: int, queue: str, *, actor: Actor) -> None:

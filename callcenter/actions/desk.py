@@ -33,6 +33,7 @@ from callcenter.domain.errors import Conflict, InvalidInput, NotFound
 from callcenter.domain.workflow import Actor
 from callcenter.runtime import Runtime
 from callcenter.store.db import Tx
+from callcenter.store.records import ConversationRecord, conversation_record
 from callcenter.store.tables import offers, queue_entries
 
 
@@ -64,7 +65,7 @@ async def _answer_offer(tx: Tx, offer_id: int, state: str, *, actor: Actor) -> A
     return offer
 
 
-async def accept_offer(rt: Runtime, offer_id: int, *, actor: Actor) -> dict[str, Any]:
+async def accept_offer(rt: Runtime, offer_id: int, *, actor: Actor) -> ConversationRecord:
     """The agent takes the conversation: it is assigned to them."""
     require_desk(actor)
     async with rt.transaction() as tx:
@@ -81,7 +82,7 @@ async def accept_offer(rt: Runtime, offer_id: int, *, actor: Actor) -> dict[str,
         )
         assert actor.id is not None
         await set_agent(tx, rt, actor.id, actor=actor, last_contact_at=now)
-        return dict(conversation._asdict())
+        return conversation_record(conversation)
 
 
 async def decline_offer(rt: Runtime, offer_id: int, *, actor: Actor) -> None:
@@ -105,7 +106,7 @@ async def held_conversation(
 
 async def end_conversation(
     rt: Runtime, conversation_id: int, *, wrap_up_code: str, actor: Actor
-) -> dict[str, Any]:
+) -> ConversationRecord:
     """The agent closes the conversation with a wrap-up code; wrap-up time starts."""
     require_desk(actor)
     if wrap_up_code not in rt.settings.acd.wrap_up_codes:
@@ -130,7 +131,7 @@ async def end_conversation(
                 tx, conversation, ConversationStep.END, actor=actor
             )
         await start_wrap_up(tx, rt, entry.agent_id, entry.queue, actor=actor)
-        return dict(conversation._asdict())
+        return conversation_record(conversation)
 
 
 async def transfer_conversation(
@@ -140,7 +141,7 @@ async def transfer_conversation(
     actor: Actor,
     to_queue: str | None = None,
     to_agent_id: int | None = None,
-) -> dict[str, Any]:
+) -> ConversationRecord:
     """Hand the conversation to another queue (it waits there) or straight to an agent."""
     require_desk(actor)
     if (to_queue is None) == (to_agent_id is None):
@@ -198,7 +199,7 @@ async def transfer_conversation(
             details=details,
         )
         await set_agent(tx, rt, entry.agent_id, actor=actor, last_contact_at=now)
-        return dict(conversation._asdict())
+        return conversation_record(conversation)
 
 
 async def _open_held(tx: Tx, agent_id: int) -> int:
@@ -211,7 +212,9 @@ async def _open_held(tx: Tx, agent_id: int) -> int:
     return int(result.scalar() or 0)
 
 
-async def pick_conversation(rt: Runtime, conversation_id: int, *, actor: Actor) -> dict[str, Any]:
+async def pick_conversation(
+    rt: Runtime, conversation_id: int, *, actor: Actor
+) -> ConversationRecord:
     """An agent takes a waiting conversation from the queue table, without waiting for an
     offer (an offer out to someone else is withdrawn). Not when away or already full."""
     require_desk(actor)
@@ -248,12 +251,12 @@ async def pick_conversation(rt: Runtime, conversation_id: int, *, actor: Actor) 
             details={"queue": entry.queue},
         )
         await set_agent(tx, rt, actor.id, actor=actor, last_contact_at=now)
-        return dict(conversation._asdict())
+        return conversation_record(conversation)
 
 
 async def take_over_conversation(
     rt: Runtime, conversation_id: int, *, actor: Actor
-) -> dict[str, Any]:
+) -> ConversationRecord:
     """A supervisor takes a conversation over from the agent who holds it (audited by the
     step, with the agent it was taken from; that agent's desk hears of it)."""
     assert actor.id is not None
@@ -281,4 +284,4 @@ async def take_over_conversation(
         )
         await set_agent(tx, rt, actor.id, actor=actor, last_contact_at=now)
         await set_agent(tx, rt, from_agent, actor=actor, last_contact_at=now)
-        return dict(conversation._asdict())
+        return conversation_record(conversation)

@@ -65,6 +65,70 @@ class TicketRecord(TypedDict):
     version: int
 
 
+class ConversationRecord(TypedDict):
+    """One row of ``conversations``."""
+
+    id: int
+    citizen_id: int
+    channel: str
+    address: str
+    service_address: str | None
+    state: str
+    kind: str
+    queue: str | None
+    agent_id: int | None
+    ticket_id: int | None
+    bot_state: dict[str, Any] | None
+    locale: str
+    created_at: datetime
+    updated_at: datetime
+    queued_at: datetime | None
+    closed_at: datetime | None
+    last_message_at: datetime | None
+
+
+class AgentStateRecord(TypedDict):
+    """One row of ``agent_states``: an agent's presence, capacity and skills."""
+
+    user_id: int
+    presence: str
+    presence_since: datetime
+    wrap_up_until: datetime | None
+    capacity: int
+    languages: list[str]
+    categories: list[str]
+    queues: list[str]
+    last_contact_at: datetime | None
+
+
+class NoteRecord(TypedDict):
+    """One row of ``ticket_notes``: staff's internal note on a ticket."""
+
+    id: int
+    ticket_id: int
+    author_id: int | None
+    author_name: str
+    author_role: str
+    department_id: int | None
+    body: str
+    created_at: datetime
+
+
 def ticket_record(row: Row[Any]) -> TicketRecord:
     """A ``tickets`` row (every column selected) as its record."""
     return cast(TicketRecord, row._asdict())
+
+
+def conversation_record(row: Row[Any]) -> ConversationRecord:
+    """A ``conversations`` row (every column selected) as its record."""
+    return cast(ConversationRecord, row._asdict())
+
+
+def agent_state_record(row: Row[Any]) -> AgentStateRecord:
+    """An ``agent_states`` row (every column selected) as its record."""
+    return cast(AgentStateRecord, row._asdict())
+
+
+def note_record(row: Row[Any]) -> NoteRecord:
+    """A ``ticket_notes`` row (every column selected) as its record."""
+    return cast(NoteRecord, row._asdict())

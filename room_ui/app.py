@@ -21,6 +21,7 @@ from callcenter.actions.mediation_files import agreement_for
 from callcenter.api.http import json_response
 from callcenter.api.keys import RUNTIME
 from callcenter.domain.errors import HotlineError, InvalidInput
+from callcenter.domain.ids import parse_id
 from callcenter.runtime import Runtime
 
 HERE = Path(__file__).parent
@@ -91,7 +92,7 @@ async def _locale(request: web.Request, link: str) -> tuple[str, Any]:
     # only the language is taken from an unchecked link: a forged one is refused all the
     # same, in the language of the party it names
     head = link.split("-", 1)[0]
-    party_id = int(head) if head.isdigit() and len(head) < 18 else None
+    party_id = parse_id(head)
     party = None
     if party_id is not None:
         async with rt.db.read() as conn:

@@ -23,7 +23,7 @@ FAILURES_PER_TICKET = 5
 WINDOW = timedelta(minutes=15)
 
 
-class TicketStatus(TypedDict):
+class StatusLookup(TypedDict):
     """What the public look-up shows of a ticket (the status page, ``/status`` on the bots)."""
 
     number: str
@@ -39,7 +39,7 @@ class TicketStatus(TypedDict):
     reply: str | None
 
 
-async def look_up_ticket(rt: Runtime, number: str, digits: str, locale: str) -> TicketStatus:
+async def look_up_ticket(rt: Runtime, number: str, digits: str, locale: str) -> StatusLookup:
     """The ticket's public status, or NotFound; counts wrong digits against the number."""
     key = f"lookup-ticket:{number}"
     now = rt.clock.now()

@@ -37,6 +37,7 @@ from callcenter.domain.errors import (
     NotFound,
     RateLimited,
 )
+from callcenter.domain.ids import parse_id
 from callcenter.domain.mediation import (
     FINAL_STATES,
     MAX_PARTIES,
@@ -133,9 +134,10 @@ class LinkRefused(Forbidden):
 def read_link(rt: Runtime, link: str, purpose: str = "join") -> tuple[int, str]:
     """(party id, nonce) of a link whose signature is right, or raise ``link_invalid``."""
     parts = link.split("-")
-    if len(parts) != 3 or not parts[0].isdigit() or len(link) > 80:
+    party_id = parse_id(parts[0]) if len(parts) == 3 and len(link) <= 80 else None
+    if party_id is None:
         raise LinkRefused("link_invalid")
-    party_id, nonce, signature = int(parts[0]), parts[1], parts[2]
+    nonce, signature = parts[1], parts[2]
     expected = _signature(rt, party_id, nonce, purpose)
     if not hmac.compare_digest(expected, signature):
         raise LinkRefused("link_invalid")

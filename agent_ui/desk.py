@@ -11,7 +11,6 @@ import json
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import select
 
 from agent_ui.common import (
     DESK,
@@ -33,10 +32,11 @@ from callcenter.domain.routing import Location
 from callcenter.domain.workflow import Actor, Role, TicketType
 from callcenter.runtime import Runtime
 from callcenter.store.records import TicketRecord
-from callcenter.store.tables import citizens, conversations
 from callcenter.views import (
     TicketFilter,
     citizen_profile,
+    citizens_sharing_phone,
+    conversation_by_id,
     conversation_messages,
     conversation_view,
     list_tickets,
@@ -82,9 +82,7 @@ async def conversation_context(
     rt = _rt(request)
     locale = ui_locale(request, actor)
     async with rt.db.read() as conn:
-        row = (
-            await conn.execute(select(conversations).where(conversations.c.id == conversation_id))
-        ).first()
+        row = await conversation_by_id(conn, conversation_id)
         if row is None:
             raise await not_found(request, actor)
         items = await conversation_messages(conn, conversation_id)
@@ -155,15 +153,7 @@ async def history_blocks(
             return []
         ids = [citizen_id]
         if profile["phone"]:
-            others = (
-                await conn.execute(
-                    select(citizens.c.id)
-                    .where(citizens.c.phone == profile["phone"], citizens.c.id != citizen_id)
-                    .order_by(citizens.c.id.desc())
-                    .limit(5)
-                )
-            ).all()
-            ids += [r.id for r in others]
+            ids += await citizens_sharing_phone(conn, citizen_id, profile["phone"], limit=5)
         for index, cid in enumerate(ids):
             p = profile if index == 0 else await citizen_profile(conn, cid)
             if p is None:

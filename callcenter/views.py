@@ -34,6 +34,9 @@ from callcenter.store.tables import (
     citizen_identities,
     citizens,
     conversations,
+    grid_cells,
+    mediation_parties,
+    mediations,
     messages,
     surveys,
     ticket_notes,
@@ -835,3 +838,41 @@ async def survey_waiting_for_answer(conn: Conn, ticket_id: int) -> int | None:
         .limit(1)
     )
     return int(found) if found is not None else None
+
+
+async def provider_ids_recorded(conn: Conn, channel: str, provider_ids: list[str]) -> set[str]:
+    """Which of the provider's message ids a channel's messages already carry."""
+    rows = await conn.execute(
+        select(messages.c.provider_id).where(
+            messages.c.channel == channel, messages.c.provider_id.in_(provider_ids)
+        )
+    )
+    return {str(found) for found in rows.scalars()}
+
+
+async def citizens_sharing_phone(
+    conn: Conn, citizen_id: int, phone: str, *, limit: int
+) -> list[int]:
+    """Other citizens with the same phone number, newest first (the same person, likely)."""
+    rows = await conn.execute(
+        select(citizens.c.id)
+        .where(citizens.c.phone == phone, citizens.c.id != citizen_id)
+        .order_by(citizens.c.id.desc())
+        .limit(limit)
+    )
+    return [int(found) for found in rows.scalars()]
+
+
+async def grid_cell_rows(conn: Conn) -> list[Any]:
+    """Every grid cell with its polygon, in id order (the map and ``GET /api/grid``)."""
+    return list((await conn.execute(select(grid_cells).order_by(grid_cells.c.id))).all())
+
+
+async def mediation_by_id(conn: Conn, mediation_id: int) -> Any:
+    return (await conn.execute(select(mediations).where(mediations.c.id == mediation_id))).first()
+
+
+async def mediation_party_by_id(conn: Conn, party_id: int) -> Any:
+    return (
+        await conn.execute(select(mediation_parties).where(mediation_parties.c.id == party_id))
+    ).first()

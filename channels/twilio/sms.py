@@ -35,7 +35,6 @@ import aiohttp
 from aiohttp import web
 from multidict import MultiDictProxy
 from pydantic import Field, field_validator
-from sqlalchemy import select
 from twilio.base.exceptions import TwilioRestException
 from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.rest import Client
@@ -65,7 +64,7 @@ from callcenter.domain.errors import Forbidden, InvalidInput
 from callcenter.domain.ids import ascii_int
 from callcenter.domain.phone import normalize_phone
 from callcenter.runtime import Runtime
-from callcenter.store.tables import messages
+from callcenter.views import provider_ids_recorded
 from channels.twilio.webhooks import TwilioWebhook
 
 log = logging.getLogger(__name__)
@@ -447,12 +446,7 @@ class TwilioSms(SmsChannel):
 
     async def _sids_recorded(self, sids: list[str]) -> set[str]:
         async with self.rt.db.read() as conn:
-            rows = await conn.execute(
-                select(messages.c.provider_id).where(
-                    messages.c.channel == self.name, messages.c.provider_id.in_(sids)
-                )
-            )
-            return {str(sid) for sid in rows.scalars()}
+            return await provider_ids_recorded(conn, self.name, sids)
 
     async def _refused(
         self,

@@ -19,8 +19,11 @@ Every import counts wherever it stands (top level, inside a function, under
 from __future__ import annotations
 
 import ast
+import importlib
 from collections.abc import Iterator
 from pathlib import Path
+
+from sqlalchemy import Table
 
 from callcenter.store.tables import metadata
 
@@ -168,6 +171,77 @@ def test_no_table_is_written_outside_the_actions() -> None:
         if not _allowed(relative, what)
     ]
     assert found == []
+
+
+def _is_table(module: str, name: str) -> bool:
+    """Whether ``module.name`` is one of the tables (a module or a function of the same
+    name, as ``callcenter.actions.mediations`` beside the ``mediations`` table, is not)."""
+    if name not in TABLES:
+        return False
+    try:
+        found = getattr(importlib.import_module(module), name, None)
+    except ImportError:
+        return False
+    return isinstance(found, Table)
+
+
+def _tables_reached(tree: ast.Module) -> Iterator[tuple[int, str]]:
+    """(line, what) for each way ``tree`` reaches a table or the store's row helpers: an
+    import of ``callcenter.store.tables`` or ``.queries``, a table imported by name from
+    any core module, or a table read as an attribute of an imported core module."""
+    store = ("callcenter.store.tables", "callcenter.store.queries")
+    modules: dict[str, str] = {}  # a name bound to a core module -> the module
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name in store:
+                    yield node.lineno, f"import {alias.name}"
+                elif alias.name.startswith("callcenter") and alias.asname:
+                    modules[alias.asname] = alias.name
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("callcenter"):
+            module = node.module or ""
+            for alias in node.names:
+                if module in store or _is_table(module, alias.name):
+                    yield node.lineno, f"from {module} import {alias.name}"
+                else:
+                    modules[alias.asname or alias.name] = f"{module}.{alias.name}"
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id in modules
+            and _is_table(modules[node.value.id], node.attr)
+        ):
+            yield node.lineno, f"{node.value.id}.{node.attr}"
+
+
+def test_adapters_read_through_the_read_side() -> None:
+    """Channels, the IVR and the pages read through ``views`` and the other read modules
+    (and write through actions): none reaches a table itself."""
+    found = [
+        f"{relative}:{line} {what}"
+        for relative, tree in sources(*ADAPTERS)
+        for line, what in _tables_reached(tree)
+    ]
+    assert found == []
+
+
+def test_the_read_check_sees_a_table() -> None:
+    tree = ast.parse(
+        "from callcenter.store.tables import messages\n"
+        "from callcenter.actions import mediations as med\n"
+        "from callcenter.actions.mediations import mediation_parties\n"
+        "import callcenter.store.queries\n"
+        "from callcenter.views import ticket_view\n"
+        "party = med.mediation_parties\n"
+        "label = med.tickets_label\n"
+    )
+    assert [what for _, what in sorted(_tables_reached(tree))] == [
+        "from callcenter.store.tables import messages",
+        "from callcenter.actions.mediations import mediation_parties",
+        "import callcenter.store.queries",
+        "med.mediation_parties",
+    ]
 
 
 WRITES = '''

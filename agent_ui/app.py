@@ -12,6 +12,7 @@ fetched by the setup from the npm registry): no CDN, no web font, no inline scri
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -35,6 +36,7 @@ from agent_ui.render import render, setup_templates, ui_locale
 from agent_ui.vendor import VENDOR_DIR, missing
 from agent_ui.ws import StaffHub
 from callcenter.actions.staff import log_in, log_out, set_locale
+from callcenter.api.guard import LIMITED, PRIVATE, Limit
 from callcenter.api.http import (
     AUTHENTICATORS,
     Authenticator,
@@ -85,7 +87,22 @@ def setup(app: web.Application, rt: Runtime) -> None:
     app.cleanup_ctx.append(hub_context)
     app.on_shutdown.append(close_staff_sockets)
     app[SITE_PAGES].append(Page("/ui/", "site.staff"))  # on the server's front page
-    # security headers and cookie flags: the server-wide guard (callcenter/api/guard.py)
+    # security headers and cookie flags: the server-wide guard (callcenter/api/guard.py);
+    # the staff pages carry personal data (no-store), and failed sign-ins lock an address
+    security = rt.settings.security
+    if PRIVATE in app:
+        app[PRIVATE].append("/ui/")
+    if LIMITED in app:
+        app[LIMITED].append(
+            Limit(
+                "POST",
+                "/ui/login",
+                "login-ip",
+                security.failed_logins_per_ip,
+                timedelta(minutes=security.window_minutes),
+                frozenset({401, 403}),
+            )
+        )
     r = app.router
     r.add_get("/ui", home)
     r.add_get("/ui/", home)

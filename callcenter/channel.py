@@ -14,7 +14,9 @@ the class declares what the core needs to know of it:
   checked when the server starts (a wrong value is a clear error then, not a
   surprise later); the checked values are ``self.config``;
 - ``strings_dir``: its texts in both languages (``<locale>.json``);
-- ``setup_web``: its routes (webhooks, pages), and ``pages``: the public
+- ``setup_web``: its routes (webhooks, pages), and what the server-wide guard
+  needs to know of them (:mod:`callcenter.api.guard`: pages other sites may
+  frame, private areas, routes limited per address); ``pages``: the public
   pages the server's front page lists;
 - ``access``: the ways in it opens and who may use them.
 

@@ -33,6 +33,7 @@ from callcenter.domain.workflow import Ticket
 from callcenter.queueing import agent_views, waiting_entries
 from callcenter.runtime import Runtime
 from callcenter.store.db import Conn
+from callcenter.store.queries import local_bucket
 from callcenter.store.tables import (
     audit_events,
     calls,
@@ -552,18 +553,8 @@ __all__ = ["Ratio", "department_summary", "kpi_report", "period", "wallboard"]
 
 def _local_bucket(rt: Runtime, conn: Conn, column: Any, *, hour: bool = False) -> Any:
     """``column`` as its local day (``YYYY-MM-DD``) or hour (``HH``), in the database."""
-    if _dialect(conn) == "postgresql":
-        return func.to_char(
-            func.timezone(rt.settings.timezone, column), "HH24" if hour else "YYYY-MM-DD"
-        )
     offset = rt.local(rt.clock.now()).utcoffset() or timedelta()
-    shift = f"{int(offset.total_seconds() // 60):+d} minutes"
-    return func.strftime("%H" if hour else "%Y-%m-%d", column, shift)
-
-
-def _dialect(conn: Conn) -> str:
-    sync = getattr(conn, "sync", None) or getattr(conn, "sync_connection", None)
-    return str(sync.dialect.name) if sync is not None else "sqlite"
+    return local_bucket(rt.db, column, zone=rt.settings.timezone, offset=offset, hour=hour)
 
 
 # past days' buckets do not change (a ticket opened, closed or replied on a past day

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypedDict
 
-from sqlalchemy import and_, case, func, literal_column, or_, select
+from sqlalchemy import and_, case, func, or_, select
 
 from callcenter.domain.errors import InvalidInput, NotFound
 from callcenter.domain.ids import parse_id
@@ -27,6 +27,7 @@ from callcenter.domain.workflow import (
 )
 from callcenter.runtime import Runtime
 from callcenter.store.db import Conn
+from callcenter.store.queries import rarely_true
 from callcenter.store.tables import (
     attachments,
     audit_events,
@@ -324,9 +325,9 @@ def _rare(rt: Runtime, condition: Any, states: Sequence[str]) -> Any:
     """Open states are a small share of a year's tickets: said to SQLite's planner (which
     has no statistics of skew), so that it seeks them rather than walking an ordered index.
     PostgreSQL's planner knows it from its statistics."""
-    if not rt.db.is_sqlite or FINAL_STATE_VALUES & set(states):
+    if FINAL_STATE_VALUES & set(states):
         return condition
-    return func.likelihood(condition, literal_column("0.02"))
+    return rarely_true(rt.db, condition)
 
 
 def _ticket_conditions(

@@ -33,6 +33,7 @@ from callcenter.domain.workflow import Actor, Role, TicketType
 from callcenter.runtime import Runtime
 from callcenter.store.records import TicketRecord
 from callcenter.views import (
+    CitizenWithTickets,
     TicketFilter,
     citizen_profile,
     citizens_sharing_phone,
@@ -139,14 +140,19 @@ async def desk_messages(request: web.Request) -> web.StreamResponse:
     return await render(request, "parts/desk_messages.html", actor, context)
 
 
-async def history_blocks(
-    request: web.Request, actor: Actor, citizen_id: int
-) -> list[dict[str, Any]]:
+class HistoryBlock(CitizenWithTickets):
+    """One record on the desk's history panel; ``same_phone``: another record that gave the
+    citizen's number (not verified, so shown apart)."""
+
+    same_phone: bool
+
+
+async def history_blocks(request: web.Request, actor: Actor, citizen_id: int) -> list[HistoryBlock]:
     """The citizen's record, then other records that gave the same phone number (not
     verified, so shown apart)."""
     rt = _rt(request)
     locale = ui_locale(request, actor)
-    blocks: list[dict[str, Any]] = []
+    blocks: list[HistoryBlock] = []
     async with rt.db.read() as conn:
         profile = await citizen_profile(conn, citizen_id)
         if profile is None:
@@ -161,9 +167,8 @@ async def history_blocks(
             rows, _ = await list_tickets(
                 conn, rt, TicketFilter(citizen_id=cid), actor=actor, per_page=100, sort="newest"
             )
-            p["tickets"] = [ticket_view(rt, r, locale, actor=actor) for r in rows]
-            p["same_phone"] = index > 0
-            blocks.append(p)
+            views = [ticket_view(rt, r, locale, actor=actor) for r in rows]
+            blocks.append({**p, "tickets": views, "same_phone": index > 0})
     return blocks
 
 

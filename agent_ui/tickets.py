@@ -33,6 +33,7 @@ from callcenter.domain.ids import parse_id, require_id
 from callcenter.domain.workflow import Actor, Role, Step
 from callcenter.runtime import Runtime
 from callcenter.views import (
+    Contact,
     TicketView,
     ticket_by_ref,
     ticket_casework,
@@ -94,7 +95,7 @@ class TicketPage(TicketView):
     """A ticket as its page shows it: the view, its case work and how to call back."""
 
     casework: dict[str, list[Any]]
-    contact: dict[str, Any] | None
+    contact: Contact | None
 
 
 async def load_view(request: web.Request, actor: Actor) -> tuple[TicketPage, list[Any]]:

@@ -5,7 +5,7 @@ staff pages both read through these."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TypedDict
 
 from sqlalchemy import select
 
@@ -20,10 +20,80 @@ from callcenter.queueing import (
 from callcenter.runtime import Runtime
 from callcenter.store.db import Conn
 from callcenter.store.tables import citizens, conversations, users
-from callcenter.views import conversation_view
+from callcenter.views import ConversationView, conversation_view
 
 
-async def agent_rows(conn: Conn, rt: Runtime, locale: str, now: datetime) -> list[dict[str, Any]]:
+class AgentRow(TypedDict):
+    """An agent as the ACD page and ``GET /api/acd/agents`` show them."""
+
+    agent_id: int
+    name: str
+    role: str
+    presence: str
+    presence_label: str
+    state: str
+    state_label: str
+    presence_since: datetime
+    wrap_up_until: datetime | None
+    capacity: int
+    active: int
+    pending: int
+    contacts_today: int
+    languages: list[str]
+    categories: list[str]
+    queues: list[str]
+
+
+class OfferRow(TypedDict):
+    id: int
+    conversation_id: int
+    queue: str
+    state: str
+    created_at: datetime
+    expires_at: datetime
+
+
+class HeldConversation(ConversationView):
+    citizen_name: str | None
+
+
+class AssignedConversation(HeldConversation):
+    agent_name: str
+
+
+class WaitingRow(TypedDict):
+    """A conversation waiting for an agent, with its place in line."""
+
+    entry_id: int
+    conversation_id: int
+    queue: str
+    channel: str
+    language: str
+    category: str | None
+    queued_at: datetime
+    waited_seconds: float
+    position: int
+    offered_to: int | None
+    citizen_name: str | None
+
+
+class Choice(TypedDict):
+    code: str
+    label: str
+
+
+class CannedReply(Choice):
+    text: str
+
+
+class DeskOptions(TypedDict):
+    queues: list[Choice]
+    wrap_up_codes: list[Choice]
+    canned_replies: list[CannedReply]
+    presence: list[Choice]
+
+
+async def agent_rows(conn: Conn, rt: Runtime, locale: str, now: datetime) -> list[AgentRow]:
     """Every agent with presence, state, load and skills, by id."""
     views = await agent_views(conn, rt, now)
     names = {
@@ -31,7 +101,7 @@ async def agent_rows(conn: Conn, rt: Runtime, locale: str, now: datetime) -> lis
         for r in (await conn.execute(select(users.c.id, users.c.display_name, users.c.role)))
     }
     label = rt.catalog.label
-    out = []
+    out: list[AgentRow] = []
     for v in sorted(views, key=lambda a: a.agent_id):
         presence = v.presence_at(now).value
         state = v.state(now)
@@ -59,7 +129,7 @@ async def agent_rows(conn: Conn, rt: Runtime, locale: str, now: datetime) -> lis
     return out
 
 
-async def my_offers(conn: Conn, agent_id: int | None) -> list[dict[str, Any]]:
+async def my_offers(conn: Conn, agent_id: int | None) -> list[OfferRow]:
     return [
         {
             "id": o.id,
@@ -73,7 +143,7 @@ async def my_offers(conn: Conn, agent_id: int | None) -> list[dict[str, Any]]:
     ]
 
 
-async def held(conn: Conn, agent_id: int | None) -> list[dict[str, Any]]:
+async def held(conn: Conn, agent_id: int | None) -> list[HeldConversation]:
     """The conversations an agent holds (an open stay in a queue with them)."""
     return [
         {**conversation_view(r), "citizen_name": r.citizen_name}
@@ -81,7 +151,7 @@ async def held(conn: Conn, agent_id: int | None) -> list[dict[str, Any]]:
     ]
 
 
-async def waiting_rows(conn: Conn, rt: Runtime, now: datetime) -> list[dict[str, Any]]:
+async def waiting_rows(conn: Conn, rt: Runtime, now: datetime) -> list[WaitingRow]:
     """Conversations waiting for an agent, longest wait first, with their place in line."""
     items = await waiting_entries(conn)
     places = spots(rt, items)
@@ -104,7 +174,7 @@ async def waiting_rows(conn: Conn, rt: Runtime, now: datetime) -> list[dict[str,
     ]
 
 
-def desk_options(rt: Runtime, locale: str) -> dict[str, Any]:
+def desk_options(rt: Runtime, locale: str) -> DeskOptions:
     """Queues, wrap-up codes, canned replies and presence states, in ``locale``."""
     return {
         "queues": [
@@ -130,7 +200,7 @@ def desk_options(rt: Runtime, locale: str) -> dict[str, Any]:
     }
 
 
-async def assigned_conversations(conn: Conn, limit: int = 200) -> list[dict[str, Any]]:
+async def assigned_conversations(conn: Conn, limit: int = 200) -> list[AssignedConversation]:
     """Conversations agents hold now, with whom (for a supervisor who may take one over)."""
     rows = (
         await conn.execute(

@@ -138,10 +138,28 @@ class TicketView(TypedDict):
     allowed_steps: list[str]
 
 
+class HistoryActor(TypedDict):
+    id: int | None
+    role: str
+    name: str
+
+
+class HistoryEntry(TypedDict):
+    """One audit event of a ticket, as its history shows it."""
+
+    seq: int
+    at: datetime
+    action: str
+    actor: HistoryActor
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+    details: dict[str, Any] | None
+
+
 class TicketDetail(TicketView):
     """A ticket with its history (``GET /api/tickets/{ticket}``)."""
 
-    history: list[dict[str, Any]]
+    history: list[HistoryEntry]
 
 
 class ConversationView(TypedDict):
@@ -516,7 +534,7 @@ async def ticket_detail(
     return {**ticket_view(rt, row, locale, actor=actor), "history": history}
 
 
-async def ticket_history(conn: Conn, ticket_id: int) -> list[dict[str, Any]]:
+async def ticket_history(conn: Conn, ticket_id: int) -> list[HistoryEntry]:
     rows = (
         await conn.execute(
             select(audit_events)
@@ -606,7 +624,49 @@ async def latest_conversation(conn: Conn, channel: str, kind: str, address: str)
     ).first()
 
 
-async def citizen_profile(conn: Conn, citizen_id: int) -> dict[str, Any] | None:
+class Identity(TypedDict):
+    kind: str
+    value: str
+
+
+class CallSummary(TypedDict):
+    id: int
+    conversation_id: int
+    from_number: str | None
+    started_at: datetime
+    ended_at: datetime | None
+    transcript: str | None
+    outcome: str | None
+
+
+class CitizenProfile(TypedDict):
+    """A citizen with their identities, conversations and calls (the desk, the API)."""
+
+    id: int
+    name: str | None
+    phone: str | None
+    locale: str
+    created_at: datetime
+    identities: list[Identity]
+    conversations: list[ConversationView]
+    calls: list[CallSummary]
+
+
+class CitizenWithTickets(CitizenProfile):
+    """A citizen's profile and their tickets, newest first (``GET /api/citizens/{id}``)."""
+
+    tickets: list[TicketView]
+
+
+class Contact(TypedDict):
+    """How to call a ticket's citizen back."""
+
+    name: str | None
+    phones: list[str]
+    locale: str
+
+
+async def citizen_profile(conn: Conn, citizen_id: int) -> CitizenProfile | None:
     citizen = (await conn.execute(select(citizens).where(citizens.c.id == citizen_id))).first()
     if citizen is None:
         return None
@@ -738,7 +798,7 @@ async def ticket_casework(conn: Conn, ticket_id: int) -> dict[str, list[Any]]:
     return {"notes": list(notes), "files": list(files)}
 
 
-async def ticket_contact(conn: Conn, citizen_id: int | None) -> dict[str, Any] | None:
+async def ticket_contact(conn: Conn, citizen_id: int | None) -> Contact | None:
     """How to call the citizen back: name and phone numbers (for staff of the ticket)."""
     if citizen_id is None:
         return None

@@ -114,7 +114,7 @@ class DirectAnswerIn(Strict):
     category: str | None = None
 
 
-async def agents_out(ctx: Context) -> list[dict[str, Any]]:
+async def agents_out(ctx: Context) -> list[deskviews.AgentRow]:
     async with ctx.rt.db.read() as conn:
         return await deskviews.agent_rows(conn, ctx.rt, ctx.locale, ctx.rt.clock.now())
 
@@ -152,7 +152,7 @@ async def my_desk(ctx: Context) -> dict[str, Any]:
     response=AgentOut,
     errors=(400, 401, 403),
 )
-async def post_presence(ctx: Context) -> dict[str, Any]:
+async def post_presence(ctx: Context) -> deskviews.AgentRow:
     actor = ctx.require_actor()
     await agents.set_presence(ctx.rt, ctx.body.presence, actor=actor)
     return next(a for a in await agents_out(ctx) if a["agent_id"] == actor.id)
@@ -168,7 +168,7 @@ async def post_presence(ctx: Context) -> dict[str, Any]:
     response=list[AgentOut],
     errors=(401, 403),
 )
-async def list_agents(ctx: Context) -> list[dict[str, Any]]:
+async def list_agents(ctx: Context) -> list[deskviews.AgentRow]:
     return await agents_out(ctx)
 
 
@@ -182,7 +182,7 @@ async def list_agents(ctx: Context) -> list[dict[str, Any]]:
     response=AgentOut,
     errors=(400, 401, 403),
 )
-async def put_agent(ctx: Context) -> dict[str, Any]:
+async def put_agent(ctx: Context) -> deskviews.AgentRow:
     agent_id = ctx.int_param("agent_id")
     body: AgentConfigIn = ctx.body
     await agents.configure_agent(
@@ -207,7 +207,7 @@ async def put_agent(ctx: Context) -> dict[str, Any]:
     response=list[WaitingOut],
     errors=(401, 403),
 )
-async def list_waiting(ctx: Context) -> list[dict[str, Any]]:
+async def list_waiting(ctx: Context) -> list[deskviews.WaitingRow]:
     async with ctx.rt.db.read() as conn:
         return await deskviews.waiting_rows(conn, ctx.rt, ctx.rt.clock.now())
 
@@ -222,7 +222,7 @@ async def list_waiting(ctx: Context) -> list[dict[str, Any]]:
     response=OptionsOut,
     errors=(401, 403),
 )
-async def options(ctx: Context) -> dict[str, Any]:
+async def options(ctx: Context) -> deskviews.DeskOptions:
     return deskviews.desk_options(ctx.rt, ctx.locale)
 
 

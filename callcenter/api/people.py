@@ -23,6 +23,7 @@ from callcenter.domain.phone import normalize_phone
 from callcenter.domain.privacy import mask_phone
 from callcenter.domain.workflow import Role
 from callcenter.views import (
+    CitizenWithTickets,
     ConversationDetail,
     MessageView,
     TicketFilter,
@@ -79,7 +80,7 @@ async def find_citizens(ctx: Context) -> list[dict[str, Any]]:
     response=CitizenOut,
     errors=(401, 403, 404),
 )
-async def show_citizen(ctx: Context) -> dict[str, Any]:
+async def show_citizen(ctx: Context) -> CitizenWithTickets:
     citizen_id = ctx.int_param("citizen_id")
     async with ctx.rt.db.read() as conn:
         profile = await citizen_profile(conn, citizen_id)
@@ -93,8 +94,10 @@ async def show_citizen(ctx: Context) -> dict[str, Any]:
             per_page=100,
             sort="newest",
         )
-    profile["tickets"] = [ticket_view(ctx.rt, r, ctx.locale, actor=ctx.actor) for r in rows]
-    return profile
+    return {
+        **profile,
+        "tickets": [ticket_view(ctx.rt, r, ctx.locale, actor=ctx.actor) for r in rows],
+    }
 
 
 @endpoint(

@@ -26,7 +26,7 @@ from callcenter.domain.workflow import (
     allowed_steps,
 )
 from callcenter.runtime import Runtime
-from callcenter.store.db import Conn
+from callcenter.store.db import Conn, Reader
 from callcenter.store.queries import rarely_true
 from callcenter.store.tables import (
     attachments,
@@ -53,7 +53,7 @@ def visible_to(actor: Actor | None, row: Any) -> bool:
     return actor.department_id is not None and row.department_id == actor.department_id
 
 
-async def ticket_by_ref(conn: Any, ref: int | str) -> Any:
+async def ticket_by_ref(conn: Reader, ref: int | str) -> Any:
     """A ticket by id or by number (``20261127-0042``), or None."""
     text = str(ref)[:40]
     query = select(tickets)
@@ -715,7 +715,7 @@ async def citizen_profile(conn: Conn, citizen_id: int) -> CitizenProfile | None:
     }
 
 
-async def citizen_ticket(conn: Any, citizen_id: int, number: str) -> Any:
+async def citizen_ticket(conn: Reader, citizen_id: int, number: str) -> Any:
     """A ticket by number, only if it is this citizen's (for status questions)."""
     return (
         await conn.execute(

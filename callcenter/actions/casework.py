@@ -99,7 +99,7 @@ async def attach_file(
     """A photo or document on a ticket: size and type checked by content, stored, linked."""
     _check_staff(actor)
     async with rt.db.read() as conn:  # no file is written for a ticket one may not see
-        await load_ticket(conn, ref, actor=actor)  # type: ignore[arg-type]
+        await load_ticket(conn, ref, actor=actor)
     stored = await store_file(rt, upload.data, allowed=ALLOWED, max_bytes=MAX_FILE)
     kind = "photo" if stored.content_type.startswith("image/") else "document"
     content_type = stored.content_type

@@ -38,7 +38,7 @@ from callcenter.domain.routing import classify
 from callcenter.domain.workflow import SYSTEM, Actor
 from callcenter.ports import Inbound
 from callcenter.runtime import Runtime
-from callcenter.store.db import Tx
+from callcenter.store.db import Reader, Tx
 from callcenter.store.queries import insert_id, row_by_id
 from callcenter.store.records import TicketRecord
 from callcenter.store.tables import conversations, messages, tickets
@@ -158,13 +158,13 @@ async def _existing(tx: Tx, inbound: Inbound) -> IntakeResult | None:
     return None if row is None else await _result(tx, row, duplicate=True)
 
 
-async def intake_result(conn: Any, message_id: int) -> IntakeResult | None:
+async def intake_result(conn: Reader, message_id: int) -> IntakeResult | None:
     """What became of a stored inbound message (its conversation as it is now)."""
     row = (await conn.execute(_OF_MESSAGE, {"message_id": message_id})).first()
     return None if row is None else await _result(conn, row, duplicate=False)
 
 
-async def _result(conn: Any, row: Any, *, duplicate: bool) -> IntakeResult:
+async def _result(conn: Reader, row: Any, *, duplicate: bool) -> IntakeResult:
     ticket = None
     if row.ticket_id is not None:
         found = await row_by_id(conn, tickets, row.ticket_id)

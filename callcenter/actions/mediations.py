@@ -55,11 +55,11 @@ from callcenter.domain.mediation import (
 from callcenter.domain.passwords import hash_password, verify_password
 from callcenter.domain.phone import normalize_phone
 from callcenter.domain.workflow import SYSTEM, Actor, Role, Step
-from callcenter.jobs.outbox import Job, enqueue, enqueue_many
+from callcenter.jobs.outbox import Job, JobOutcome, enqueue, enqueue_many
 from callcenter.media.janus import VIDEOROOM, JanusError, JanusUnavailable
 from callcenter.media.service import MediaUnavailable
 from callcenter.runtime import Runtime
-from callcenter.store.db import Tx
+from callcenter.store.db import Reader, Tx
 from callcenter.store.queries import insert_row, once, row_by_id
 from callcenter.store.tables import (
     citizen_identities,
@@ -162,7 +162,7 @@ def window(rt: Runtime) -> Window:
 # ---------------------------------------------------------------- who is acting
 
 
-async def who_is(tx: Any, rt: Runtime, actor: Actor, mediation: Any, ticket: Any) -> Who:
+async def who_is(tx: Reader, rt: Runtime, actor: Actor, mediation: Any, ticket: Any) -> Who:
     """The actor's part in this mediation, for the workflow table."""
     if actor.role is Role.SYSTEM:
         return Who.SYSTEM
@@ -175,7 +175,7 @@ async def who_is(tx: Any, rt: Runtime, actor: Actor, mediation: Any, ticket: Any
     raise NotFound("mediation_not_found", mediation=mediation.id)
 
 
-async def is_mediator(conn: Any, user_id: int | None) -> bool:
+async def is_mediator(conn: Reader, user_id: int | None) -> bool:
     if user_id is None:
         return False
     row = (await conn.execute(select(mediators).where(mediators.c.user_id == user_id))).first()
@@ -217,14 +217,14 @@ async def set_mediator(
 # ---------------------------------------------------------------- loading
 
 
-async def load_mediation(tx: Any, mediation_id: int) -> Any:
+async def load_mediation(tx: Reader, mediation_id: int) -> Any:
     row = await row_by_id(tx, mediations, mediation_id)
     if row is None:
         raise NotFound("mediation_not_found", mediation=mediation_id)
     return row
 
 
-async def load_parties(tx: Any, mediation_id: int) -> list[Any]:
+async def load_parties(tx: Reader, mediation_id: int) -> list[Any]:
     return list(
         (
             await tx.execute(
@@ -236,7 +236,9 @@ async def load_parties(tx: Any, mediation_id: int) -> list[Any]:
     )
 
 
-async def _for_staff(tx: Any, rt: Runtime, mediation_id: int, actor: Actor) -> tuple[Any, Any, Who]:
+async def _for_staff(
+    tx: Reader, rt: Runtime, mediation_id: int, actor: Actor
+) -> tuple[Any, Any, Who]:
     mediation = await load_mediation(tx, mediation_id)
     ticket = await row_by_id(tx, tickets, mediation.ticket_id)
     who = await who_is(tx, rt, actor, mediation, ticket)
@@ -775,7 +777,7 @@ async def _sync_recording(tx: Tx, rt: Runtime, mediation: Any, *, actor: Actor) 
     return wanted
 
 
-async def _recording_row(tx: Any, mediation_id: int) -> Any:
+async def _recording_row(tx: Reader, mediation_id: int) -> Any:
     return (
         await tx.execute(
             select(mediation_recordings).where(mediation_recordings.c.mediation_id == mediation_id)
@@ -1209,7 +1211,7 @@ async def decline_from_text(
 # ---------------------------------------------------------------- jobs
 
 
-async def remind(rt: Runtime, job: Job) -> dict[str, Any]:
+async def remind(rt: Runtime, job: Job) -> JobOutcome:
     """Job: remind every party who has not declined, if the time is still the same."""
     async with rt.transaction() as tx:
         m = await row_by_id(tx, mediations, int(job.payload["mediation_id"]))
@@ -1226,7 +1228,7 @@ async def remind(rt: Runtime, job: Job) -> dict[str, Any]:
         return {"messages": sent}
 
 
-async def check_no_show(rt: Runtime, job: Job) -> dict[str, Any]:
+async def check_no_show(rt: Runtime, job: Job) -> JobOutcome:
     """Job: a session nobody opened by ``no_show_minutes`` after its time is a no-show."""
     async with rt.transaction() as tx:
         m = await row_by_id(tx, mediations, int(job.payload["mediation_id"]))

@@ -31,6 +31,7 @@ from callcenter.actions import audit
 from callcenter.domain.errors import Conflict, NotFound
 from callcenter.domain.privacy import mask_phone
 from callcenter.domain.workflow import OPEN_STATES, SYSTEM, Actor
+from callcenter.jobs.outbox import Job, JobOutcome
 from callcenter.runtime import Runtime
 from callcenter.store.tables import (
     attachments,
@@ -362,7 +363,7 @@ async def erase_citizen(
     return counts
 
 
-async def retention_job(rt: Runtime, job: Any) -> dict[str, Any]:
+async def retention_job(rt: Runtime, job: Job) -> JobOutcome:
     """The daily job: apply retention, then schedule tomorrow's run."""
     removed = await apply_retention(rt)
     await schedule_retention(rt)

@@ -34,7 +34,7 @@ from callcenter.domain.errors import Conflict, InvalidInput, NotFound
 from callcenter.domain.ids import parse_id
 from callcenter.domain.survey import AMBIGUOUS, Answer, parse_reply
 from callcenter.domain.workflow import SYSTEM, Actor, Step
-from callcenter.jobs.outbox import Job, enqueue
+from callcenter.jobs.outbox import Job, JobOutcome, enqueue
 from callcenter.runtime import Runtime
 from callcenter.store.db import Tx
 from callcenter.store.queries import row_by_id
@@ -99,7 +99,7 @@ async def _survey_in(tx: Tx, job: Job, states: tuple[str, ...]) -> Any:
     return survey if survey is not None and survey.state in states else None
 
 
-async def send_survey(rt: Runtime, job: Job) -> dict[str, Any]:
+async def send_survey(rt: Runtime, job: Job) -> JobOutcome:
     """Job handler: ask the survey question, once."""
     async with rt.transaction() as tx:
         survey = await _survey_in(tx, job, ("scheduled",))
@@ -124,7 +124,7 @@ async def send_survey(rt: Runtime, job: Job) -> dict[str, Any]:
         return {"sent": survey.id}
 
 
-async def remind_survey(rt: Runtime, job: Job) -> dict[str, Any]:
+async def remind_survey(rt: Runtime, job: Job) -> JobOutcome:
     """Job handler: one reminder when the survey is still unanswered."""
     async with rt.transaction() as tx:
         survey = await _survey_in(tx, job, ("sent",))
@@ -145,7 +145,7 @@ async def remind_survey(rt: Runtime, job: Job) -> dict[str, Any]:
         return {"reminded": survey.id}
 
 
-async def expire_survey(rt: Runtime, job: Job) -> dict[str, Any]:
+async def expire_survey(rt: Runtime, job: Job) -> JobOutcome:
     """Job handler: no answer after the reminder: unanswered."""
     async with rt.transaction() as tx:
         survey = await _survey_in(tx, job, PENDING)

@@ -33,7 +33,7 @@ from callcenter.domain.workflow import (
     diff,
 )
 from callcenter.runtime import Runtime
-from callcenter.store.db import Tx
+from callcenter.store.db import Reader, Tx
 from callcenter.store.queries import insert_row, next_value, row_by_id
 from callcenter.store.records import TicketRecord, ticket_record
 from callcenter.store.tables import citizens, conversations, tickets
@@ -254,7 +254,7 @@ async def open_ticket(
     return row
 
 
-async def load_ticket(tx: Tx, ref: int | str, *, actor: Actor | None = None) -> Any:
+async def load_ticket(tx: Reader, ref: int | str, *, actor: Actor | None = None) -> Any:
     """A ticket by id or number; department staff see only their department's."""
     row = await ticket_by_ref(tx, ref)
     if row is None or not visible_to(actor, row):

@@ -21,7 +21,7 @@ from callcenter.background import Loop
 from callcenter.clock import Clock
 from callcenter.config import Settings
 from callcenter.foreground import Foreground
-from callcenter.jobs.outbox import Job
+from callcenter.jobs.outbox import Job, JobOutcome
 from callcenter.store.db import Database
 from callcenter.store.tables import jobs
 
@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 # a handler takes the runtime (callcenter.runtime.Runtime, which holds this module's
 # registry: the one type this module does not name, so that the imports run one way)
-Handler = Callable[[Any, Job], Awaitable[dict[str, Any] | None]]
+Handler = Callable[[Any, Job], Awaitable[JobOutcome | None]]
 
 
 class PermanentFailure(Exception):

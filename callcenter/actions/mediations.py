@@ -19,7 +19,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 from sqlalchemy import func, select, update
 
@@ -61,6 +61,7 @@ from callcenter.media.service import MediaUnavailable
 from callcenter.runtime import Runtime
 from callcenter.store.db import Reader, Tx
 from callcenter.store.queries import insert_row, once, row_by_id
+from callcenter.store.records import MediationRecord, mediation_record
 from callcenter.store.tables import (
     citizen_identities,
     conversations,
@@ -245,7 +246,7 @@ async def _for_staff(
     return mediation, ticket, who
 
 
-def _changed(mediation: dict[str, Any], action: str, at: datetime) -> Event:
+def _changed(mediation: MediationRecord, action: str, at: datetime) -> Event:
     return Event(
         MEDIATION_CHANGED,
         {
@@ -449,7 +450,7 @@ async def propose_mediation(
     actor: Actor,
     parties: list[PartyDraft],
     mediator_id: int | None = None,
-) -> dict[str, Any]:
+) -> MediationRecord:
     """A mediation on a dispute ticket, with its parties; it is scheduled next."""
     checked = [_check_party(rt, p) for p in parties]
     if len(checked) > MAX_PARTIES:
@@ -533,8 +534,8 @@ async def propose_mediation(
                 ],
             },
         )
-        tx.publish(_changed(row._asdict(), "propose", now))
-        return dict(row._asdict())
+        tx.publish(_changed(mediation_record(row), "propose", now))
+        return mediation_record(row)
 
 
 async def _step(
@@ -546,7 +547,7 @@ async def _step(
     actor: Actor,
     expected_version: int | None = None,
     **params: Any,
-) -> tuple[Any, Any, dict[str, Any]]:
+) -> tuple[Any, Any, MediationRecord]:
     """Take one workflow step inside ``tx``; returns (row before, ticket, row after)."""
     now = tx.state["now"]
     row, ticket, who = await _for_staff(tx, rt, mediation_id, actor)
@@ -582,13 +583,13 @@ async def _step(
         details={"as": who.value, **({"reason": params["reason"]} if "reason" in params else {})},
     )
     new_row = await load_mediation(tx, mediation_id)
-    tx.publish(_changed(new_row._asdict(), step.value, now))
-    return row, ticket, dict(new_row._asdict())
+    tx.publish(_changed(mediation_record(new_row), step.value, now))
+    return row, ticket, mediation_record(new_row)
 
 
 async def set_mediation_mediator(
     rt: Runtime, mediation_id: int, mediator_id: int, *, actor: Actor
-) -> dict[str, Any]:
+) -> MediationRecord:
     """Name (or change) the mediator while the case is proposed or scheduled."""
     async with rt.transaction() as tx:
         row, _, who = await _for_staff(tx, rt, mediation_id, actor)
@@ -608,7 +609,7 @@ async def set_mediation_mediator(
             action="mediation.set_mediator", before={"mediator_id": row.mediator_id},
             after={"mediator_id": mediator_id},
         )  # fmt: skip
-        return dict((await load_mediation(tx, mediation_id))._asdict())
+        return mediation_record(await load_mediation(tx, mediation_id))
 
 
 async def schedule_mediation(
@@ -619,7 +620,7 @@ async def schedule_mediation(
     actor: Actor,
     duration_minutes: int | None = None,
     expected_version: int | None = None,
-) -> dict[str, Any]:
+) -> MediationRecord:
     """Fix the time; every party is invited (link and PIN) in their language; reminders
     and the no-show check are scheduled. Again on a scheduled case: the time changes,
     old links stop working and everyone who has not declined is invited anew."""
@@ -642,7 +643,7 @@ async def schedule_mediation(
 
 async def cancel_mediation(
     rt: Runtime, mediation_id: int, reason: str, *, actor: Actor
-) -> dict[str, Any]:
+) -> MediationRecord:
     async with rt.transaction() as tx:
         _, _, after = await _step(
             tx, rt, mediation_id, MediationStep.CANCEL, actor=actor, reason=reason
@@ -658,7 +659,7 @@ async def cancel_mediation(
 # ---------------------------------------------------------------- the session
 
 
-async def start_session(rt: Runtime, mediation_id: int, *, actor: Actor) -> dict[str, Any]:
+async def start_session(rt: Runtime, mediation_id: int, *, actor: Actor) -> MediationRecord:
     """The mediator opens the room: it is made on a media node, parties can be admitted."""
     async with rt.db.read() as conn:  # who and when first: a refusal needs no media
         row, _, who = await _for_staff(conn, rt, mediation_id, actor)
@@ -819,7 +820,7 @@ async def _party_step(
         after={k: v for k, v in (values or {}).items() if k not in ("seat_hash", "seen_at")},
         details={"party_id": party_id, "as": who.value, **(details or {})},
     )
-    tx.publish(_changed(mediation._asdict(), f"party.{step.value}", tx.state["now"]))
+    tx.publish(_changed(mediation_record(mediation), f"party.{step.value}", tx.state["now"]))
     return await row_by_id(tx, mediation_parties, party_id), mediation
 
 
@@ -899,7 +900,7 @@ async def end_session(
     actor: Actor,
     agreement_text: str | None = None,
     reply_ticket: bool = True,
-) -> dict[str, Any]:
+) -> MediationRecord:
     """The mediator records the outcome and ends the session: the room goes, the
     recording's tracks are joined by a job, the agreement document is made and sent
     to the parties by a job; with ``reply_ticket`` and a mediator of the ticket's
@@ -1078,7 +1079,30 @@ async def enter_waiting_room(rt: Runtime, link: str, seat: str, *, consent: bool
     await apply_room(rt, party.mediation_id)
 
 
-async def heartbeat(rt: Runtime, link: str, seat: str) -> dict[str, Any]:
+class RoomJoin(TypedDict):
+    """What a party's page needs to join the room on the media server."""
+
+    server: str
+    token: str
+    room: int | None
+    pin: str | None
+    feed: int | None
+    display: str
+
+
+class SeatState(TypedDict):
+    """What a party's page shows, answered to its poll."""
+
+    state: str
+    presence: str
+    consent: bool | None
+    recording: bool
+    muted: bool
+    media_up: bool
+    janus: NotRequired[RoomJoin]
+
+
+async def heartbeat(rt: Runtime, link: str, seat: str) -> SeatState:
     """The page's poll: keeps the seat, and says what the page should show."""
     admission = await seated(rt, link, seat)
     party = admission.party
@@ -1089,7 +1113,7 @@ async def heartbeat(rt: Runtime, link: str, seat: str) -> dict[str, Any]:
             .values(seen_at=tx.state["now"])
         )
     m = admission.mediation
-    state: dict[str, Any] = {
+    state: SeatState = {
         "state": m.state,
         "presence": party.presence,
         "consent": party.consent,

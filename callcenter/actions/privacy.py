@@ -23,7 +23,7 @@ import logging
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from sqlalchemy import and_, delete, or_, select, update
 
@@ -52,7 +52,17 @@ ERASED = "[erased]"
 EXPIRED = "[expired]"
 
 
-async def view_ticket_contact(rt: Runtime, ref: int | str, *, actor: Actor) -> dict[str, Any]:
+class TicketContact(TypedDict):
+    """Who reported a ticket, with the full number (each look audited)."""
+
+    ticket_id: int
+    number: str
+    citizen_id: int | None
+    name: str | None
+    phone: str | None
+
+
+async def view_ticket_contact(rt: Runtime, ref: int | str, *, actor: Actor) -> TicketContact:
     """Who reported a ticket, with the full number; audited."""
     async with rt.transaction() as tx:
         ticket = await ticket_by_ref(tx.conn, ref)

@@ -114,6 +114,34 @@ class NoteRecord(TypedDict):
     created_at: datetime
 
 
+class MediationRecord(TypedDict):
+    """One row of ``mediations`` (its room's secrets among them: never for a browser)."""
+
+    id: int
+    ticket_id: int
+    state: str
+    mediator_id: int | None
+    scheduled_at: datetime | None
+    duration_minutes: int
+    started_at: datetime | None
+    ended_at: datetime | None
+    outcome: str | None
+    agreement_text: str | None
+    agreement_path: str | None
+    reason: str | None
+    reschedules: int
+    version: int
+    media_node: str | None
+    room_id: int | None
+    room_secret: str | None
+    room_pin: str | None
+    mediator_token: str | None
+    recording: bool
+    created_by: int | None
+    created_at: datetime
+    updated_at: datetime
+
+
 def ticket_record(row: Row[Any]) -> TicketRecord:
     """A ``tickets`` row (every column selected) as its record."""
     return cast(TicketRecord, row._asdict())
@@ -132,3 +160,8 @@ def agent_state_record(row: Row[Any]) -> AgentStateRecord:
 def note_record(row: Row[Any]) -> NoteRecord:
     """A ``ticket_notes`` row (every column selected) as its record."""
     return cast(NoteRecord, row._asdict())
+
+
+def mediation_record(row: Row[Any]) -> MediationRecord:
+    """A ``mediations`` row (every column selected) as its record."""
+    return cast(MediationRecord, row._asdict())

@@ -13,16 +13,24 @@ from sqlalchemy.types import TypeDecorator
 from callcenter.store.records import (
     AgentStateRecord,
     ConversationRecord,
+    MediationRecord,
     NoteRecord,
     TicketRecord,
 )
-from callcenter.store.tables import agent_states, conversations, ticket_notes, tickets
+from callcenter.store.tables import (
+    agent_states,
+    conversations,
+    mediations,
+    ticket_notes,
+    tickets,
+)
 
 RECORDS: list[tuple[Any, Table]] = [
     (TicketRecord, tickets),
     (ConversationRecord, conversations),
     (AgentStateRecord, agent_states),
     (NoteRecord, ticket_notes),
+    (MediationRecord, mediations),
 ]
 
 

@@ -106,12 +106,10 @@ def _safe(url: str) -> str:
 
 
 def cmd_demo_data(args: argparse.Namespace) -> int:
-    from sqlalchemy import func, select
-
     from callcenter.bootstrap import close_runtime, open_runtime
     from callcenter.clock import ManualClock, SystemClock
     from callcenter.demo import load_demo
-    from callcenter.store.tables import departments
+    from callcenter.views import department_count
 
     settings = _settings(args)
 
@@ -120,7 +118,7 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
         rt = await open_runtime(settings, clock=clock, seed=args.seed, start_jobs=False)
         try:
             async with rt.db.read() as conn:
-                existing = await conn.scalar(select(func.count()).select_from(departments))
+                existing = await department_count(conn)
             if existing:
                 print("demo data: the directory is not empty; nothing loaded")
                 return 0
@@ -215,25 +213,12 @@ def cmd_simulate_sms(args: argparse.Namespace) -> int:
 async def _print_outbox(
     rt: Any, limit: int, only: int | None = None, after: int | None = None
 ) -> None:
-    from sqlalchemy import select
-
-    from callcenter.store.tables import conversations, messages
+    from callcenter.views import outbound_messages
 
     if limit <= 0:
         return
-    query = (
-        select(messages, conversations.c.address)
-        .join(conversations, conversations.c.id == messages.c.conversation_id)
-        .where(messages.c.direction == "out")
-        .order_by(messages.c.id.desc())
-        .limit(limit)
-    )
-    if only is not None:
-        query = query.where(messages.c.conversation_id == only)
-    if after is not None:
-        query = query.where(messages.c.id > after)
     async with rt.db.read() as conn:
-        rows = (await conn.execute(query)).all()
+        rows = await outbound_messages(conn, limit=limit, conversation_id=only, after=after)
     for row in reversed(rows):
         print(
             f"outbound      #{row.id} to {row.address} [{row.status}] via {row.channel} "
@@ -307,10 +292,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_jobs(args: argparse.Namespace) -> int:
-    from sqlalchemy import select
-
     from callcenter.store.db import Database
-    from callcenter.store.tables import jobs
+    from callcenter.views import recent_jobs
 
     settings = _settings(args)
 
@@ -327,10 +310,7 @@ def cmd_jobs(args: argparse.Namespace) -> int:
                 print("requeued" if done else "no dead job with that id")
                 return 0 if done else 1
             async with db.read() as conn:
-                query = select(jobs).order_by(jobs.c.id.desc()).limit(args.limit)
-                if args.state:
-                    query = query.where(jobs.c.state == args.state)
-                rows = (await conn.execute(query)).all()
+                rows = await recent_jobs(conn, state=args.state, limit=args.limit)
             for row in rows:
                 print(
                     f"#{row.id:<6} {row.state:9} {row.kind:22} attempts={row.attempts}/"
@@ -346,12 +326,10 @@ def cmd_jobs(args: argparse.Namespace) -> int:
 
 def cmd_inbox(args: argparse.Namespace) -> int:
     """How many inbound texts wait, and put failed ones back in line."""
-    from sqlalchemy import func, select
-
     from callcenter.actions.operations import operator, requeue_failed_texts
     from callcenter.clock import SystemClock
     from callcenter.store.db import Database
-    from callcenter.store.tables import inbox as inbox_table
+    from callcenter.views import failed_texts, inbox_counts
 
     settings = _settings(args)
 
@@ -363,20 +341,8 @@ def cmd_inbox(args: argparse.Namespace) -> int:
                 print(f"requeued {again}")
                 return 0
             async with db.read() as conn:
-                counts = (
-                    await conn.execute(
-                        select(inbox_table.c.state, func.count()).group_by(inbox_table.c.state)
-                    )
-                ).all()
-                failed = (
-                    await conn.execute(
-                        select(inbox_table)
-                        .where(inbox_table.c.state == "failed")
-                        .order_by(inbox_table.c.id)
-                        .limit(args.limit)
-                    )
-                ).all()
-            by_state: dict[str, int] = {state: n for state, n in counts}
+                by_state = await inbox_counts(conn)
+                failed = await failed_texts(conn, limit=args.limit)
             print(" ".join(f"{s}={by_state.get(s, 0)}" for s in ("pending", "done", "failed")))
             for row in failed:
                 print(

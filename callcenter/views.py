@@ -35,11 +35,16 @@ from callcenter.store.tables import (
     citizen_identities,
     citizens,
     conversations,
+    departments,
     grid_cells,
+    inbox,
+    jobs,
     mediation_parties,
+    mediation_recordings,
     mediations,
     messages,
     surveys,
+    throttles,
     ticket_notes,
     tickets,
     users,
@@ -937,3 +942,101 @@ async def mediation_party_by_id(conn: Conn, party_id: int) -> Any:
     return (
         await conn.execute(select(mediation_parties).where(mediation_parties.c.id == party_id))
     ).first()
+
+
+async def user_by_token_hash(conn: Conn, hashed: str) -> Any:
+    """The member of staff whose API token hashes to ``hashed``, if any."""
+    return (await conn.execute(select(users).where(users.c.token_hash == hashed))).first()
+
+
+async def user_by_id(conn: Conn, user_id: int) -> Any:
+    return (await conn.execute(select(users).where(users.c.id == user_id))).first()
+
+
+async def throttle_by_key(conn: Reader, key: str) -> Any:
+    """A rate limit's counter (``throttles``), if it was ever counted."""
+    return (await conn.execute(select(throttles).where(throttles.c.key == key))).first()
+
+
+async def job_counts(conn: Conn) -> dict[str, int]:
+    """How many jobs are in each state."""
+    rows = await conn.execute(select(jobs.c.state, func.count()).group_by(jobs.c.state))
+    return {str(state): int(count) for state, count in rows.all()}
+
+
+async def recent_jobs(conn: Conn, *, state: str | None, limit: int) -> list[Any]:
+    """The newest jobs (in ``state``, if named), for the operator's ``callcenter jobs``."""
+    query = select(jobs).order_by(jobs.c.id.desc()).limit(limit)
+    if state:
+        query = query.where(jobs.c.state == state)
+    return list((await conn.execute(query)).all())
+
+
+async def inbox_counts(conn: Conn) -> dict[str, int]:
+    """How many inbound texts the inbox holds in each state."""
+    rows = await conn.execute(select(inbox.c.state, func.count()).group_by(inbox.c.state))
+    return {str(state): int(count) for state, count in rows.all()}
+
+
+async def failed_texts(conn: Conn, *, limit: int) -> list[Any]:
+    """Inbound texts whose handling failed, oldest first (``callcenter inbox``)."""
+    query = select(inbox).where(inbox.c.state == "failed").order_by(inbox.c.id).limit(limit)
+    return list((await conn.execute(query)).all())
+
+
+async def mediation_recordings_of(conn: Conn, mediation_id: int) -> list[Any]:
+    query = select(mediation_recordings).where(mediation_recordings.c.mediation_id == mediation_id)
+    return list((await conn.execute(query)).all())
+
+
+async def mediation_recording_by_id(conn: Conn, recording_id: int) -> Any:
+    query = select(mediation_recordings).where(mediation_recordings.c.id == recording_id)
+    return (await conn.execute(query)).first()
+
+
+async def mediation_list(
+    conn: Conn,
+    *,
+    states: Sequence[str] | None,
+    of_department: bool,
+    department_id: int | None,
+    mediator_id: int | None,
+) -> list[Any]:
+    """Mediations (with their ticket's number and department), soonest first, at most 200:
+    in ``states`` if given; ``of_department``: only the tickets of ``department_id`` and
+    the cases ``mediator_id`` mediates."""
+    query = select(mediations, tickets.c.number, tickets.c.department_id).join(
+        tickets, tickets.c.id == mediations.c.ticket_id
+    )
+    if states is not None:
+        query = query.where(mediations.c.state.in_(list(states)))
+    if of_department:
+        query = query.where(
+            (tickets.c.department_id == department_id) | (mediations.c.mediator_id == mediator_id)
+        )
+    query = query.order_by(mediations.c.scheduled_at, mediations.c.id).limit(200)
+    return list((await conn.execute(query)).all())
+
+
+async def department_count(conn: Conn) -> int:
+    """How many departments the directory holds (none: a fresh database)."""
+    return int(await conn.scalar(select(func.count()).select_from(departments)) or 0)
+
+
+async def outbound_messages(
+    conn: Conn, *, limit: int, conversation_id: int | None = None, after: int | None = None
+) -> list[Any]:
+    """The newest outbound messages to citizens (with the address), newest first: of one
+    conversation if named, after message id ``after`` if given."""
+    query = (
+        select(messages, conversations.c.address)
+        .join(conversations, conversations.c.id == messages.c.conversation_id)
+        .where(messages.c.direction == "out")
+        .order_by(messages.c.id.desc())
+        .limit(limit)
+    )
+    if conversation_id is not None:
+        query = query.where(messages.c.conversation_id == conversation_id)
+    if after is not None:
+        query = query.where(messages.c.id > after)
+    return list((await conn.execute(query)).all())

@@ -26,9 +26,10 @@ from callcenter.domain.errors import InvalidInput, RateLimited, Unauthenticated
 from callcenter.domain.passwords import MIN_LENGTH, hash_password, verify_password
 from callcenter.domain.workflow import SYSTEM, Actor, Role
 from callcenter.runtime import Runtime
-from callcenter.store.db import Tx
+from callcenter.store.db import Reader, Tx
 from callcenter.store.queries import insert_ignore
 from callcenter.store.tables import staff_sessions, throttles, users
+from callcenter.views import throttle_by_key
 
 TOUCH_EVERY = timedelta(seconds=60)
 
@@ -52,8 +53,8 @@ class Session:
 # --- throttles -----------------------------------------------------------------------------
 
 
-async def throttle_state(tx: Tx, key: str) -> Any:
-    return (await tx.execute(select(throttles).where(throttles.c.key == key))).first()
+async def throttle_state(tx: Reader, key: str) -> Any:
+    return await throttle_by_key(tx, key)
 
 
 async def count_attempt(

@@ -48,12 +48,11 @@ from datetime import timedelta
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import select
 
 from callcenter.api.keys import RUNTIME
 from callcenter.config import Settings
 from callcenter.domain.errors import HotlineError, RateLimited
-from callcenter.store.tables import throttles
+from callcenter.views import throttle_by_key
 
 log = logging.getLogger(__name__)
 
@@ -213,7 +212,7 @@ class Guard:
                 await check_rate(rt, key, limit=limit, window=window)
                 continue
             async with rt.db.read() as conn:
-                row = (await conn.execute(select(throttles).where(throttles.c.key == key))).first()
+                row = await throttle_by_key(conn, key)
             now = rt.clock.now()
             blocked = locked_until(row, now)
             if blocked is not None:

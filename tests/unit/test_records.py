@@ -68,3 +68,38 @@ def test_the_check_sees_a_wrong_type() -> None:
     assert _parts(int | None) == ({int}, True)
     assert _parts(dict[str, Any] | None) == ({dict}, True)
     assert _parts(str) == ({str}, False)
+
+
+# each typed record the API answers with, beside the response model that documents it
+# (callcenter/api/schemas.py, the OpenAPI document's source): the two name the same fields
+def _api_pairs() -> list[tuple[Any, Any]]:
+    from callcenter import deskviews, views
+    from callcenter.actions.privacy import TicketContact
+    from callcenter.api import acd, privacy, schemas
+
+    return [
+        (views.TicketView, schemas.TicketOut),
+        (views.TicketDetail, schemas.TicketDetailOut),
+        (views.HistoryEntry, schemas.HistoryEvent),
+        (views.HistoryActor, schemas.HistoryActor),
+        (views.TicketLocation, schemas.Location),
+        (views.ExtensionRequest, schemas.ExtensionRequest),
+        (views.ConversationView, schemas.ConversationOut),
+        (views.ConversationDetail, schemas.ConversationDetailOut),
+        (views.MessageView, schemas.MessageOut),
+        (views.CitizenWithTickets, schemas.CitizenOut),
+        (views.CallSummary, schemas.CallOut),
+        (views.Identity, schemas.Identity),
+        (deskviews.AgentRow, acd.AgentOut),
+        (deskviews.WaitingRow, acd.WaitingOut),
+        (deskviews.DeskOptions, acd.OptionsOut),
+        (TicketContact, privacy.ContactOut),
+    ]
+
+
+def test_what_the_api_answers_is_what_its_document_says() -> None:
+    differ = {
+        record.__name__: sorted(set(typing.get_type_hints(record)) ^ set(model.model_fields))
+        for record, model in _api_pairs()
+    }
+    assert {name: fields for name, fields in differ.items() if fields} == {}

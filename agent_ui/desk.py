@@ -116,6 +116,9 @@ async def desk_page(request: web.Request) -> web.StreamResponse:
     if selected is not None and any(c["id"] == selected for c in context["mine"]):
         context.update(await conversation_context(request, actor, selected))
     context["selected"] = selected if "conversation" in context else None
+    media = request.config_dict[RUNTIME].media
+    # None: no media server configured, so nothing to say about it
+    context["media_up"] = media.healthy if media is not None and media.enabled else None
     return await render(request, "desk.html", actor, context)
 
 
@@ -157,6 +160,7 @@ async def history_blocks(request: web.Request, actor: Actor, citizen_id: int) ->
         profile = await citizen_profile(conn, citizen_id)
         if profile is None:
             return []
+        full = await deskviews.holds_citizen(conn, actor, citizen_id)
         ids = [citizen_id]
         if profile["phone"]:
             ids += await citizens_sharing_phone(conn, citizen_id, profile["phone"], limit=5)
@@ -164,6 +168,8 @@ async def history_blocks(request: web.Request, actor: Actor, citizen_id: int) ->
             p = profile if index == 0 else await citizen_profile(conn, cid)
             if p is None:
                 continue
+            if not full:  # the number in full only for the agent who answers the citizen
+                p = await deskviews.citizen_for(conn, None, p)
             rows, _ = await list_tickets(
                 conn, rt, TicketFilter(citizen_id=cid), actor=actor, per_page=100, sort="newest"
             )

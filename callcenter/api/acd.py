@@ -55,6 +55,8 @@ class OfferOut(BaseModel):
     id: int
     conversation_id: int
     queue: str
+    channel: str
+    address: str | None  # the citizen's address, masked
     state: str
     created_at: datetime
     expires_at: datetime
@@ -65,6 +67,7 @@ class WaitingOut(BaseModel):
     conversation_id: int
     queue: str
     channel: str
+    address: str | None  # the citizen's address, masked
     language: str
     category: str | None
     queued_at: datetime

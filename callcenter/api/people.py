@@ -18,6 +18,7 @@ from callcenter.api.schemas import (
     MessageCreate,
     MessageOut,
 )
+from callcenter.deskviews import citizen_for, conversation_for
 from callcenter.domain.errors import NotFound
 from callcenter.domain.phone import normalize_phone
 from callcenter.domain.privacy import mask_phone
@@ -73,7 +74,8 @@ async def find_citizens(ctx: Context) -> list[dict[str, Any]]:
 @endpoint(
     "GET",
     "/citizens/{citizen_id}",
-    summary="A citizen with identities, conversations, calls and tickets across channels",
+    summary="A citizen with identities, conversations, calls and tickets across channels "
+    "(numbers in full only for the agent who holds a conversation with them)",
     tag="people",
     roles=DESK,
     query=LangQuery,
@@ -86,6 +88,7 @@ async def show_citizen(ctx: Context) -> CitizenWithTickets:
         profile = await citizen_profile(conn, citizen_id)
         if profile is None:
             raise NotFound("citizen_not_found", id=citizen_id)
+        profile = await citizen_for(conn, ctx.actor, profile)
         rows, _ = await list_tickets(
             conn,
             ctx.rt,
@@ -132,7 +135,8 @@ async def list_conversations(ctx: Context) -> dict[str, Any]:
 @endpoint(
     "GET",
     "/conversations/{conversation_id}",
-    summary="A conversation with all its messages",
+    summary="A conversation with all its messages (the address in full only for the agent "
+    "who holds it)",
     tag="people",
     roles=DESK,
     query=LangQuery,
@@ -146,7 +150,7 @@ async def show_conversation(ctx: Context) -> ConversationDetail:
         if row is None:
             raise NotFound("conversation_not_found", id=conversation_id)
         items = await conversation_messages(conn, conversation_id)
-    return {**conversation_view(row), "messages": [message_view(m) for m in items]}
+    return {**conversation_for(ctx.actor, row), "messages": [message_view(m) for m in items]}
 
 
 @endpoint(

@@ -1,7 +1,7 @@
 """The rules of the house that the code's shape must keep (DESIGN.md), read from the source.
 
 - The core knows no adapter: nothing under ``callcenter/`` but the composition
-  root (``bootstrap.py``) imports ``channels``, ``ivr``, ``agent_ui`` or ``room_ui``
+  root (``bootstrap.py``) imports ``channels``, ``ivr`` or ``agent_ui``
   (``importlib.import_module("...")`` with a literal name counts as an import).
 - One write path: no table is written outside ``callcenter/actions/`` (in the core
   or in an adapter), except the bookkeeping the machinery keeps for itself (the
@@ -29,7 +29,7 @@ from callcenter.store.tables import metadata
 
 ROOT = Path(__file__).resolve().parents[2]
 CORE = ROOT / "callcenter"
-ADAPTERS = ("channels", "ivr", "agent_ui", "room_ui")
+ADAPTERS = ("channels", "ivr", "agent_ui")
 TABLES = frozenset(metadata.tables)
 # statement helpers that write (callcenter.store.queries): only actions call them
 WRITING_HELPERS = frozenset(

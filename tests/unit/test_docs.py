@@ -13,7 +13,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
-PACKAGES = ("callcenter", "channels", "ivr", "agent_ui", "room_ui")
+PACKAGES = ("callcenter", "channels", "ivr", "agent_ui")
 TOP = (*PACKAGES, "tests", "bench", "scripts", "docs")
 MODULE = re.compile(r"`((?:" + "|".join(PACKAGES) + r")(?:\.\w+)+)")
 FILE = re.compile(r"`((?:" + "|".join(TOP) + r")/[\w./-]*)`")

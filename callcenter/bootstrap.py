@@ -196,12 +196,26 @@ async def start_runtime(
     if start_jobs and rt.settings.acd.enabled:
         rt.acd = AcdDriver(rt)
         await rt.acd.start()
-    if start_jobs and rt.settings.jobs.driver == "inprocess":
-        # the inbox is background work like the jobs: where they run, it runs
+    driver = rt.settings.jobs.driver
+    if start_jobs and driver in ("inprocess", "celery"):
+        # the inbox is background work like the jobs: where they run (or are relayed
+        # to Celery from), it runs; several nodes share it (SKIP LOCKED)
         await inbox(rt).start()
         assert rt.runner is not None
-        rt.driver = InProcessDriver(rt.runner)
-        await rt.driver.start()
+        if driver == "celery":
+            await start_relay(rt)
+        else:
+            rt.driver = InProcessDriver(rt.runner)
+            await rt.driver.start()
+
+
+async def start_relay(rt: Runtime) -> None:
+    """Hand this process's due jobs to Celery (``jobs.driver = "celery"``)."""
+    from callcenter.jobs.celery_driver import CeleryRelay, make_celery  # only when asked for
+
+    assert rt.runner is not None
+    rt.driver = CeleryRelay(rt.runner, make_celery(rt.settings))
+    await rt.driver.start()
 
 
 async def open_runtime(

@@ -102,10 +102,14 @@ async def settle(rt: Runtime, clock: Any, *, within: float = 300) -> None:
         clock.set(max(upcoming, clock.now()))
 
 
-def start_worker(tmp_path: Path, database_url: str, **settings: str) -> subprocess.Popen[bytes]:
+def start_worker(
+    tmp_path: Path, database_url: str, *args: str, output: Path | None = None, **settings: str
+) -> subprocess.Popen[bytes]:
     """A real ``callcenter worker`` process with short leases, on the test's database.
 
-    ``settings`` are more ``CALLCENTER_*`` variables (without the prefix).
+    ``args`` go to the command (``--celery``); ``settings`` are more ``CALLCENTER_*``
+    variables (without the prefix). What it prints goes to a pipe, or appended to the
+    file ``output`` (for a chatty process: a pipe nobody reads stops it when full).
     """
     env = dict(os.environ)
     env.update(
@@ -117,10 +121,10 @@ def start_worker(tmp_path: Path, database_url: str, **settings: str) -> subproce
         **{f"CALLCENTER_{name}": value for name, value in settings.items()},
     )
     return subprocess.Popen(
-        [sys.executable, "-m", "callcenter.cli", "worker"],
+        [sys.executable, "-m", "callcenter.cli", "worker", *args],
         env=env,
         cwd=tmp_path,
-        stdout=subprocess.PIPE,
+        stdout=subprocess.PIPE if output is None else output.open("ab"),
         stderr=subprocess.STDOUT,
     )
 

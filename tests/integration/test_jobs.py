@@ -116,6 +116,19 @@ async def test_a_lease_that_runs_out_lets_another_runner_take_the_job(
     assert await survivor.run_due() == 0  # done is done
 
 
+async def test_a_job_that_loses_every_worker_goes_dead(rt: Runtime, clock: ManualClock) -> None:
+    """A poison job (its worker dies every time) stops after max_attempts claims."""
+    rt.jobs.register("test.poison", lambda rt, job: asyncio.sleep(0))
+    await add_job(rt, "test.poison", "poison-1")  # max_attempts=3
+    for n in range(3):
+        assert len(await JobRunner(rt, name=f"dies-{n}").claim(10)) == 1  # ...and dies
+        clock.advance(seconds=rt.settings.jobs.lease_seconds + 1)
+    assert await JobRunner(rt, name="next").claim(10) == []
+    row = await job_row(rt, "poison-1")
+    assert (row.state, row.attempts, row.locked_by) == ("dead", 3, None)
+    assert "lost with the worker" in row.last_error
+
+
 async def test_the_in_process_driver_runs_jobs_after_commit(rt: Runtime) -> None:
     import asyncio
 

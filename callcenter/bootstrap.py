@@ -25,7 +25,7 @@ from callcenter.api import create_api
 from callcenter.api.guard import setup_guard
 from callcenter.api.http import error_middleware
 from callcenter.api.keys import RUNTIME, SETTINGS, SITE_PAGES
-from callcenter.bus import MemoryBus
+from callcenter.bus import EventBus, MemoryBus
 from callcenter.channel import Channel, ChannelRegistry
 from callcenter.clock import Clock, SystemClock, make_random
 from callcenter.config import Settings
@@ -97,7 +97,7 @@ def build_runtime(
         catalog=Catalog.core(settings.default_locale),
         calendar=calendar,
         sla=SlaPolicy(calendar, settings.sla),
-        bus=MemoryBus(),
+        bus=make_bus(settings),
         jobs=registry,
         channels=ChannelRegistry(),
         quiet_hours=QuietHours.parse(settings.notify.quiet_hours, settings.timezone),
@@ -117,6 +117,19 @@ def build_runtime(
     if settings.mediation.transcribe:
         rt.extras[TRANSCRIBER] = _lazy_transcriber(rt)
     return rt
+
+
+def make_bus(settings: Settings) -> EventBus:
+    """In this process alone, or through Redis for several nodes (``redis_url``)."""
+    if not settings.redis_url:
+        return MemoryBus()
+    from callcenter.bus.redis_bus import RedisBus
+
+    return RedisBus(
+        settings.redis_url,
+        key=f"{settings.redis_prefix}:events",
+        max_events=settings.bus_max_events,
+    )
 
 
 def _without_yielding_stand_ins(classes: list[type[Channel]]) -> list[type[Channel]]:

@@ -366,6 +366,10 @@ class Settings(BaseSettings):
     data_dir: Path = Path("data")
     database_url: str | None = None
     redis_url: str | None = None
+    # with redis_url: the live events go through a Redis Stream of this many recent
+    # events (a page reconnecting with an older id refetches), under keys with this prefix
+    redis_prefix: str = "callcenter"
+    bus_max_events: int = Field(default=100_000, ge=100)
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
     public_url: str | None = None

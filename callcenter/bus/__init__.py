@@ -1,7 +1,8 @@
 """Live events for browsers and other listeners, published after commit.
 
-:class:`MemoryBus` serves one process. A Redis pub/sub bus implements the same
-:class:`EventBus` interface for several web nodes.
+:class:`MemoryBus` serves one process. :class:`callcenter.bus.redis_bus.RedisBus`
+(a Redis Stream) implements the same :class:`EventBus` interface for several nodes,
+and keeps the recent events for a page that reconnects to another node (:meth:`EventBus.since`).
 """
 
 from __future__ import annotations
@@ -62,6 +63,12 @@ class EventBus(ABC):
 
     @abstractmethod
     def unsubscribe(self, subscription: Subscription) -> None: ...
+
+    async def since(self, last_id: int) -> list[Event] | None:
+        """The events after ``last_id``, if this bus still has them all (else None).
+
+        The in-process bus keeps none: each page's queue on the server keeps its own."""
+        return None
 
     async def start(self) -> None:
         return None

@@ -37,6 +37,7 @@ from callcenter.i18n import Catalog
 from callcenter.jobs.executor import InProcessDriver, JobRegistry, JobRunner
 from callcenter.media.proxy import setup_media_routes
 from callcenter.media.service import MediaService
+from callcenter.ops import setup_ops
 from callcenter.ports import Page
 from callcenter.runtime import Runtime
 from callcenter.store.db import Database
@@ -292,6 +293,7 @@ def create_app(
     app.router.add_get("/", _index)
     # innermost, so that the other middlewares see its answers like any other
     app.middlewares.append(error_middleware)
+    setup_ops(app, rt)  # /ready, /metrics, and the request counts (outermost)
     return app
 
 

@@ -356,6 +356,13 @@ class MediationSettings(BaseModel):
     max_video_bitrate: int = Field(default=256_000, ge=64_000)
 
 
+class OpsSettings(BaseModel):
+    """``/ready`` and ``/metrics`` (``callcenter/ops.py``, ``docs/scaling.md``)."""
+
+    # a bearer token that lets others than this machine read them (a Prometheus elsewhere)
+    metrics_token: str | None = None
+
+
 class Settings(BaseSettings):
     """Everything the hotline can be told. See ``docs/deployment.md``."""
 
@@ -398,6 +405,7 @@ class Settings(BaseSettings):
     # benchmarks and throwaway demos only; see docs/deployment.md)
     sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
     security: SecuritySettings = SecuritySettings()
+    ops: OpsSettings = OpsSettings()
     privacy: PrivacySettings = PrivacySettings()
 
     @field_validator("timezone")

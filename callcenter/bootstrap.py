@@ -35,6 +35,7 @@ from callcenter.domain.sla import SlaPolicy
 from callcenter.foreground import Foreground
 from callcenter.i18n import Catalog
 from callcenter.jobs.executor import InProcessDriver, JobRegistry, JobRunner
+from callcenter.lease import lease_for
 from callcenter.media.proxy import setup_media_routes
 from callcenter.media.service import MediaService
 from callcenter.ops import setup_ops
@@ -208,7 +209,12 @@ async def start_runtime(
     if listen and rt.media is not None:
         await rt.media.start()
     if start_jobs and rt.settings.acd.enabled:
-        rt.acd = AcdDriver(rt)
+        rt.acd = AcdDriver(
+            rt,
+            lease=lease_for(
+                rt.settings.redis_url, rt.settings.redis_prefix, "acd", AcdDriver.LEASE_SECONDS
+            ),
+        )
         await rt.acd.start()
     driver = rt.settings.jobs.driver
     if start_jobs and driver in ("inprocess", "celery"):

@@ -46,7 +46,7 @@ import orjson
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from callcenter.api.http import error_body
-from callcenter.bus import Event
+from callcenter.bus import BUS_RESET, Event
 from callcenter.bus import events as ev
 from callcenter.domain.errors import Forbidden, HotlineError
 from callcenter.domain.ids import ascii_int, parse_id
@@ -149,6 +149,14 @@ class ClientQueue:
             self.pending.append(event)
         self.wake.set()
 
+    def reset(self) -> None:
+        """The bus lost its events and starts its ids again: refetch, then carry on."""
+        self.pending.clear()
+        self.sent.clear()
+        self.newest = self.evicted_upto = 0
+        self.overflowed = True  # the writer sends the refetch
+        self.wake.set()
+
     def mark_sent(self, event: Event) -> None:
         if len(self.sent) >= QUEUE_MAX:
             self.evicted_upto = self.sent.popleft().id
@@ -194,6 +202,11 @@ class StaffHub:
     async def _feed(self, subscription: Any) -> None:
         try:
             async for event in subscription:
+                if event.type == BUS_RESET:  # the bus starts its ids again: every page refetches
+                    self.last_event_id = event.id
+                    for queue in list(self.queues.values()):
+                        queue.reset()
+                    continue
                 self.last_event_id = max(self.last_event_id, event.id)
                 for queue in list(self.queues.values()):
                     if wants(queue.actor, queue.topics, event):

@@ -16,6 +16,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+# offered to a bus's subscribers (never published) when the bus lost the events it
+# kept and its ids start again: listeners that keep ids (the staff pages) refetch
+BUS_RESET = "bus.reset"
+
 
 @dataclass(frozen=True)
 class Event:

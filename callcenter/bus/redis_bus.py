@@ -24,14 +24,14 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from callcenter.bus import Event, EventBus, Subscription
+from callcenter.bus import BUS_RESET, Event, EventBus, Subscription
 
 log = logging.getLogger(__name__)
 
@@ -185,13 +185,17 @@ class RedisBus(EventBus):
         assert reader is not None
         while True:
             try:
-                answer = await reader.xread({self.key: f"{self.last_id}-1"}, count=1000, block=5000)
+                if not self.connected:  # back after a loss: did Redis keep its data?
+                    newest = int(await reader.get(self.counter) or 0)
+                    if newest < self.last_id:
+                        self._reset(newest)
+                answer = await reader.xread({self.key: f"{self.last_id}-1"}, count=1000, block=1000)
                 self.connected = True
-            except RedisError as error:
+            except (RedisError, OSError) as error:
                 if self.connected:
                     log.warning("live events: lost Redis (%s); retrying", error)
                 self.connected = False
-                await asyncio.sleep(1.0)
+                await asyncio.sleep(0.5)
                 continue
             for _stream, entries in answer or []:
                 for entry_id, fields in entries:
@@ -208,4 +212,11 @@ class RedisBus(EventBus):
                 with contextlib.suppress(RedisError):
                     newest = int(await reader.get(self.counter) or 0)
                     if newest < self.last_id:
-                        self.last_id = newest
+                        self._reset(newest)
+
+    def _reset(self, newest: int) -> None:
+        log.warning("live events: Redis lost its events (at %s, was %s)", newest, self.last_id)
+        self.last_id = newest
+        reset = Event(BUS_RESET, {}, datetime.now(UTC), newest)
+        for subscription in list(self._subscribers):
+            subscription.offer(reset)

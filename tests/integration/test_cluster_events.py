@@ -137,3 +137,117 @@ async def test_an_id_the_stream_no_longer_has_asks_for_a_refetch(nodes: Any) -> 
     # an id from the future (Redis lost its data) is no resume either
     assert await bus.since(10**9) is None
     await asyncio.sleep(0)
+
+
+class PrivateRedis:
+    """A Redis server of this test's own (the shared one is never restarted), on a free
+    port, keeping nothing on disk: a restart loses every event, as a crash would."""
+
+    def __init__(self, folder: Path) -> None:
+        import socket
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.folder = folder
+        self.process: Any = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def _spawn(self) -> None:
+        import subprocess
+
+        self.process = subprocess.Popen(
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.folder),
+            ],
+            stdout=subprocess.DEVNULL,
+        )
+
+    async def start(self) -> None:
+        self._spawn()
+        client = aioredis.Redis.from_url(self.url)
+        for _ in range(100):
+            with contextlib.suppress(Exception):
+                await client.ping()
+                break
+            await asyncio.sleep(0.05)
+        await client.aclose()
+
+    def kill(self) -> None:
+        import signal
+
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(10)
+
+
+async def test_redis_restarted_empty_pages_refetch_and_events_flow_again(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    """Redis dies and comes back with nothing: what was stored meanwhile is kept (the
+    webhooks answered), the pages are told to refetch, and live events flow again."""
+    redis = PrivateRedis(tmp_path)
+    await redis.start()
+    await reset_postgres(postgres_url)
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            clients = []
+            for name in ("a", "b"):
+                settings = make_settings(tmp_path / name, postgres_url, redis_url=redis.url)
+                rt = build_runtime(settings, seed=1)
+                app = create_app(settings, runtime=rt, start_jobs=False)
+                client = await stack.enter_async_context(TestClient(TestServer(app)))
+                client.rt = rt  # type: ignore[attr-defined]
+                clients.append(client)
+            a, b = clients
+            await load_test_city(a.rt)
+            page = await a.ws_connect("/ui/ws?topics=conversations", headers=BEARER)
+            await page.receive_json(timeout=5)
+            await sms(b, "+8613800000121", "停电了")
+            assert await quiet(page), "events flow before the loss"
+
+            redis.kill()
+            await sms(b, "+8613800000122", "水管爆了")  # stored and answered all the same
+            await asyncio.sleep(1.0)
+            await redis.start()  # empty
+
+            refetch = None
+            deadline = asyncio.get_running_loop().time() + 15
+            while refetch is None:
+                assert asyncio.get_running_loop().time() < deadline, "no refetch after the loss"
+                with contextlib.suppress(TimeoutError):
+                    frame = await page.receive_json(timeout=1)
+                    if frame["type"] == "refetch":
+                        refetch = frame
+            # the text answered while Redis was away is in the database for the refetch
+            from sqlalchemy import select
+
+            from callcenter.store.tables import messages
+
+            async with a.rt.db.read() as conn:
+                bodies = set((await conn.execute(select(messages.c.body))).scalars())
+            assert "水管爆了" in bodies
+            # and live again, across nodes
+            await sms(b, "+8613800000123", "路灯不亮")
+            deadline = asyncio.get_running_loop().time() + 15
+            while True:
+                got = await quiet(page)
+                if any(f["data"].get("body") == "路灯不亮" for f in got):
+                    break
+                assert asyncio.get_running_loop().time() < deadline, "no live event after"
+            await page.close()
+    finally:
+        if redis.process is not None and redis.process.poll() is None:
+            redis.kill()

@@ -262,6 +262,9 @@ async def close_runtime(rt: Runtime) -> None:
             await channel.shutdown()
         except Exception:
             log.exception("channel %s did not shut down cleanly", channel.name)
+        shared = getattr(channel, "shared_pacer", None)  # SmsChannel's, with redis_url
+        if shared is not None:
+            await shared.close()
     if rt.media is not None:
         await rt.media.stop()
     await rt.bus.stop()

@@ -165,3 +165,28 @@ def counted_commits(rt: Runtime) -> Iterator[list[int]]:
         yield commits
     finally:
         event.remove(rt.db.sync_engine, "commit", on_commit)
+
+
+async def replies_to_send(rt: Runtime, count: int) -> list[int]:
+    """A citizen's text and ``count`` replies from agent1: messages waiting in the outbox."""
+    from callcenter.actions.intake import Inbound, receive_message
+    from callcenter.actions.messages import send_reply
+
+    agent = await actor(rt, "agent1")
+    result = await receive_message(
+        rt, Inbound("sms", "phone", "+8613800000001", "你好", provider_id="SM0")
+    )
+    assert result.reply_message_id is not None
+    ids = [result.reply_message_id]
+    for i in range(count):
+        ids.append(await send_reply(rt, result.conversation_id, f"第 {i} 条", actor=agent))
+    return ids
+
+
+def jsonl(path: Path) -> list[dict[str, Any]]:
+    """The records of a JSON-lines file (none if it is not there yet)."""
+    import json
+
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line]

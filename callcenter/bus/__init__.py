@@ -58,15 +58,25 @@ class Subscription:
 
 
 class EventBus(ABC):
+    def __init__(self) -> None:
+        self._subscribers: set[Subscription] = set()
+
     @abstractmethod
     def publish(self, event: Event) -> None:
         """Send an event to every subscriber; never blocks."""
 
-    @abstractmethod
-    def subscribe(self, maxsize: int = 1000) -> Subscription: ...
+    def subscribe(self, maxsize: int = 1000) -> Subscription:
+        subscription = Subscription(self, maxsize)
+        self._subscribers.add(subscription)
+        return subscription
 
-    @abstractmethod
-    def unsubscribe(self, subscription: Subscription) -> None: ...
+    def unsubscribe(self, subscription: Subscription) -> None:
+        with contextlib.suppress(KeyError):
+            self._subscribers.remove(subscription)
+
+    def _offer(self, event: Event) -> None:
+        for subscription in list(self._subscribers):
+            subscription.offer(event)
 
     async def since(self, last_id: int) -> list[Event] | None:
         """The events after ``last_id``, if this bus still has them all (else None).
@@ -85,19 +95,8 @@ class MemoryBus(EventBus):
     """The in-process bus: fan-out to subscriber queues."""
 
     def __init__(self) -> None:
-        self._subscribers: set[Subscription] = set()
+        super().__init__()
         self._ids = itertools.count(1)
 
     def publish(self, event: Event) -> None:
-        stamped = Event(event.type, event.data, event.at, next(self._ids), event.scope)
-        for subscription in list(self._subscribers):
-            subscription.offer(stamped)
-
-    def subscribe(self, maxsize: int = 1000) -> Subscription:
-        subscription = Subscription(self, maxsize)
-        self._subscribers.add(subscription)
-        return subscription
-
-    def unsubscribe(self, subscription: Subscription) -> None:
-        with contextlib.suppress(KeyError):
-            self._subscribers.remove(subscription)
+        self._offer(Event(event.type, event.data, event.at, next(self._ids), event.scope))

@@ -31,7 +31,7 @@ import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from callcenter.bus import BUS_RESET, Event, EventBus, Subscription
+from callcenter.bus import BUS_RESET, Event, EventBus
 
 log = logging.getLogger(__name__)
 
@@ -73,11 +73,11 @@ class RedisBus(EventBus):
         max_events: int = 100_000,
         max_pending: int = 100_000,
     ) -> None:
+        super().__init__()
         self.url = url
         self.key = key
         self.counter = f"{key}:last"
         self.max_events = max_events
-        self._subscribers: set[Subscription] = set()
         self._pending: deque[Event] = deque(maxlen=max_pending)
         self._wake = asyncio.Event()
         self._drained = asyncio.Event()
@@ -93,15 +93,6 @@ class RedisBus(EventBus):
         self._pending.append(event)
         self._drained.clear()
         self._wake.set()
-
-    def subscribe(self, maxsize: int = 1000) -> Subscription:
-        subscription = Subscription(self, maxsize)
-        self._subscribers.add(subscription)
-        return subscription
-
-    def unsubscribe(self, subscription: Subscription) -> None:
-        with contextlib.suppress(KeyError):
-            self._subscribers.remove(subscription)
 
     async def since(self, last_id: int) -> list[Event] | None:
         """The events after ``last_id``; None if the stream no longer has them all."""
@@ -205,8 +196,7 @@ class RedisBus(EventBus):
                         log.exception("live events: an entry that is no event: %r", entry_id)
                         continue
                     self.last_id = max(self.last_id, event.id)
-                    for subscription in list(self._subscribers):
-                        subscription.offer(event)
+                    self._offer(event)
             if not answer:
                 # Redis may have restarted empty: ids start again from its counter
                 with contextlib.suppress(RedisError):
@@ -217,6 +207,4 @@ class RedisBus(EventBus):
     def _reset(self, newest: int) -> None:
         log.warning("live events: Redis lost its events (at %s, was %s)", newest, self.last_id)
         self.last_id = newest
-        reset = Event(BUS_RESET, {}, datetime.now(UTC), newest)
-        for subscription in list(self._subscribers):
-            subscription.offer(reset)
+        self._offer(Event(BUS_RESET, {}, datetime.now(UTC), newest))

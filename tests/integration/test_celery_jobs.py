@@ -11,13 +11,10 @@ import time
 from collections import Counter
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 from sqlalchemy import select
 
-from callcenter.actions.intake import Inbound, receive_message
-from callcenter.actions.messages import send_reply
 from callcenter.bootstrap import build_runtime, close_runtime, start_runtime
 from callcenter.clock import ManualClock
 from callcenter.config import Settings
@@ -27,15 +24,9 @@ from callcenter.jobs.outbox import Job, enqueue
 from callcenter.runtime import Runtime
 from callcenter.store.tables import jobs, messages
 from tests.conftest import load_test_city, make_settings, redis_names
-from tests.helpers import actor, start_worker
+from tests.helpers import jsonl, replies_to_send, start_worker
 
 HOUR = timedelta(hours=1)
-
-
-def _lines(path: Path) -> list[dict[str, Any]]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line]
 
 
 def _celery_worker(
@@ -97,20 +88,14 @@ async def test_celery_workers_send_each_message_once_through_a_sigkill(
     if not database_url.startswith("postgresql"):
         pytest.skip("Celery workers across processes run on PostgreSQL")
     queue = redis_names()
-    agent = await actor(rt, "agent1")
-    result = await receive_message(
-        rt, Inbound("sms", "phone", "+8613800000001", "你好", provider_id="SM0")
-    )
-    ids = [result.reply_message_id]
-    for i in range(30):
-        ids.append(await send_reply(rt, result.conversation_id, f"第 {i} 条", actor=agent))
+    ids = await replies_to_send(rt, 30)
     keys = {f"msg-{i}" for i in ids}
     provider = tmp_path / "data" / "simulated-sms"
 
     worker = _celery_worker(tmp_path, database_url, redis_url, queue)
     try:
         deadline = time.monotonic() + 60
-        while len(_lines(provider / "sent.jsonl")) < 8:
+        while len(jsonl(provider / "sent.jsonl")) < 8:
             assert worker.poll() is None, (tmp_path / "worker.log").read_text()[-4000:]
             assert time.monotonic() < deadline, "the worker sent nothing"
             await asyncio.sleep(0.02)
@@ -139,7 +124,7 @@ async def test_celery_workers_send_each_message_once_through_a_sigkill(
     finally:
         _stop(worker)
 
-    effects = Counter(s["key"] for s in _lines(provider / "sent.jsonl"))
+    effects = Counter(s["key"] for s in jsonl(provider / "sent.jsonl"))
     assert set(effects) == keys, "every message reached the provider"
     assert max(effects.values()) == 1, "no message was sent twice"
     async with rt.db.read() as conn:

@@ -220,6 +220,12 @@ class StaffSettings(BaseModel):
     max_failures: int = Field(default=5, ge=1)
     failure_window_minutes: float = Field(default=15, gt=0)
     lockout_minutes: float = Field(default=15, gt=0)
+    # roles that must sign in with a second factor (TOTP); others may turn it on
+    two_factor_roles: list[str] = ["admin", "supervisor"]
+    # how long an invitation's or a reset's one-time set-password link stays good
+    link_hours: float = Field(default=72, gt=0)
+    # the second step of a sign-in (the code, or enrolling an app) must follow within
+    second_step_minutes: float = Field(default=10, gt=0)
 
 
 class KpiSettings(BaseModel):

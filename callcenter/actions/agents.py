@@ -117,19 +117,15 @@ def _skill_list(values: Sequence[str] | None, field: str, allowed: set[str] | No
     return cleaned
 
 
-async def configure_agent(
+def agent_values(
     rt: Runtime,
-    agent_id: int,
     *,
-    actor: Actor,
     capacity: int | None = None,
     languages: Sequence[str] | None = None,
     categories: Sequence[str] | None = None,
     queues: Sequence[str] | None = None,
 ) -> dict[str, Any]:
-    """A supervisor sets an agent's capacity and skills."""
-    if actor.role not in SUPERVISORS:
-        raise Forbidden("role_not_allowed", role=actor.role.value)
+    """An agent's capacity and skills, checked (what is None is left as it is)."""
     values: dict[str, Any] = {}
     if capacity is not None:
         if not 1 <= int(capacity) <= 50:
@@ -143,6 +139,25 @@ async def configure_agent(
         )
     if queues is not None:
         values["queues"] = _skill_list(queues, "queues", set(rt.settings.acd.queues))
+    return values
+
+
+async def configure_agent(
+    rt: Runtime,
+    agent_id: int,
+    *,
+    actor: Actor,
+    capacity: int | None = None,
+    languages: Sequence[str] | None = None,
+    categories: Sequence[str] | None = None,
+    queues: Sequence[str] | None = None,
+) -> dict[str, Any]:
+    """A supervisor sets an agent's capacity and skills."""
+    if actor.role not in SUPERVISORS:
+        raise Forbidden("role_not_allowed", role=actor.role.value)
+    values = agent_values(
+        rt, capacity=capacity, languages=languages, categories=categories, queues=queues
+    )
     async with rt.transaction() as tx:
         await agent_user(tx, agent_id)
         row = await set_agent(tx, rt, agent_id, actor=actor, **values)

@@ -152,9 +152,10 @@ async def add_grid_cell(tx: Tx, rt: Runtime, data: Mapping[str, Any], *, actor: 
 
 
 async def add_user(
-    tx: Tx, rt: Runtime, data: Mapping[str, Any], *, actor: Actor
+    tx: Tx, rt: Runtime, data: Mapping[str, Any], *, actor: Actor, api_token: bool = True
 ) -> tuple[int, str]:
-    """Create a staff user; returns (id, API token). The token is shown once, stored hashed."""
+    """Create a staff user; returns (id, API token). The token is shown once, stored hashed;
+    with ``api_token=False`` the user gets none (people sign in to the pages) and it is ""."""
     role = data.get("role")
     if role not in {r.value for r in Role} - {Role.SYSTEM.value}:
         raise InvalidInput(
@@ -166,7 +167,7 @@ async def add_user(
         if data.get("department") not in ids:
             raise InvalidInput("unknown_department", department=data.get("department"))
         department_id = ids[data["department"]]
-    token = data.get("token") or secrets.token_urlsafe(24)
+    token = (data.get("token") or secrets.token_urlsafe(24)) if api_token else ""
     values = {
         "username": _required(data, "username", 64),
         "display_name": _required(data, "display_name"),
@@ -178,7 +179,7 @@ async def add_user(
             if data.get("phone")
             else None
         ),
-        "token_hash": token_hash(token),
+        "token_hash": token_hash(token) if token else None,
         "password_hash": data.get("password_hash"),
         "active": True,
         "created_at": tx.state["now"],

@@ -23,7 +23,7 @@ from sqlalchemy import delete, select, update
 
 from callcenter.actions import audit
 from callcenter.domain.errors import InvalidInput, RateLimited, Unauthenticated
-from callcenter.domain.passwords import MIN_LENGTH, hash_password, verify_password
+from callcenter.domain.passwords import verify_password
 from callcenter.domain.workflow import SYSTEM, Actor, Role
 from callcenter.runtime import Runtime
 from callcenter.store.db import Tx
@@ -142,6 +142,18 @@ async def log_in(
                 window=timedelta(minutes=settings.failure_window_minutes),
                 lock=timedelta(minutes=settings.lockout_minutes),
             )
+            await audit.record(
+                tx,
+                actor=SYSTEM,
+                entity_type="user",
+                entity_id=row.id if row is not None else None,
+                action="user.login_failed",
+                details={
+                    "username": username.strip()[:64],
+                    "reason": _failure_reason(row, ok),
+                    "user_agent": (user_agent or "")[:300],
+                },
+            )
             if locked is not None and locked > tx.state["now"] and row is not None:
                 await audit.record(
                     tx,
@@ -158,6 +170,7 @@ async def log_in(
         now = tx.state["now"]
         expires = now + timedelta(hours=settings.session_hours)
         await tx.execute(delete(throttles).where(throttles.c.key == key))
+        await tx.execute(update(users).where(users.c.id == row.id).values(last_login_at=now))
         await tx.execute(
             staff_sessions.insert().values(
                 id=session_key(token),
@@ -178,6 +191,14 @@ async def log_in(
             after={"user_agent": (user_agent or "")[:300]},
         )
     return Session(token, csrf, actor_of(row), expires)
+
+
+def _failure_reason(row: Any, password_ok: bool) -> str:
+    if row is None or row.role == Role.SYSTEM.value:
+        return "unknown_user"
+    if not row.active:
+        return "inactive"
+    return "wrong_password" if not password_ok else "refused"
 
 
 async def find_session(rt: Runtime, token: str) -> tuple[Session, Any] | None:
@@ -238,26 +259,6 @@ async def log_out(rt: Runtime, token: str) -> None:
             entity_type="user",
             entity_id=session.actor.id,
             action="user.logout",
-        )
-
-
-async def set_password(rt: Runtime, user_id: int, password: str, *, actor: Actor) -> None:
-    """Set a staff user's password (the user themself, or an admin)."""
-    if actor.role is not Role.ADMIN and actor.id != user_id:
-        from callcenter.domain.errors import Forbidden
-
-        raise Forbidden("role_not_allowed", role=actor.role.value)
-    if not isinstance(password, str) or len(password) < MIN_LENGTH:
-        raise InvalidInput("password_too_short", min=MIN_LENGTH)
-    hashed = await asyncio.to_thread(hash_password, password)
-    async with rt.transaction() as tx:
-        result = await tx.execute(
-            update(users).where(users.c.id == user_id).values(password_hash=hashed)
-        )
-        if result.rowcount != 1:
-            raise InvalidInput("unknown_agent", agent=user_id)
-        await audit.record(
-            tx, actor=actor, entity_type="user", entity_id=user_id, action="user.password"
         )
 
 

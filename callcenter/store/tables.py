@@ -92,6 +92,10 @@ users = Table(
     Column("password_hash", String(200), nullable=True),
     Column("active", Boolean, nullable=False, default=True),
     Column("created_at", UTCDateTime, nullable=False),
+    Column("last_login_at", UTCDateTime, nullable=True),
+    Column("password_changed_at", UTCDateTime, nullable=True),
+    Column("totp_secret", String(64), nullable=True),  # two-factor sign-in (RFC 6238)
+    Column("totp_last_step", BigInteger, nullable=True),  # the last code's step: none twice
 )
 
 citizens = Table(
@@ -425,6 +429,21 @@ staff_sessions = Table(
     Column("expires_at", UTCDateTime, nullable=False),
     Column("ended_at", UTCDateTime, nullable=True),
     Column("user_agent", String(300), nullable=True),
+)
+
+# one-time set-password links (kind "set_password") and the second step of a sign-in
+# ("second_factor": a code, or enrolling an app with ``secret``); kept by SHA-256 only
+staff_tokens = Table(
+    "staff_tokens",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("user_id", Id, ForeignKey("users.id"), nullable=False, index=True),
+    Column("kind", String(20), nullable=False),
+    Column("secret", String(64), nullable=True),
+    Column("failures", Integer, nullable=False, default=0, server_default="0"),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("used_at", UTCDateTime, nullable=True),
 )
 
 # counters for lockouts and rate limits ("login:<username>", "lookup-ip:<address>"...)

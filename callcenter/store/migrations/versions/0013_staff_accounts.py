@@ -1,0 +1,56 @@
+"""staff accounts: last sign-in, two-factor secrets, one-time links and sign-in challenges
+
+``users`` gains when each person last signed in, when their password was last set,
+their TOTP secret (two-factor sign-in) and the last time step a code was accepted
+for (a code is never taken twice). ``staff_tokens`` keeps, by their SHA-256 only,
+the one-time set-password links of invitations and resets and the short-lived
+second step of a sign-in (the code, or enrolling an authenticator app).
+
+Revision ID: 0013_staff_accounts
+Revises: 0012_light_thresholds
+Create Date: 2026-12-01
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+from callcenter.store.types import UTCDateTime
+
+revision: str = "0013_staff_accounts"
+down_revision: str | None = "0012_light_thresholds"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("users") as batch:
+        batch.add_column(sa.Column("last_login_at", UTCDateTime(timezone=True), nullable=True))
+        batch.add_column(
+            sa.Column("password_changed_at", UTCDateTime(timezone=True), nullable=True)
+        )
+        batch.add_column(sa.Column("totp_secret", sa.String(64), nullable=True))
+        batch.add_column(sa.Column("totp_last_step", sa.BigInteger(), nullable=True))
+    op.create_table(
+        "staff_tokens",
+        sa.Column("id", sa.String(64), primary_key=True),
+        sa.Column("user_id", Id, sa.ForeignKey("users.id"), nullable=False, index=True),
+        sa.Column("kind", sa.String(20), nullable=False),
+        sa.Column("secret", sa.String(64), nullable=True),
+        sa.Column("failures", sa.Integer(), nullable=False, server_default="0"),
+        sa.Column("created_at", UTCDateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", UTCDateTime(timezone=True), nullable=False),
+        sa.Column("used_at", UTCDateTime(timezone=True), nullable=True),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("staff_tokens")
+    with op.batch_alter_table("users") as batch:
+        batch.drop_column("totp_last_step")
+        batch.drop_column("totp_secret")
+        batch.drop_column("password_changed_at")
+        batch.drop_column("last_login_at")

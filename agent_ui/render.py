@@ -50,6 +50,8 @@ NAV: tuple[tuple[str, str, frozenset[Role]], ...] = (
         frozenset({Role.AGENT, Role.SUPERVISOR, Role.ADMIN, Role.DEPARTMENT}),
     ),
     ("/ui/wallboard", "ui.nav.wallboard", frozenset({Role.SUPERVISOR, Role.ADMIN})),
+    ("/ui/admin/staff", "ui.nav.admin", frozenset({Role.ADMIN})),
+    ("/ui/account", "ui.nav.account", ALL_STAFF),
 )
 
 

@@ -1,0 +1,348 @@
+"""The administrator's staff pages, a person's own account page, and the one-time
+set-password page (see ``docs/accounts.md``).
+
+Forms are plain posts with the session's CSRF token: a success answers with the page
+again and a notice (the one-time link of an invitation or a reset shown there, once);
+a refusal answers with the same form, what was typed still in it, the reason in the
+viewer's language and the error's status, and nothing changed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from agent_ui.auth import current_session
+from agent_ui.common import error_text, page_handler, require, require_form
+from agent_ui.render import render, ui_locale
+from callcenter.actions import accounts
+from callcenter.api.keys import RUNTIME
+from callcenter.domain.errors import HotlineError, InvalidInput, NotFound
+from callcenter.domain.ids import require_id
+from callcenter.domain.workflow import Actor, Role
+from callcenter.runtime import Runtime
+from callcenter.staffviews import account_events, list_staff, open_sessions, staff_member
+
+ADMINS = frozenset({Role.ADMIN})
+SIGNED_IN = frozenset({Role.AGENT, Role.SUPERVISOR, Role.ADMIN, Role.DEPARTMENT})
+STEPS = {
+    "deactivate": accounts.deactivate_staff,
+    "reactivate": accounts.reactivate_staff,
+    "signout": accounts.sign_out_everywhere,
+    "two_factor_off": accounts.reset_two_factor,
+}
+# what the templates may leave out (they are rendered with StrictUndefined)
+DEFAULTS: dict[str, Any] = {
+    "link": None,
+    "error": "",
+    "sent_by_sms": False,
+    "created": "",
+    "member": None,
+    "member_department": "",
+    "form": {},
+    "notice_kind": "ok",
+}
+FIELDS = ("username", "display_name", "role", "department", "locale", "phone", "capacity")
+LISTS = ("languages", "queues", "categories")
+
+
+def setup(app: web.Application) -> None:
+    r = app.router
+    r.add_get("/ui/admin/staff", staff_page)
+    r.add_post("/ui/admin/staff", staff_create)
+    r.add_get("/ui/admin/staff/{user}", member_page)
+    r.add_post("/ui/admin/staff/{user}", member_update)
+    r.add_post("/ui/admin/staff/{user}/reset", member_reset)
+    r.add_post("/ui/admin/staff/{user}/{step}", member_step)
+    r.add_get("/ui/account", account_page)
+    r.add_post("/ui/account/sessions/{session}/end", account_end_session)
+    r.add_get("/ui/password/{token}", password_page)
+    r.add_post("/ui/password/{token}", password_submit)
+
+
+def event_line(rt: Runtime, event: Any, locale: str) -> dict[str, Any]:
+    """An account's audit event as a person says it: "陈班长 (admin) deactivated agent2"."""
+    details = event.details or {}
+    after = event.after or {}
+    subject = details.get("username") or after.get("username") or f"#{event.entity_id or '?'}"
+    key = "ui.admin.event." + event.action.removeprefix("user.")
+    if not rt.catalog.has(key):
+        key = "ui.admin.event.other"
+    reason = details.get("reason")
+    return {
+        "at": event.at,
+        "text": rt.text(
+            key,
+            locale,
+            who=event.actor_name,
+            subject=subject,
+            sessions=details.get("sessions_ended", 0),
+            reason=rt.text(f"ui.admin.reason.{reason}", locale) if reason else "",
+            action=event.action,
+        ),
+    }
+
+
+def _form_data(form: Any) -> dict[str, Any]:
+    data: dict[str, Any] = {}
+    for name in FIELDS:
+        value = form.get(name)
+        if isinstance(value, str):
+            data[name] = value.strip()
+    if not data.get("department"):
+        data.pop("department", None)
+    for name in LISTS:
+        data[name] = [str(v) for v in form.getall(name, [])]
+    return data
+
+
+def _choices(rt: Runtime, locale: str) -> dict[str, Any]:
+    departments = sorted(
+        (d for d in rt.directory.departments if not d.is_area or d.kind == "street"),
+        key=lambda d: d.name(locale),
+    )
+    return {
+        "roles": [r.value for r in accounts.STAFF_ROLES],
+        "departments": departments,
+        "queues": sorted(rt.settings.acd.queues),
+        "categories": sorted(rt.directory.categories, key=lambda c: c.code),
+        "locales": ["zh-CN", "en"],
+    }
+
+
+async def _staff_context(request: web.Request, actor: Actor) -> dict[str, Any]:
+    rt: Runtime = request.config_dict[RUNTIME]
+    locale = ui_locale(request, actor)
+    async with rt.db.read() as conn:
+        staff = await list_staff(conn)
+        events = await account_events(conn, limit=30)
+    return {
+        **DEFAULTS,
+        "page": "admin_staff",
+        "staff": staff,
+        "by_id": rt.directory.by_id,
+        "events": [event_line(rt, e, locale) for e in events],
+        "form": {},
+        **_choices(rt, locale),
+    }
+
+
+@page_handler
+async def staff_page(request: web.Request) -> web.StreamResponse:
+    actor = await require(request, ADMINS)
+    return await render(request, "admin_staff.html", actor, await _staff_context(request, actor))
+
+
+@page_handler
+async def staff_create(request: web.Request) -> web.StreamResponse:
+    actor, form = await require_form(request, ADMINS)
+    rt: Runtime = request.config_dict[RUNTIME]
+    data = _form_data(form)
+    try:
+        made = await accounts.create_staff(
+            rt, data, actor=actor, send_sms=form.get("invite") == "sms"
+        )
+    except HotlineError as error:
+        context = await _staff_context(request, actor)
+        context.update(form=data, error=error_text(request, error))
+        return await render(request, "admin_staff.html", actor, context, status=error.status)
+    context = await _staff_context(request, actor)
+    context.update(link=made.link, created=data["username"], sent_by_sms=made.sent_by_sms)
+    return await render(request, "admin_staff.html", actor, context)
+
+
+async def _member_context(
+    request: web.Request, actor: Actor, user_id: int
+) -> dict[str, Any] | None:
+    rt: Runtime = request.config_dict[RUNTIME]
+    locale = ui_locale(request, actor)
+    async with rt.db.read() as conn:
+        member = await staff_member(conn, user_id)
+        if member is None:
+            return None
+        sessions = await open_sessions(conn, rt, user_id)
+        events = await account_events(conn, user_id=user_id, limit=50)
+    dept = rt.directory.by_id.get(member["department_id"] or -1)
+    return {
+        **DEFAULTS,
+        "page": "admin_member",
+        "member": member,
+        "member_department": dept.code if dept else "",
+        "sessions": sessions,
+        "events": [event_line(rt, e, locale) for e in events],
+        "form": {},
+        **_choices(rt, locale),
+    }
+
+
+def _user_id(request: web.Request) -> int:
+    return require_id(request.match_info["user"], field="user")
+
+
+async def _member_answer(
+    request: web.Request, actor: Actor, user_id: int, *, status: int = 200, **extra: Any
+) -> web.Response:
+    context = await _member_context(request, actor, user_id)
+    if context is None:
+        raise NotFound("unknown_user", user=user_id)
+    context.update(extra)
+    return await render(request, "admin_member.html", actor, context, status=status)
+
+
+@page_handler
+async def member_page(request: web.Request) -> web.StreamResponse:
+    actor = await require(request, ADMINS)
+    return await _member_answer(request, actor, _user_id(request))
+
+
+@page_handler
+async def member_update(request: web.Request) -> web.StreamResponse:
+    actor, form = await require_form(request, ADMINS)
+    rt: Runtime = request.config_dict[RUNTIME]
+    user_id = _user_id(request)
+    data = _form_data(form)
+    data.pop("username", None)
+    try:
+        await accounts.update_staff(rt, user_id, data, actor=actor)
+    except HotlineError as error:
+        return await _member_answer(
+            request,
+            actor,
+            user_id,
+            status=error.status,
+            error=error_text(request, error),
+            form=data,
+        )
+    locale = ui_locale(request, actor)
+    return await _member_answer(request, actor, user_id, notice=rt.text("ui.admin.saved", locale))
+
+
+@page_handler
+async def member_reset(request: web.Request) -> web.StreamResponse:
+    actor, form = await require_form(request, ADMINS)
+    rt: Runtime = request.config_dict[RUNTIME]
+    user_id = _user_id(request)
+    try:
+        made = await accounts.reset_password(
+            rt, user_id, actor=actor, send_sms=form.get("invite") == "sms"
+        )
+    except HotlineError as error:
+        return await _member_answer(
+            request, actor, user_id, status=error.status, error=error_text(request, error)
+        )
+    locale = ui_locale(request, actor)
+    notice = rt.text("ui.admin.reset_sent" if made.sent_by_sms else "ui.admin.reset_done", locale)
+    return await _member_answer(request, actor, user_id, notice=notice, link=made.link)
+
+
+@page_handler
+async def member_step(request: web.Request) -> web.StreamResponse:
+    actor, _ = await require_form(request, ADMINS)
+    rt: Runtime = request.config_dict[RUNTIME]
+    user_id = _user_id(request)
+    step = STEPS.get(request.match_info["step"])
+    if step is None:
+        raise NotFound()
+    try:
+        await step(rt, user_id, actor=actor)
+    except HotlineError as error:
+        return await _member_answer(
+            request, actor, user_id, status=error.status, error=error_text(request, error)
+        )
+    locale = ui_locale(request, actor)
+    notice = rt.text("ui.admin.done." + request.match_info["step"], locale)
+    return await _member_answer(request, actor, user_id, notice=notice)
+
+
+# --- a person's own account -----------------------------------------------------------------
+
+
+async def _account_answer(
+    request: web.Request, actor: Actor, *, status: int = 200, **extra: Any
+) -> web.Response:
+    rt: Runtime = request.config_dict[RUNTIME]
+    locale = ui_locale(request, actor)
+    session = await current_session(request)
+    assert actor.id is not None
+    async with rt.db.read() as conn:
+        sessions = await open_sessions(conn, rt, actor.id)
+        member = await staff_member(conn, actor.id)
+        events = await account_events(conn, user_id=actor.id, limit=20)
+    current = accounts.session_key(session.token) if session else ""
+    context = {
+        **DEFAULTS,
+        "page": "account",
+        "sessions": sessions,
+        "current_session": current,
+        "member": member,
+        "events": [event_line(rt, e, locale) for e in events],
+        **extra,
+    }
+    return await render(request, "account.html", actor, context, status=status)
+
+
+@page_handler
+async def account_page(request: web.Request) -> web.StreamResponse:
+    actor = await require(request, SIGNED_IN)
+    return await _account_answer(request, actor)
+
+
+@page_handler
+async def account_end_session(request: web.Request) -> web.StreamResponse:
+    actor, _ = await require_form(request, SIGNED_IN)
+    rt: Runtime = request.config_dict[RUNTIME]
+    await accounts.end_session(rt, request.match_info["session"][:64], actor=actor)
+    locale = ui_locale(request, actor)
+    return await _account_answer(request, actor, notice=rt.text("ui.account.ended", locale))
+
+
+# --- the one-time set-password link ---------------------------------------------------------
+
+
+@page_handler
+async def password_page(request: web.Request) -> web.StreamResponse:
+    rt: Runtime = request.config_dict[RUNTIME]
+    user = await accounts.link_user(rt, request.match_info["token"])
+    return await render(
+        request,
+        "set_password.html",
+        None,
+        {
+            **DEFAULTS,
+            "page": "set_password",
+            "person": user,
+            "token": request.match_info["token"],
+        },
+        status=200 if user is not None else 404,
+    )
+
+
+@page_handler
+async def password_submit(request: web.Request) -> web.StreamResponse:
+    """No session here: the link is the credential, and spent once used; a cross-site
+    post cannot know it."""
+    rt: Runtime = request.config_dict[RUNTIME]
+    token = request.match_info["token"]
+    form = await request.post()
+    password = str(form.get("password", ""))[:300]
+    try:
+        if password != str(form.get("again", ""))[:300]:
+            raise InvalidInput("passwords_differ")
+        await accounts.set_password_from_link(rt, token, password)
+    except HotlineError as error:
+        user = await accounts.link_user(rt, token)
+        return await render(
+            request,
+            "set_password.html",
+            None,
+            {
+                **DEFAULTS,
+                "page": "set_password",
+                "person": user,
+                "token": token,
+                "error": error_text(request, error),
+            },
+            status=error.status,
+        )
+    return web.Response(status=303, headers={"Location": "/ui/login?set=1"})

@@ -1,0 +1,103 @@
+"""The staff admin page in real Chromium: an administrator invites an agent, the agent
+chooses a password from the one-time link and signs in, the administrator deactivates
+them and the agent's open page is signed out at its next request; bad input says why in
+the administrator's language and changes nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.browser_kit import Server, chromium, new_page, running_server, shot, sign_in
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="chromium not installed"),
+]
+playwright_sync = pytest.importorskip("playwright.sync_api")
+expect = playwright_sync.expect
+GOOD = "湖畔 路灯 三只猫 晚安"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    with running_server(tmp_path_factory.mktemp("admin")) as srv:
+        yield srv
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with chromium() as b:
+        yield b
+
+
+def test_invite_set_password_sign_in_deactivate(browser: Any, server: Server) -> None:
+    admin = sign_in(browser, server, "admin")
+    admin.click("header nav a[href='/ui/admin/staff']")
+    expect(admin.locator("#staff-title")).to_have_text("工作人员账号")
+    admin.fill("#f-username", "wang.fang")
+    admin.fill("#f-name", "王芳")
+    admin.select_option("#f-role", "agent")
+    admin.check("input[name=languages][value='zh-CN']")
+    admin.check("input[name=queues][value='general']")
+    admin.fill("#f-capacity", "2")
+    admin.click("#create")
+    link = admin.locator("#link").inner_text()
+    assert "/ui/password/" in link
+    row = admin.locator("tr[data-username='wang.fang']")
+    expect(row.locator(".state")).to_have_text("已邀请，尚未设置密码")
+    shot(admin, "admin-staff-invited")
+    # a duplicate username: the reason in the admin's language, the form as it was typed
+    admin.fill("#f-username", "wang.fang")
+    admin.fill("#f-name", "另一个王芳")
+    admin.click("#create")
+    expect(admin.locator("#form-error")).to_contain_text("用户名“wang.fang”已被占用")
+    expect(admin.locator("#f-name")).to_have_value("另一个王芳")
+    assert admin.locator("tr[data-username='wang.fang']").count() == 1
+
+    person = new_page(browser)
+    person.goto(link)
+    person.fill("#password", "password123")
+    person.fill("#again", "password123")
+    person.click("#submit")
+    expect(person.locator("#error")).to_contain_text("最常被使用的密码")
+    person.fill("#password", GOOD)
+    person.fill("#again", GOOD)
+    person.click("#submit")
+    person.wait_for_url("**/ui/login**")
+    person.fill("#username", "wang.fang")
+    person.fill("#password", GOOD)
+    person.click("#submit")
+    person.wait_for_url("**/ui/desk")
+    person.goto(server.url + "/ui/account")
+    expect(person.locator("#my-sessions tr")).to_have_count(1)
+
+    admin.goto(server.url + "/ui/admin/staff")
+    admin.click("tr[data-username='wang.fang'] a")
+    expect(admin.locator("#member-sessions li")).to_have_count(1)
+    admin.click("#deactivate")
+    expect(admin.locator("#notice")).to_have_text("已停用，所有会话已结束。")
+    expect(admin.locator("#account-events")).to_contain_text("停用了 wang.fang（结束 1 个会话）")
+    shot(admin, "admin-member-deactivated")
+    person.goto(server.url + "/ui/desk")
+    person.wait_for_url("**/ui/login**")
+    # the refusals' own statuses (409, 400) are logged by the browser; nothing else is
+    for page in (admin, person):
+        assert [
+            e for e in page.console_errors if "status of 409" not in e and "status of 400" not in e
+        ] == []
+
+
+def test_english_admin_reads_english(browser: Any, server: Server) -> None:
+    admin = sign_in(browser, server, "admin")
+    admin.goto(server.url + "/ui/admin/staff")
+    admin.click("#lang")  # the header's switch: the page comes back in English
+    expect(admin.locator("#staff-title")).to_have_text("Staff accounts")
+    admin.fill("#f-username", "agent1")
+    admin.fill("#f-name", "X")
+    admin.click("#create")
+    expect(admin.locator("#form-error")).to_contain_text("The username “agent1” is taken")
+    admin.click("#lang")  # back to Chinese for the other tests of this server

@@ -1,0 +1,131 @@
+"""The staff admin pages over real HTTP: every admin endpoint refused to every other
+role, bad input answered in the user's language with nothing changed, and the
+one-time set-password page."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from aiohttp.test_utils import TestClient, TestServer
+from sqlalchemy import func, select
+
+from callcenter.bootstrap import build_runtime, create_app
+from callcenter.clock import ManualClock
+from callcenter.store.tables import users
+from tests.conftest import load_test_city, make_settings
+from tests.integration.test_staff_auth import csrf_of, login
+
+GOOD = "湖畔 路灯 三只猫 晚安"
+ADMIN_GETS = ["/ui/admin/staff", "/ui/admin/staff/1"]
+ADMIN_POSTS = [
+    "/ui/admin/staff",
+    "/ui/admin/staff/1",
+    "/ui/admin/staff/1/reset",
+    "/ui/admin/staff/1/deactivate",
+    "/ui/admin/staff/1/reactivate",
+    "/ui/admin/staff/1/signout",
+    "/ui/admin/staff/1/two_factor_off",
+]
+
+
+@pytest_asyncio.fixture
+async def client(tmp_path: Path, sqlite_url: str, clock: ManualClock) -> AsyncIterator[TestClient]:
+    settings = make_settings(tmp_path, sqlite_url)
+    rt = build_runtime(settings, clock=clock, seed=1)
+    async with TestClient(TestServer(create_app(settings, runtime=rt, start_jobs=False))) as c:
+        await load_test_city(rt)
+        c.rt = rt  # type: ignore[attr-defined]
+        yield c
+
+
+async def _csrf(client: TestClient) -> str:
+    return csrf_of(await (await client.get("/ui/account")).text())
+
+
+async def _users(client: TestClient) -> int:
+    async with client.rt.db.read() as conn:  # type: ignore[attr-defined]
+        return int(await conn.scalar(select(func.count()).select_from(users)))
+
+
+@pytest.mark.parametrize("username", ["agent1", "supervisor", "mh-municipal"])
+async def test_every_admin_endpoint_refused_to_other_roles(
+    client: TestClient, username: str
+) -> None:
+    assert (await login(client, username)).status == 303
+    token = await _csrf(client)
+    before = await _users(client)
+    for path in ADMIN_GETS:
+        assert (await client.get(path)).status == 403, path
+    for path in ADMIN_POSTS:
+        response = await client.post(
+            path,
+            data={"csrf": token, "username": "x9", "display_name": "X", "role": "admin"},
+        )
+        assert response.status == 403, path
+    assert await _users(client) == before
+    assert (await client.get("/ui/account")).status == 200  # their own page is theirs
+
+
+async def test_not_signed_in_is_sent_to_sign_in(client: TestClient) -> None:
+    for path in ADMIN_GETS:
+        response = await client.get(path, allow_redirects=False)
+        assert response.status == 302 and response.headers["Location"].startswith("/ui/login")
+    for path in ADMIN_POSTS:
+        assert (await client.post(path, data={}, allow_redirects=False)).status == 302
+
+
+async def test_bad_input_in_the_users_language(client: TestClient) -> None:
+    client.session.cookie_jar.update_cookies({"hotline_lang": "en"})
+    assert (await login(client, "admin")).status == 303
+    token = await _csrf(client)
+    before = await _users(client)
+    duplicate = await client.post(
+        "/ui/admin/staff",
+        data={"csrf": token, "username": "agent1", "display_name": "Someone", "role": "agent"},
+    )
+    page = await duplicate.text()
+    assert duplicate.status == 409 and "The username “agent1” is taken" in page
+    assert 'value="Someone"' in page  # what was typed is still there
+    no_dept = await client.post(
+        "/ui/admin/staff",
+        data={"csrf": token, "username": "dept.x", "display_name": "D", "role": "department"},
+    )
+    assert no_dept.status == 400
+    assert await _users(client) == before
+    made = await client.post(
+        "/ui/admin/staff",
+        data={
+            "csrf": token,
+            "username": "wang.fang",
+            "display_name": "王芳",
+            "role": "agent",
+            "languages": "zh-CN",
+            "queues": "general",
+            "capacity": "2",
+        },
+    )
+    text = await made.text()
+    assert made.status == 200, text
+    link = re.search(r'<code id="link">([^<]+)</code>', text)
+    assert link is not None and await _users(client) == before + 1
+    path = link.group(1).split("127.0.0.1", 1)[-1].split(":", 2)[-1]
+    path = path[path.index("/ui/password/") :]
+    # the set-password page: a weak password is refused in English and the link stays good
+    fresh = TestClient(TestServer(client.server.app), loop=None)  # type: ignore[arg-type]
+    await fresh.start_server()
+    try:
+        fresh.session.cookie_jar.update_cookies({"hotline_lang": "en"})
+        weak = await fresh.post(path, data={"password": "password123", "again": "password123"})
+        assert weak.status == 400 and "most often" in await weak.text()
+        differ = await fresh.post(path, data={"password": GOOD, "again": GOOD + "x"})
+        assert differ.status == 400 and "differ" in await differ.text()
+        done = await fresh.post(path, data={"password": GOOD, "again": GOOD}, allow_redirects=False)
+        assert done.status == 303
+        assert (await fresh.get(path)).status == 404  # spent
+        assert (await login(fresh, "wang.fang", GOOD)).status == 303
+    finally:
+        await fresh.close()

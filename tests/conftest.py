@@ -109,6 +109,9 @@ def make_settings(tmp_path: Path, database_url: str, **overrides: Any) -> Settin
         "channels": ["channels.simulated:SimulatedSms"],
         "jobs": {"driver": "none"},
         "media": {"janus": "off"},  # the media tests start their own (tests/media)
+        # the demo city's staff sign in with a password alone, except in the tests of
+        # two-factor sign-in (tests/integration/test_two_factor.py), which ask for it
+        "staff": {"two_factor_roles": []},
     }
     values.update(overrides)
     return Settings(**values)

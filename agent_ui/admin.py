@@ -17,6 +17,7 @@ from agent_ui.auth import current_session
 from agent_ui.common import error_text, page_handler, require, require_form
 from agent_ui.render import render, ui_locale
 from callcenter.actions import accounts
+from callcenter.actions.staff import start_enrolment
 from callcenter.api.keys import RUNTIME
 from callcenter.domain.errors import HotlineError, InvalidInput, NotFound
 from callcenter.domain.ids import require_id
@@ -57,6 +58,7 @@ def setup(app: web.Application) -> None:
     r.add_post("/ui/admin/staff/{user}/{step}", member_step)
     r.add_get("/ui/account", account_page)
     r.add_post("/ui/account/sessions/{session}/end", account_end_session)
+    r.add_post("/ui/account/two_factor", account_two_factor)
     r.add_get("/ui/password/{token}", password_page)
     r.add_post("/ui/password/{token}", password_submit)
 
@@ -275,6 +277,7 @@ async def _account_answer(
         "page": "account",
         "sessions": sessions,
         "current_session": current,
+        "required": actor.role.value in rt.settings.staff.two_factor_roles,
         "member": member,
         "events": [event_line(rt, e, locale) for e in events],
         **extra,
@@ -295,6 +298,24 @@ async def account_end_session(request: web.Request) -> web.StreamResponse:
     await accounts.end_session(rt, request.match_info["session"][:64], actor=actor)
     locale = ui_locale(request, actor)
     return await _account_answer(request, actor, notice=rt.text("ui.account.ended", locale))
+
+
+@page_handler
+async def account_two_factor(request: web.Request) -> web.StreamResponse:
+    """Turn on two-factor sign-in (or, where the role allows, off)."""
+    from agent_ui.app import second_step_page
+
+    actor, form = await require_form(request, SIGNED_IN)
+    rt: Runtime = request.config_dict[RUNTIME]
+    assert actor.id is not None
+    if form.get("turn") == "off":
+        await accounts.reset_two_factor(rt, actor.id, actor=actor)
+        locale = ui_locale(request, actor)
+        return await _account_answer(
+            request, actor, notice=rt.text("ui.account.two_factor_off", locale)
+        )
+    step = await start_enrolment(rt, actor=actor)
+    return await second_step_page(request, step, next_url="/ui/account")
 
 
 # --- the one-time set-password link ---------------------------------------------------------

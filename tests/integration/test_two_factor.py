@@ -101,3 +101,21 @@ async def test_wrong_codes_lock_the_account(client: TestClient) -> None:
 
 async def test_others_sign_in_with_a_password(client: TestClient) -> None:
     assert (await login(client, "agent1")).status == 303
+
+
+async def test_an_agent_turns_it_on_and_then_needs_it(client: TestClient) -> None:
+    from tests.integration.test_staff_auth import csrf_of
+
+    clock: ManualClock = client.rt.clock  # type: ignore[attr-defined]
+    assert (await login(client, "agent1")).status == 303
+    token = csrf_of(await (await client.get("/ui/account")).text())
+    page = await client.post("/ui/account/two_factor", data={"csrf": token, "turn": "on"})
+    secret = re.search(r'<code id="secret">([A-Z2-7]+)</code>', await page.text())
+    assert page.status == 200 and secret is not None
+    assert (await code(client, code_at(secret[1], clock.now())))[0] == 303
+    assert await _secret(client, "agent1") == secret[1]
+    client.session.cookie_jar.clear()
+    second = await login(client, "agent1")  # now the agent too signs in in two steps
+    assert second.status == 200 and 'id="code"' in await second.text()
+    clock.advance(seconds=30)
+    assert (await code(client, code_at(secret[1], clock.now())))[0] == 303

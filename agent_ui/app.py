@@ -18,7 +18,18 @@ from urllib.parse import urlparse
 
 from aiohttp import WSCloseCode, web
 
-from agent_ui import admin, desk, maps, mediation, portal, queues, search, tickets, wallboard
+from agent_ui import (
+    admin,
+    admin_config,
+    desk,
+    maps,
+    mediation,
+    portal,
+    queues,
+    search,
+    tickets,
+    wallboard,
+)
 from agent_ui.auth import (
     LANG_COOKIE,
     LOGIN_COOKIE,
@@ -152,6 +163,7 @@ def setup(app: web.Application, rt: Runtime) -> None:
     r.add_static("/ui/static/", STATIC, append_version=False)
     mediation.setup(app, rt)
     admin.setup(app)
+    admin_config.setup(app)
 
 
 async def close_staff_sockets(app: web.Application) -> None:

@@ -6,6 +6,7 @@ explicitly; there are no module-level singletons.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import random
 from collections.abc import AsyncIterator
@@ -55,6 +56,8 @@ class Runtime:
     acd: Background | None = None
     media: MediaService | None = None  # Janus, when the media setting is not "off"
     extras: dict[str, Any] = field(default_factory=dict)
+    # reloads the directory when any process changed it (callcenter.bus DIRECTORY_CHANGED)
+    directory_watch: asyncio.Task[None] | None = None
 
     def __post_init__(self) -> None:
         self.db.commit_hooks.append(self._after_commit)
@@ -82,6 +85,34 @@ class Runtime:
         if when is None:
             return ""
         return self.local(when).strftime("%Y-%m-%d %H:%M" if with_time else "%Y-%m-%d")
+
+    def watch_directory(self) -> None:
+        """Reload the directory whenever a change to it is announced on the bus, so an
+        administrator's change (a category, a department) takes effect on every server
+        and worker without a restart. The process that made the change reloads at once
+        as well (:func:`callcenter.actions.directory.directory_changed`)."""
+        if self.directory_watch is not None:
+            return
+        subscription = self.bus.subscribe(maxsize=1000)
+
+        async def watch() -> None:
+            from callcenter.bus.events import DIRECTORY_CHANGED
+
+            try:
+                async for event in subscription:
+                    if event.type == DIRECTORY_CHANGED:
+                        await self.reload_directory()
+            finally:
+                subscription.close()
+
+        self.directory_watch = asyncio.create_task(watch(), name="directory-watch")
+
+    async def stop_watching_directory(self) -> None:
+        task, self.directory_watch = self.directory_watch, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     async def reload_directory(self) -> Directory:
         async with self.db.read() as conn:

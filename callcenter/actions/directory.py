@@ -12,13 +12,13 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from shapely.geometry import shape
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from callcenter.actions import audit
 from callcenter.bus import Event
 from callcenter.bus.events import DIRECTORY_CHANGED
 from callcenter.domain.auth import token_hash
-from callcenter.domain.errors import Conflict, InvalidInput
+from callcenter.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
 from callcenter.domain.phone import normalize_phone
 from callcenter.domain.workflow import Actor, Priority, Role, TicketType
 from callcenter.runtime import Runtime
@@ -230,3 +230,105 @@ def _parents_first(items: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]
             placed.add(str(dept.get("code")))
             pending.remove(dept)
     return ordered
+
+
+# --- an administrator's changes, one at a time, in effect at once everywhere ----------------
+
+
+def _keywords(value: Any) -> list[str]:
+    """Keywords from a list, or from text with one per line or comma (either comma)."""
+    if value is None:
+        return []
+    items = value if isinstance(value, (list, tuple)) else str(value).replace("，", ",").split(",")
+    words = []
+    for item in items:
+        for word in str(item).splitlines():
+            word = word.strip()
+            if word and word not in words:
+                if len(word) > 40:
+                    raise InvalidInput("field_too_long", field="keywords", limit=40)
+                words.append(word)
+    if len(words) > 200:
+        raise InvalidInput("invalid_field", field="keywords")
+    return words
+
+
+def _category_values(rt: Runtime, data: Mapping[str, Any]) -> dict[str, Any]:
+    kind = _required(data, "department_kind", 40)
+    if not rt.catalog.has(f"department_kind.{kind}"):
+        raise InvalidInput(
+            "invalid_choice",
+            field="department_kind",
+            choices=", ".join(sorted({d.kind for d in rt.directory.departments})),
+        )
+    default_type = data.get("default_type") or TicketType.HELP.value
+    if default_type not in TicketType.__members__.values():
+        raise InvalidInput("invalid_choice", field="default_type", choices=", ".join(TicketType))
+    priority = data.get("default_priority") or Priority.NORMAL.value
+    if priority not in Priority.__members__.values():
+        raise InvalidInput("invalid_choice", field="default_priority", choices=", ".join(Priority))
+    days = data.get("handle_working_days")
+    return {
+        "name_zh": _required(data, "name_zh"),
+        "name_en": _required(data, "name_en"),
+        "department_kind": kind,
+        "default_type": default_type,
+        "default_priority": priority,
+        "handle_working_days": _days(days if days not in ("", None) else None),
+        "keywords_zh": _keywords(data.get("keywords_zh")),
+        "keywords_en": _keywords(data.get("keywords_en")),
+    }
+
+
+async def directory_changed(tx: Tx) -> None:
+    """Tell every process (and the open pages) that the directory changed; each reloads."""
+    tx.publish(Event(DIRECTORY_CHANGED, {}, tx.state["now"]))
+
+
+def require_admin(actor: Actor) -> None:
+    if actor.role is not Role.ADMIN:
+        raise Forbidden("role_not_allowed", role=actor.role.value)
+
+
+async def create_category(rt: Runtime, data: Mapping[str, Any], *, actor: Actor) -> int:
+    """A new category, recognised in the next text that comes in."""
+    require_admin(actor)
+    code = _required(data, "code", 64)
+    values = _category_values(rt, data)
+    async with rt.transaction() as tx:
+        taken = (await tx.execute(select(categories.c.id).where(categories.c.code == code))).first()
+        if taken is not None:
+            raise Conflict("duplicate_code", code=code)
+        category_id = await add_category(tx, rt, {**values, "code": code}, actor=actor)
+        await directory_changed(tx)
+    await rt.reload_directory()
+    return category_id
+
+
+async def update_category(
+    rt: Runtime, category_id: int, data: Mapping[str, Any], *, actor: Actor
+) -> None:
+    """Change a category (names, type, department kind, time, keywords; on or off)."""
+    require_admin(actor)
+    values = _category_values(rt, data)
+    values["active"] = bool(data.get("active", True))
+    async with rt.transaction() as tx:
+        row = (await tx.execute(select(categories).where(categories.c.id == category_id))).first()
+        if row is None:
+            raise NotFound("unknown_category", category=category_id)
+        changed = {k: v for k, v in values.items() if getattr(row, k) != v}
+        if not changed:
+            return
+        await tx.execute(update(categories).where(categories.c.id == category_id).values(**changed))
+        await audit.record(
+            tx,
+            actor=actor,
+            entity_type="category",
+            entity_id=category_id,
+            action="category.update",
+            before={k: getattr(row, k) for k in changed},
+            after=changed,
+            details={"code": row.code},
+        )
+        await directory_changed(tx)
+    await rt.reload_directory()

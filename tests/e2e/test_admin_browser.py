@@ -101,3 +101,25 @@ def test_english_admin_reads_english(browser: Any, server: Server) -> None:
     admin.click("#create")
     expect(admin.locator("#form-error")).to_contain_text("The username “agent1” is taken")
     admin.click("#lang")  # back to Chinese for the other tests of this server
+
+
+def test_categories_and_the_routing_box(browser: Any, server: Server) -> None:
+    admin = sign_in(browser, server, "admin")
+    admin.click("header nav a[href='/ui/admin/categories']")
+    expect(admin.locator("#categories-title")).to_have_text("类别与派单规则")
+    admin.fill("#r-text", "共享单车把盲道堵了")
+    admin.click("#r-test")
+    expect(admin.locator("#routing-result")).to_contain_text("派单台")  # no category yet
+    admin.fill("#c-code", "bike_parking")
+    admin.fill("#c-name-zh", "共享单车乱停放")
+    admin.fill("#c-name-en", "Shared bikes parked badly")
+    admin.select_option("#c-kind", "urban_management")
+    admin.select_option("#c-type", "complaint")
+    admin.fill("#c-keywords-zh", "共享单车\n单车乱停")
+    admin.click("#c-create")
+    expect(admin.locator("#notice")).to_contain_text("类别已创建")
+    admin.fill("#r-text", "共享单车把盲道堵了")
+    admin.click("#r-test")
+    expect(admin.locator("#routing-department")).to_contain_text("共享单车乱停放")
+    shot(admin, "admin-categories-routing")
+    assert admin.console_errors == []

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -129,3 +130,78 @@ async def test_bad_input_in_the_users_language(client: TestClient) -> None:
         assert (await login(fresh, "wang.fang", GOOD)).status == 303
     finally:
         await fresh.close()
+
+
+CATEGORY_POSTS = ["/ui/admin/categories", "/ui/admin/categories/1", "/ui/admin/routing/test"]
+
+
+@pytest.mark.parametrize("username", ["agent1", "supervisor", "mh-municipal"])
+async def test_category_pages_refused_to_other_roles(client: TestClient, username: str) -> None:
+    assert (await login(client, username)).status == 303
+    token = await _csrf(client)
+    for path in ("/ui/admin/categories", "/ui/admin/categories/1"):
+        assert (await client.get(path)).status == 403, path
+    for path in CATEGORY_POSTS:
+        response = await client.post(
+            path, data={"csrf": token, "code": "x", "name_zh": "x", "name_en": "x"}
+        )
+        assert response.status == 403, path
+    assert "x" not in client.rt.directory.category_by_code  # type: ignore[attr-defined]
+
+
+async def _sms(client: TestClient, text: str, sid: str, sender: str) -> dict[str, Any]:
+    response = await client.post(
+        "/channels/simulated/sms?wait=1", json={"from": sender, "text": text, "id": sid}
+    )
+    assert response.status == 201
+    return dict(await response.json())
+
+
+async def test_a_new_category_routes_the_next_sms(client: TestClient) -> None:
+    rt = client.rt  # type: ignore[attr-defined]
+    before = await _sms(client, "小区门口共享单车乱停，堵住了盲道", "SM-BIKE-1", "13800000077")
+    first = before["ticket"]
+    assert (
+        first is None
+        or rt.directory.category_by_id.get(first["category_id"]) is None
+        or (rt.directory.category_by_id[first["category_id"]].code != "bike_parking")
+    )
+    client.session.cookie_jar.update_cookies({"hotline_lang": "en"})
+    assert (await login(client, "admin")).status == 303
+    token = await _csrf(client)
+    fields = {
+        "csrf": token,
+        "code": "bike_parking",
+        "name_zh": "共享单车乱停放",
+        "name_en": "Shared bikes parked badly",
+        "department_kind": "urban_management",
+        "default_type": "complaint",
+        "default_priority": "normal",
+        "handle_working_days": "3",
+        "keywords_zh": "共享单车\n单车乱停",
+        "keywords_en": "shared bike, bike parking",
+    }
+    bad = await client.post("/ui/admin/categories", data={**fields, "department_kind": "moon"})
+    assert bad.status == 400 and "must be one of" in await bad.text()
+    assert "bike_parking" not in rt.directory.category_by_code
+    made = await client.post("/ui/admin/categories", data=fields)
+    assert made.status == 200, await made.text()
+    again = await client.post("/ui/admin/categories", data=fields)
+    assert again.status == 409 and "already used" in await again.text()
+    tried = await client.post(
+        "/ui/admin/routing/test",
+        data={"text": "共享单车把人行道堵了"},
+        headers={"X-CSRF-Token": token, "HX-Request": "true"},
+    )
+    result = await tried.text()
+    assert tried.status == 200 and "Shared bikes parked badly" in result and "共享单车" in result
+    after = await _sms(client, "共享单车又堵在小区门口了", "SM-BIKE-2", "13800000078")
+    assert after["ticket"] is not None
+    assert rt.directory.category_by_id[after["ticket"]["category_id"]].code == "bike_parking"
+    assert after["ticket"]["type"] == "complaint"
+    # turned off, it is no longer recognised
+    category_id = rt.directory.category_by_code["bike_parking"].id
+    off = await client.post(
+        f"/ui/admin/categories/{category_id}", data={k: v for k, v in fields.items() if k != "code"}
+    )
+    assert off.status == 200 and "bike_parking" not in rt.directory.category_by_code

@@ -1,0 +1,172 @@
+"""The administrator's configuration pages: categories and routing, with a "test the
+routing" box that shows where a sample text and place would go, and why. A change is
+an audited action that every process takes up at once (the directory is reloaded on
+the bus's ``directory.changed``), so the next text that comes in is routed by it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from agent_ui.common import error_text, page_handler, require, require_form
+from agent_ui.render import render, ui_locale
+from callcenter.actions.directory import create_category, update_category
+from callcenter.adminviews import category, list_categories
+from callcenter.api.keys import RUNTIME
+from callcenter.domain.errors import HotlineError, NotFound
+from callcenter.domain.ids import require_id
+from callcenter.domain.routing import Location
+from callcenter.domain.workflow import Priority, Role, TicketType
+from callcenter.runtime import Runtime
+from callcenter.views import routing_suggestion
+
+ADMINS = frozenset({Role.ADMIN})
+FIELDS = (
+    "code",
+    "name_zh",
+    "name_en",
+    "department_kind",
+    "default_type",
+    "default_priority",
+    "handle_working_days",
+    "keywords_zh",
+    "keywords_en",
+)
+
+
+def setup(app: web.Application) -> None:
+    r = app.router
+    r.add_get("/ui/admin/categories", categories_page)
+    r.add_post("/ui/admin/categories", categories_create)
+    r.add_get("/ui/admin/categories/{category}", category_page)
+    r.add_post("/ui/admin/categories/{category}", category_update)
+    r.add_post("/ui/admin/routing/test", routing_test)
+
+
+def _choices(rt: Runtime) -> dict[str, Any]:
+    return {
+        "kinds": sorted({d.kind for d in rt.directory.departments}),
+        "types": [t.value for t in TicketType],
+        "priorities": [p.value for p in Priority],
+    }
+
+
+def _form(form: Any) -> dict[str, Any]:
+    data = {name: str(form.get(name, "")).strip() for name in FIELDS}
+    data["active"] = form.get("active") == "on"
+    return data
+
+
+def _as_form(row: dict[str, Any]) -> dict[str, Any]:
+    data = {name: row.get(name) for name in FIELDS}
+    data["keywords_zh"] = "\n".join(row.get("keywords_zh") or [])
+    data["keywords_en"] = "\n".join(row.get("keywords_en") or [])
+    data["handle_working_days"] = row.get("handle_working_days") or ""
+    data["active"] = row.get("active", True)
+    return data
+
+
+async def _page(
+    request: web.Request, actor: Any, *, status: int = 200, **extra: Any
+) -> web.Response:
+    rt: Runtime = request.config_dict[RUNTIME]
+    async with rt.db.read() as conn:
+        rows = await list_categories(conn)
+    context = {
+        "page": "admin_categories",
+        "categories": rows,
+        "form": {},
+        "error": "",
+        "notice_kind": "ok",
+        **_choices(rt),
+        **extra,
+    }
+    return await render(request, "admin_categories.html", actor, context, status=status)
+
+
+@page_handler
+async def categories_page(request: web.Request) -> web.StreamResponse:
+    actor = await require(request, ADMINS)
+    return await _page(request, actor)
+
+
+@page_handler
+async def categories_create(request: web.Request) -> web.StreamResponse:
+    actor, form = await require_form(request, ADMINS)
+    rt: Runtime = request.config_dict[RUNTIME]
+    data = _form(form)
+    try:
+        await create_category(rt, data, actor=actor)
+    except HotlineError as error:
+        return await _page(
+            request, actor, form=data, error=error_text(request, error), status=error.status
+        )
+    locale = ui_locale(request, actor)
+    return await _page(request, actor, notice=rt.text("ui.admin.category_created", locale))
+
+
+async def _category_page(
+    request: web.Request, actor: Any, category_id: int, *, status: int = 200, **extra: Any
+) -> web.Response:
+    rt: Runtime = request.config_dict[RUNTIME]
+    async with rt.db.read() as conn:
+        row = await category(conn, category_id)
+    if row is None:
+        raise NotFound("unknown_category", category=category_id)
+    context = {
+        "page": "admin_category",
+        "row": row,
+        "form": _as_form(row),
+        "error": "",
+        "notice_kind": "ok",
+        **_choices(rt),
+        **extra,
+    }
+    return await render(request, "admin_category.html", actor, context, status=status)
+
+
+@page_handler
+async def category_page(request: web.Request) -> web.StreamResponse:
+    actor = await require(request, ADMINS)
+    return await _category_page(
+        request, actor, require_id(request.match_info["category"], field="category")
+    )
+
+
+@page_handler
+async def category_update(request: web.Request) -> web.StreamResponse:
+    actor, form = await require_form(request, ADMINS)
+    rt: Runtime = request.config_dict[RUNTIME]
+    category_id = require_id(request.match_info["category"], field="category")
+    data = _form(form)
+    try:
+        await update_category(rt, category_id, data, actor=actor)
+    except HotlineError as error:
+        return await _category_page(
+            request,
+            actor,
+            category_id,
+            status=error.status,
+            form=data,
+            error=error_text(request, error),
+        )
+    locale = ui_locale(request, actor)
+    return await _category_page(
+        request, actor, category_id, notice=rt.text("ui.admin.saved", locale)
+    )
+
+
+@page_handler
+async def routing_test(request: web.Request) -> web.StreamResponse:
+    """Where a sample text and place would be routed, and why (changes nothing)."""
+    actor, form = await require_form(request, ADMINS)
+    rt: Runtime = request.config_dict[RUNTIME]
+    text = str(form.get("text", ""))[:2000]
+    address = str(form.get("address", "")).strip()[:200] or None
+    found: dict[str, Any]
+    try:
+        found = routing_suggestion(rt, text, ui_locale(request, actor), location=Location(address))
+    except HotlineError as error:
+        found = {"error": error_text(request, error)}
+    return await render(request, "parts/routing_test.html", actor, {"s": found})

@@ -1,5 +1,6 @@
 """The administrator's configuration pages: categories and routing, with a "test the
-routing" box that shows where a sample text and place would go, and why. A change is
+routing" box that shows where a sample text and place would go, and why; and the
+working calendar's local holidays and working days. A change is
 an audited action that every process takes up at once (the directory is reloaded on
 the bus's ``directory.changed``), so the next text that comes in is routed by it."""
 
@@ -11,8 +12,9 @@ from aiohttp import web
 
 from agent_ui.common import error_text, page_handler, require, require_form
 from agent_ui.render import render, ui_locale
+from callcenter.actions.calendar_days import parse_day, set_calendar_day
 from callcenter.actions.directory import create_category, update_category
-from callcenter.adminviews import category, list_categories
+from callcenter.adminviews import category, list_categories, local_days, national_days
 from callcenter.api.keys import RUNTIME
 from callcenter.domain.errors import HotlineError, NotFound
 from callcenter.domain.ids import require_id
@@ -42,6 +44,8 @@ def setup(app: web.Application) -> None:
     r.add_get("/ui/admin/categories/{category}", category_page)
     r.add_post("/ui/admin/categories/{category}", category_update)
     r.add_post("/ui/admin/routing/test", routing_test)
+    r.add_get("/ui/admin/calendar", calendar_page)
+    r.add_post("/ui/admin/calendar", calendar_set)
 
 
 def _choices(rt: Runtime) -> dict[str, Any]:
@@ -170,3 +174,76 @@ async def routing_test(request: web.Request) -> web.StreamResponse:
     except HotlineError as error:
         found = {"error": error_text(request, error)}
     return await render(request, "parts/routing_test.html", actor, {"s": found})
+
+
+# --- the working calendar ---------------------------------------------------------------------
+
+
+def festival_key(name: str) -> str:
+    return "ui.calendar.festival." + "".join(c for c in name.lower() if c.isalnum())
+
+
+async def _calendar_page(
+    request: web.Request, actor: Any, year: int, *, status: int = 200, **extra: Any
+) -> web.Response:
+    rt: Runtime = request.config_dict[RUNTIME]
+    locale = ui_locale(request, actor)
+    async with rt.db.read() as conn:
+        local = await local_days(conn, year)
+    overridden = {d["day"] for d in local}
+    national = [
+        {
+            **d,
+            "label": rt.text(festival_key(d["name"]), locale)
+            if rt.catalog.has(festival_key(d["name"]))
+            else d["name"],
+            "overridden": d["day"] in overridden,
+        }
+        for d in national_days(year)
+    ]
+    context = {
+        "page": "admin_calendar",
+        "year": year,
+        "national": national,
+        "local": local,
+        "hours": rt.settings.calendar.work_hours,
+        "form": {},
+        "error": "",
+        "notice_kind": "ok",
+        **extra,
+    }
+    return await render(request, "admin_calendar.html", actor, context, status=status)
+
+
+def _year(request: web.Request, rt: Runtime) -> int:
+    raw = request.query.get("year", "")
+    if raw.isdigit() and 2000 <= int(raw) <= 2100:
+        return int(raw)
+    return rt.local(rt.clock.now()).year
+
+
+@page_handler
+async def calendar_page(request: web.Request) -> web.StreamResponse:
+    actor = await require(request, ADMINS)
+    return await _calendar_page(request, actor, _year(request, request.config_dict[RUNTIME]))
+
+
+@page_handler
+async def calendar_set(request: web.Request) -> web.StreamResponse:
+    actor, form = await require_form(request, ADMINS)
+    rt: Runtime = request.config_dict[RUNTIME]
+    data = {k: str(form.get(k, "")).strip() for k in ("day", "kind", "note")}
+    year = _year(request, rt)
+    try:
+        day = parse_day(data["day"])
+        year = day.year
+        kind = data["kind"] if data["kind"] != "none" else None
+        await set_calendar_day(rt, day, kind, actor=actor, note=data["note"])
+    except HotlineError as error:
+        return await _calendar_page(
+            request, actor, year, status=error.status, form=data, error=error_text(request, error)
+        )
+    locale = ui_locale(request, actor)
+    return await _calendar_page(
+        request, actor, year, notice=rt.text("ui.calendar.saved", locale, day=data["day"])
+    )

@@ -52,6 +52,7 @@ NAV: tuple[tuple[str, str, frozenset[Role]], ...] = (
     ("/ui/wallboard", "ui.nav.wallboard", frozenset({Role.SUPERVISOR, Role.ADMIN})),
     ("/ui/admin/staff", "ui.nav.admin", frozenset({Role.ADMIN})),
     ("/ui/admin/categories", "ui.nav.categories", frozenset({Role.ADMIN})),
+    ("/ui/admin/calendar", "ui.nav.calendar", frozenset({Role.ADMIN})),
     ("/ui/account", "ui.nav.account", ALL_STAFF),
 )
 

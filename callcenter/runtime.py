@@ -11,7 +11,7 @@ import contextlib
 import random
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -30,7 +30,7 @@ from callcenter.jobs.executor import JobDriver, JobRegistry, JobRunner
 from callcenter.media.service import MediaService
 from callcenter.ports import ChannelRegistry
 from callcenter.store.db import Database, Tx
-from callcenter.store.tables import categories, departments, grid_cells
+from callcenter.store.tables import calendar_days, categories, departments, grid_cells
 
 
 @dataclass
@@ -114,13 +114,31 @@ class Runtime:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
+    def _apply_calendar_days(self, days: dict[date, str]) -> None:
+        """The settings' calendar with the administrators' local days over it."""
+        cal = self.settings.calendar
+        base = WorkCalendar.from_settings(
+            self.settings.timezone, cal.work_hours, cal.extra_holidays, cal.extra_workdays
+        )
+        holidays = {d for d, kind in days.items() if kind == "holiday"}
+        workdays = {d for d, kind in days.items() if kind == "workday"}
+        self.calendar = replace(
+            base,
+            extra_holidays=frozenset((base.extra_holidays - workdays) | holidays),
+            extra_workdays=frozenset((base.extra_workdays - holidays) | workdays),
+        )
+        self.sla = replace(self.sla, calendar=self.calendar)
+
     async def reload_directory(self) -> Directory:
+        """Departments, categories, grid cells and the calendar's local days, as stored."""
         async with self.db.read() as conn:
             dept_rows = (await conn.execute(select(departments))).all()
             cat_rows = (
                 await conn.execute(select(categories).where(categories.c.active.is_(True)))
             ).all()
             cell_rows = (await conn.execute(select(grid_cells))).all()
+            day_rows = (await conn.execute(select(calendar_days))).all()
+        self._apply_calendar_days({r.day: r.kind for r in day_rows})
         self.directory = Directory(
             [
                 Department(

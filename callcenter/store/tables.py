@@ -11,6 +11,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Date,
     Float,
     ForeignKey,
     Index,
@@ -444,6 +445,16 @@ staff_tokens = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("expires_at", UTCDateTime, nullable=False),
     Column("used_at", UTCDateTime, nullable=True),
+)
+
+# days an administrator made a holiday ("holiday") or a working day ("workday") locally
+calendar_days = Table(
+    "calendar_days",
+    metadata,
+    Column("day", Date, primary_key=True),
+    Column("kind", String(10), nullable=False),
+    Column("note", String(200), nullable=False, default="", server_default=""),
+    Column("updated_at", UTCDateTime, nullable=False),
 )
 
 # counters for lockouts and rate limits ("login:<username>", "lookup-ip:<address>"...)

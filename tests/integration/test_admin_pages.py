@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -132,14 +133,19 @@ async def test_bad_input_in_the_users_language(client: TestClient) -> None:
         await fresh.close()
 
 
-CATEGORY_POSTS = ["/ui/admin/categories", "/ui/admin/categories/1", "/ui/admin/routing/test"]
+CATEGORY_POSTS = [
+    "/ui/admin/categories",
+    "/ui/admin/categories/1",
+    "/ui/admin/routing/test",
+    "/ui/admin/calendar",
+]
 
 
 @pytest.mark.parametrize("username", ["agent1", "supervisor", "mh-municipal"])
 async def test_category_pages_refused_to_other_roles(client: TestClient, username: str) -> None:
     assert (await login(client, username)).status == 303
     token = await _csrf(client)
-    for path in ("/ui/admin/categories", "/ui/admin/categories/1"):
+    for path in ("/ui/admin/categories", "/ui/admin/categories/1", "/ui/admin/calendar"):
         assert (await client.get(path)).status == 403, path
     for path in CATEGORY_POSTS:
         response = await client.post(
@@ -205,3 +211,31 @@ async def test_a_new_category_routes_the_next_sms(client: TestClient) -> None:
         f"/ui/admin/categories/{category_id}", data={k: v for k, v in fields.items() if k != "code"}
     )
     assert off.status == 200 and "bike_parking" not in rt.directory.category_by_code
+
+
+async def test_a_new_holiday_moves_the_next_deadline(client: TestClient) -> None:
+    rt = client.rt  # type: ignore[attr-defined]
+    before = await _sms(client, "松林路的路灯不亮了", "SM-LIGHT-1", "13800000081")
+    assert before["ticket"] is not None and before["ticket"]["sign_due_at"] is not None
+    due = datetime.fromisoformat(str(before["ticket"]["sign_due_at"]))
+    due_day = rt.local(due).date()
+    assert (await login(client, "admin")).status == 303
+    token = await _csrf(client)
+    bad = await client.post(
+        "/ui/admin/calendar", data={"csrf": token, "day": "2026-02-30", "kind": "holiday"}
+    )
+    assert bad.status == 400
+    made = await client.post(
+        "/ui/admin/calendar",
+        data={"csrf": token, "day": due_day.isoformat(), "kind": "holiday", "note": "台风停工"},
+    )
+    assert made.status == 200 and "台风停工" in await made.text()
+    assert not rt.calendar.is_workday(due_day)
+    after = await _sms(client, "松林路的路灯不亮了", "SM-LIGHT-2", "13800000082")
+    moved = datetime.fromisoformat(str(after["ticket"]["sign_due_at"]))
+    assert rt.local(moved).date() > due_day  # the next deadline skips the new holiday
+    undone = await client.post(
+        "/ui/admin/calendar", data={"csrf": token, "day": due_day.isoformat(), "kind": "none"}
+    )
+    assert undone.status == 200 and rt.calendar.is_workday(due_day)
+    assert (await client.get("/ui/admin/calendar?year=2026")).status == 200

@@ -1,10 +1,13 @@
-"""staff accounts: last sign-in, two-factor secrets, one-time links and sign-in challenges
+"""staff accounts: last sign-in, two-factor secrets, one-time links and sign-in challenges;
+the working calendar's local days
 
 ``users`` gains when each person last signed in, when their password was last set,
 their TOTP secret (two-factor sign-in) and the last time step a code was accepted
 for (a code is never taken twice). ``staff_tokens`` keeps, by their SHA-256 only,
 the one-time set-password links of invitations and resets and the short-lived
 second step of a sign-in (the code, or enrolling an authenticator app).
+``calendar_days`` holds the days an administrator made holidays or working days
+locally, over the ``chinesecalendar`` package and the settings.
 
 Revision ID: 0013_staff_accounts
 Revises: 0012_light_thresholds
@@ -46,8 +49,17 @@ def upgrade() -> None:
         sa.Column("used_at", UTCDateTime(timezone=True), nullable=True),
     )
 
+    op.create_table(
+        "calendar_days",
+        sa.Column("day", sa.Date(), primary_key=True),
+        sa.Column("kind", sa.String(10), nullable=False),
+        sa.Column("note", sa.String(200), nullable=False, server_default=""),
+        sa.Column("updated_at", UTCDateTime(timezone=True), nullable=False),
+    )
+
 
 def downgrade() -> None:
+    op.drop_table("calendar_days")
     op.drop_table("staff_tokens")
     with op.batch_alter_table("users") as batch:
         batch.drop_column("totp_last_step")

@@ -1,6 +1,6 @@
 """The administrator's configuration pages: categories and routing, with a "test the
 routing" box that shows where a sample text and place would go, and why; and the
-working calendar's local holidays and working days. A change is
+working calendar's local holidays and working days; canned replies and SMS texts. A change is
 an audited action that every process takes up at once (the directory is reloaded on
 the bus's ``directory.changed``), so the next text that comes in is routed by it."""
 
@@ -14,11 +14,14 @@ from agent_ui.common import error_text, page_handler, require, require_form
 from agent_ui.render import render, ui_locale
 from callcenter.actions.calendar_days import parse_day, set_calendar_day
 from callcenter.actions.directory import create_category, update_category
+from callcenter.actions.texts import allowed_variables, editable_keys, set_texts
 from callcenter.adminviews import category, list_categories, local_days, national_days
 from callcenter.api.keys import RUNTIME
+from callcenter.config import LOCALES
 from callcenter.domain.errors import HotlineError, NotFound
 from callcenter.domain.ids import require_id
 from callcenter.domain.routing import Location
+from callcenter.domain.templates import sample_segments
 from callcenter.domain.workflow import Priority, Role, TicketType
 from callcenter.runtime import Runtime
 from callcenter.views import routing_suggestion
@@ -46,6 +49,8 @@ def setup(app: web.Application) -> None:
     r.add_post("/ui/admin/routing/test", routing_test)
     r.add_get("/ui/admin/calendar", calendar_page)
     r.add_post("/ui/admin/calendar", calendar_set)
+    r.add_get("/ui/admin/texts", texts_page)
+    r.add_post("/ui/admin/texts", texts_save)
 
 
 def _choices(rt: Runtime) -> dict[str, Any]:
@@ -247,3 +252,78 @@ async def calendar_set(request: web.Request) -> web.StreamResponse:
     return await _calendar_page(
         request, actor, year, notice=rt.text("ui.calendar.saved", locale, day=data["day"])
     )
+
+
+# --- canned replies and SMS texts -------------------------------------------------------------
+
+
+def _text_rows(rt: Runtime) -> list[dict[str, Any]]:
+    rows = []
+    for key in editable_keys(rt):
+        per_locale = {}
+        for locale in LOCALES:
+            current = rt.catalog.texts[locale].get(key, "")
+            segments = sample_segments(current)
+            per_locale[locale] = {
+                "text": current,
+                "changed": current != rt.catalog.shipped(key, locale),
+                "segments": segments.segments,
+                "units": segments.units,
+                "encoding": segments.encoding,
+            }
+        rows.append(
+            {
+                "key": key,
+                "sms": key.startswith("notify."),
+                "variables": sorted(allowed_variables(rt, key)),
+                "locales": per_locale,
+            }
+        )
+    return rows
+
+
+async def _texts_page(
+    request: web.Request, actor: Any, *, status: int = 200, **extra: Any
+) -> web.Response:
+    rt: Runtime = request.config_dict[RUNTIME]
+    context = {
+        "page": "admin_texts",
+        "rows": _text_rows(rt),
+        "error": "",
+        "error_key": "",
+        "typed": {},
+        "notice_kind": "ok",
+        **extra,
+    }
+    return await render(request, "admin_texts.html", actor, context, status=status)
+
+
+@page_handler
+async def texts_page(request: web.Request) -> web.StreamResponse:
+    actor = await require(request, ADMINS)
+    return await _texts_page(request, actor)
+
+
+@page_handler
+async def texts_save(request: web.Request) -> web.StreamResponse:
+    actor, form = await require_form(request, ADMINS)
+    rt: Runtime = request.config_dict[RUNTIME]
+    key = str(form.get("key", ""))
+    restore = form.get("restore") == "1"
+    typed = {locale: str(form.get(f"text_{locale}", "")) for locale in LOCALES}
+    texts: dict[str, str | None] = {
+        locale: None if restore else typed[locale] for locale in LOCALES
+    }
+    try:
+        await set_texts(rt, key, texts, actor=actor)
+    except HotlineError as error:
+        return await _texts_page(
+            request,
+            actor,
+            status=error.status,
+            error=error_text(request, error),
+            error_key=key,
+            typed=typed,
+        )
+    locale = ui_locale(request, actor)
+    return await _texts_page(request, actor, notice=rt.text("ui.admin.saved", locale))

@@ -30,7 +30,13 @@ from callcenter.jobs.executor import JobDriver, JobRegistry, JobRunner
 from callcenter.media.service import MediaService
 from callcenter.ports import ChannelRegistry
 from callcenter.store.db import Database, Tx
-from callcenter.store.tables import calendar_days, categories, departments, grid_cells
+from callcenter.store.tables import (
+    calendar_days,
+    categories,
+    departments,
+    grid_cells,
+    text_overrides,
+)
 
 
 @dataclass
@@ -130,7 +136,8 @@ class Runtime:
         self.sla = replace(self.sla, calendar=self.calendar)
 
     async def reload_directory(self) -> Directory:
-        """Departments, categories, grid cells and the calendar's local days, as stored."""
+        """Departments, categories, grid cells, the calendar's local days and the texts
+        administrators rewrote, as stored."""
         async with self.db.read() as conn:
             dept_rows = (await conn.execute(select(departments))).all()
             cat_rows = (
@@ -138,7 +145,9 @@ class Runtime:
             ).all()
             cell_rows = (await conn.execute(select(grid_cells))).all()
             day_rows = (await conn.execute(select(calendar_days))).all()
+            text_rows = (await conn.execute(select(text_overrides))).all()
         self._apply_calendar_days({r.day: r.kind for r in day_rows})
+        self.catalog.apply_overrides({(r.locale, r.key): r.body for r in text_rows})
         self.directory = Directory(
             [
                 Department(

@@ -457,6 +457,16 @@ calendar_days = Table(
     Column("updated_at", UTCDateTime, nullable=False),
 )
 
+# canned replies and SMS texts an administrator rewrote, over the shipped catalog
+text_overrides = Table(
+    "text_overrides",
+    metadata,
+    Column("key", String(100), primary_key=True),
+    Column("locale", String(10), primary_key=True),
+    Column("body", Text, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
 # counters for lockouts and rate limits ("login:<username>", "lookup-ip:<address>"...)
 throttles = Table(
     "throttles",

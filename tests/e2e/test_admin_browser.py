@@ -6,6 +6,7 @@ the administrator's language and changes nothing."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -123,3 +124,35 @@ def test_categories_and_the_routing_box(browser: Any, server: Server) -> None:
     expect(admin.locator("#routing-department")).to_contain_text("共享单车乱停放")
     shot(admin, "admin-categories-routing")
     assert admin.console_errors == []
+
+
+def test_calendar_and_texts_pages(browser: Any, server: Server) -> None:
+    admin = sign_in(browser, server, "admin")
+    admin.click("header nav a[href='/ui/admin/calendar']")
+    expect(admin.locator("#national-days")).to_contain_text("国庆节")
+    admin.fill("#d-day", "2026-12-21")
+    admin.select_option("#d-kind", "holiday")
+    admin.fill("#d-note", "台风停工")
+    admin.click("#d-set")
+    expect(admin.locator("#local-days tr[data-day='2026-12-21']")).to_contain_text("台风停工")
+    assert not server.rt.calendar.is_workday(date(2026, 12, 21))
+    shot(admin, "admin-calendar")
+
+    admin.click("header nav a[href='/ui/admin/texts']")
+    row = admin.locator("section[data-key='canned.greeting']")
+    row.locator("textarea.text-zh-CN").fill("您好，{hotline}热线{who}为您服务。")
+    row.locator("button.save").click()
+    row = admin.locator("section[data-key='canned.greeting']")
+    expect(row.locator(".form-error")).to_contain_text("{who}")
+    expect(row.locator("textarea.text-zh-CN")).to_have_value("您好，{hotline}热线{who}为您服务。")
+    row.locator("textarea.text-zh-CN").fill("您好，{hotline}热线为您服务，请讲。")
+    row.locator("button.save").click()
+    row = admin.locator("section[data-key='canned.greeting']")
+    expect(row).to_contain_text("已在此修改")
+    sms = admin.locator("section[data-key='notify.ticket_created'] .segments-zh-CN")
+    expect(sms).to_contain_text("条短信")
+    shot(admin, "admin-texts")
+    assert (
+        server.rt.catalog.text("canned.greeting", "zh-CN") == "您好，{hotline}热线为您服务，请讲。"
+    )
+    assert [e for e in admin.console_errors if "status of 400" not in e] == []

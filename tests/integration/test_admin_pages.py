@@ -138,6 +138,7 @@ CATEGORY_POSTS = [
     "/ui/admin/categories/1",
     "/ui/admin/routing/test",
     "/ui/admin/calendar",
+    "/ui/admin/texts",
 ]
 
 
@@ -145,7 +146,12 @@ CATEGORY_POSTS = [
 async def test_category_pages_refused_to_other_roles(client: TestClient, username: str) -> None:
     assert (await login(client, username)).status == 303
     token = await _csrf(client)
-    for path in ("/ui/admin/categories", "/ui/admin/categories/1", "/ui/admin/calendar"):
+    for path in (
+        "/ui/admin/categories",
+        "/ui/admin/categories/1",
+        "/ui/admin/calendar",
+        "/ui/admin/texts",
+    ):
         assert (await client.get(path)).status == 403, path
     for path in CATEGORY_POSTS:
         response = await client.post(
@@ -239,3 +245,62 @@ async def test_a_new_holiday_moves_the_next_deadline(client: TestClient) -> None
     )
     assert undone.status == 200 and rt.calendar.is_workday(due_day)
     assert (await client.get("/ui/admin/calendar?year=2026")).status == 200
+
+
+async def test_sms_text_rewritten_checked_and_used_for_the_next_sms(client: TestClient) -> None:
+    from callcenter.store.tables import audit_events, messages
+
+    rt = client.rt  # type: ignore[attr-defined]
+    client.session.cookie_jar.update_cookies({"hotline_lang": "en"})
+    assert (await login(client, "admin")).status == 303
+    token = await _csrf(client)
+    page = await client.get("/ui/admin/texts")
+    text = await page.text()
+    assert page.status == 200 and "notify.ticket_dispatched_new" in text and " SMS (" in text
+    key = "notify.ticket_dispatched_new"
+    shipped = rt.catalog.shipped(key, "zh-CN")
+    new_zh = "【{hotline}】工单{number}已转{department}，{due}前办结。进度：{status_url}"
+    bad = await client.post(
+        "/ui/admin/texts",
+        data={"csrf": token, "key": key, "text_zh-CN": new_zh + "{citizen_name}", "text_en": "x"},
+    )
+    body = await bad.text()
+    assert bad.status == 400 and "{citizen_name}, which this text cannot have" in body
+    assert "{citizen_name}" in body  # what was typed is kept
+    braces = await client.post(
+        "/ui/admin/texts",
+        data={"csrf": token, "key": key, "text_zh-CN": "工单{number", "text_en": "x"},
+    )
+    assert braces.status == 400 and "brace" in await braces.text()
+    assert rt.catalog.text(key, "zh-CN") == shipped  # nothing changed
+    saved = await client.post(
+        "/ui/admin/texts",
+        data={
+            "csrf": token,
+            "key": key,
+            "text_zh-CN": new_zh,
+            "text_en": rt.catalog.text(key, "en"),
+        },
+    )
+    assert saved.status == 200
+    answer = await _sms(client, "松林路的路灯不亮了", "SM-TEXT-1", "13800000091")
+    number = answer["ticket"]["number"]
+    async with rt.db.read() as conn:
+        bodies = [
+            r.body
+            for r in (
+                await conn.execute(select(messages.c.body).where(messages.c.direction == "out"))
+            ).all()
+        ]
+        audited = (
+            await conn.execute(
+                select(audit_events.c.details).where(audit_events.c.action == "text.update")
+            )
+        ).all()
+    assert any(b.startswith(f"【12345】工单{number}已转") for b in bodies), bodies
+    assert [a.details["locale"] for a in audited] == ["zh-CN"]  # en was left as it was
+    restored = await client.post(
+        "/ui/admin/texts",
+        data={"csrf": token, "key": key, "restore": "1", "text_zh-CN": "", "text_en": ""},
+    )
+    assert restored.status == 200 and rt.catalog.text(key, "zh-CN") == shipped

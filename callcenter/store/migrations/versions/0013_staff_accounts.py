@@ -7,7 +7,8 @@ for (a code is never taken twice). ``staff_tokens`` keeps, by their SHA-256 only
 the one-time set-password links of invitations and resets and the short-lived
 second step of a sign-in (the code, or enrolling an authenticator app).
 ``calendar_days`` holds the days an administrator made holidays or working days
-locally, over the ``chinesecalendar`` package and the settings.
+locally, over the ``chinesecalendar`` package and the settings; ``text_overrides``
+the canned replies and SMS texts an administrator rewrote, per language.
 
 Revision ID: 0013_staff_accounts
 Revises: 0012_light_thresholds
@@ -57,8 +58,17 @@ def upgrade() -> None:
         sa.Column("updated_at", UTCDateTime(timezone=True), nullable=False),
     )
 
+    op.create_table(
+        "text_overrides",
+        sa.Column("key", sa.String(100), primary_key=True),
+        sa.Column("locale", sa.String(10), primary_key=True),
+        sa.Column("body", sa.Text(), nullable=False),
+        sa.Column("updated_at", UTCDateTime(timezone=True), nullable=False),
+    )
+
 
 def downgrade() -> None:
+    op.drop_table("text_overrides")
     op.drop_table("calendar_days")
     op.drop_table("staff_tokens")
     with op.batch_alter_table("users") as batch:

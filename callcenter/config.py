@@ -361,6 +361,9 @@ class Settings(BaseSettings):
     default_locale: Locale = "zh-CN"
     default_region: str = "CN"
     hotline_number: str = "12345"
+    # how often each process looks whether an administrator changed the configuration
+    # (categories, calendar, texts...) in another process, and reloads it
+    config_poll_seconds: float = Field(default=2.0, gt=0)
     channels: list[str] = ["channels.simulated:SimulatedSms", "channels.webchat:WebChat"]
     # web front ends mounted on the server, each "package.module:function" called with the app
     ui: list[str] = ["agent_ui.app:setup", "room_ui.app:setup"]

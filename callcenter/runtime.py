@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import random
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
@@ -33,10 +34,13 @@ from callcenter.store.db import Database, Tx
 from callcenter.store.tables import (
     calendar_days,
     categories,
+    config_version,
     departments,
     grid_cells,
     text_overrides,
 )
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -64,6 +68,7 @@ class Runtime:
     extras: dict[str, Any] = field(default_factory=dict)
     # reloads the directory when any process changed it (callcenter.bus DIRECTORY_CHANGED)
     directory_watch: asyncio.Task[None] | None = None
+    config_seen: int | None = None  # the config_version the loaded configuration is of
 
     def __post_init__(self) -> None:
         self.db.commit_hooks.append(self._after_commit)
@@ -93,25 +98,28 @@ class Runtime:
         return self.local(when).strftime("%Y-%m-%d %H:%M" if with_time else "%Y-%m-%d")
 
     def watch_directory(self) -> None:
-        """Reload the directory whenever a change to it is announced on the bus, so an
-        administrator's change (a category, a department) takes effect on every server
-        and worker without a restart. The process that made the change reloads at once
-        as well (:func:`callcenter.actions.directory.directory_changed`)."""
+        """Reload the configuration when another process changed it: every change moves
+        ``config_version`` in its transaction, and this looks at it every
+        ``config_poll_seconds``, so an administrator's change (a category, a holiday, a
+        text) takes effect on every server and worker without a restart. The process
+        that made the change has reloaded already."""
         if self.directory_watch is not None:
             return
-        subscription = self.bus.subscribe(maxsize=1000)
 
         async def watch() -> None:
-            from callcenter.bus.events import DIRECTORY_CHANGED
-
-            try:
-                async for event in subscription:
-                    if event.type == DIRECTORY_CHANGED:
+            while True:
+                await asyncio.sleep(self.settings.config_poll_seconds)
+                try:
+                    async with self.db.read() as conn:
+                        version = await conn.scalar(select(config_version.c.version))
+                    if version != self.config_seen:
                         await self.reload_directory()
-            finally:
-                subscription.close()
+                except asyncio.CancelledError:
+                    raise
+                except Exception:  # a database restart: look again at the next turn
+                    log.exception("could not check the configuration version")
 
-        self.directory_watch = asyncio.create_task(watch(), name="directory-watch")
+        self.directory_watch = asyncio.create_task(watch(), name="config-watch")
 
     async def stop_watching_directory(self) -> None:
         task, self.directory_watch = self.directory_watch, None
@@ -139,6 +147,8 @@ class Runtime:
         """Departments, categories, grid cells, the calendar's local days and the texts
         administrators rewrote, as stored."""
         async with self.db.read() as conn:
+            # first: a change committed while the rest is read is seen at the next look
+            seen = await conn.scalar(select(config_version.c.version))
             dept_rows = (await conn.execute(select(departments))).all()
             cat_rows = (
                 await conn.execute(select(categories).where(categories.c.active.is_(True)))
@@ -146,6 +156,7 @@ class Runtime:
             cell_rows = (await conn.execute(select(grid_cells))).all()
             day_rows = (await conn.execute(select(calendar_days))).all()
             text_rows = (await conn.execute(select(text_overrides))).all()
+        self.config_seen = seen
         self._apply_calendar_days({r.day: r.kind for r in day_rows})
         self.catalog.apply_overrides({(r.locale, r.key): r.body for r in text_rows})
         self.directory = Directory(

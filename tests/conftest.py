@@ -79,6 +79,8 @@ async def reset_postgres(url: str) -> None:
         await conn.execute(
             text(f"INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, '{'0' * 64}')")
         )
+        # the one row the migration puts there, as in a freshly migrated database
+        await conn.execute(text("INSERT INTO config_version (id, version) VALUES (1, 0)"))
     await engine.dispose()
 
 

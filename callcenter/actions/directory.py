@@ -23,7 +23,7 @@ from callcenter.domain.phone import normalize_phone
 from callcenter.domain.workflow import Actor, Priority, Role, TicketType
 from callcenter.runtime import Runtime
 from callcenter.store.db import Tx
-from callcenter.store.tables import categories, departments, grid_cells, users
+from callcenter.store.tables import categories, config_version, departments, grid_cells, users
 
 
 def _required(data: Mapping[str, Any], name: str, limit: int = 200) -> str:
@@ -212,7 +212,7 @@ async def load_city(rt: Runtime, city: Mapping[str, Any], *, actor: Actor) -> di
         for user in city.get("users", []):
             _, token = await add_user(tx, rt, user, actor=actor)
             tokens[user["username"]] = token
-        tx.publish(Event(DIRECTORY_CHANGED, {}, tx.state["now"]))
+        await directory_changed(tx)
     await rt.reload_directory()
     return tokens
 
@@ -281,7 +281,13 @@ def _category_values(rt: Runtime, data: Mapping[str, Any]) -> dict[str, Any]:
 
 
 async def directory_changed(tx: Tx) -> None:
-    """Tell every process (and the open pages) that the directory changed; each reloads."""
+    """Tell every process that the configuration changed: the version they watch moves
+    (:meth:`Runtime.watch_directory`), and open pages hear ``directory.changed``."""
+    await tx.execute(
+        update(config_version)
+        .where(config_version.c.id == 1)
+        .values(version=config_version.c.version + 1)
+    )
     tx.publish(Event(DIRECTORY_CHANGED, {}, tx.state["now"]))
 
 

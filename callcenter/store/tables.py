@@ -467,6 +467,14 @@ text_overrides = Table(
     Column("updated_at", UTCDateTime, nullable=False),
 )
 
+# one row: moved by every configuration change, watched by every process
+config_version = Table(
+    "config_version",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("version", BigInteger, nullable=False),
+)
+
 # counters for lockouts and rate limits ("login:<username>", "lookup-ip:<address>"...)
 throttles = Table(
     "throttles",

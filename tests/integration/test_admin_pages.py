@@ -304,3 +304,43 @@ async def test_sms_text_rewritten_checked_and_used_for_the_next_sms(client: Test
         data={"csrf": token, "key": key, "restore": "1", "text_zh-CN": "", "text_en": ""},
     )
     assert restored.status == 200 and rt.catalog.text(key, "zh-CN") == shipped
+
+
+async def test_another_process_takes_up_the_change_without_a_restart(
+    tmp_path: Path, database_url: str, clock: ManualClock
+) -> None:
+    """Two runtimes on one database, as a web server and a worker are: a category made
+    through one is recognised by the other within its poll, with no restart."""
+    import asyncio
+
+    from callcenter.actions.directory import create_category
+    from callcenter.bootstrap import close_runtime, start_runtime
+    from tests.helpers import actor
+
+    settings = make_settings(tmp_path, database_url, config_poll_seconds=0.1)
+    web = build_runtime(settings, clock=clock, seed=1)
+    worker = build_runtime(settings, clock=clock, seed=2)
+    await start_runtime(web, start_jobs=False)
+    await load_test_city(web)
+    await start_runtime(worker, start_jobs=False)
+    try:
+        assert "bike_parking" not in worker.directory.category_by_code
+        await create_category(
+            web,
+            {
+                "code": "bike_parking",
+                "name_zh": "共享单车乱停放",
+                "name_en": "Shared bikes",
+                "department_kind": "urban_management",
+                "keywords_zh": ["共享单车"],
+            },
+            actor=await actor(web, "admin"),
+        )
+        for _ in range(100):  # at most 10 s
+            if "bike_parking" in worker.directory.category_by_code:
+                break
+            await asyncio.sleep(0.1)
+        assert "bike_parking" in worker.directory.category_by_code
+    finally:
+        await close_runtime(worker)
+        await close_runtime(web)

@@ -8,7 +8,9 @@ the one-time set-password links of invitations and resets and the short-lived
 second step of a sign-in (the code, or enrolling an authenticator app).
 ``calendar_days`` holds the days an administrator made holidays or working days
 locally, over the ``chinesecalendar`` package and the settings; ``text_overrides``
-the canned replies and SMS texts an administrator rewrote, per language.
+the canned replies and SMS texts an administrator rewrote, per language;
+``config_version`` one counter every configuration change moves, which each process
+watches to reload what another one changed.
 
 Revision ID: 0013_staff_accounts
 Revises: 0012_light_thresholds
@@ -66,8 +68,16 @@ def upgrade() -> None:
         sa.Column("updated_at", UTCDateTime(timezone=True), nullable=False),
     )
 
+    version = op.create_table(
+        "config_version",
+        sa.Column("id", sa.Integer(), primary_key=True, autoincrement=False),
+        sa.Column("version", sa.BigInteger(), nullable=False),
+    )
+    op.bulk_insert(version, [{"id": 1, "version": 0}])
+
 
 def downgrade() -> None:
+    op.drop_table("config_version")
     op.drop_table("text_overrides")
     op.drop_table("calendar_days")
     op.drop_table("staff_tokens")

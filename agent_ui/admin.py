@@ -23,9 +23,21 @@ from callcenter.domain.errors import HotlineError, InvalidInput, NotFound
 from callcenter.domain.ids import require_id
 from callcenter.domain.workflow import Actor, Role
 from callcenter.runtime import Runtime
-from callcenter.staffviews import account_events, list_staff, open_sessions, staff_member
+from callcenter.staffviews import (
+    account_events,
+    admin_events,
+    list_staff,
+    open_sessions,
+    staff_member,
+)
 
 ADMINS = frozenset({Role.ADMIN})
+# the audit page's filter: entity types per choice
+AUDIT_KINDS: dict[str, tuple[str, ...] | None] = {
+    "": None,
+    "accounts": ("user",),
+    "configuration": ("category", "department", "grid_cell", "calendar_day", "text"),
+}
 SIGNED_IN = frozenset({Role.AGENT, Role.SUPERVISOR, Role.ADMIN, Role.DEPARTMENT})
 STEPS = {
     "deactivate": accounts.deactivate_staff,
@@ -56,6 +68,7 @@ def setup(app: web.Application) -> None:
     r.add_post("/ui/admin/staff/{user}", member_update)
     r.add_post("/ui/admin/staff/{user}/reset", member_reset)
     r.add_post("/ui/admin/staff/{user}/{step}", member_step)
+    r.add_get("/ui/admin/audit", audit_page)
     r.add_get("/ui/account", account_page)
     r.add_post("/ui/account/sessions/{session}/end", account_end_session)
     r.add_post("/ui/account/two_factor", account_two_factor)
@@ -64,24 +77,44 @@ def setup(app: web.Application) -> None:
 
 
 def event_line(rt: Runtime, event: Any, locale: str) -> dict[str, Any]:
-    """An account's audit event as a person says it: "陈班长 (admin) deactivated agent2"."""
+    """An audit event about accounts or configuration as a person says it: "系统管理员
+    停用了 agent2（结束 1 个会话）", "Admin made 2026-12-21 a holiday (typhoon day)"."""
     details = event.details or {}
     after = event.after or {}
-    subject = details.get("username") or after.get("username") or f"#{event.entity_id or '?'}"
-    key = "ui.admin.event." + event.action.removeprefix("user.")
+    before = event.before or {}
+    subject = (
+        details.get("username")
+        or after.get("username")
+        or details.get("code")
+        or after.get("code")
+        or details.get("key")
+        or details.get("day")
+        or f"#{event.entity_id or '?'}"
+    )
+    action = str(event.action)
+    group, _, step = action.partition(".")
+    key = f"ui.admin.event.{step}" if group == "user" else f"ui.admin.event.{group}_{step}"
     if not rt.catalog.has(key):
         key = "ui.admin.event.other"
     reason = details.get("reason")
+    kind = after.get("kind") if event.after else None
+    fields = [f for f in after if f not in ("active", "restored")] or list(after)
     return {
         "at": event.at,
         "text": rt.text(
             key,
             locale,
-            who=event.actor_name,
+            who=rt.text("ui.timeline.system", locale)
+            if event.actor_role == "system"
+            else event.actor_name,
             subject=subject,
             sessions=details.get("sessions_ended", 0),
             reason=rt.text(f"ui.admin.reason.{reason}", locale) if reason else "",
-            action=event.action,
+            action=action,
+            kind=rt.text(f"ui.calendar.{kind or 'none'}", locale),
+            note=after.get("note") or before.get("note") or "",
+            locale=details.get("locale", ""),
+            fields=", ".join(rt.catalog.label("field", f, locale) for f in fields),
         ),
     }
 
@@ -255,6 +288,29 @@ async def member_step(request: web.Request) -> web.StreamResponse:
     locale = ui_locale(request, actor)
     notice = rt.text("ui.admin.done." + request.match_info["step"], locale)
     return await _member_answer(request, actor, user_id, notice=notice)
+
+
+@page_handler
+async def audit_page(request: web.Request) -> web.StreamResponse:
+    """What was done to accounts and configuration, newest first, in words."""
+    actor = await require(request, ADMINS)
+    rt: Runtime = request.config_dict[RUNTIME]
+    locale = ui_locale(request, actor)
+    kind = request.query.get("kind", "")
+    async with rt.db.read() as conn:
+        events = await admin_events(conn, kinds=AUDIT_KINDS.get(kind), limit=200)
+    return await render(
+        request,
+        "admin_audit.html",
+        actor,
+        {
+            **DEFAULTS,
+            "page": "admin_audit",
+            "kind": kind,
+            "kinds": list(AUDIT_KINDS),
+            "events": [event_line(rt, e, locale) for e in events],
+        },
+    )
 
 
 # --- a person's own account -----------------------------------------------------------------

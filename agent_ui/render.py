@@ -54,6 +54,7 @@ NAV: tuple[tuple[str, str, frozenset[Role]], ...] = (
     ("/ui/admin/categories", "ui.nav.categories", frozenset({Role.ADMIN})),
     ("/ui/admin/calendar", "ui.nav.calendar", frozenset({Role.ADMIN})),
     ("/ui/admin/texts", "ui.nav.texts", frozenset({Role.ADMIN})),
+    ("/ui/admin/audit", "ui.nav.audit", frozenset({Role.ADMIN})),
     ("/ui/account", "ui.nav.account", ALL_STAFF),
 )
 

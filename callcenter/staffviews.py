@@ -82,3 +82,19 @@ async def account_events(conn: Any, *, user_id: int | None = None, limit: int = 
         )
     rows = (await conn.execute(query.order_by(audit_events.c.seq.desc()).limit(limit))).all()
     return list(rows)
+
+
+ADMIN_ENTITIES = ("user", "category", "department", "grid_cell", "calendar_day", "text")
+
+
+async def admin_events(
+    conn: Any, *, kinds: tuple[str, ...] | None = None, limit: int = 200
+) -> list[Any]:
+    """Audit events about accounts and configuration, newest first."""
+    query = (
+        select(audit_events)
+        .where(audit_events.c.entity_type.in_(kinds or ADMIN_ENTITIES))
+        .order_by(audit_events.c.seq.desc())
+        .limit(limit)
+    )
+    return list((await conn.execute(query)).all())

@@ -155,4 +155,11 @@ def test_calendar_and_texts_pages(browser: Any, server: Server) -> None:
     assert (
         server.rt.catalog.text("canned.greeting", "zh-CN") == "您好，{hotline}热线为您服务，请讲。"
     )
+    admin.click("header nav a[href='/ui/admin/audit']")
+    expect(admin.locator("#audit-events")).to_contain_text("修改了文本 canned.greeting（zh-CN）")
+    expect(admin.locator("#audit-events")).to_contain_text("将 2026-12-21 设为休息日。台风停工")
+    admin.select_option("#audit-kind", "accounts")
+    admin.wait_for_url("**kind=accounts")
+    expect(admin.locator("#audit-events")).not_to_contain_text("台风停工")
+    shot(admin, "admin-audit")
     assert [e for e in admin.console_errors if "status of 400" not in e] == []

@@ -185,3 +185,39 @@ async def test_only_admins(rt: Runtime) -> None:
             await step(rt, agent.id, actor=supervisor)
     with pytest.raises(Forbidden):
         await accounts.update_staff(rt, agent.id, {"role": "admin"}, actor=agent)
+
+
+async def test_invitation_by_sms(rt: Runtime) -> None:
+    from callcenter.store.tables import messages
+
+    admin = await actor(rt, "admin")
+    with pytest.raises(InvalidInput):  # no mobile number to send it to: nothing made
+        await accounts.create_staff(
+            rt,
+            {"username": "no.phone", "display_name": "N", "role": "agent"},
+            actor=admin,
+            send_sms=True,
+        )
+    invited = await accounts.create_staff(
+        rt,
+        {"username": "zhao.li", "display_name": "赵丽", "role": "agent", "phone": "13900000123"},
+        actor=admin,
+        send_sms=True,
+    )
+    assert invited.link is None and invited.sent_by_sms
+    async with rt.db.read() as conn:
+        sent = (
+            await conn.execute(
+                select(messages.c.to_address, messages.c.body, messages.c.kind).where(
+                    messages.c.recipient_user_id == invited.user_id
+                )
+            )
+        ).all()
+        exists = await conn.scalar(
+            select(func.count()).select_from(users).where(users.c.username == "no.phone")
+        )
+    assert exists == 0
+    assert [(m.to_address, m.kind) for m in sent] == [("+8613900000123", "staff_invitation")]
+    assert "赵丽" in sent[0].body and "zhao.li" in sent[0].body and "/ui/password/" in sent[0].body
+    token = sent[0].body.split("/ui/password/", 1)[1].split()[0]
+    assert (await accounts.set_password_from_link(rt, token, GOOD)).id == invited.user_id

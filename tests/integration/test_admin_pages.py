@@ -22,7 +22,7 @@ from tests.conftest import load_test_city, make_settings
 from tests.integration.test_staff_auth import csrf_of, login
 
 GOOD = "湖畔 路灯 三只猫 晚安"
-ADMIN_GETS = ["/ui/admin/staff", "/ui/admin/staff/1"]
+ADMIN_GETS = ["/ui/admin/staff", "/ui/admin/staff/1", "/ui/admin/audit"]
 ADMIN_POSTS = [
     "/ui/admin/staff",
     "/ui/admin/staff/1",
@@ -344,3 +344,25 @@ async def test_another_process_takes_up_the_change_without_a_restart(
     finally:
         await close_runtime(worker)
         await close_runtime(web)
+
+
+async def test_the_audit_trail_reads_in_words(client: TestClient) -> None:
+    assert (await login(client, "admin")).status == 303
+    token = await _csrf(client)
+    await client.post(
+        "/ui/admin/calendar",
+        data={"csrf": token, "day": "2026-12-21", "kind": "holiday", "note": "台风停工"},
+    )
+    await client.post(
+        "/ui/admin/staff",
+        data={"csrf": token, "username": "wang.fang", "display_name": "王芳", "role": "agent"},
+    )
+    page = await client.get("/ui/admin/audit")
+    text = await page.text()
+    assert page.status == 200
+    assert "系统管理员 将 2026-12-21 设为休息日。台风停工" in text
+    assert "系统管理员 创建了账号 wang.fang。" in text
+    assert "系统管理员 登录。" in text
+    only = await (await client.get("/ui/admin/audit?kind=configuration")).text()
+    assert "台风停工" in only and "创建了账号" not in only
+    assert "calendar.day" not in text and "user.create" not in text  # no raw event names

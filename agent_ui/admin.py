@@ -62,6 +62,8 @@ LISTS = ("languages", "queues", "categories")
 
 def setup(app: web.Application) -> None:
     r = app.router
+    r.add_get("/ui/admin", admin_home)
+    r.add_get("/ui/admin/", admin_home)
     r.add_get("/ui/admin/staff", staff_page)
     r.add_post("/ui/admin/staff", staff_create)
     r.add_get("/ui/admin/staff/{user}", member_page)
@@ -89,6 +91,7 @@ def event_line(rt: Runtime, event: Any, locale: str) -> dict[str, Any]:
         or after.get("code")
         or details.get("key")
         or details.get("day")
+        or (event.actor_name if event.actor_id == event.entity_id else None)
         or f"#{event.entity_id or '?'}"
     )
     action = str(event.action)
@@ -161,6 +164,12 @@ async def _staff_context(request: web.Request, actor: Actor) -> dict[str, Any]:
         "form": {},
         **_choices(rt, locale),
     }
+
+
+@page_handler
+async def admin_home(request: web.Request) -> web.StreamResponse:
+    actor = await require(request, ADMINS)
+    return await render(request, "admin_home.html", actor, {**DEFAULTS, "page": "admin_home"})
 
 
 @page_handler

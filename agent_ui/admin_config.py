@@ -6,21 +6,37 @@ the bus's ``directory.changed``), so the next text that comes in is routed by it
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from aiohttp import web
+from aiohttp.web_request import FileField
 
+from agent_ui.auth import csrf_ok, current_session
 from agent_ui.common import error_text, page_handler, require, require_form
 from agent_ui.render import render, ui_locale
 from callcenter.actions.calendar_days import parse_day, set_calendar_day
-from callcenter.actions.directory import create_category, update_category
+from callcenter.actions.directory import (
+    create_category,
+    create_department,
+    update_category,
+    update_department,
+    upload_grid,
+)
 from callcenter.actions.texts import allowed_variables, editable_keys, set_texts
-from callcenter.adminviews import category, list_categories, local_days, national_days
+from callcenter.adminviews import (
+    category,
+    count_cells,
+    list_categories,
+    list_departments,
+    local_days,
+    national_days,
+)
 from callcenter.api.keys import RUNTIME
 from callcenter.config import LOCALES
-from callcenter.domain.errors import HotlineError, NotFound
+from callcenter.domain.errors import Forbidden, HotlineError, InvalidInput, NotFound
 from callcenter.domain.ids import require_id
-from callcenter.domain.routing import Location
+from callcenter.domain.routing import AREA_KINDS, Location
 from callcenter.domain.templates import sample_segments
 from callcenter.domain.workflow import Priority, Role, TicketType
 from callcenter.runtime import Runtime
@@ -49,6 +65,11 @@ def setup(app: web.Application) -> None:
     r.add_post("/ui/admin/routing/test", routing_test)
     r.add_get("/ui/admin/calendar", calendar_page)
     r.add_post("/ui/admin/calendar", calendar_set)
+    r.add_get("/ui/admin/departments", departments_page)
+    r.add_post("/ui/admin/departments", departments_create)
+    r.add_get("/ui/admin/departments/{department}", department_page)
+    r.add_post("/ui/admin/departments/{department}", department_update)
+    r.add_post("/ui/admin/grid", grid_upload)
     r.add_get("/ui/admin/texts", texts_page)
     r.add_post("/ui/admin/texts", texts_save)
 
@@ -327,3 +348,175 @@ async def texts_save(request: web.Request) -> web.StreamResponse:
         )
     locale = ui_locale(request, actor)
     return await _texts_page(request, actor, notice=rt.text("ui.admin.saved", locale))
+
+
+# --- departments and the grid -----------------------------------------------------------------
+
+DEPT_FIELDS = ("code", "name_zh", "name_en", "kind", "parent", "duty_phone", "keywords")
+MAX_GRID = 1024 * 1024  # the server's own limit on a request body
+
+
+def _tree(rt: Runtime, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Departments parents first, each with its depth (city, district, street, community)."""
+    children: dict[int | None, list[dict[str, Any]]] = {}
+    for row in rows:
+        children.setdefault(row["parent_id"], []).append(row)
+    ordered: list[dict[str, Any]] = []
+
+    def walk(parent: int | None, depth: int) -> None:
+        for row in sorted(children.get(parent, []), key=lambda r: r["code"]):
+            ordered.append({**row, "depth": min(depth, 6)})
+            walk(row["id"], depth + 1)
+
+    walk(None, 0)
+    return ordered
+
+
+async def _departments_page(
+    request: web.Request, actor: Any, *, status: int = 200, **extra: Any
+) -> web.Response:
+    rt: Runtime = request.config_dict[RUNTIME]
+    async with rt.db.read() as conn:
+        rows = await list_departments(conn)
+        cells = await count_cells(conn)
+    context = {
+        "page": "admin_departments",
+        "tree": _tree(rt, rows),
+        "cells": cells,
+        "kinds": sorted({*(d["kind"] for d in rows), *AREA_KINDS}),
+        "form": {},
+        "error": "",
+        "grid": None,
+        "notice_kind": "ok",
+        **extra,
+    }
+    return await render(request, "admin_departments.html", actor, context, status=status)
+
+
+@page_handler
+async def departments_page(request: web.Request) -> web.StreamResponse:
+    actor = await require(request, ADMINS)
+    return await _departments_page(request, actor)
+
+
+@page_handler
+async def departments_create(request: web.Request) -> web.StreamResponse:
+    actor, form = await require_form(request, ADMINS)
+    rt: Runtime = request.config_dict[RUNTIME]
+    data: dict[str, Any] = {k: str(form.get(k, "")).strip() for k in DEPT_FIELDS}
+    values = {**data, "parent": data["parent"] or None, "keywords": _keywords_list(data)}
+    try:
+        await create_department(rt, values, actor=actor)
+    except HotlineError as error:
+        return await _departments_page(
+            request, actor, status=error.status, form=data, error=error_text(request, error)
+        )
+    locale = ui_locale(request, actor)
+    return await _departments_page(request, actor, notice=rt.text("ui.admin.saved", locale))
+
+
+def _keywords_list(data: dict[str, Any]) -> list[str]:
+    text = str(data.get("keywords") or "").replace("，", ",")
+    return [w.strip() for line in text.splitlines() for w in line.split(",") if w.strip()]
+
+
+async def _department_page(
+    request: web.Request, actor: Any, department_id: int, *, status: int = 200, **extra: Any
+) -> web.Response:
+    rt: Runtime = request.config_dict[RUNTIME]
+    async with rt.db.read() as conn:
+        rows = await list_departments(conn)
+    row = next((r for r in rows if r["id"] == department_id), None)
+    if row is None:
+        raise NotFound("unknown_department", department=department_id)
+    by_id = {r["id"]: r for r in rows}
+    parent = by_id.get(row["parent_id"]) if row["parent_id"] else None
+    form = {
+        **{k: row.get(k) or "" for k in DEPT_FIELDS},
+        "parent": parent["code"] if parent else "",
+        "keywords": "\n".join(row.get("keywords") or []),
+        "active": row["active"],
+    }
+    context = {
+        "page": "admin_department",
+        "row": row,
+        "tree": _tree(rt, rows),
+        "kinds": sorted({*(d["kind"] for d in rows), *AREA_KINDS}),
+        "form": form,
+        "error": "",
+        "notice_kind": "ok",
+        **extra,
+    }
+    return await render(request, "admin_department.html", actor, context, status=status)
+
+
+@page_handler
+async def department_page(request: web.Request) -> web.StreamResponse:
+    actor = await require(request, ADMINS)
+    return await _department_page(
+        request, actor, require_id(request.match_info["department"], field="department")
+    )
+
+
+@page_handler
+async def department_update(request: web.Request) -> web.StreamResponse:
+    actor, form = await require_form(request, ADMINS)
+    rt: Runtime = request.config_dict[RUNTIME]
+    department_id = require_id(request.match_info["department"], field="department")
+    data: dict[str, Any] = {k: str(form.get(k, "")).strip() for k in DEPT_FIELDS}
+    data["active"] = form.get("active") == "on"
+    try:
+        await update_department(
+            rt, department_id, {**data, "keywords": _keywords_list(data)}, actor=actor
+        )
+    except HotlineError as error:
+        return await _department_page(
+            request,
+            actor,
+            department_id,
+            status=error.status,
+            form=data,
+            error=error_text(request, error),
+        )
+    locale = ui_locale(request, actor)
+    return await _department_page(
+        request, actor, department_id, notice=rt.text("ui.admin.saved", locale)
+    )
+
+
+@page_handler
+async def grid_upload(request: web.Request) -> web.StreamResponse:
+    """A GeoJSON file of grid cells: checked whole, then added or replaced by code."""
+    actor = await require(request, ADMINS)
+    rt: Runtime = request.config_dict[RUNTIME]
+    locale = ui_locale(request, actor)
+    if request.content_length is not None and request.content_length > MAX_GRID:
+        raise InvalidInput("body_too_large", limit=MAX_GRID)
+    form = await request.post()
+    session = await current_session(request)
+    if session is None or not csrf_ok(request, session, str(form.get("csrf", ""))):
+        raise Forbidden("csrf_failed")
+    upload = form.get("file")
+    if isinstance(upload, FileField):
+        raw = upload.file.read(MAX_GRID + 1)
+    else:
+        raw = str(upload or "").encode()
+    try:
+        document = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        document = None
+    check = await upload_grid(rt, document, actor=actor)
+    problems = [rt.text(f"ui.{key}", locale, **params) for key, params in check.problems]
+    grid = {
+        "ok": check.ok,
+        "problems": problems,
+        "cells": len(check.cells),
+        "gaps": len(check.gaps),
+    }
+    return await _departments_page(
+        request,
+        actor,
+        status=200 if check.ok else 400,
+        grid=grid,
+        notice=rt.text("ui.grid.saved", locale, cells=len(check.cells)) if check.ok else "",
+    )

@@ -55,3 +55,24 @@ def national_days(year: int) -> list[dict[str, Any]]:
         if d.year == year
     ]
     return sorted(days, key=lambda d: d["day"])
+
+
+async def list_departments(conn: Any) -> list[dict[str, Any]]:
+    from callcenter.store.tables import departments
+
+    rows = (await conn.execute(select(departments).order_by(departments.c.code))).all()
+    return [dict(r._mapping) for r in rows]
+
+
+async def count_cells(conn: Any) -> dict[int, int]:
+    """Grid cells per owning department."""
+    from sqlalchemy import func
+
+    from callcenter.store.tables import grid_cells
+
+    rows = (
+        await conn.execute(
+            select(grid_cells.c.owner_id, func.count()).group_by(grid_cells.c.owner_id)
+        )
+    ).all()
+    return {owner: int(n) for owner, n in rows}

@@ -19,6 +19,7 @@ from callcenter.bus import Event
 from callcenter.bus.events import DIRECTORY_CHANGED
 from callcenter.domain.auth import token_hash
 from callcenter.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
+from callcenter.domain.grid import GridCheck, check_grid
 from callcenter.domain.phone import normalize_phone
 from callcenter.domain.workflow import Actor, Priority, Role, TicketType
 from callcenter.runtime import Runtime
@@ -338,3 +339,130 @@ async def update_category(
         )
         await directory_changed(tx)
     await rt.reload_directory()
+
+
+async def create_department(rt: Runtime, data: Mapping[str, Any], *, actor: Actor) -> int:
+    """A new department (or area: district, street, community) in the tree."""
+    require_admin(actor)
+    async with rt.transaction() as tx:
+        dept_id = await add_department(tx, rt, data, actor=actor)
+        await directory_changed(tx)
+    await rt.reload_directory()
+    return dept_id
+
+
+async def update_department(
+    rt: Runtime, department_id: int, data: Mapping[str, Any], *, actor: Actor
+) -> None:
+    """Change a department's names, kind, parent, duty phone (for urgent alerts), the
+    place names that route to it, or retire it."""
+    require_admin(actor)
+    kind = _required(data, "kind", 40)
+    if not rt.catalog.has(f"department_kind.{kind}"):
+        raise InvalidInput(
+            "invalid_choice",
+            field="kind",
+            choices=", ".join(sorted({d.kind for d in rt.directory.departments})),
+        )
+    phone = str(data.get("duty_phone") or "").strip()
+    values: dict[str, Any] = {
+        "name_zh": _required(data, "name_zh"),
+        "name_en": _required(data, "name_en"),
+        "kind": kind,
+        "duty_phone": normalize_phone(phone, rt.settings.default_region) if phone else None,
+        "keywords": _keywords(data.get("keywords")),
+        "active": bool(data.get("active", True)),
+    }
+    async with rt.transaction() as tx:
+        ids = await _ids_by_code(tx)
+        row = (
+            await tx.execute(select(departments).where(departments.c.id == department_id))
+        ).first()
+        if row is None:
+            raise NotFound("unknown_department", department=department_id)
+        parent = str(data.get("parent") or "").strip()
+        if parent:
+            if parent not in ids:
+                raise InvalidInput("unknown_department", department=parent)
+            values["parent_id"] = ids[parent]
+            # no department may end up beneath itself
+            chain, seen = values["parent_id"], set()
+            parents = {
+                r.id: r.parent_id
+                for r in (await tx.execute(select(departments.c.id, departments.c.parent_id)))
+            }
+            while chain is not None and chain not in seen:
+                if chain == department_id:
+                    raise InvalidInput("department_cycle")
+                seen.add(chain)
+                chain = parents.get(chain)
+        else:
+            values["parent_id"] = None
+        changed = {k: v for k, v in values.items() if getattr(row, k) != v}
+        if not changed:
+            return
+        await tx.execute(
+            update(departments).where(departments.c.id == department_id).values(**changed)
+        )
+        await audit.record(
+            tx,
+            actor=actor,
+            entity_type="department",
+            entity_id=department_id,
+            action="department.update",
+            before={k: getattr(row, k) for k in changed},
+            after=changed,
+            details={"code": row.code},
+        )
+        await directory_changed(tx)
+    await rt.reload_directory()
+
+
+async def upload_grid(rt: Runtime, document: Any, *, actor: Actor) -> GridCheck:
+    """Grid cells from GeoJSON, checked whole first (:func:`check_grid`): with any problem
+    nothing is written and the check lists them all; else each cell is added or, by its
+    code, replaced (cells the file does not name stay: tickets point at them)."""
+    require_admin(actor)
+    owners = {d.code: d.id for d in rt.directory.departments}
+    staying = {c.code: c.geometry for c in rt.directory.cells}
+    check = check_grid(document, list(owners), staying)
+    if not check.ok:
+        return check
+    async with rt.transaction() as tx:
+        existing = {r.code: r for r in (await tx.execute(select(grid_cells))).all()}
+        added = replaced = 0
+        for cell in check.cells:
+            values = {
+                "name": cell["name"],
+                "owner_id": owners[cell["owner"]],
+                "geometry": cell["geometry"],
+            }
+            old = existing.get(cell["code"])
+            if old is None:
+                await add_grid_cell(
+                    tx,
+                    rt,
+                    {
+                        "code": cell["code"],
+                        "name": cell["name"],
+                        "owner": cell["owner"],
+                        "geometry": cell["geometry"],
+                    },
+                    actor=actor,
+                )
+                added += 1
+                continue
+            await tx.execute(update(grid_cells).where(grid_cells.c.id == old.id).values(**values))
+            replaced += 1
+        await audit.record(
+            tx,
+            actor=actor,
+            entity_type="grid_cell",
+            entity_id=None,
+            action="grid_cell.upload",
+            after={"added": added, "replaced": replaced, "gaps": len(check.gaps)},
+            details={"code": f"{len(check.cells)}"},
+        )
+        await directory_changed(tx)
+    await rt.reload_directory()
+    return check

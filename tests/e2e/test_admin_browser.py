@@ -37,7 +37,8 @@ def browser() -> Iterator[Any]:
 
 def test_invite_set_password_sign_in_deactivate(browser: Any, server: Server) -> None:
     admin = sign_in(browser, server, "admin")
-    admin.click("header nav a[href='/ui/admin/staff']")
+    admin.click("header nav a[href='/ui/admin/']")
+    admin.click("#admin-index a[href='/ui/admin/staff']")
     expect(admin.locator("#staff-title")).to_have_text("工作人员账号")
     admin.fill("#f-username", "wang.fang")
     admin.fill("#f-name", "王芳")
@@ -106,7 +107,8 @@ def test_english_admin_reads_english(browser: Any, server: Server) -> None:
 
 def test_categories_and_the_routing_box(browser: Any, server: Server) -> None:
     admin = sign_in(browser, server, "admin")
-    admin.click("header nav a[href='/ui/admin/categories']")
+    admin.click("header nav a[href='/ui/admin/']")
+    admin.click("#admin-index a[href='/ui/admin/categories']")
     expect(admin.locator("#categories-title")).to_have_text("类别与派单规则")
     admin.fill("#r-text", "共享单车把盲道堵了")
     admin.click("#r-test")
@@ -128,7 +130,8 @@ def test_categories_and_the_routing_box(browser: Any, server: Server) -> None:
 
 def test_calendar_and_texts_pages(browser: Any, server: Server) -> None:
     admin = sign_in(browser, server, "admin")
-    admin.click("header nav a[href='/ui/admin/calendar']")
+    admin.click("header nav a[href='/ui/admin/']")
+    admin.click("#admin-index a[href='/ui/admin/calendar']")
     expect(admin.locator("#national-days")).to_contain_text("国庆节")
     admin.fill("#d-day", "2026-12-21")
     admin.select_option("#d-kind", "holiday")
@@ -138,7 +141,9 @@ def test_calendar_and_texts_pages(browser: Any, server: Server) -> None:
     assert not server.rt.calendar.is_workday(date(2026, 12, 21))
     shot(admin, "admin-calendar")
 
-    admin.click("header nav a[href='/ui/admin/texts']")
+    admin.click("header nav a[href='/ui/admin/']")
+
+    admin.click("#admin-index a[href='/ui/admin/texts']")
     row = admin.locator("section[data-key='canned.greeting']")
     row.locator("textarea.text-zh-CN").fill("您好，{hotline}热线{who}为您服务。")
     row.locator("button.save").click()
@@ -155,11 +160,32 @@ def test_calendar_and_texts_pages(browser: Any, server: Server) -> None:
     assert (
         server.rt.catalog.text("canned.greeting", "zh-CN") == "您好，{hotline}热线为您服务，请讲。"
     )
-    admin.click("header nav a[href='/ui/admin/audit']")
+    admin.click("header nav a[href='/ui/admin/']")
+    admin.click("#admin-index a[href='/ui/admin/audit']")
     expect(admin.locator("#audit-events")).to_contain_text("修改了文本 canned.greeting（zh-CN）")
     expect(admin.locator("#audit-events")).to_contain_text("将 2026-12-21 设为休息日。台风停工")
     admin.select_option("#audit-kind", "accounts")
     admin.wait_for_url("**kind=accounts")
     expect(admin.locator("#audit-events")).not_to_contain_text("台风停工")
     shot(admin, "admin-audit")
+    assert [e for e in admin.console_errors if "status of 400" not in e] == []
+
+
+def test_departments_tree_and_a_refused_grid(browser: Any, server: Server, tmp_path: Path) -> None:
+    admin = sign_in(browser, server, "admin")
+    admin.click("header nav a[href='/ui/admin/']")
+    admin.click("#admin-index a[href='/ui/admin/departments']")
+    expect(admin.locator("#department-tree tr[data-code='MH']")).to_be_visible()
+    bad = tmp_path / "grid.geojson"
+    bad.write_text(
+        '{"type": "FeatureCollection", "features": [{"type": "Feature", '
+        '"properties": {"code": "X-1", "owner": "HB-HB-01"}, "geometry": '
+        '{"type": "Polygon", "coordinates": [[[120.01, 30.01], [120.02, 30.01], '
+        "[120.02, 30.02], [120.01, 30.02], [120.01, 30.01]]]}}]}",
+        "utf-8",
+    )
+    admin.set_input_files("#grid-file", str(bad))
+    admin.click("#grid-upload")
+    expect(admin.locator("#grid-problems")).to_contain_text("网格 X-1 与 GRID-HB-HB-01 重叠")
+    shot(admin, "admin-departments")
     assert [e for e in admin.console_errors if "status of 400" not in e] == []

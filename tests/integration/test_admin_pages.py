@@ -139,6 +139,9 @@ CATEGORY_POSTS = [
     "/ui/admin/routing/test",
     "/ui/admin/calendar",
     "/ui/admin/texts",
+    "/ui/admin/departments",
+    "/ui/admin/departments/1",
+    "/ui/admin/grid",
 ]
 
 
@@ -151,6 +154,8 @@ async def test_category_pages_refused_to_other_roles(client: TestClient, usernam
         "/ui/admin/categories/1",
         "/ui/admin/calendar",
         "/ui/admin/texts",
+        "/ui/admin/departments",
+        "/ui/admin/departments/1",
     ):
         assert (await client.get(path)).status == 403, path
     for path in CATEGORY_POSTS:
@@ -366,3 +371,118 @@ async def test_the_audit_trail_reads_in_words(client: TestClient) -> None:
     only = await (await client.get("/ui/admin/audit?kind=configuration")).text()
     assert "台风停工" in only and "创建了账号" not in only
     assert "calendar.day" not in text and "user.create" not in text  # no raw event names
+
+
+def _square(x0: float, y0: float, x1: float, y1: float) -> dict[str, Any]:
+    return {
+        "type": "Polygon",
+        "coordinates": [[[x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0]]],
+    }
+
+
+def _cells(*cells: tuple[str, str, dict[str, Any]]) -> bytes:
+    import json
+
+    features = [
+        {"type": "Feature", "properties": {"code": c, "name": c, "owner": o}, "geometry": g}
+        for c, o, g in cells
+    ]
+    return json.dumps({"type": "FeatureCollection", "features": features}).encode()
+
+
+async def _upload(client: TestClient, token: str, body: bytes) -> tuple[int, str]:
+    from aiohttp import FormData
+
+    form = FormData()
+    form.add_field("csrf", token)
+    form.add_field("file", body, filename="grid.geojson", content_type="application/geo+json")
+    response = await client.post("/ui/admin/grid", data=form)
+    return response.status, await response.text()
+
+
+async def test_grid_upload_checked_whole(client: TestClient) -> None:
+    from callcenter.domain.routing import Location, route
+
+    rt = client.rt  # type: ignore[attr-defined]
+    client.session.cookie_jar.update_cookies({"hotline_lang": "en"})
+    assert (await login(client, "admin")).status == 303
+    token = await _csrf(client)
+    before = len(rt.directory.cells)
+    status, page = await _upload(client, token, b"{not json")
+    assert status == 400 and "not a GeoJSON FeatureCollection" in page
+    bow = {
+        "type": "Polygon",
+        "coordinates": [[[121, 31], [121.1, 31.1], [121.1, 31], [121, 31.1], [121, 31]]],
+    }
+    status, page = await _upload(
+        client,
+        token,
+        _cells(
+            ("NEW-1", "HB-HB-01", _square(121, 31, 121.1, 31.1)),
+            ("NEW-2", "HB-HB-01", _square(121.05, 31, 121.2, 31.1)),  # overlaps NEW-1
+            ("NEW-3", "NOBODY", _square(122, 31, 122.1, 31.1)),
+            ("NEW-4", "HB-HB-01", bow),
+            ("NEW-5", "HB-HB-01", _square(120.01, 30.01, 120.02, 30.02)),  # inside GRID-HB-HB-01
+        ),
+    )
+    assert status == 400
+    assert "Cells NEW-1 and NEW-2 overlap." in page
+    assert "there is no department “NOBODY”" in page
+    assert "Cell NEW-4 is not a valid polygon: Self-intersection" in page
+    assert "Cells NEW-5 and GRID-HB-HB-01 overlap." in page
+    assert len(rt.directory.cells) == before  # nothing was changed
+    ring = [
+        (
+            f"RING-{i}{j}",
+            "HB-HB-01",
+            _square(
+                *(round(v, 6) for v in (121 + i / 10, 31 + j / 10, 121.1 + i / 10, 31.1 + j / 10))
+            ),
+        )
+        for i in range(3)
+        for j in range(3)
+        if (i, j) != (1, 1)
+    ]
+    status, page = await _upload(client, token, _cells(*ring))
+    assert status == 200 and "8 cells checked and saved; 1 gaps" in page
+    assert len(rt.directory.cells) == before + 8
+    decision = route(rt.directory, None, Location(None, 31.05, 121.05))
+    assert decision.grid_cell_id is not None
+    assert rt.directory.cell_by_id[decision.grid_cell_id].code == "RING-00"
+
+
+async def test_department_duty_phone_and_tree(client: TestClient) -> None:
+    rt = client.rt  # type: ignore[attr-defined]
+    assert (await login(client, "admin")).status == 303
+    token = await _csrf(client)
+    water = next(d for d in rt.directory.departments if d.code == "MH-WATER")
+    street = next(d for d in rt.directory.departments if d.kind == "street")
+    page = await client.get("/ui/admin/departments")
+    assert page.status == 200 and "MH-WATER" in await page.text()
+    base = {"csrf": token, "name_zh": water.name_zh, "name_en": water.name_en, "kind": "water"}
+    saved = await client.post(
+        f"/ui/admin/departments/{water.id}",
+        data={**base, "parent": "MH", "duty_phone": "13900000999", "active": "on"},
+    )
+    assert saved.status == 200
+    async with rt.db.read() as conn:
+        from callcenter.store.tables import departments
+
+        phone = await conn.scalar(
+            select(departments.c.duty_phone).where(departments.c.id == water.id)
+        )
+    assert phone == "+8613900000999"
+    city = next(d for d in rt.directory.departments if d.code == "MH")
+    cycle = await client.post(
+        f"/ui/admin/departments/{city.id}",
+        data={
+            "csrf": token,
+            "name_zh": city.name_zh,
+            "name_en": city.name_en,
+            "kind": "city",
+            "parent": street.code,
+            "active": "on",
+        },
+    )
+    assert cycle.status == 400 and "部门不能放在自己之下" in await cycle.text()
+    assert rt.directory.by_id[city.id].parent_id is None

@@ -9,17 +9,20 @@ viewer's language and the error's status, and nothing changed.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from aiohttp import web
+from aiohttp.web_request import FileField
 
-from agent_ui.auth import current_session
+from agent_ui.auth import csrf_ok, current_session
 from agent_ui.common import error_text, page_handler, require, require_form
 from agent_ui.render import render, ui_locale
 from callcenter.actions import accounts
+from callcenter.actions.configuration import export_configuration, import_configuration
 from callcenter.actions.staff import start_enrolment
 from callcenter.api.keys import RUNTIME
-from callcenter.domain.errors import HotlineError, InvalidInput, NotFound
+from callcenter.domain.errors import Forbidden, HotlineError, InvalidInput, NotFound
 from callcenter.domain.ids import require_id
 from callcenter.domain.workflow import Actor, Role
 from callcenter.runtime import Runtime
@@ -32,11 +35,19 @@ from callcenter.staffviews import (
 )
 
 ADMINS = frozenset({Role.ADMIN})
+MAX_UPLOAD = 1024 * 1024  # the server's own limit on a request body
 # the audit page's filter: entity types per choice
 AUDIT_KINDS: dict[str, tuple[str, ...] | None] = {
     "": None,
     "accounts": ("user",),
-    "configuration": ("category", "department", "grid_cell", "calendar_day", "text"),
+    "configuration": (
+        "category",
+        "department",
+        "grid_cell",
+        "calendar_day",
+        "text",
+        "configuration",
+    ),
 }
 SIGNED_IN = frozenset({Role.AGENT, Role.SUPERVISOR, Role.ADMIN, Role.DEPARTMENT})
 STEPS = {
@@ -64,6 +75,8 @@ def setup(app: web.Application) -> None:
     r = app.router
     r.add_get("/ui/admin", admin_home)
     r.add_get("/ui/admin/", admin_home)
+    r.add_get("/ui/admin/config.json", config_export)
+    r.add_post("/ui/admin/config", config_import)
     r.add_get("/ui/admin/staff", staff_page)
     r.add_post("/ui/admin/staff", staff_create)
     r.add_get("/ui/admin/staff/{user}", member_page)
@@ -170,6 +183,47 @@ async def _staff_context(request: web.Request, actor: Actor) -> dict[str, Any]:
 async def admin_home(request: web.Request) -> web.StreamResponse:
     actor = await require(request, ADMINS)
     return await render(request, "admin_home.html", actor, {**DEFAULTS, "page": "admin_home"})
+
+
+@page_handler
+async def config_export(request: web.Request) -> web.StreamResponse:
+    """The whole configuration as one JSON file (no accounts, no secrets)."""
+    await require(request, ADMINS)
+    rt: Runtime = request.config_dict[RUNTIME]
+    document = await export_configuration(rt)
+    day = rt.local(rt.clock.now()).strftime("%Y%m%d")
+    return web.Response(
+        body=json.dumps(document, ensure_ascii=False, indent=2).encode("utf-8"),
+        content_type="application/json",
+        headers={"Content-Disposition": f'attachment; filename="hotline-config-{day}.json"'},
+    )
+
+
+@page_handler
+async def config_import(request: web.Request) -> web.StreamResponse:
+    actor = await require(request, ADMINS)
+    rt: Runtime = request.config_dict[RUNTIME]
+    locale = ui_locale(request, actor)
+    if request.content_length is not None and request.content_length > MAX_UPLOAD:
+        raise InvalidInput("body_too_large", limit=MAX_UPLOAD)
+    form = await request.post()
+    session = await current_session(request)
+    if session is None or not csrf_ok(request, session, str(form.get("csrf", ""))):
+        raise Forbidden("csrf_failed")
+    upload = form.get("file")
+    raw = upload.file.read(MAX_UPLOAD + 1) if isinstance(upload, FileField) else b""
+    context: dict[str, Any] = {**DEFAULTS, "page": "admin_home"}
+    try:
+        try:
+            document = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            raise InvalidInput("config_format") from None
+        counts = await import_configuration(rt, document, actor=actor)
+    except HotlineError as error:
+        context["error"] = error_text(request, error)
+        return await render(request, "admin_home.html", actor, context, status=error.status)
+    context["notice"] = rt.text("ui.config.imported", locale, **counts)
+    return await render(request, "admin_home.html", actor, context)
 
 
 @page_handler

@@ -506,7 +506,7 @@ async def grid_upload(request: web.Request) -> web.StreamResponse:
     except (UnicodeDecodeError, ValueError):
         document = None
     check = await upload_grid(rt, document, actor=actor)
-    problems = [rt.text(f"ui.{key}", locale, **params) for key, params in check.problems]
+    problems = [rt.text(key, locale, **params) for key, params in check.problems]
     grid = {
         "ok": check.ok,
         "problems": problems,

@@ -84,7 +84,15 @@ async def account_events(conn: Any, *, user_id: int | None = None, limit: int = 
     return list(rows)
 
 
-ADMIN_ENTITIES = ("user", "category", "department", "grid_cell", "calendar_day", "text")
+ADMIN_ENTITIES = (
+    "user",
+    "category",
+    "department",
+    "grid_cell",
+    "calendar_day",
+    "text",
+    "configuration",
+)
 
 
 async def admin_events(

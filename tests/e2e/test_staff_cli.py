@@ -3,6 +3,7 @@ with no demo data, mended with ``passwd``, listed, every change in the audit cha
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -67,4 +68,21 @@ def test_first_admin_without_the_demo(tmp_path: Path) -> None:
     unknown = staff(tmp_path, "passwd", "nobody", "--password-stdin", stdin=GOOD)
     assert unknown.returncode == 2 and "no staff account" in unknown.stderr
     verify = run(tmp_path, "audit", "verify", check=False)
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+
+
+def test_configuration_export_and_import(tmp_path: Path) -> None:
+    source, target = tmp_path / "source", tmp_path / "target"
+    source.mkdir()
+    target.mkdir()
+    run(source, "migrate")
+    run(source, "demo-data", "--tickets", "0", "--days", "1")
+    exported = source / "config.json"
+    run(source, "config", "export", "--output", str(exported))
+    run(target, "migrate")
+    imported = run(target, "config", "import", str(exported)).stdout
+    assert '"departments": 46' in imported and '"grid_cells": 12' in imported
+    again = json.loads(run(target, "config", "export").stdout)
+    assert again == json.loads(exported.read_text("utf-8"))
+    verify = run(target, "audit", "verify", check=False)
     assert verify.returncode == 0, verify.stdout + verify.stderr

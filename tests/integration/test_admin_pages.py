@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,13 @@ from tests.conftest import load_test_city, make_settings
 from tests.integration.test_staff_auth import csrf_of, login
 
 GOOD = "湖畔 路灯 三只猫 晚安"
-ADMIN_GETS = ["/ui/admin/staff", "/ui/admin/staff/1", "/ui/admin/audit"]
+ADMIN_GETS = [
+    "/ui/admin/",
+    "/ui/admin/staff",
+    "/ui/admin/staff/1",
+    "/ui/admin/audit",
+    "/ui/admin/config.json",
+]
 ADMIN_POSTS = [
     "/ui/admin/staff",
     "/ui/admin/staff/1",
@@ -31,6 +37,7 @@ ADMIN_POSTS = [
     "/ui/admin/staff/1/reactivate",
     "/ui/admin/staff/1/signout",
     "/ui/admin/staff/1/two_factor_off",
+    "/ui/admin/config",
 ]
 
 
@@ -486,3 +493,69 @@ async def test_department_duty_phone_and_tree(client: TestClient) -> None:
     )
     assert cycle.status == 400 and "部门不能放在自己之下" in await cycle.text()
     assert rt.directory.by_id[city.id].parent_id is None
+
+
+async def test_configuration_moves_to_another_installation(
+    client: TestClient, tmp_path: Path, sqlite_template: Path, clock: ManualClock
+) -> None:
+    import json
+    import shutil
+
+    from aiohttp import FormData
+
+    from callcenter.actions import accounts
+    from callcenter.actions.operations import operator
+
+    rt = client.rt  # type: ignore[attr-defined]
+    assert (await login(client, "admin")).status == 303
+    token = await _csrf(client)
+    await client.post(
+        "/ui/admin/calendar",
+        data={"csrf": token, "day": "2026-12-21", "kind": "holiday", "note": "台风停工"},
+    )
+    exported = await client.get("/ui/admin/config.json")
+    assert exported.status == 200 and "attachment" in exported.headers["Content-Disposition"]
+    document = json.loads(await exported.read())
+    assert len(document["departments"]) == len(rt.directory.departments)
+
+    # a new city's installation: an empty database and its first administrator
+    other_db = tmp_path / "other" / "callcenter.db"
+    other_db.parent.mkdir()
+    shutil.copy(sqlite_template, other_db)
+    settings = make_settings(tmp_path / "other", f"sqlite+aiosqlite:///{other_db}")
+    other_rt = build_runtime(settings, clock=clock, seed=3)
+    app = create_app(settings, runtime=other_rt, start_jobs=False)
+    async with TestClient(TestServer(app)) as other:
+        await accounts.create_staff(
+            other_rt,
+            {"username": "zhang.wei", "display_name": "张伟", "role": "admin"},
+            actor=operator(),
+            password=GOOD,
+        )
+        assert (await login(other, "zhang.wei", GOOD)).status == 303
+        other_token = await _csrf(other)
+
+        async def send(body: bytes) -> tuple[int, str]:
+            form = FormData()
+            form.add_field("csrf", other_token)
+            form.add_field("file", body, filename="c.json", content_type="application/json")
+            response = await other.post("/ui/admin/config", data=form)
+            return response.status, await response.text()
+
+        broken = json.loads(json.dumps(document))
+        broken["categories"][0]["department_kind"] = "moon"
+        status, page = await send(json.dumps(broken).encode())
+        assert status == 400 and other_rt.directory.departments == []  # nothing was changed
+        status, page = await send(b"not json")
+        assert status == 400 and "不是热线配置文件" in page
+        status, page = await send(json.dumps(document).encode())
+        assert status == 200, page
+        assert len(other_rt.directory.departments) == len(rt.directory.departments)
+        assert set(other_rt.directory.category_by_code) == set(rt.directory.category_by_code)
+        assert len(other_rt.directory.cells) == len(rt.directory.cells)
+        assert not other_rt.calendar.is_workday(date(2026, 12, 21))
+        # importing the same file again changes nothing that was there
+        status, _ = await send(json.dumps(document).encode())
+        assert status == 200 and len(other_rt.directory.departments) == len(
+            rt.directory.departments
+        )

@@ -47,6 +47,7 @@ AUDIT_KINDS: dict[str, tuple[str, ...] | None] = {
         "calendar_day",
         "text",
         "configuration",
+        "queue",
     ),
 }
 SIGNED_IN = frozenset({Role.AGENT, Role.SUPERVISOR, Role.ADMIN, Role.DEPARTMENT})

@@ -23,6 +23,7 @@ from callcenter.actions.directory import (
     update_department,
     upload_grid,
 )
+from callcenter.actions.queue_settings import STRATEGIES, set_queue
 from callcenter.actions.texts import allowed_variables, editable_keys, set_texts
 from callcenter.adminviews import (
     category,
@@ -70,6 +71,8 @@ def setup(app: web.Application) -> None:
     r.add_get("/ui/admin/departments/{department}", department_page)
     r.add_post("/ui/admin/departments/{department}", department_update)
     r.add_post("/ui/admin/grid", grid_upload)
+    r.add_get("/ui/admin/queues", queues_page)
+    r.add_post("/ui/admin/queues", queues_save)
     r.add_get("/ui/admin/texts", texts_page)
     r.add_post("/ui/admin/texts", texts_save)
 
@@ -520,3 +523,58 @@ async def grid_upload(request: web.Request) -> web.StreamResponse:
         grid=grid,
         notice=rt.text("ui.grid.saved", locale, cells=len(check.cells)) if check.ok else "",
     )
+
+
+# --- queues -----------------------------------------------------------------------------------
+
+QUEUE_FIELDS = (
+    "name",
+    "strategy",
+    "overflow_to",
+    "overflow_after_s",
+    "offer_timeout_s",
+    "wrap_up_s",
+)
+
+
+async def _queues_page(
+    request: web.Request, actor: Any, *, status: int = 200, **extra: Any
+) -> web.Response:
+    rt: Runtime = request.config_dict[RUNTIME]
+    context = {
+        "page": "admin_queues",
+        "queues": sorted(rt.settings.acd.queues.items()),
+        "strategies": STRATEGIES,
+        "form": {},
+        "error": "",
+        "error_queue": "",
+        "notice_kind": "ok",
+        **extra,
+    }
+    return await render(request, "admin_queues.html", actor, context, status=status)
+
+
+@page_handler
+async def queues_page(request: web.Request) -> web.StreamResponse:
+    actor = await require(request, ADMINS)
+    return await _queues_page(request, actor)
+
+
+@page_handler
+async def queues_save(request: web.Request) -> web.StreamResponse:
+    actor, form = await require_form(request, ADMINS)
+    rt: Runtime = request.config_dict[RUNTIME]
+    data = {k: str(form.get(k, "")).strip() for k in QUEUE_FIELDS}
+    try:
+        await set_queue(rt, data["name"], data, actor=actor)
+    except HotlineError as error:
+        return await _queues_page(
+            request,
+            actor,
+            status=error.status,
+            form=data,
+            error=error_text(request, error),
+            error_queue=data["name"],
+        )
+    locale = ui_locale(request, actor)
+    return await _queues_page(request, actor, notice=rt.text("ui.admin.saved", locale))

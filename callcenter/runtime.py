@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any
@@ -20,7 +20,7 @@ from sqlalchemy import select
 from callcenter.background import Background
 from callcenter.bus import EventBus
 from callcenter.clock import Clock
-from callcenter.config import Settings
+from callcenter.config import QueueSettings, Settings
 from callcenter.domain.calendar import WorkCalendar
 from callcenter.domain.quiet import QuietHours
 from callcenter.domain.routing import Category, Department, Directory, GridCell
@@ -37,6 +37,7 @@ from callcenter.store.tables import (
     config_version,
     departments,
     grid_cells,
+    queue_settings,
     text_overrides,
 )
 
@@ -69,6 +70,7 @@ class Runtime:
     # reloads the directory when any process changed it (callcenter.bus DIRECTORY_CHANGED)
     directory_watch: asyncio.Task[None] | None = None
     config_seen: int | None = None  # the config_version the loaded configuration is of
+    configured_queues: dict[str, QueueSettings] | None = None  # [acd.queues] as started
 
     def __post_init__(self) -> None:
         self.db.commit_hooks.append(self._after_commit)
@@ -128,6 +130,23 @@ class Runtime:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
+    def _apply_queues(self, rows: Sequence[Any]) -> None:
+        """The configured queues with the administrators' queues over them."""
+        if self.configured_queues is None:
+            self.configured_queues = dict(self.settings.acd.queues)
+        queues = dict(self.configured_queues)
+        for r in rows:
+            queues[r.name] = QueueSettings(
+                strategy=r.strategy,
+                overflow_to=r.overflow_to,
+                overflow_after_s=r.overflow_after_s,
+                offer_timeout_s=r.offer_timeout_s,
+                wrap_up_s=r.wrap_up_s,
+            )
+        if queues != self.settings.acd.queues:
+            acd = self.settings.acd.model_copy(update={"queues": queues})
+            self.settings = self.settings.model_copy(update={"acd": acd})
+
     def _apply_calendar_days(self, days: dict[date, str]) -> None:
         """The settings' calendar with the administrators' local days over it."""
         cal = self.settings.calendar
@@ -156,9 +175,11 @@ class Runtime:
             cell_rows = (await conn.execute(select(grid_cells))).all()
             day_rows = (await conn.execute(select(calendar_days))).all()
             text_rows = (await conn.execute(select(text_overrides))).all()
+            queue_rows = (await conn.execute(select(queue_settings))).all()
         self.config_seen = seen
         self._apply_calendar_days({r.day: r.kind for r in day_rows})
         self.catalog.apply_overrides({(r.locale, r.key): r.body for r in text_rows})
+        self._apply_queues(queue_rows)
         self.directory = Directory(
             [
                 Department(

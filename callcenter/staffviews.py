@@ -92,6 +92,7 @@ ADMIN_ENTITIES = (
     "calendar_day",
     "text",
     "configuration",
+    "queue",
 )
 
 

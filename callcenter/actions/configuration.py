@@ -1,6 +1,6 @@
 """The whole configuration as one file, to stage changes and move them between
 installations: departments (the tree, kinds, duty phones, place names), categories,
-grid cells, the calendar's local days and the rewritten texts. Staff accounts are not
+grid cells, the calendar's local days, the rewritten texts and the ACD queues. Staff accounts are not
 in it (passwords and two-factor secrets never leave the installation).
 
 Import is one transaction, checked whole first: every part is validated as the admin
@@ -30,6 +30,7 @@ from callcenter.actions.directory import (
     directory_changed,
     require_admin,
 )
+from callcenter.actions.queue_settings import checked_queue
 from callcenter.actions.texts import allowed_variables, editable_keys
 from callcenter.config import LOCALES
 from callcenter.domain.errors import InvalidInput
@@ -44,6 +45,7 @@ from callcenter.store.tables import (
     categories,
     departments,
     grid_cells,
+    queue_settings,
     text_overrides,
 )
 
@@ -110,6 +112,10 @@ async def export_configuration(rt: Runtime) -> dict[str, Any]:
             {"day": r.day.isoformat(), "kind": r.kind, "note": r.note} for r in day_rows
         ],
         "texts": [{"key": r.key, "locale": r.locale, "text": r.body} for r in text_rows],
+        "queues": [
+            {"name": name, **queue.model_dump()}
+            for name, queue in sorted(rt.settings.acd.queues.items())
+        ],
     }
 
 
@@ -132,7 +138,14 @@ async def import_configuration(rt: Runtime, document: Any, *, actor: Actor) -> d
     days = _list(document, "calendar_days")
     texts = _list(document, "texts")
     grid = document.get("grid")
-    counts = {"departments": 0, "categories": 0, "grid_cells": 0, "calendar_days": 0, "texts": 0}
+    counts = {
+        "departments": 0,
+        "categories": 0,
+        "grid_cells": 0,
+        "calendar_days": 0,
+        "texts": 0,
+        "queues": 0,
+    }
     # checked before the transaction: texts, days, categories (these need no rows)
     keys = set(editable_keys(rt))
     checked_texts = []
@@ -143,6 +156,12 @@ async def import_configuration(rt: Runtime, document: Any, *, actor: Actor) -> d
         checked_texts.append(
             (key, locale, check_template(str(item.get("text", "")), allowed_variables(rt, key)))
         )
+    queue_items = _list(document, "queues")
+    names = {str(q.get("name", "")) for q in queue_items} | set(rt.settings.acd.queues)
+    checked_queues = [
+        (str(q.get("name", "")), checked_queue(rt, str(q.get("name", "")), q, names))
+        for q in queue_items
+    ]
     checked_days = []
     for item in days:
         kind = str(item.get("kind", ""))
@@ -176,6 +195,14 @@ async def import_configuration(rt: Runtime, document: Any, *, actor: Actor) -> d
                 )
             )
         counts["texts"] = len(checked_texts)
+        for name, queue in checked_queues:
+            await tx.execute(delete(queue_settings).where(queue_settings.c.name == name))
+            await tx.execute(
+                queue_settings.insert().values(
+                    name=name, **queue.model_dump(), updated_at=tx.state["now"]
+                )
+            )
+        counts["queues"] = len(checked_queues)
         await audit.record(
             tx,
             actor=actor,

@@ -467,6 +467,19 @@ text_overrides = Table(
     Column("updated_at", UTCDateTime, nullable=False),
 )
 
+# ACD queues as an administrator set them (over the [acd.queues] settings)
+queue_settings = Table(
+    "queue_settings",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("strategy", String(20), nullable=False),
+    Column("overflow_to", String(64), nullable=True),
+    Column("overflow_after_s", Float, nullable=False),
+    Column("offer_timeout_s", Float, nullable=False),
+    Column("wrap_up_s", Float, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
 # one row: moved by every configuration change, watched by every process
 config_version = Table(
     "config_version",

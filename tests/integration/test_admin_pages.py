@@ -149,6 +149,7 @@ CATEGORY_POSTS = [
     "/ui/admin/departments",
     "/ui/admin/departments/1",
     "/ui/admin/grid",
+    "/ui/admin/queues",
 ]
 
 
@@ -163,6 +164,7 @@ async def test_category_pages_refused_to_other_roles(client: TestClient, usernam
         "/ui/admin/texts",
         "/ui/admin/departments",
         "/ui/admin/departments/1",
+        "/ui/admin/queues",
     ):
         assert (await client.get(path)).status == 403, path
     for path in CATEGORY_POSTS:
@@ -559,3 +561,39 @@ async def test_configuration_moves_to_another_installation(
         assert status == 200 and len(other_rt.directory.departments) == len(
             rt.directory.departments
         )
+
+
+async def test_queues_set_on_the_page_rule_the_next_distribution(client: TestClient) -> None:
+    from datetime import timedelta
+
+    from callcenter.queueing import rule_of
+
+    rt = client.rt  # type: ignore[attr-defined]
+    client.session.cookie_jar.update_cookies({"hotline_lang": "en"})
+    assert (await login(client, "admin")).status == 303
+    token = await _csrf(client)
+    base = {
+        "csrf": token,
+        "strategy": "round_robin",
+        "overflow_after_s": "120",
+        "offer_timeout_s": "20",
+        "wrap_up_s": "15",
+    }
+    loop = await client.post(
+        "/ui/admin/queues", data={**base, "name": "general", "overflow_to": "general"}
+    )
+    assert loop.status == 400 and "Overflow to" in await loop.text()
+    assert rule_of(rt, "general").offer_timeout == timedelta(seconds=30)  # unchanged
+    done = await client.post(
+        "/ui/admin/queues", data={**base, "name": "general", "overflow_to": "overflow"}
+    )
+    assert done.status == 200
+    rule = rule_of(rt, "general")
+    assert rule.offer_timeout == timedelta(seconds=20) and rule.strategy.value == "round_robin"
+    assert rule.overflow_after == timedelta(seconds=120)
+    made = await client.post(
+        "/ui/admin/queues", data={**base, "name": "english", "overflow_to": ""}
+    )
+    assert made.status == 200 and "english" in rt.settings.acd.queues
+    page = await (await client.get("/ui/admin/staff")).text()
+    assert 'name="queues" value="english"' in page  # agents may now be given the new queue

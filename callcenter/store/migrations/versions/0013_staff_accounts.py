@@ -9,6 +9,7 @@ second step of a sign-in (the code, or enrolling an authenticator app).
 ``calendar_days`` holds the days an administrator made holidays or working days
 locally, over the ``chinesecalendar`` package and the settings; ``text_overrides``
 the canned replies and SMS texts an administrator rewrote, per language;
+``queue_settings`` the ACD queues as an administrator set them, over the settings;
 ``config_version`` one counter every configuration change moves, which each process
 watches to reload what another one changed.
 
@@ -68,6 +69,16 @@ def upgrade() -> None:
         sa.Column("updated_at", UTCDateTime(timezone=True), nullable=False),
     )
 
+    op.create_table(
+        "queue_settings",
+        sa.Column("name", sa.String(64), primary_key=True),
+        sa.Column("strategy", sa.String(20), nullable=False),
+        sa.Column("overflow_to", sa.String(64), nullable=True),
+        sa.Column("overflow_after_s", sa.Float(), nullable=False),
+        sa.Column("offer_timeout_s", sa.Float(), nullable=False),
+        sa.Column("wrap_up_s", sa.Float(), nullable=False),
+        sa.Column("updated_at", UTCDateTime(timezone=True), nullable=False),
+    )
     version = op.create_table(
         "config_version",
         sa.Column("id", sa.Integer(), primary_key=True, autoincrement=False),
@@ -78,6 +89,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("config_version")
+    op.drop_table("queue_settings")
     op.drop_table("text_overrides")
     op.drop_table("calendar_days")
     op.drop_table("staff_tokens")

@@ -1,7 +1,7 @@
 """The whole configuration as one file, to stage changes and move them between
 installations: departments (the tree, kinds, duty phones, place names), categories,
-grid cells, the calendar's local days, the rewritten texts and the ACD queues. Staff accounts are not
-in it (passwords and two-factor secrets never leave the installation).
+grid cells, the calendar's local days, the rewritten texts and the ACD queues. Staff
+accounts are not in it (passwords and two-factor secrets never leave the installation).
 
 Import is one transaction, checked whole first: every part is validated as the admin
 pages validate it (a grid as :func:`check_grid`, a text's variables as

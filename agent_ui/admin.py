@@ -48,6 +48,7 @@ AUDIT_KINDS: dict[str, tuple[str, ...] | None] = {
         "text",
         "configuration",
         "queue",
+        "sla",
     ),
 }
 SIGNED_IN = frozenset({Role.AGENT, Role.SUPERVISOR, Role.ADMIN, Role.DEPARTMENT})

@@ -24,6 +24,7 @@ from callcenter.actions.directory import (
     upload_grid,
 )
 from callcenter.actions.queue_settings import STRATEGIES, set_queue
+from callcenter.actions.sla_policy import set_sla_policy
 from callcenter.actions.texts import allowed_variables, editable_keys, set_texts
 from callcenter.adminviews import (
     category,
@@ -71,6 +72,8 @@ def setup(app: web.Application) -> None:
     r.add_get("/ui/admin/departments/{department}", department_page)
     r.add_post("/ui/admin/departments/{department}", department_update)
     r.add_post("/ui/admin/grid", grid_upload)
+    r.add_get("/ui/admin/sla", sla_page)
+    r.add_post("/ui/admin/sla", sla_save)
     r.add_get("/ui/admin/queues", queues_page)
     r.add_post("/ui/admin/queues", queues_save)
     r.add_get("/ui/admin/texts", texts_page)
@@ -578,3 +581,69 @@ async def queues_save(request: web.Request) -> web.StreamResponse:
         )
     locale = ui_locale(request, actor)
     return await _queues_page(request, actor, notice=rt.text("ui.admin.saved", locale))
+
+
+# --- deadlines --------------------------------------------------------------------------------
+
+UNITS = ("working_days", "working_hours", "hours", "minutes")
+
+
+def _limit(form: Any, name: str) -> dict[str, Any]:
+    return {
+        "amount": str(form.get(f"{name}_amount", "")).strip() or None,
+        "unit": str(form.get(f"{name}_unit", "")),
+    }
+
+
+def _policy_form(form: Any) -> dict[str, Any]:
+    yellow = str(form.get("yellow_pct", "")).strip()
+    try:
+        yellow_at: Any = float(yellow) / 100 if yellow else None
+    except ValueError:
+        yellow_at = yellow
+    return {
+        "sign_for": _limit(form, "sign_for"),
+        "handle": {t.value: _limit(form, f"handle_{t.value}") for t in TicketType},
+        "urgent_sign_for": _limit(form, "urgent_sign_for"),
+        "urgent_handle": _limit(form, "urgent_handle"),
+        "max_extension_days": str(form.get("max_extension_days", "")).strip() or None,
+        "yellow_at": yellow_at,
+    }
+
+
+async def _sla_page(
+    request: web.Request, actor: Any, *, status: int = 200, **extra: Any
+) -> web.Response:
+    rt: Runtime = request.config_dict[RUNTIME]
+    policy = extra.pop("policy", None) or rt.sla.settings.model_dump(mode="json")
+    context = {
+        "page": "admin_sla",
+        "policy": policy,
+        "types": [t.value for t in TicketType],
+        "units": UNITS,
+        "error": "",
+        "notice_kind": "ok",
+        **extra,
+    }
+    return await render(request, "admin_sla.html", actor, context, status=status)
+
+
+@page_handler
+async def sla_page(request: web.Request) -> web.StreamResponse:
+    actor = await require(request, ADMINS)
+    return await _sla_page(request, actor)
+
+
+@page_handler
+async def sla_save(request: web.Request) -> web.StreamResponse:
+    actor, form = await require_form(request, ADMINS)
+    rt: Runtime = request.config_dict[RUNTIME]
+    data = _policy_form(form)
+    try:
+        await set_sla_policy(rt, data, actor=actor)
+    except HotlineError as error:
+        return await _sla_page(
+            request, actor, status=error.status, policy=data, error=error_text(request, error)
+        )
+    locale = ui_locale(request, actor)
+    return await _sla_page(request, actor, notice=rt.text("ui.sla.saved", locale))

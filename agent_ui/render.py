@@ -44,6 +44,7 @@ ADMIN_NAV: tuple[tuple[str, str], ...] = (
     ("/ui/admin/departments", "ui.nav.departments"),
     ("/ui/admin/categories", "ui.nav.categories"),
     ("/ui/admin/calendar", "ui.nav.calendar"),
+    ("/ui/admin/sla", "ui.nav.sla"),
     ("/ui/admin/queues", "ui.nav.queues"),
     ("/ui/admin/texts", "ui.nav.texts"),
     ("/ui/admin/audit", "ui.nav.audit"),

@@ -20,7 +20,7 @@ from sqlalchemy import select
 from callcenter.background import Background
 from callcenter.bus import EventBus
 from callcenter.clock import Clock
-from callcenter.config import QueueSettings, Settings
+from callcenter.config import QueueSettings, Settings, SlaSettings
 from callcenter.domain.calendar import WorkCalendar
 from callcenter.domain.quiet import QuietHours
 from callcenter.domain.routing import Category, Department, Directory, GridCell
@@ -38,6 +38,7 @@ from callcenter.store.tables import (
     departments,
     grid_cells,
     queue_settings,
+    sla_policy,
     text_overrides,
 )
 
@@ -176,10 +177,15 @@ class Runtime:
             day_rows = (await conn.execute(select(calendar_days))).all()
             text_rows = (await conn.execute(select(text_overrides))).all()
             queue_rows = (await conn.execute(select(queue_settings))).all()
+            policy = await conn.scalar(select(sla_policy.c.policy).where(sla_policy.c.id == 1))
         self.config_seen = seen
         self._apply_calendar_days({r.day: r.kind for r in day_rows})
         self.catalog.apply_overrides({(r.locale, r.key): r.body for r in text_rows})
         self._apply_queues(queue_rows)
+        self.sla = replace(
+            self.sla,
+            settings=SlaSettings.model_validate(policy) if policy else self.settings.sla,
+        )
         self.directory = Directory(
             [
                 Department(

@@ -93,6 +93,7 @@ ADMIN_ENTITIES = (
     "text",
     "configuration",
     "queue",
+    "sla",
 )
 
 

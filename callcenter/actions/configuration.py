@@ -1,6 +1,7 @@
 """The whole configuration as one file, to stage changes and move them between
 installations: departments (the tree, kinds, duty phones, place names), categories,
-grid cells, the calendar's local days, the rewritten texts and the ACD queues. Staff
+grid cells, the calendar's local days, the rewritten texts, the ACD queues and the
+deadlines. Staff
 accounts are not in it (passwords and two-factor secrets never leave the installation).
 
 Import is one transaction, checked whole first: every part is validated as the admin
@@ -31,6 +32,7 @@ from callcenter.actions.directory import (
     require_admin,
 )
 from callcenter.actions.queue_settings import checked_queue
+from callcenter.actions.sla_policy import checked_policy
 from callcenter.actions.texts import allowed_variables, editable_keys
 from callcenter.config import LOCALES
 from callcenter.domain.errors import InvalidInput
@@ -46,6 +48,7 @@ from callcenter.store.tables import (
     departments,
     grid_cells,
     queue_settings,
+    sla_policy,
     text_overrides,
 )
 
@@ -116,6 +119,7 @@ async def export_configuration(rt: Runtime) -> dict[str, Any]:
             {"name": name, **queue.model_dump()}
             for name, queue in sorted(rt.settings.acd.queues.items())
         ],
+        "sla": rt.sla.settings.model_dump(mode="json"),
     }
 
 
@@ -162,6 +166,7 @@ async def import_configuration(rt: Runtime, document: Any, *, actor: Actor) -> d
         (str(q.get("name", "")), checked_queue(rt, str(q.get("name", "")), q, names))
         for q in queue_items
     ]
+    policy = checked_policy(document["sla"]) if "sla" in document else None
     checked_days = []
     for item in days:
         kind = str(item.get("kind", ""))
@@ -203,6 +208,13 @@ async def import_configuration(rt: Runtime, document: Any, *, actor: Actor) -> d
                 )
             )
         counts["queues"] = len(checked_queues)
+        if policy is not None:
+            await tx.execute(delete(sla_policy).where(sla_policy.c.id == 1))
+            await tx.execute(
+                sla_policy.insert().values(
+                    id=1, policy=policy.model_dump(mode="json"), updated_at=tx.state["now"]
+                )
+            )
         await audit.record(
             tx,
             actor=actor,

@@ -480,6 +480,15 @@ queue_settings = Table(
     Column("updated_at", UTCDateTime, nullable=False),
 )
 
+# one row: the deadlines an administrator set (an SlaSettings document), over [sla]
+sla_policy = Table(
+    "sla_policy",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("policy", JSON, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
 # one row: moved by every configuration change, watched by every process
 config_version = Table(
     "config_version",

@@ -150,6 +150,7 @@ CATEGORY_POSTS = [
     "/ui/admin/departments/1",
     "/ui/admin/grid",
     "/ui/admin/queues",
+    "/ui/admin/sla",
 ]
 
 
@@ -165,6 +166,7 @@ async def test_category_pages_refused_to_other_roles(client: TestClient, usernam
         "/ui/admin/departments",
         "/ui/admin/departments/1",
         "/ui/admin/queues",
+        "/ui/admin/sla",
     ):
         assert (await client.get(path)).status == 403, path
     for path in CATEGORY_POSTS:
@@ -597,3 +599,28 @@ async def test_queues_set_on_the_page_rule_the_next_distribution(client: TestCli
     assert made.status == 200 and "english" in rt.settings.acd.queues
     page = await (await client.get("/ui/admin/staff")).text()
     assert 'name="queues" value="english"' in page  # agents may now be given the new queue
+
+
+async def test_deadlines_set_on_the_page(client: TestClient) -> None:
+    rt = client.rt  # type: ignore[attr-defined]
+    client.session.cookie_jar.update_cookies({"hotline_lang": "en"})
+    assert (await login(client, "admin")).status == 303
+    token = await _csrf(client)
+    page = await client.get("/ui/admin/sla")
+    assert page.status == 200
+    form: dict[str, str] = {"csrf": token, "max_extension_days": "10", "yellow_pct": "75"}
+    for name in ("sign_for", "urgent_sign_for", "urgent_handle"):
+        limit = getattr(rt.sla.settings, name)
+        form[f"{name}_amount"], form[f"{name}_unit"] = str(limit.amount), limit.unit
+    for ty, limit in rt.sla.settings.handle.items():
+        form[f"handle_{ty}_amount"], form[f"handle_{ty}_unit"] = str(limit.amount), limit.unit
+    before = rt.sla.settings
+    bad = await client.post("/ui/admin/sla", data={**form, "handle_complaint_amount": "0"})
+    assert bad.status == 400 and "is not right" in await bad.text()
+    yellow = await client.post("/ui/admin/sla", data={**form, "yellow_pct": "150"})
+    assert yellow.status == 400 and rt.sla.settings == before  # nothing changed
+    done = await client.post("/ui/admin/sla", data={**form, "handle_complaint_amount": "3"})
+    assert done.status == 200
+    limit = rt.sla.handle_limit("complaint", "normal")
+    assert (limit.amount, limit.unit) == (3.0, "working_days")
+    assert rt.sla.handle_limit("inquiry", "normal").amount == 2  # the others as they were

@@ -10,6 +10,7 @@ second step of a sign-in (the code, or enrolling an authenticator app).
 locally, over the ``chinesecalendar`` package and the settings; ``text_overrides``
 the canned replies and SMS texts an administrator rewrote, per language;
 ``queue_settings`` the ACD queues as an administrator set them, over the settings;
+``sla_policy`` the deadlines an administrator set, over the ``[sla]`` settings;
 ``config_version`` one counter every configuration change moves, which each process
 watches to reload what another one changed.
 
@@ -79,6 +80,12 @@ def upgrade() -> None:
         sa.Column("wrap_up_s", sa.Float(), nullable=False),
         sa.Column("updated_at", UTCDateTime(timezone=True), nullable=False),
     )
+    op.create_table(
+        "sla_policy",
+        sa.Column("id", sa.Integer(), primary_key=True, autoincrement=False),
+        sa.Column("policy", sa.JSON(), nullable=False),
+        sa.Column("updated_at", UTCDateTime(timezone=True), nullable=False),
+    )
     version = op.create_table(
         "config_version",
         sa.Column("id", sa.Integer(), primary_key=True, autoincrement=False),
@@ -90,6 +97,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("config_version")
     op.drop_table("queue_settings")
+    op.drop_table("sla_policy")
     op.drop_table("text_overrides")
     op.drop_table("calendar_days")
     op.drop_table("staff_tokens")

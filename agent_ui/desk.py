@@ -116,6 +116,9 @@ async def desk_page(request: web.Request) -> web.StreamResponse:
     if selected is not None and any(c["id"] == selected for c in context["mine"]):
         context.update(await conversation_context(request, actor, selected))
     context["selected"] = selected if "conversation" in context else None
+    media = request.config_dict[RUNTIME].media
+    # None: no media server configured, so nothing to say about it
+    context["media_up"] = media.healthy if media is not None and media.enabled else None
     return await render(request, "desk.html", actor, context)
 
 
@@ -152,6 +155,7 @@ async def history_blocks(
         profile = await citizen_profile(conn, citizen_id)
         if profile is None:
             return []
+        full = await deskviews.holds_citizen(conn, actor, citizen_id)
         ids = [citizen_id]
         if profile["phone"]:
             others = (
@@ -167,6 +171,8 @@ async def history_blocks(
             p = profile if index == 0 else await citizen_profile(conn, cid)
             if p is None:
                 continue
+            if not full:  # the number in full only for the agent who answers the citizen
+                p = await deskviews.citizen_for(conn, None, p)
             rows, _ = await list_tickets(
                 conn, rt, TicketFilter(citizen_id=cid), actor=actor, per_page=100, sort="newest"
             )

@@ -54,6 +54,8 @@ class OfferOut(BaseModel):
     id: int
     conversation_id: int
     queue: str
+    channel: str
+    address: str | None  # the citizen's address, masked
     state: str
     created_at: datetime
     expires_at: datetime
@@ -64,6 +66,7 @@ class WaitingOut(BaseModel):
     conversation_id: int
     queue: str
     channel: str
+    address: str | None  # the citizen's address, masked
     language: str
     category: str | None
     queued_at: datetime

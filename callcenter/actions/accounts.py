@@ -415,7 +415,7 @@ async def set_password_from_link(rt: Runtime, token: str, password: str) -> Acto
     """The person chooses their password; the link is spent. Returns who they are."""
     user = await link_user(rt, token)
     if user is None:
-        raise NotFound("link_invalid")
+        raise NotFound("password_link_invalid")
     check_password(password, username=user.username)
     hashed = await asyncio.to_thread(hash_password, password)
     async with rt.transaction() as tx:
@@ -425,7 +425,7 @@ async def set_password_from_link(rt: Runtime, token: str, password: str) -> Acto
             .values(used_at=tx.state["now"])
         )
         if spent.rowcount != 1:  # used by a second tab a moment ago
-            raise NotFound("link_invalid")
+            raise NotFound("password_link_invalid")
         await _store_password(tx, user, hashed)
         who = actor_of(user)
         await audit.record(

@@ -15,12 +15,12 @@ from typing import Any
 from aiohttp import web
 from aiohttp.web_request import FileField
 
-from agent_ui.auth import csrf_ok, current_session
+from agent_ui.auth import SECOND_COOKIE, csrf_ok, current_session, set_cookie
 from agent_ui.common import error_text, page_handler, require, require_form
 from agent_ui.render import render, ui_locale
 from callcenter.actions import accounts
 from callcenter.actions.configuration import export_configuration, import_configuration
-from callcenter.actions.staff import start_enrolment
+from callcenter.actions.staff import SecondStep, start_enrolment
 from callcenter.api.keys import RUNTIME
 from callcenter.domain.errors import Forbidden, HotlineError, InvalidInput, NotFound
 from callcenter.domain.ids import require_id
@@ -424,8 +424,6 @@ async def account_end_session(request: web.Request) -> web.StreamResponse:
 @page_handler
 async def account_two_factor(request: web.Request) -> web.StreamResponse:
     """Turn on two-factor sign-in (or, where the role allows, off)."""
-    from agent_ui.app import second_step_page
-
     actor, form = await require_form(request, SIGNED_IN)
     rt: Runtime = request.config_dict[RUNTIME]
     assert actor.id is not None
@@ -437,6 +435,35 @@ async def account_two_factor(request: web.Request) -> web.StreamResponse:
         )
     step = await start_enrolment(rt, actor=actor)
     return await second_step_page(request, step, next_url="/ui/account")
+
+
+async def second_step_page(
+    request: web.Request,
+    step: SecondStep,
+    *,
+    next_url: str = "",
+    error: str = "",
+    status: int = 200,
+) -> web.Response:
+    """The code from the authenticator app (first scanning its QR code when enrolling)."""
+    rt: Runtime = request.config_dict[RUNTIME]
+    response = await render(
+        request,
+        "second_factor.html",
+        None,
+        {
+            "page": "second_factor",
+            "step": step,
+            "error": error,
+            "next": next_url
+            if next_url.startswith("/ui/") and not next_url.startswith("//")
+            else "",
+        },
+        status=status,
+    )
+    minutes = int(rt.settings.staff.second_step_minutes * 60)
+    set_cookie(response, request, SECOND_COOKIE, step.token, max_age=minutes)
+    return response
 
 
 # --- the one-time set-password link ---------------------------------------------------------

@@ -30,6 +30,7 @@ from agent_ui import (
     tickets,
     wallboard,
 )
+from agent_ui.admin import second_step_page
 from agent_ui.auth import (
     LANG_COOKIE,
     LOGIN_COOKIE,
@@ -258,33 +259,6 @@ def signed_in(request: web.Request, session: Session, next_url: str) -> web.Stre
     )
     response.del_cookie(LOGIN_COOKIE, path="/")
     response.del_cookie(SECOND_COOKIE, path="/")
-    return response
-
-
-async def second_step_page(
-    request: web.Request,
-    step: SecondStep,
-    *,
-    next_url: str = "",
-    error: str = "",
-    status: int = 200,
-) -> web.Response:
-    """The code from the authenticator app (first scanning its QR code when enrolling)."""
-    rt = request.config_dict[RUNTIME]
-    response = await render(
-        request,
-        "second_factor.html",
-        None,
-        {
-            "page": "second_factor",
-            "step": step,
-            "error": error,
-            "next": _safe_next(next_url) or "",
-        },
-        status=status,
-    )
-    minutes = int(rt.settings.staff.second_step_minutes * 60)
-    set_cookie(response, request, SECOND_COOKIE, step.token, max_age=minutes)
     return response
 
 

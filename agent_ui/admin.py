@@ -453,6 +453,7 @@ async def second_step_page(
         None,
         {
             "page": "second_factor",
+            "next_url": "/ui/login",  # the language switch: back to a page that exists
             "step": step,
             "error": error,
             "next": next_url

@@ -189,3 +189,61 @@ def test_departments_tree_and_a_refused_grid(browser: Any, server: Server, tmp_p
     expect(admin.locator("#grid-problems")).to_contain_text("网格 X-1 与 GRID-HB-HB-01 重叠")
     shot(admin, "admin-departments")
     assert [e for e in admin.console_errors if "status of 400" not in e] == []
+
+
+def test_two_factor_sign_in_in_the_browser(
+    browser: Any, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """An administrator's first sign-in on a server that requires it: the QR code and
+    key, a wrong code refused in words, the right one signs in; the next sign-in asks
+    only for the code, and the same code is not taken twice."""
+    from datetime import UTC, datetime
+
+    from callcenter.clock import ManualClock
+    from callcenter.domain.totp import code_at
+
+    clock = ManualClock(datetime(2026, 12, 1, 2, 0, tzinfo=UTC))
+    with running_server(
+        tmp_path_factory.mktemp("totp"),
+        clock=clock,
+        staff={"two_factor_roles": ["admin", "supervisor"]},
+    ) as srv:
+        page = new_page(browser)
+        page.goto(srv.url + "/ui/login")
+        page.fill("#username", "admin")
+        page.fill("#password", "demo12345")
+        page.click("#submit")
+        expect(page.locator("#second-title")).to_have_text("双重验证登录")
+        qr = page.locator("#qr")
+        assert qr.evaluate("img => img.complete && img.naturalWidth > 100")  # drawn, not blocked
+        secret = page.locator("#secret").inner_text()
+        shot(page, "admin-two-factor-enrol")
+        page.fill("#code", "000000" if code_at(secret, clock.now()) != "000000" else "111111")
+        page.click("#submit")
+        expect(page.locator("#error")).to_contain_text("验证码不正确")
+        used = code_at(secret, clock.now())
+        page.fill("#code", used)
+        page.click("#submit")
+        page.wait_for_url("**/ui/wallboard")
+        other = new_page(browser)
+        other.goto(srv.url + "/ui/login")
+        other.fill("#username", "admin")
+        other.fill("#password", "demo12345")
+        other.click("#submit")
+        expect(other.locator("#code")).to_be_visible()
+        assert other.locator("#qr").count() == 0  # enrolled: only the code now
+        other.fill("#code", used)
+        other.click("#submit")
+        expect(other.locator("#error")).to_contain_text("验证码不正确")
+        clock.advance(seconds=30)
+        other.fill("#code", code_at(secret, clock.now()))
+        other.click("#submit")
+        other.wait_for_url("**/ui/wallboard")
+        other.goto(srv.url + "/ui/account")
+        expect(other.locator("#my-sessions tr")).to_have_count(2)
+        other.locator(".end-session").click()  # the first browser's session, from here
+        expect(other.locator("#my-sessions tr")).to_have_count(1)
+        page.goto(srv.url + "/ui/wallboard")
+        page.wait_for_url("**/ui/login**")
+        for p in (page, other):
+            assert [e for e in p.console_errors if "status of 400" not in e] == []

@@ -147,6 +147,13 @@ def _form_data(form: Any) -> dict[str, Any]:
         data.pop("department", None)
     for name in LISTS:
         data[name] = [str(v) for v in form.getall(name, [])]
+    per_channel = {
+        str(k).removeprefix("capacity_"): str(v).strip()
+        for k, v in form.items()
+        if str(k).startswith("capacity_")
+    }
+    if per_channel:
+        data["channel_capacity"] = per_channel
     return data
 
 
@@ -159,6 +166,7 @@ def _choices(rt: Runtime, locale: str) -> dict[str, Any]:
         "roles": [r.value for r in accounts.STAFF_ROLES],
         "departments": departments,
         "queues": sorted(rt.settings.acd.queues),
+        "channels": sorted(c.name for c in rt.channels),
         "categories": sorted(rt.directory.categories, key=lambda c: c.code),
         "locales": ["zh-CN", "en"],
     }

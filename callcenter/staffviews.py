@@ -33,6 +33,7 @@ async def list_staff(conn: Any, *, include_inactive: bool = True) -> list[dict[s
             agent_states.c.languages,
             agent_states.c.categories,
             agent_states.c.queues,
+            agent_states.c.channel_capacity,
         )
         .outerjoin(agent_states, agent_states.c.user_id == users.c.id)
         .where(users.c.role != Role.SYSTEM.value)

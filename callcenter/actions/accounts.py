@@ -197,12 +197,14 @@ def _desk_skills(rt: Runtime, data: Mapping[str, Any]) -> dict[str, Any]:
         capacity = int(capacity) if capacity not in (None, "") else None
     except (TypeError, ValueError):
         raise InvalidInput("invalid_field", field="capacity") from None
+    per_channel = data.get("channel_capacity")
     return agent_values(
         rt,
         capacity=capacity,
         languages=listed("languages"),
         categories=listed("categories"),
         queues=listed("queues"),
+        channel_capacity=per_channel if isinstance(per_channel, Mapping) else None,
     )
 
 

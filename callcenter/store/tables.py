@@ -520,6 +520,8 @@ agent_states = Table(
     Column("categories", JSON, nullable=False),
     Column("queues", JSON, nullable=False),
     Column("last_contact_at", UTCDateTime, nullable=True),
+    # at most this many at once per channel ({"voice": 1, "webchat": 3}), within capacity
+    Column("channel_capacity", JSON, nullable=True),
 )
 
 # one stay of a conversation in an ACD queue, from entering it until it ends

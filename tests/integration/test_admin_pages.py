@@ -624,3 +624,24 @@ async def test_deadlines_set_on_the_page(client: TestClient) -> None:
     limit = rt.sla.handle_limit("complaint", "normal")
     assert (limit.amount, limit.unit) == (3.0, "working_days")
     assert rt.sla.handle_limit("inquiry", "normal").amount == 2  # the others as they were
+
+
+async def test_capacity_per_channel_from_the_staff_page(client: TestClient) -> None:
+    from callcenter.queueing import agent_views
+    from tests.helpers import actor
+
+    rt = client.rt  # type: ignore[attr-defined]
+    agent = await actor(rt, "agent1")
+    assert (await login(client, "admin")).status == 303
+    token = await _csrf(client)
+    form = {"csrf": token, "display_name": agent.name, "role": "agent", "capacity": "3"}
+    bad = await client.post(f"/ui/admin/staff/{agent.id}", data={**form, "capacity_sms": "99"})
+    assert bad.status == 400
+    saved = await client.post(f"/ui/admin/staff/{agent.id}", data={**form, "capacity_sms": "1"})
+    assert (
+        saved.status == 200
+        and 'data-channel="sms" type="number" min="0" max="50" value="1"' in await saved.text()
+    )
+    async with rt.db.read() as conn:
+        views = {v.agent_id: v for v in await agent_views(conn, rt, rt.clock.now())}
+    assert views[agent.id].channel_capacity == (("sms", 1),) and views[agent.id].capacity == 3

@@ -3,7 +3,8 @@ the working calendar's local days
 
 ``users`` gains when each person last signed in, when their password was last set,
 their TOTP secret (two-factor sign-in) and the last time step a code was accepted
-for (a code is never taken twice). ``staff_tokens`` keeps, by their SHA-256 only,
+for (a code is never taken twice); ``agent_states`` an agent's capacity per channel.
+``staff_tokens`` keeps, by their SHA-256 only,
 the one-time set-password links of invitations and resets and the short-lived
 second step of a sign-in (the code, or enrolling an authenticator app).
 ``calendar_days`` holds the days an administrator made holidays or working days
@@ -42,6 +43,8 @@ def upgrade() -> None:
         )
         batch.add_column(sa.Column("totp_secret", sa.String(64), nullable=True))
         batch.add_column(sa.Column("totp_last_step", sa.BigInteger(), nullable=True))
+    with op.batch_alter_table("agent_states") as batch:
+        batch.add_column(sa.Column("channel_capacity", sa.JSON(), nullable=True))
     op.create_table(
         "staff_tokens",
         sa.Column("id", sa.String(64), primary_key=True),
@@ -101,6 +104,8 @@ def downgrade() -> None:
     op.drop_table("text_overrides")
     op.drop_table("calendar_days")
     op.drop_table("staff_tokens")
+    with op.batch_alter_table("agent_states") as batch:
+        batch.drop_column("channel_capacity")
     with op.batch_alter_table("users") as batch:
         batch.drop_column("totp_last_step")
         batch.drop_column("totp_secret")

@@ -221,3 +221,42 @@ async def test_invitation_by_sms(rt: Runtime) -> None:
     assert "赵丽" in sent[0].body and "zhao.li" in sent[0].body and "/ui/password/" in sent[0].body
     token = sent[0].body.split("/ui/password/", 1)[1].split()[0]
     assert (await accounts.set_password_from_link(rt, token, GOOD)).id == invited.user_id
+
+
+async def test_a_channel_limit_holds_for_offers_and_taking(rt: Runtime) -> None:
+    from callcenter.actions import acd
+    from callcenter.actions.desk import pick_conversation
+    from callcenter.actions.intake import Inbound, receive_message
+    from callcenter.store.tables import offers
+    from tests.helpers import assign_to
+
+    admin = await actor(rt, "admin")
+    agent = await actor(rt, "agent1")
+    assert agent.id is not None
+    await accounts.update_staff(
+        rt,
+        agent.id,
+        {"role": "agent", "capacity": 3, "channel_capacity": {"sms": "1"}},
+        actor=admin,
+    )
+    first = await receive_message(
+        rt, Inbound("sms", "phone", "+8613800000301", "你好，请问怎么办居住证")
+    )
+    second = await receive_message(
+        rt, Inbound("sms", "phone", "+8613800000302", "你好，请问怎么办居住证")
+    )
+    assert first.conversation_state == second.conversation_state == "queued"
+    await assign_to(rt, first.conversation_id, "agent1")
+    await acd.distribute(rt)
+    async with rt.db.read() as conn:
+        offered = (
+            await conn.execute(
+                select(offers.c.id).where(
+                    offers.c.conversation_id == second.conversation_id, offers.c.state == "pending"
+                )
+            )
+        ).all()
+    assert offered == []  # room for three, but only one SMS at a time
+    with pytest.raises(Conflict) as full:
+        await pick_conversation(rt, second.conversation_id, actor=agent)
+    assert full.value.code == "at_capacity"

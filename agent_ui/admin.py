@@ -89,6 +89,7 @@ def setup(app: web.Application) -> None:
     r.add_get("/ui/account", account_page)
     r.add_post("/ui/account/sessions/{session}/end", account_end_session)
     r.add_post("/ui/account/two_factor", account_two_factor)
+    r.add_post("/ui/account/password", account_password)
     r.add_get("/ui/password/{token}", password_page)
     r.add_post("/ui/password/{token}", password_submit)
 
@@ -427,6 +428,30 @@ async def account_end_session(request: web.Request) -> web.StreamResponse:
     await accounts.end_session(rt, request.match_info["session"][:64], actor=actor)
     locale = ui_locale(request, actor)
     return await _account_answer(request, actor, notice=rt.text("ui.account.ended", locale))
+
+
+@page_handler
+async def account_password(request: web.Request) -> web.StreamResponse:
+    actor, form = await require_form(request, SIGNED_IN)
+    rt: Runtime = request.config_dict[RUNTIME]
+    locale = ui_locale(request, actor)
+    session = await current_session(request)
+    new = str(form.get("new", ""))[:300]
+    try:
+        if new != str(form.get("again", ""))[:300]:
+            raise InvalidInput("passwords_differ")
+        await accounts.change_own_password(
+            rt,
+            str(form.get("current", "")),
+            new,
+            actor=actor,
+            keep_session=accounts.session_key(session.token) if session else None,
+        )
+    except HotlineError as error:
+        return await _account_answer(
+            request, actor, status=error.status, error=error_text(request, error)
+        )
+    return await _account_answer(request, actor, notice=rt.text("ui.account.password_set", locale))
 
 
 @page_handler

@@ -33,7 +33,7 @@ from callcenter.actions.messages import queue_staff_sms
 from callcenter.actions.staff import actor_of, session_key
 from callcenter.domain.acd import Presence
 from callcenter.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
-from callcenter.domain.passwords import check_password, hash_password
+from callcenter.domain.passwords import check_password, hash_password, verify_password
 from callcenter.domain.phone import normalize_phone
 from callcenter.domain.workflow import Actor, Role
 from callcenter.runtime import Runtime
@@ -511,3 +511,38 @@ async def reset_two_factor(rt: Runtime, user_id: int, *, actor: Actor) -> None:
             after={"two_factor": False},
             details={"username": row.username, "sessions_ended": ended},
         )
+
+
+async def change_own_password(
+    rt: Runtime, current: str, new: str, *, actor: Actor, keep_session: str | None = None
+) -> int:
+    """A person changes their own password: the current one first (a session left open
+    on a shared PC is not enough), the policy for the new one; their other sessions end,
+    the one they are in stays. Returns how many ended."""
+    if actor.id is None:
+        raise Forbidden("role_not_allowed", role=actor.role.value)
+    async with rt.db.read() as conn:
+        row = (await conn.execute(select(users).where(users.c.id == actor.id))).first()
+    if row is None:
+        raise NotFound("unknown_user", user=actor.id)
+    if not await asyncio.to_thread(verify_password, row.password_hash, str(current)[:256]):
+        raise InvalidInput("current_password_wrong")
+    check_password(new, username=row.username)
+    hashed = await asyncio.to_thread(hash_password, new)
+    async with rt.transaction() as tx:
+        await _store_password(tx, row, hashed)
+        query = update(staff_sessions).where(
+            staff_sessions.c.user_id == actor.id, staff_sessions.c.ended_at.is_(None)
+        )
+        if keep_session is not None:
+            query = query.where(staff_sessions.c.id != keep_session)
+        ended = int((await tx.execute(query.values(ended_at=tx.state["now"]))).rowcount or 0)
+        await audit.record(
+            tx,
+            actor=actor,
+            entity_type="user",
+            entity_id=actor.id,
+            action="user.password",
+            details={"username": row.username, "sessions_ended": ended, "own": True},
+        )
+        return ended

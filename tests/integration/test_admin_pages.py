@@ -645,3 +645,39 @@ async def test_capacity_per_channel_from_the_staff_page(client: TestClient) -> N
     async with rt.db.read() as conn:
         views = {v.agent_id: v for v in await agent_views(conn, rt, rt.clock.now())}
     assert views[agent.id].channel_capacity == (("sms", 1),) and views[agent.id].capacity == 3
+
+
+async def test_changing_ones_own_password(client: TestClient) -> None:
+    from tests.helpers import signed_in_client
+
+    other = await signed_in_client(client.server.app, "agent1")
+    try:
+        assert (await login(client, "agent1")).status == 303
+        token = await _csrf(client)
+        wrong = await client.post(
+            "/ui/account/password",
+            data={"csrf": token, "current": "nope", "new": GOOD, "again": GOOD},
+        )
+        assert wrong.status == 400 and "当前密码不正确" in await wrong.text()
+        assert (await other.get("/api/me")).status == 200
+        weak = await client.post(
+            "/ui/account/password",
+            data={
+                "csrf": token,
+                "current": "demo12345",
+                "new": "password123",
+                "again": "password123",
+            },
+        )
+        assert weak.status == 400
+        done = await client.post(
+            "/ui/account/password",
+            data={"csrf": token, "current": "demo12345", "new": GOOD, "again": GOOD},
+        )
+        assert done.status == 200 and "其他会话已结束" in await done.text()
+        assert (await client.get("/api/me")).status == 200  # this session stays
+        assert (await other.get("/api/me")).status == 401  # the other one ended
+        client.session.cookie_jar.clear()
+        assert (await login(client, "agent1", GOOD)).status == 303
+    finally:
+        await other.close()

@@ -203,6 +203,7 @@ async def start_runtime(
             )
     await rt.reload_directory()
     await rt.bus.start()
+    rt.watch_directory()
     for channel in rt.channels:
         if channel.listens and not listen:
             continue
@@ -273,6 +274,7 @@ async def close_runtime(rt: Runtime) -> None:
             await shared.close()
     if rt.media is not None:
         await rt.media.stop()
+    await rt.stop_watching_directory()
     await rt.bus.stop()
     await rt.db.dispose()
 

@@ -14,7 +14,9 @@ from callcenter.config import Settings
 
 SERVER_URL_FILE = "server-url"  # where `serve` says where it is, for the other commands
 # commands that open an existing database (``migrate`` makes it; ``media`` needs none)
-NEEDS_DATABASE = frozenset({"serve", "demo-data", "simulate", "audit", "worker", "jobs", "inbox"})
+NEEDS_DATABASE = frozenset(
+    {"serve", "demo-data", "simulate", "audit", "worker", "jobs", "inbox", "staff", "config"}
+)
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -493,7 +495,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     from callcenter.admin_cli import add_commands
 
-    add_commands(sub)  # backup, restore, privacy
+    add_commands(sub)  # backup, restore, privacy, config
+    from callcenter.staff_cli import add_commands as add_staff_commands
+
+    add_staff_commands(sub)  # staff add / passwd / list
     return parser
 
 

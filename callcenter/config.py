@@ -238,6 +238,12 @@ class StaffSettings(BaseModel):
     max_failures: int = Field(default=5, ge=1)
     failure_window_minutes: float = Field(default=15, gt=0)
     lockout_minutes: float = Field(default=15, gt=0)
+    # roles that must sign in with a second factor (TOTP); others may turn it on
+    two_factor_roles: list[str] = ["admin", "supervisor"]
+    # how long an invitation's or a reset's one-time set-password link stays good
+    link_hours: float = Field(default=72, gt=0)
+    # the second step of a sign-in (the code, or enrolling an app) must follow within
+    second_step_minutes: float = Field(default=10, gt=0)
 
 
 class KpiSettings(BaseModel):
@@ -390,6 +396,9 @@ class Settings(BaseSettings):
     default_locale: Locale = "zh-CN"
     default_region: str = "CN"
     hotline_number: str = "12345"
+    # how often each process looks whether an administrator changed the configuration
+    # (categories, calendar, texts...) in another process, and reloads it
+    config_poll_seconds: float = Field(default=2.0, gt=0)
     channels: list[str] = ["channels.simulated:SimulatedSms", "channels.webchat:WebChat"]
     # web front ends mounted on the server, each "package.module:function" called with the app
     ui: list[str] = ["agent_ui.app:setup", "agent_ui.rooms.app:setup"]

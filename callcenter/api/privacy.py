@@ -38,6 +38,8 @@ class EraseIn(Strict):
 class ErasedOut(BaseModel):
     identities: int
     messages: int
+    inbox: int
+    delivery_attempts: int
     conversations: int
     calls: int
     photos: int
@@ -46,6 +48,7 @@ class ErasedOut(BaseModel):
 
 class RetentionOut(BaseModel):
     messages: int
+    inbox: int
     recordings: int
     closed_ticket_contacts: int
 

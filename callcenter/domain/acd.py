@@ -76,6 +76,29 @@ class AgentView:
     languages: frozenset[str] = frozenset()  # empty: every language
     categories: frozenset[str] = frozenset()
     queues: frozenset[str] = frozenset()  # empty: every queue
+    # at most this many at once on a channel (e.g. one call, three chats), within
+    # ``capacity``; a channel not named is limited by ``capacity`` alone
+    channel_capacity: tuple[tuple[str, int], ...] = ()
+    # what the agent holds or is offered now, per channel
+    channel_load: tuple[tuple[str, int], ...] = ()
+
+    def free_for(self, channel: str, now: datetime) -> int:
+        """Free slots for a conversation on ``channel``."""
+        slots = self.free_slots(now)
+        cap = dict(self.channel_capacity).get(channel)
+        if cap is None:
+            return slots
+        return min(slots, max(0, cap - dict(self.channel_load).get(channel, 0)))
+
+    def offered(self, channel: str, delta: int) -> AgentView:
+        """The agent with one offer more (``delta`` 1) or less (-1) on ``channel``."""
+        load = dict(self.channel_load)
+        load[channel] = max(0, load.get(channel, 0) + delta)
+        return replace(
+            self,
+            pending=max(0, self.pending + delta),
+            channel_load=tuple(sorted(load.items())),
+        )
 
     def presence_at(self, now: datetime) -> Presence:
         """Wrap-up ends by itself when its time is up."""
@@ -126,6 +149,7 @@ class Waiting:
     queued_at: datetime  # when the citizen started waiting (kept across overflow)
     language: str = "zh-CN"
     category: str | None = None
+    channel: str = ""  # sms, webchat, voice...: an agent's capacity may differ per channel
     offer_id: int | None = None  # the offer that is out, if any
     offered_to: int | None = None
     offer_expires_at: datetime | None = None
@@ -196,7 +220,7 @@ def choose_agent(
     candidates = [
         a
         for a in agents
-        if a.free_slots(now) > 0
+        if a.free_for(waiting.channel, now) > 0
         and a.serves(waiting.queue, waiting.language)
         and not _passed_on(a, waiting, now)
     ]
@@ -244,7 +268,7 @@ def plan(
                 result.expired.append(ExpiredOffer(item.offer_id, item.entry_id, item.offered_to))
                 agent = by_id.get(item.offered_to)
                 if agent is not None:
-                    by_id[agent.agent_id] = replace(agent, pending=max(0, agent.pending - 1))
+                    by_id[agent.agent_id] = agent.offered(item.channel, -1)
                 item = replace(
                     item,
                     offer_id=None,
@@ -264,7 +288,7 @@ def plan(
                 )
                 if item.offered_to is not None and item.offered_to in by_id:
                     agent = by_id[item.offered_to]
-                    by_id[agent.agent_id] = replace(agent, pending=max(0, agent.pending - 1))
+                    by_id[agent.agent_id] = agent.offered(item.channel, -1)
                 continue
             deadlines.append(overflow_at)
         still.append(item)
@@ -281,7 +305,7 @@ def plan(
             NewOffer(item.entry_id, item.conversation_id, agent.agent_id, item.queue, expires)
         )
         deadlines.append(expires)
-        by_id[agent.agent_id] = replace(agent, pending=agent.pending + 1)
+        by_id[agent.agent_id] = agent.offered(item.channel, 1)
         last[item.queue] = agent.agent_id
 
     for agent in agents:

@@ -222,6 +222,9 @@ READ_SIDE = frozenset(
         "callcenter/queueing.py",
         "callcenter/deskviews.py",
         "callcenter/reports.py",
+        "callcenter/staffviews.py",
+        "callcenter/adminviews.py",
+        "callcenter/ops.py",  # the operators' readiness and metrics, counted in SQL
         "callcenter/runtime.py",  # loads the directory (departments, categories, grid) at start
     }
 )

@@ -157,6 +157,27 @@ async def agent_views(conn: Any, rt: Runtime, now: datetime) -> list[AgentView]:
             )
         ).all()
     )
+    on_call = set(
+        (
+            await conn.execute(
+                select(queue_entries.c.agent_id)
+                .join(conversations, conversations.c.id == queue_entries.c.conversation_id)
+                .where(
+                    queue_entries.c.ended_at.is_(None),
+                    queue_entries.c.agent_id.is_not(None),
+                    conversations.c.kind == "call",
+                )
+            )
+        ).scalars()
+    ) | set(
+        (
+            await conn.execute(
+                select(offers.c.agent_id)
+                .join(conversations, conversations.c.id == offers.c.conversation_id)
+                .where(offers.c.state == "pending", conversations.c.kind == "call")
+            )
+        ).scalars()
+    )
     today = dict(
         (
             await conn.execute(
@@ -180,6 +201,8 @@ async def agent_views(conn: Any, rt: Runtime, now: datetime) -> list[AgentView]:
             languages=frozenset(r.languages or ()),
             categories=frozenset(r.categories or ()),
             queues=frozenset(r.queues or ()),
+            voice=bool(r.voice),
+            on_call=r.user_id in on_call,
         )
         for r in rows
     ]
@@ -189,7 +212,8 @@ async def waiting_entries(conn: Any) -> list[Waiting]:
     """Open stays in a queue without an agent, with their pending offer and who declined."""
     rows = (
         await conn.execute(
-            select(queue_entries)
+            select(queue_entries, (conversations.c.kind == "call").label("voice"))
+            .join(conversations, conversations.c.id == queue_entries.c.conversation_id)
             .where(queue_entries.c.ended_at.is_(None), queue_entries.c.agent_id.is_(None))
             .order_by(queue_entries.c.queued_at, queue_entries.c.id)
         )
@@ -233,6 +257,7 @@ async def waiting_entries(conn: Any) -> list[Waiting]:
                 queued_at=r.queued_at,
                 language=r.language,
                 category=r.category,
+                voice=bool(r.voice),
                 offer_id=offer.id if offer else None,
                 offered_to=offer.agent_id if offer else None,
                 offer_expires_at=offer.expires_at if offer else None,

@@ -117,3 +117,25 @@ def g711_to_s16(data: bytes, codec: str) -> bytes:
     """Decode PCMU ("ulaw") or PCMA ("alaw") payload to 16-bit samples, at full precision."""
     table = ULAW if codec == "ulaw" else ALAW
     return table[np.frombuffer(data, dtype=np.uint8)].tobytes()
+
+
+# the hold tune's notes (Hz): a pentatonic phrase, none near the tones tests listen for
+HOLD_NOTES = (523.25, 659.25, 783.99, 880.0, 783.99, 659.25, 587.33, 659.25)
+
+
+@lru_cache(maxsize=4)
+def hold_music(seconds: float = 8.0, note_s: float = 0.5) -> bytes:
+    """Music for a caller on hold: 8 kHz 16-bit, a soft tune of sine notes with a short
+    fade in and out of each (no clicks), looped to ``seconds``. Made here, so the
+    hotline needs no music file; ``voice.hold_music`` may name a WAV to play instead."""
+    per_note = int(note_s * RATE)
+    t = np.arange(per_note) / RATE
+    fade = np.minimum(1.0, np.minimum(t, note_s - t) / 0.03)
+    notes = [
+        np.sin(2 * np.pi * hz * t) * fade * 0.5 + np.sin(4 * np.pi * hz * t) * fade * 0.1
+        for hz in HOLD_NOTES
+    ]
+    phrase = np.concatenate(notes)
+    count = int(seconds * RATE)
+    tune = np.resize(phrase, count) * 6000
+    return tune.astype("<i2").tobytes()

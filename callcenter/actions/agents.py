@@ -1,7 +1,7 @@
 """Agents at the desk: presence, capacity and skills (``agent_states``), and wrap-up.
 
 What an agent may set (available, busy, away), what a supervisor sets
-(capacity, languages, categories, queues), and the wrap-up time that follows
+(capacity, languages, categories, queues, the voice skill), and the wrap-up time that follows
 the end of a conversation. The ACD reads these rows through
 :func:`callcenter.queueing.agent_views`. See ``docs/acd.md``.
 """
@@ -54,6 +54,7 @@ async def set_agent(tx: Tx, rt: Runtime, agent_id: int, *, actor: Actor, **value
             "categories": [],
             "queues": [],
             "last_contact_at": None,
+            "voice": True,
         }
         await tx.execute(agent_states.insert().values(**{**base, **values}))
         before: dict[str, Any] = {}
@@ -126,8 +127,9 @@ async def configure_agent(
     languages: Sequence[str] | None = None,
     categories: Sequence[str] | None = None,
     queues: Sequence[str] | None = None,
+    voice: bool | None = None,
 ) -> dict[str, Any]:
-    """A supervisor sets an agent's capacity and skills."""
+    """A supervisor sets an agent's capacity and skills (``voice``: takes calls)."""
     if actor.role not in SUPERVISORS:
         raise Forbidden("role_not_allowed", role=actor.role.value)
     values: dict[str, Any] = {}
@@ -143,6 +145,10 @@ async def configure_agent(
         )
     if queues is not None:
         values["queues"] = _skill_list(queues, "queues", set(rt.settings.acd.queues))
+    if voice is not None:
+        if not isinstance(voice, bool):
+            raise InvalidInput("invalid_field", field="voice")
+        values["voice"] = voice
     async with rt.transaction() as tx:
         await agent_user(tx, agent_id)
         row = await set_agent(tx, rt, agent_id, actor=actor, **values)

@@ -10,6 +10,8 @@ ticket, a voice message, the end of the call.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -17,17 +19,19 @@ from typing import Any
 from sqlalchemy import select, update
 
 from callcenter.actions import audit
+from callcenter.actions.agents import require_desk, start_wrap_up
 from callcenter.actions.citizens import find_or_create_citizen, set_locale
 from callcenter.actions.conversations import (
     load_conversation,
     move_conversation,
     open_conversation,
 )
-from callcenter.actions.queues import enqueue, leave_queue, open_entry
+from callcenter.actions.mediations import link_secret
+from callcenter.actions.queues import end_entry, enqueue, leave_queue, open_entry, open_entry_of
 from callcenter.actions.tickets import TicketDraft, check_draft, open_ticket
 from callcenter.bus import events
-from callcenter.domain.conversation import ConversationStep
-from callcenter.domain.errors import InvalidInput, NotFound
+from callcenter.domain.conversation import ConversationStep, check_step
+from callcenter.domain.errors import Conflict, InvalidInput, NotFound
 from callcenter.domain.phone import is_mobile, normalize_phone
 from callcenter.domain.workflow import SYSTEM, Actor
 from callcenter.runtime import Runtime
@@ -277,6 +281,159 @@ async def enqueue_call(
         return int(conversation.id)
 
 
+async def connect_call(tx: Tx, conversation_id: int, *, actor: Actor) -> None:
+    """An agent took the call (accepted its offer, picked it, was transferred it): the
+    call is answered by a person. The first agent's answer time and the wait are kept;
+    the transport sees the conversation assigned and bridges the caller to the agent."""
+    row = (
+        await tx.execute(select(calls).where(calls.c.conversation_id == conversation_id))
+    ).first()
+    if row is None or row.ended_at is not None:
+        return
+    now = tx.state["now"]
+    values: dict[str, Any] = {"outcome": "answered"}
+    if row.agent_answered_at is None:
+        values["agent_answered_at"] = now
+        if row.queued_at is not None:
+            values["queue_wait_s"] = max(0.0, (now - row.queued_at).total_seconds())
+    await _update_call(tx, row, actor=actor, **values)
+
+
+async def hold_call(
+    rt: Runtime, conversation_id: int, *, on_hold: bool, actor: Actor
+) -> dict[str, Any]:
+    """The agent puts the caller on hold (they hear music, the agent hears nothing) or
+    takes them back. Only the agent who holds the call (or a supervisor)."""
+    require_desk(actor)
+    async with rt.transaction() as tx:
+        conversation = await load_conversation(tx, conversation_id)
+        check_step(
+            conversation.state, ConversationStep.WRITE, actor=actor, agent_id=conversation.agent_id
+        )
+        row = (
+            await tx.execute(select(calls).where(calls.c.conversation_id == conversation_id))
+        ).first()
+        if row is None or row.ended_at is not None or conversation.state != "assigned":
+            raise Conflict("call_not_connected", id=conversation_id)
+        now = tx.state["now"]
+        if on_hold and row.held_at is None:
+            await _update_call(tx, row, actor=actor, held_at=now)
+        elif not on_hold and row.held_at is not None:
+            held = (now - row.held_at).total_seconds()
+            await _update_call(tx, row, actor=actor, held_at=None, hold_s=(row.hold_s or 0) + held)
+        tx.publish(events.conversation_changed(conversation._asdict(), now))
+        return dict((await _call_row(tx, row.id))._asdict())
+
+
+async def hang_up_call(rt: Runtime, conversation_id: int, *, actor: Actor) -> None:
+    """The agent hangs up from the desk: the call is ``completed`` (the transport ends the
+    caller's leg; a leg that drops without this is a lost agent, see :func:`agent_lost`)."""
+    require_desk(actor)
+    async with rt.transaction() as tx:
+        conversation = await load_conversation(tx, conversation_id)
+        check_step(
+            conversation.state, ConversationStep.END, actor=actor, agent_id=conversation.agent_id
+        )
+        row = (
+            await tx.execute(select(calls).where(calls.c.conversation_id == conversation_id))
+        ).first()
+        if row is None or row.ended_at is not None:
+            return
+        await _update_call(tx, row, actor=actor, outcome="completed")
+        tx.publish(events.conversation_changed(conversation._asdict(), tx.state["now"]))
+
+
+async def agent_lost(rt: Runtime, call_id: int, *, actor: Actor = SYSTEM) -> bool:
+    """The agent's leg of a connected call dropped (a closed browser, a lost network, a
+    leg that never came) while the caller is still on the line: the caller waits again,
+    in their place. Returns whether the call went back to the queue."""
+    async with rt.transaction() as tx:
+        row = await _call_row(tx, call_id)
+        conversation = await load_conversation(tx, row.conversation_id)
+        if row.ended_at is not None or conversation.state != "assigned":
+            return False
+        entry = await open_entry_of(tx, conversation.id)
+        queued_at = entry.queued_at if entry is not None else row.queued_at
+        queue = entry.queue if entry is not None else conversation.queue
+        if entry is not None:
+            await end_entry(tx, entry.id, "agent_lost")
+            await start_wrap_up(tx, rt, entry.agent_id, entry.queue, actor=actor)
+        await enqueue(
+            tx,
+            rt,
+            conversation,
+            actor=actor,
+            queue=queue or rt.settings.voice.queue,
+            queued_at=queued_at,
+            step=ConversationStep.AGENT_LOST,
+            agent_id=None,
+        )
+        await _update_call(tx, row, actor=actor, outcome="queued", held_at=None)
+        return True
+
+
+def hold_music_seconds(rt: Runtime) -> float:
+    """How long the music between two queue announcements plays (whole seconds)."""
+    return float(max(1, round(rt.settings.voice.hold_announce_seconds)))
+
+
+def leg_user(rt: Runtime, conversation_id: int, agent_id: int) -> str:
+    """The SIP user the agent's softphone calls to be bridged to this call:
+    ``agent-<conversation>-<agent>-<signature>``, signed with the hotline's link key, so
+    only the desk of the agent who took the call can reach its caller."""
+    mac = hmac.new(
+        link_secret(rt), f"call-leg:{conversation_id}:{agent_id}".encode(), hashlib.sha256
+    )
+    return f"agent-{conversation_id}-{agent_id}-{mac.hexdigest()[:24]}"
+
+
+def read_leg_user(rt: Runtime, user: str) -> tuple[int, int] | None:
+    """(conversation id, agent id) of a leg user :func:`leg_user` made, else None."""
+    parts = user.split("-")
+    if len(parts) != 4 or parts[0] != "agent" or not (parts[1].isdigit() and parts[2].isdigit()):
+        return None
+    conversation_id, agent_id = int(parts[1]), int(parts[2])
+    if not hmac.compare_digest(leg_user(rt, conversation_id, agent_id), user):
+        return None
+    return conversation_id, agent_id
+
+
+@dataclass(frozen=True)
+class CallLink:
+    """What a transport needs to know while a caller waits or talks (read often)."""
+
+    state: str  # the conversation's: queued, assigned, closed...
+    agent_id: int | None
+    on_hold: bool
+    ended: bool
+    outcome: str | None  # "completed": the agent hung up from the desk
+
+
+async def call_link(rt: Runtime, call_id: int) -> CallLink | None:
+    """The call's conversation state, agent and hold, in one indexed read."""
+    async with rt.db.read() as conn:
+        row = (
+            await conn.execute(
+                select(
+                    conversations.c.state,
+                    conversations.c.agent_id,
+                    calls.c.held_at,
+                    calls.c.ended_at,
+                    calls.c.outcome,
+                )
+                .select_from(
+                    calls.join(conversations, conversations.c.id == calls.c.conversation_id)
+                )
+                .where(calls.c.id == call_id)
+            )
+        ).first()
+    if row is None:
+        return None
+    return CallLink(
+        row.state, row.agent_id, row.held_at is not None, row.ended_at is not None, row.outcome
+    )
+
+
 async def request_callback(rt: Runtime, call_id: int, number: str, *, actor: Actor = SYSTEM) -> int:
     """The caller asks to be called back: a ``callback`` task that keeps the call's place.
 
@@ -459,7 +616,9 @@ async def end_call(
     end_node: str | None = None,
     actor: Actor = SYSTEM,
 ) -> None:
-    """The call is over. A caller who hung up while waiting has abandoned the queue.
+    """The call is over. A caller who hung up while waiting has abandoned the queue; a
+    call with an agent ends the agent's stay (their slot is free, wrap-up starts; the
+    wrap-up code can still be given with ``end_conversation``).
 
     ``end_node``: the IVR node the call ended at (where callers abandon the IVR).
     """
@@ -478,8 +637,15 @@ async def end_call(
             and conversation.state == "queued"
             and row.outcome in (None, "queued")
         )
-        if row.queued_at is not None:
+        # talking to an agent: the call is over, and so is the agent's hold on it
+        talking = conversation.kind == "call" and conversation.state == "assigned"
+        if row.queued_at is not None and row.agent_answered_at is None:
             values["queue_wait_s"] = max(0.0, (now - row.queued_at).total_seconds())
+        if row.agent_answered_at is not None:
+            values["talk_s"] = max(0.0, (now - row.agent_answered_at).total_seconds())
+        if row.held_at is not None:
+            values["held_at"] = None
+            values["hold_s"] = (row.hold_s or 0) + (now - row.held_at).total_seconds()
         if waiting:
             values["outcome"] = "abandoned"
         elif row.outcome is None:
@@ -487,7 +653,12 @@ async def end_call(
         await _update_call(tx, row, actor=actor, **values)
         if waiting:
             await leave_queue(tx, conversation.id, "abandoned")
-        if conversation.kind == "call" and (conversation.state == "bot" or waiting):
+        if talking:
+            entry = await open_entry_of(tx, conversation.id)
+            if entry is not None and entry.agent_id is not None:
+                await end_entry(tx, entry.id, "handled")
+                await start_wrap_up(tx, rt, entry.agent_id, entry.queue, actor=actor)
+        if conversation.kind == "call" and (conversation.state == "bot" or waiting or talking):
             await move_conversation(
                 tx, conversation, ConversationStep.CITIZEN_LEFT, actor=actor, closed_at=now
             )

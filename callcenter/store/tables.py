@@ -21,6 +21,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    true,
 )
 
 from callcenter.store.types import UTCDateTime
@@ -212,6 +213,8 @@ calls = Table(
     Column("confidence", Float, nullable=True),
     Column("queue_wait_s", Float, nullable=True),
     Column("talk_s", Float, nullable=True),
+    Column("held_at", UTCDateTime, nullable=True),  # on hold since (the caller hears music)
+    Column("hold_s", Float, nullable=True),  # time on hold, all holds together
     Column("outcome", String(32), nullable=True),
     Column("end_node", String(64), nullable=True),  # the IVR node the call ended at
     UniqueConstraint("channel", "provider_call_id"),
@@ -450,6 +453,8 @@ agent_states = Table(
     Column("categories", JSON, nullable=False),
     Column("queues", JSON, nullable=False),
     Column("last_contact_at", UTCDateTime, nullable=True),
+    # the voice skill: calls are offered only to agents who take them
+    Column("voice", Boolean, nullable=False, default=True, server_default=true()),
 )
 
 # one stay of a conversation in an ACD queue, from entering it until it ends

@@ -1,0 +1,190 @@
+"""A caller and an agent's leg, two real SIP clients (baresip), bridged by the SIP adapter.
+
+The caller dials the hotline, chooses English and an agent, waits in the queue
+(hears its place and the hold music); an agent takes the call and the agent's
+leg (a second baresip, standing in for Janus's SIP plugin) calls the signed leg
+user. Each side sends its own tone from a file; each must hear the other's,
+found by frequency in what it recorded. Then the agent holds (the caller hears
+the music again) and hangs up from the desk (the hotline ends the call).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import pytest_asyncio
+from sqlalchemy import select
+
+from callcenter.actions import acd
+from callcenter.actions.calls import hang_up_call, hold_call, leg_user
+from callcenter.bootstrap import close_runtime
+from callcenter.runtime import Runtime
+from callcenter.store.tables import calls, conversations, offers
+from ivr.audio import HOLD_NOTES, read_wav, write_wav
+from tests.e2e.test_sip import baresip_command, baresip_config, sip_port, start_sip, wait_for_end
+from tests.helpers import actor
+from tests.voice.tools import free_udp_port
+
+pytestmark = [pytest.mark.slow]
+
+CALLER_HZ = 350.0
+AGENT_HZ = 1800.0
+
+
+def tone_wav(path: Path, hz: float, seconds: float = 90.0) -> None:
+    t = np.arange(int(seconds * 8000)) / 8000
+    write_wav(path, (np.sin(2 * np.pi * hz * t) * 9000).astype("<i2").tobytes())
+
+
+def dominant(pcm: np.ndarray) -> float:
+    """The strongest frequency of a stretch of 8 kHz samples (Hz)."""
+    window = pcm * np.hanning(len(pcm))
+    spectrum = np.abs(np.fft.rfft(window))
+    spectrum[:5] = 0  # no DC
+    return float(np.argmax(spectrum) * 8000 / len(pcm))
+
+
+def heard(folder: Path) -> np.ndarray:
+    files = sorted((folder / "snd").glob("*dec*.wav"))
+    assert files, list((folder / "snd").iterdir())
+    pcm, rate = read_wav(files[0])
+    assert rate == 8000
+    return np.frombuffer(pcm, "<i2").astype(np.float32)
+
+
+def seconds_with(pcm: np.ndarray, hz: float, tolerance: float = 15.0) -> list[int]:
+    """The whole seconds of ``pcm`` whose dominant frequency is ``hz``."""
+    found = []
+    for second in range(len(pcm) // 8000):
+        chunk = pcm[second * 8000 : (second + 1) * 8000]
+        if np.sqrt(np.mean(chunk**2)) > 300 and abs(dominant(chunk) - hz) < tolerance:
+            found.append(second)
+    return found
+
+
+def music_seconds(pcm: np.ndarray) -> list[int]:
+    found = []
+    for second in range(len(pcm) // 8000):
+        chunk = pcm[second * 8000 : (second + 1) * 8000]
+        loud = np.sqrt(np.mean(chunk**2)) > 300
+        if loud and min(abs(dominant(chunk[:4000]) - hz) for hz in HOLD_NOTES) < 15:
+            found.append(second)
+    return found
+
+
+@pytest_asyncio.fixture
+async def bridge_rt(tmp_path: Path, sqlite_url: str) -> AsyncIterator[Runtime]:
+    runtime = await start_sip(tmp_path, sqlite_url, voice={"hold_announce_seconds": 6})
+    yield runtime
+    await close_runtime(runtime)
+
+
+async def start_baresip(folder: Path, hz: float, uri: str, log: Path) -> tuple[Any, int]:
+    baresip = shutil.which("baresip")
+    if baresip is None:
+        pytest.skip("baresip (Debian baresip-core) is not installed")
+    ctrl = free_udp_port()
+    baresip_config(folder, free_udp_port(), ctrl)
+    tone_wav(folder / "quiet.wav", hz)  # the source file the config names
+    process = await asyncio.create_subprocess_exec(
+        baresip,
+        "-f",
+        str(folder),
+        "-e",
+        f"/dial {uri}",
+        stdout=log.open("wb"),
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    return process, ctrl
+
+
+async def until(check: Any, limit: float = 30.0) -> Any:
+    for _ in range(int(limit * 10)):
+        found = await check()
+        if found:
+            return found
+        await asyncio.sleep(0.1)
+    raise AssertionError("timed out")
+
+
+async def test_a_caller_and_an_agent_leg_hear_each_other_and_the_hold_music(
+    bridge_rt: Runtime, tmp_path: Path
+) -> None:
+    rt = bridge_rt
+    port = sip_port(rt)
+    caller_dir, agent_dir = tmp_path / "caller", tmp_path / "agent"
+    caller, caller_ctrl = await start_baresip(
+        caller_dir, CALLER_HZ, f"sip:hotline@127.0.0.1:{port}", tmp_path / "caller.log"
+    )
+    agent_process = None
+    try:
+
+        async def the_call() -> Any:
+            async with rt.db.read() as conn:
+                return (await conn.execute(select(calls))).first()
+
+        async def at_path(node: str) -> Any:
+            row = await the_call()
+            return row is not None and node in (row.path or [])
+
+        await until(lambda: at_path("language"))
+        await asyncio.sleep(1.0)
+        await baresip_command(caller_ctrl, "sndcode", "2")  # English
+        await until(lambda: at_path("main"))
+        await asyncio.sleep(1.0)
+        await baresip_command(caller_ctrl, "sndcode", "0")  # an agent
+        await until(lambda: at_path("queue"))
+        await asyncio.sleep(9.0)  # the queue prompts, the place, then music
+
+        agent = await actor(rt, "agent1")
+        await acd.set_presence(rt, "available", actor=agent)
+        await acd.distribute(rt)
+        async with rt.db.read() as conn:
+            offer = (await conn.execute(select(offers))).one()
+        await acd.accept_offer(rt, offer.id, actor=agent)
+        call = await the_call()
+        assert call.outcome == "answered" and call.agent_answered_at is not None
+        user = leg_user(rt, call.conversation_id, agent.id)
+        agent_process, _ = await start_baresip(
+            agent_dir, AGENT_HZ, f"sip:{user}@127.0.0.1:{port}", tmp_path / "agent.log"
+        )
+        clock: Any = rt.clock  # the call's times follow the runtime's clock
+        await asyncio.sleep(9.0)  # "connecting", then talking
+        clock.advance(seconds=6)
+        await hold_call(rt, call.conversation_id, on_hold=True, actor=agent)
+        await asyncio.sleep(4.0)
+        clock.advance(seconds=4)
+        await hold_call(rt, call.conversation_id, on_hold=False, actor=agent)
+        await asyncio.sleep(3.0)
+        clock.advance(seconds=3)
+        await hang_up_call(rt, call.conversation_id, actor=agent)
+        (ended,) = await wait_for_end(rt, limit=15)
+    finally:
+        for process in (caller, agent_process):
+            if process is not None and process.returncode is None:
+                process.terminate()
+                await process.wait()
+    logs = (tmp_path / "caller.log").read_text(errors="replace")
+    logs += (tmp_path / "agent.log").read_text(errors="replace")
+    assert (ended.outcome, ended.talk_s, ended.hold_s) == ("completed", 13, 4), logs
+    async with rt.db.read() as conn:
+        conversation = (await conn.execute(select(conversations))).one()
+    assert conversation.state == "closed"
+
+    to_caller, to_agent = heard(caller_dir), heard(agent_dir)
+    # the agent heard the caller's tone, and never the music (the hold mutes them both)
+    assert len(seconds_with(to_agent, CALLER_HZ)) >= 6, logs
+    # the caller heard music while waiting, the agent's tone, music on hold, the agent again
+    agent_heard = seconds_with(to_caller, AGENT_HZ)
+    music = music_seconds(to_caller)
+    assert len(agent_heard) >= 6, (agent_heard, logs)
+    before = [s for s in music if s < agent_heard[0]]
+    during_hold = [s for s in music if agent_heard[0] < s < agent_heard[-1]]
+    assert len(before) >= 2, music
+    assert len(during_hold) >= 2, (music, agent_heard)

@@ -19,7 +19,7 @@ from callcenter.queueing import (
 )
 from callcenter.runtime import Runtime
 from callcenter.store.db import Conn
-from callcenter.store.tables import citizens, conversations, users
+from callcenter.store.tables import calls, citizens, conversations, messages, users
 from callcenter.views import conversation_view
 
 
@@ -54,6 +54,7 @@ async def agent_rows(conn: Conn, rt: Runtime, locale: str, now: datetime) -> lis
                 "languages": sorted(v.languages),
                 "categories": sorted(v.categories),
                 "queues": sorted(v.queues),
+                "voice": v.voice,
             }
         )
     return out
@@ -150,3 +151,58 @@ async def assigned_conversations(conn: Conn, limit: int = 200) -> list[dict[str,
         {**conversation_view(r), "citizen_name": r.citizen_name, "agent_name": r.agent_name}
         for r in rows
     ]
+
+
+async def call_panel(conn: Conn, conversation_id: int) -> dict[str, Any] | None:
+    """What the softphone shows with a call: the caller's number, the IVR's path, keys and
+    transcript, the wait, whether it is on hold, and the caller's earlier conversations."""
+    row = (
+        await conn.execute(
+            select(calls, conversations.c.citizen_id, conversations.c.locale)
+            .join(conversations, conversations.c.id == calls.c.conversation_id)
+            .where(calls.c.conversation_id == conversation_id)
+        )
+    ).first()
+    if row is None:
+        return None
+    earlier = (
+        await conn.execute(
+            select(
+                conversations.c.id,
+                conversations.c.channel,
+                conversations.c.kind,
+                conversations.c.state,
+                conversations.c.created_at,
+                conversations.c.ticket_id,
+            )
+            .where(
+                conversations.c.citizen_id == row.citizen_id,
+                conversations.c.id != conversation_id,
+            )
+            .order_by(conversations.c.id.desc())
+            .limit(20)
+        )
+    ).all()
+    said = (
+        await conn.execute(
+            select(messages.c.body)
+            .where(messages.c.conversation_id == conversation_id, messages.c.kind == "transcript")
+            .order_by(messages.c.id)
+        )
+    ).scalars()
+    return {
+        "call_id": row.id,
+        "conversation_id": conversation_id,
+        "caller": row.from_number,
+        "locale": row.locale,
+        "path": list(row.path or []),
+        "dtmf": row.dtmf,
+        "transcript": row.transcript or "\n".join(said) or None,
+        "queue_wait_s": row.queue_wait_s,
+        "agent_answered_at": row.agent_answered_at,
+        "on_hold": row.held_at is not None,
+        "hold_s": row.hold_s,
+        "outcome": row.outcome,
+        "ended": row.ended_at is not None,
+        "history": [dict(r._asdict()) for r in earlier],
+    }

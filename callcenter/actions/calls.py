@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
+import secrets
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -26,7 +28,7 @@ from callcenter.actions.conversations import (
     move_conversation,
     open_conversation,
 )
-from callcenter.actions.mediations import link_secret
+from callcenter.actions.mediations import MediaDown, link_secret
 from callcenter.actions.queues import end_entry, enqueue, leave_queue, open_entry, open_entry_of
 from callcenter.actions.tickets import TicketDraft, check_draft, open_ticket
 from callcenter.bus import events
@@ -34,9 +36,12 @@ from callcenter.domain.conversation import ConversationStep, check_step
 from callcenter.domain.errors import Conflict, InvalidInput, NotFound
 from callcenter.domain.phone import is_mobile, normalize_phone
 from callcenter.domain.workflow import SYSTEM, Actor
+from callcenter.media.janus import SIP, JanusError, JanusUnavailable
 from callcenter.runtime import Runtime
 from callcenter.store.db import Tx
 from callcenter.store.tables import calls, citizens, conversations, departments, messages, tickets
+
+log = logging.getLogger(__name__)
 
 MAX_DTMF = 200
 MAX_TRANSCRIPT = 4000
@@ -387,6 +392,69 @@ def leg_user(rt: Runtime, conversation_id: int, agent_id: int) -> str:
     return f"agent-{conversation_id}-{agent_id}-{mac.hexdigest()[:24]}"
 
 
+def agent_leg_uri(rt: Runtime, user: str) -> str:
+    """The SIP URI an agent's leg calls (``voice.agent_sip``, else the sip channel's)."""
+    template = rt.settings.voice.agent_sip
+    if not template:
+        sip = rt.settings.channel_options.get("sip", {})
+        template = f"sip:{{user}}@{sip.get('host', '127.0.0.1')}:{sip.get('port', 5060)}"
+    return template.format(user=user)
+
+
+async def open_softphone(rt: Runtime, conversation_id: int, *, actor: Actor) -> dict[str, Any]:
+    """What the agent's softphone needs to bridge itself to the call it took: a Janus node
+    (through the hotline's relay), a token for Janus's SIP plugin, and the signed URI of
+    the call's agent leg. Only for the agent who holds the call."""
+    require_desk(actor)
+    assert actor.id is not None
+    async with rt.db.read() as conn:
+        conversation = (
+            await conn.execute(select(conversations).where(conversations.c.id == conversation_id))
+        ).first()
+        row = (
+            await conn.execute(select(calls).where(calls.c.conversation_id == conversation_id))
+        ).first()
+    if conversation is None:
+        raise NotFound("conversation_not_found", id=conversation_id)
+    check_step(
+        conversation.state, ConversationStep.END, actor=actor, agent_id=conversation.agent_id
+    )
+    if row is None or row.ended_at is not None or conversation.state != "assigned":
+        raise Conflict("call_not_connected", id=conversation_id)
+    if rt.media is None or not rt.media.healthy:
+        raise MediaDown()
+    node = next(n for n in rt.media.nodes.values() if n.up)
+    token = secrets.token_urlsafe(24)
+    try:
+        await node.client.add_token(token, [SIP])
+    except JanusUnavailable as exc:
+        raise MediaDown() from exc
+    tokens = rt.extras.setdefault("softphone_tokens", {})
+    tokens.setdefault(conversation_id, []).append((node.name, token))
+    user = leg_user(rt, conversation_id, conversation.agent_id or actor.id)
+    return {
+        "server": f"/media/janus/{node.name}",
+        "token": token,
+        "uri": agent_leg_uri(rt, user),
+        "identity": f"sip:agent{actor.id}@hotline.invalid",
+    }
+
+
+async def close_softphone(rt: Runtime, conversation_id: int) -> None:
+    """The call is over: the Janus tokens its softphones were given are removed."""
+    tokens = rt.extras.get("softphone_tokens", {}).pop(conversation_id, [])
+    if rt.media is None:
+        return
+    for node_name, token in tokens:
+        node = rt.media.nodes.get(node_name)
+        if node is None:
+            continue
+        try:
+            await node.client.remove_token(token)
+        except (JanusUnavailable, JanusError):
+            log.info("the softphone token of conversation %s was not removed", conversation_id)
+
+
 def read_leg_user(rt: Runtime, user: str) -> tuple[int, int] | None:
     """(conversation id, agent id) of a leg user :func:`leg_user` made, else None."""
     parts = user.split("-")
@@ -662,6 +730,7 @@ async def end_call(
             await move_conversation(
                 tx, conversation, ConversationStep.CITIZEN_LEFT, actor=actor, closed_at=now
             )
+    await close_softphone(rt, row.conversation_id)
 
 
 @dataclass(frozen=True)

@@ -9,10 +9,11 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from callcenter import deskviews
-from callcenter.actions import agents, conversation_tickets, desk
+from callcenter.actions import agents, calls, conversation_tickets, desk
 from callcenter.actions.tickets import TicketDraft
 from callcenter.api.http import Context, endpoint
 from callcenter.api.schemas import Id, LangQuery, Strict, TicketDetailOut
+from callcenter.domain.errors import NotFound
 from callcenter.domain.workflow import Priority, Role, TicketType
 
 DESK = {Role.AGENT, Role.SUPERVISOR}
@@ -29,6 +30,7 @@ class AgentConfigIn(Strict):
     languages: list[str] | None = None
     categories: list[str] | None = None
     queues: list[str] | None = None
+    voice: bool | None = None  # the voice skill: takes calls
 
 
 class AgentOut(BaseModel):
@@ -48,6 +50,7 @@ class AgentOut(BaseModel):
     languages: list[str]
     categories: list[str]
     queues: list[str]
+    voice: bool
 
 
 class OfferOut(BaseModel):
@@ -93,6 +96,34 @@ class TransferIn(Strict):
 
 class WrapUpIn(Strict):
     wrap_up_code: str
+
+
+class HoldIn(Strict):
+    on_hold: bool
+
+
+class CallOut(BaseModel):
+    call_id: int
+    conversation_id: int
+    caller: str | None
+    locale: str
+    path: list[str]
+    dtmf: str
+    transcript: str | None
+    queue_wait_s: float | None
+    agent_answered_at: datetime | None
+    on_hold: bool
+    hold_s: float | None
+    outcome: str | None
+    ended: bool
+    history: list[dict[str, Any]]
+
+
+class SoftphoneOut(BaseModel):
+    server: str
+    token: str
+    uri: str
+    identity: str
 
 
 class ConversationTicketIn(Strict):
@@ -174,7 +205,7 @@ async def list_agents(ctx: Context) -> list[dict[str, Any]]:
 @endpoint(
     "PUT",
     "/acd/agents/{agent_id}",
-    summary="Set an agent's capacity and skills (languages, categories, queues)",
+    summary="Set an agent's capacity and skills (languages, categories, queues, voice)",
     tag="acd",
     roles=SUPERVISORS,
     body=AgentConfigIn,
@@ -192,6 +223,7 @@ async def put_agent(ctx: Context) -> dict[str, Any]:
         languages=body.languages,
         categories=body.categories,
         queues=body.queues,
+        voice=body.voice,
     )
     return next(a for a in await agents_out(ctx) if a["agent_id"] == agent_id)
 
@@ -356,3 +388,70 @@ async def conversation_direct_answer(ctx: Context) -> dict[str, Any]:
         actor=ctx.require_actor(),
     )
     return await _ticket_detail(ctx, ticket["id"])
+
+
+@endpoint(
+    "GET",
+    "/conversations/{conversation_id}/call",
+    summary="A call as the softphone shows it: number, IVR path, keys, transcript, history",
+    tag="acd",
+    roles=DESK_READ,
+    response=CallOut,
+    errors=(401, 403, 404),
+)
+async def get_call(ctx: Context) -> dict[str, Any]:
+    conversation_id = ctx.int_param("conversation_id")
+    async with ctx.rt.db.read() as conn:
+        panel = await deskviews.call_panel(conn, conversation_id)
+    if panel is None:
+        raise NotFound("call_not_found", id=conversation_id)
+    return panel
+
+
+@endpoint(
+    "POST",
+    "/conversations/{conversation_id}/call/softphone",
+    summary="Bridge the calling agent's softphone to the call they took (Janus SIP plugin)",
+    tag="acd",
+    roles=DESK,
+    response=SoftphoneOut,
+    errors=(401, 403, 404, 409, 503),
+)
+async def softphone(ctx: Context) -> dict[str, Any]:
+    return await calls.open_softphone(
+        ctx.rt, ctx.int_param("conversation_id"), actor=ctx.require_actor()
+    )
+
+
+@endpoint(
+    "POST",
+    "/conversations/{conversation_id}/call/hold",
+    summary="Put the caller on hold (they hear music) or take them back",
+    tag="acd",
+    roles=DESK,
+    body=HoldIn,
+    response=None,
+    status=204,
+    errors=(400, 401, 403, 404, 409),
+)
+async def hold(ctx: Context) -> None:
+    await calls.hold_call(
+        ctx.rt,
+        ctx.int_param("conversation_id"),
+        on_hold=ctx.body.on_hold,
+        actor=ctx.require_actor(),
+    )
+
+
+@endpoint(
+    "POST",
+    "/conversations/{conversation_id}/call/hangup",
+    summary="Hang up the call (the caller's line is ended; wrap-up follows)",
+    tag="acd",
+    roles=DESK,
+    response=None,
+    status=204,
+    errors=(401, 403, 404, 409),
+)
+async def hangup(ctx: Context) -> None:
+    await calls.hang_up_call(ctx.rt, ctx.int_param("conversation_id"), actor=ctx.require_actor())

@@ -140,3 +140,46 @@ async def test_a_missed_call_offer_goes_to_the_next_agent_and_comes_back(
     await acd.set_presence(rt, "available", actor=a1)  # back: offered the call again
     decided = await acd.distribute(rt)
     assert [(o.conversation_id, o.agent_id) for o in decided.offers] == [(conv, a1.id)]
+
+
+async def test_the_softphones_api_shows_the_call_holds_it_and_hangs_up(
+    api: Any, clock: ManualClock
+) -> None:
+    from tests.integration.test_api import auth
+
+    rt: Runtime = api.rt
+    info = await start_call(rt, CallStart("sip", "api-1", "+8613900000031", "12345"))
+    await enqueue_call(rt, info.call_id)
+    me = await api.post("/api/acd/presence", json={"presence": "available"}, headers=auth("agent1"))
+    assert me.status == 200 and (await me.json())["voice"] is True
+    await acd.distribute(rt)
+    offer = (await (await api.get("/api/acd/me", headers=auth("agent1"))).json())["offers"][0]
+    assert (
+        await api.post(f"/api/acd/offers/{offer['id']}/accept", headers=auth("agent1"))
+    ).status == 204
+    conv = info.conversation_id
+    panel = await (await api.get(f"/api/conversations/{conv}/call", headers=auth("agent1"))).json()
+    assert panel["caller"] == "+8613900000031" and panel["path"] == [] and not panel["on_hold"]
+    # another agent may not hold or hang up this call; media is off: no softphone (503)
+    other = await api.post(
+        f"/api/conversations/{conv}/call/hold", json={"on_hold": True}, headers=auth("agent2")
+    )
+    assert other.status == 403
+    phone = await api.post(f"/api/conversations/{conv}/call/softphone", headers=auth("agent1"))
+    assert phone.status == 503 and (await phone.json())["error"]["code"] == "media_unavailable"
+    held = await api.post(
+        f"/api/conversations/{conv}/call/hold", json={"on_hold": True}, headers=auth("agent1")
+    )
+    assert held.status == 204
+    clock.advance(seconds=7)
+    await api.post(
+        f"/api/conversations/{conv}/call/hold", json={"on_hold": False}, headers=auth("agent1")
+    )
+    bad = await api.post(
+        f"/api/conversations/{conv}/call/hold", json={"on_hold": "soon"}, headers=auth("agent1")
+    )
+    assert bad.status == 400
+    hung = await api.post(f"/api/conversations/{conv}/call/hangup", headers=auth("agent1"))
+    assert hung.status == 204
+    row = await _one(rt, calls, calls.c.id == info.call_id)
+    assert (row.outcome, row.hold_s, row.held_at) == ("completed", 7, None)

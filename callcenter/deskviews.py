@@ -69,6 +69,8 @@ async def my_offers(conn: Conn, agent_id: int | None) -> list[dict[str, Any]]:
             "state": o.state,
             "created_at": o.created_at,
             "expires_at": o.expires_at,
+            "kind": o.kind,
+            "caller": o.address if o.kind == "call" else None,
         }
         for o in await pending_offers(conn, agent_id)
     ]
@@ -206,3 +208,10 @@ async def call_panel(conn: Conn, conversation_id: int) -> dict[str, Any] | None:
         "ended": row.ended_at is not None,
         "history": [dict(r._asdict()) for r in earlier],
     }
+
+
+async def conversation_exists(conn: Conn, conversation_id: int) -> bool:
+    found = await conn.execute(
+        select(conversations.c.id).where(conversations.c.id == conversation_id)
+    )
+    return found.first() is not None

@@ -307,11 +307,13 @@ async def staff_names(conn: Any) -> dict[int, Any]:
 
 
 async def pending_offers(conn: Any, agent_id: int | None) -> list[Any]:
-    """The offers an agent has not answered yet, oldest first."""
+    """The offers an agent has not answered yet, oldest first, with what is offered (its
+    kind, and the citizen's address: a caller's number)."""
     return list(
         (
             await conn.execute(
-                select(offers)
+                select(offers, conversations.c.kind, conversations.c.address)
+                .join(conversations, conversations.c.id == offers.c.conversation_id)
                 .where(offers.c.agent_id == agent_id, offers.c.state == "pending")
                 .order_by(offers.c.id)
             )

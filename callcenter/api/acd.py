@@ -13,7 +13,7 @@ from callcenter.actions import agents, calls, conversation_tickets, desk
 from callcenter.actions.tickets import TicketDraft
 from callcenter.api.http import Context, endpoint
 from callcenter.api.schemas import Id, LangQuery, Strict, TicketDetailOut
-from callcenter.domain.errors import NotFound
+from callcenter.domain.errors import Conflict, NotFound
 from callcenter.domain.workflow import Priority, Role, TicketType
 
 DESK = {Role.AGENT, Role.SUPERVISOR}
@@ -60,6 +60,8 @@ class OfferOut(BaseModel):
     state: str
     created_at: datetime
     expires_at: datetime
+    kind: str
+    caller: str | None = None
 
 
 class WaitingOut(BaseModel):
@@ -397,14 +399,16 @@ async def conversation_direct_answer(ctx: Context) -> dict[str, Any]:
     tag="acd",
     roles=DESK_READ,
     response=CallOut,
-    errors=(401, 403, 404),
+    errors=(401, 403, 404, 409),
 )
 async def get_call(ctx: Context) -> dict[str, Any]:
     conversation_id = ctx.int_param("conversation_id")
     async with ctx.rt.db.read() as conn:
         panel = await deskviews.call_panel(conn, conversation_id)
-    if panel is None:
-        raise NotFound("call_not_found", id=conversation_id)
+        if panel is None:
+            if not await deskviews.conversation_exists(conn, conversation_id):
+                raise NotFound("conversation_not_found", id=conversation_id)
+            raise Conflict("not_a_call", id=conversation_id)
     return panel
 
 

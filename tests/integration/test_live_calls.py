@@ -183,3 +183,34 @@ async def test_the_softphones_api_shows_the_call_holds_it_and_hangs_up(
     assert hung.status == 204
     row = await _one(rt, calls, calls.c.id == info.call_id)
     assert (row.outcome, row.hold_s, row.held_at) == ("completed", 7, None)
+
+
+async def test_the_desk_rings_with_the_caller_and_shows_the_call(
+    api: Any, clock: ManualClock
+) -> None:
+    from callcenter.actions.calls import record_call_progress
+    from tests.helpers import signed_in_client
+
+    rt: Runtime = api.rt
+    info = await start_call(rt, CallStart("sip", "desk-1", "+8613900000041", "12345"))
+    await record_call_progress(
+        rt, info.call_id, dtmf="20", path=["language", "english", "main", "queue"]
+    )
+    await enqueue_call(rt, info.call_id)
+    agent = await actor(rt, "agent1")
+    await acd.set_presence(rt, "available", actor=agent)
+    await acd.distribute(rt)
+    client = await signed_in_client(api.server.app, "agent1")
+    try:
+        side = await (await client.get("/ui/desk/side")).text()
+        assert 'data-kind="call"' in side and "+8613900000041" in side
+        offer = await _pending(rt, agent.id)
+        await acd.accept_offer(rt, offer.id, actor=agent)
+        page = await (await client.get(f"/ui/desk?c={info.conversation_id}")).text()
+        assert 'id="call-card"' in page and 'data-mine="yes"' in page
+        assert "language → english → main → queue" in page and ">20<" in page
+        assert "/media/assets/sipphone.js" in page and 'id="call-hangup"' in page
+        script = await client.get("/media/assets/sipphone.js")
+        assert script.status == 200 and "janus.plugin.sip" in await script.text()
+    finally:
+        await client.close()

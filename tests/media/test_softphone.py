@@ -1,0 +1,224 @@
+"""A caller reaches an agent who answers in the desk, in a real Chromium, through Janus.
+
+Inside the test's network namespace: the hotline with its SIP side (pyVoIP) and its
+embedded Janus; a caller (baresip) sending a 350 Hz tone from a file dials in, presses
+through the IVR to a person and waits (hears its place, then hold music); an agent in
+Chromium (its fake microphone a 1800 Hz tone) becomes available, is offered the call
+and accepts it; the desk's softphone bridges itself through Janus's SIP plugin. The
+agent's page must hear the caller's tone, the caller's recording the agent's. Then the
+agent holds (the caller hears music again), takes the caller back and hangs up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import pytest_asyncio
+from aiohttp import web
+from sqlalchemy import select
+
+from callcenter.actions.staff import log_in
+from callcenter.bootstrap import build_runtime, close_runtime, create_app, start_runtime
+from callcenter.clock import ManualClock
+from callcenter.store.tables import calls
+from ivr.engine import Say
+from tests.conftest import T0, load_test_city, make_settings
+from tests.e2e.test_cli import free_port
+from tests.e2e.test_sip import baresip_command
+from tests.e2e.test_sip_bridge import (
+    AGENT_HZ,
+    CALLER_HZ,
+    heard,
+    music_seconds,
+    seconds_with,
+    start_baresip,
+)
+from tests.media import harness
+from tests.media.conftest import Hotline
+from tests.voice.tools import free_port_pair, free_udp_port
+
+pytestmark = pytest.mark.slow
+
+AGENT = harness.Fake(int(AGENT_HZ), "green")
+
+
+@pytest_asyncio.fixture
+async def phone_hotline(media_ns: str, tmp_path: Path, sqlite_url: str) -> AsyncIterator[Hotline]:
+    """The hotline with its SIP side and its embedded Janus, in the namespace."""
+    if shutil.which("baresip") is None:
+        pytest.skip("baresip (Debian baresip-core) is not installed")
+    port = free_port()
+    rtp = free_port_pair()
+    plain = build_runtime(make_settings(tmp_path, sqlite_url))
+    await start_runtime(plain, start_jobs=False)
+    await load_test_city(plain)
+    await close_runtime(plain)
+    settings = make_settings(
+        tmp_path,
+        sqlite_url,
+        port=port,
+        media={
+            "janus": "embedded",
+            "health_seconds": 0.5,
+            "restart_seconds": 0.3,
+            "sip_local_ip": "127.0.0.1",
+        },
+        channels=["channels.simulated:SimulatedSms", "channels.sip:SipChannel"],
+        channel_options={
+            "sip": {
+                "mode": "direct",
+                "host": "127.0.0.1",
+                "port": free_udp_port(),
+                "rtp_low": rtp,
+                "rtp_high": rtp + 200,
+            }
+        },
+        voice={"recognizers": {"en": "none", "zh-CN": "none"}, "hold_announce_seconds": 6},
+    )
+    # working hours (the flow's way to a person), at the clock the tests share
+    rt = build_runtime(settings, clock=ManualClock(T0), seed=secrets.randbits(32))
+    app = create_app(settings, runtime=rt)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", port)
+    await site.start()
+    try:
+        yield Hotline(rt, f"http://127.0.0.1:{port}", app)
+    finally:
+        await runner.cleanup()
+
+
+async def _call_row(hotline: Hotline) -> Any:
+    async with hotline.rt.db.read() as conn:
+        return (await conn.execute(select(calls))).first()
+
+
+async def _until(check: Any, what: str, within: float = 40.0) -> Any:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while loop.time() < deadline:
+        found = await check()
+        if found:
+            return found
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"{what}: not within {within}s")
+
+
+async def _page_hears(page: Any) -> dict[str, Any]:
+    tone: dict[str, Any] = await page.evaluate(
+        "(async () => { const a = document.getElementById('call-audio');"
+        " if (!a || !a.srcObject) return {};"
+        " return await window.__mediaProbe.tone(a.srcObject, 800); })()"
+    )
+    return tone
+
+
+def _prompt_score(rt: Any, pcm: np.ndarray, key: str, locale: str, **params: Any) -> float:
+    """How well the IVR's rendering of a prompt is found in what the caller heard (0-1)."""
+    channel: Any = rt.channels.get("sip")
+    text = rt.text(f"voice.{key}", locale, **params)
+    sent = np.frombuffer(
+        channel.context.prompts.render(Say(text, locale, None), "s16"), "<i2"
+    ).astype(np.float32)
+    corr = np.correlate(pcm, sent, mode="valid")
+    energy = np.sqrt(np.convolve(pcm**2, np.ones(len(sent)), mode="valid"))
+    return float(np.max(corr / (energy * np.linalg.norm(sent) + 1e-9)))
+
+
+async def test_an_agent_answers_a_caller_in_the_desk_and_they_hear_each_other(
+    phone_hotline: Hotline, tmp_path: Path
+) -> None:
+    hotline = phone_hotline
+    rt = hotline.rt
+    sip_port = rt.settings.channel_options["sip"]["port"]
+    caller, ctrl = await start_baresip(
+        tmp_path / "caller", CALLER_HZ, f"sip:hotline@127.0.0.1:{sip_port}", tmp_path / "c.log"
+    )
+    try:
+
+        async def at(node: str) -> bool:
+            row = await _call_row(hotline)
+            return row is not None and node in (row.path or [])
+
+        await _until(lambda: at("language"), "the IVR answered")
+        await asyncio.sleep(1.0)
+        await baresip_command(ctrl, "sndcode", "2")  # English
+        await _until(lambda: at("main"), "the main menu")
+        await asyncio.sleep(1.0)
+        await baresip_command(ctrl, "sndcode", "0")  # a person
+        await _until(lambda: at("queue"), "the queue")
+        await asyncio.sleep(10.0)  # the place in the queue, then music
+
+        session = await log_in(rt, "agent1", "demo12345")
+        async with harness.Participants(tmp_path / "fake", [AGENT]) as (person,):
+            context = await person.browser.new_context(
+                locale="en", viewport={"width": 1200, "height": 900}
+            )
+            await context.add_cookies(
+                [{"name": "hotline_session", "value": session.token, "url": hotline.url}]
+            )
+            await context.add_init_script(path=str(harness.PROBE))
+            page = await context.new_page()
+            await page.goto(f"{hotline.url}/ui/desk")
+            await page.click("#presence-available")
+            offer = page.locator(".offer.call")
+            await offer.wait_for(timeout=20_000)
+            assert "+8613700000000" in await offer.inner_text()
+            await offer.locator(".accept").click()
+            await page.wait_for_selector("#call-card[data-mine='yes']")
+            assert "queue" in await page.inner_text("#call-path")
+            await harness.until(
+                page, "document.getElementById('call-status').dataset.state === 'connected'"
+            )
+
+            async def agent_hears_caller() -> dict[str, Any] | None:
+                tone = await _page_hears(page)
+                ok = abs(tone.get("hz", 0) - CALLER_HZ) <= 15 and tone.get("share", 0) > 0.3
+                return tone if ok else None
+
+            await _until(agent_hears_caller, "the caller's tone at the agent", within=20)
+            await asyncio.sleep(4.0)  # the caller hears the agent meanwhile
+            await page.click("#call-hold")
+            await harness.until(
+                page, "document.getElementById('call-status').dataset.state === 'held'"
+            )
+            await asyncio.sleep(4.0)
+            rt.clock.advance(seconds=4)  # type: ignore[attr-defined]
+            await page.click("#call-hold")
+            await harness.until(
+                page, "document.getElementById('call-status').dataset.state === 'connected'"
+            )
+            await asyncio.sleep(3.0)
+            await page.click("#call-hangup")
+
+            async def ended() -> Any:
+                row = await _call_row(hotline)
+                return row if row is not None and row.ended_at is not None else None
+
+            row = await _until(ended, "the end of the call", within=15)
+    finally:
+        if caller.returncode is None:
+            caller.terminate()
+            await caller.wait()
+    log = (tmp_path / "c.log").read_text(errors="replace")
+    assert row.outcome == "completed" and row.agent_answered_at is not None, log
+    assert row.hold_s == 4 and row.held_at is None
+    to_caller = heard(tmp_path / "caller")
+    agent_seconds = seconds_with(to_caller, AGENT_HZ)
+    music = music_seconds(to_caller)
+    assert len(agent_seconds) >= 5, (agent_seconds, log)
+    assert [s for s in music if s < agent_seconds[0]], music  # music while waiting
+    assert [s for s in music if agent_seconds[0] < s < agent_seconds[-1]], music  # on hold
+    # the caller heard their place in the queue before the agent answered
+    spoken = _prompt_score(
+        rt, to_caller[: agent_seconds[0] * 8000], "queue_position", "en",
+        position="one", minutes="three",
+    )  # fmt: skip
+    assert spoken > 0.6, spoken

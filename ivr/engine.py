@@ -607,6 +607,15 @@ class Engine:
     async def _reply_queue(self, session: Session, node: Any, reply: Reply) -> Turn:
         if session.phase == "bridged":  # the bridge to the agent is over
             session.phase = ""
+            bridged_to = session.vars.get("agent_id")
+            link = await call_actions.call_link(self.rt, session.call.call_id)
+            if link is not None and not link.ended and link.outcome != "completed":
+                if link.state == "queued":  # transferred to a queue: the caller waits there
+                    session.hold_since = self.rt.clock.now()
+                    return await self._hold_turn(session, node, [self.say(session, "queue_hold")])
+                if link.state == "assigned" and link.agent_id != bridged_to:
+                    session.vars["agent_id"] = link.agent_id  # transferred to another agent
+                    return self._bridge_turn(session, [])
             if reply.lost and await call_actions.agent_lost(self.rt, session.call.call_id):
                 session.hold_since = self.rt.clock.now()
                 return await self._hold_turn(session, node, [self.say(session, "queue_agent_lost")])

@@ -129,9 +129,28 @@
     }
   });
 
+  function me() {
+    try { return JSON.parse(document.getElementById("boot").textContent).user.id; } catch (e) { return null; }
+  }
+
+  // a call given to this agent (a transfer from another agent) opens at once: the caller
+  // is bridged as soon as the softphone connects
+  function openCall(id) {
+    const c = card();
+    if (c && c.dataset.conversation === String(id)) return;
+    if (window.htmx) {
+      window.htmx.ajax("GET", "/ui/desk/conversations/" + id, { target: "#conversation", swap: "innerHTML" });
+      history.replaceState(null, "", "/ui/desk?c=" + id);
+    }
+  }
+
   document.addEventListener("DOMContentLoaded", () => {
     document.body.addEventListener("live-event", (event) => {
       const d = event.detail;
+      if (d.event === "conversation.changed" && d.data.kind === "call" && d.data.state === "assigned"
+          && d.data.agent_id === me() && !(phone && phone.id === String(d.data.conversation_id))) {
+        openCall(d.data.conversation_id);
+      }
       if (d.event === "media.changed") {
         showMediaDown(!d.data.healthy);
         if (d.data.healthy && card() && !phone) sync();

@@ -502,6 +502,17 @@ async def call_link(rt: Runtime, call_id: int) -> CallLink | None:
     )
 
 
+async def call_waits_again(tx: Tx, conversation_id: int, *, actor: Actor) -> None:
+    """A connected call was sent back to a queue (a transfer to a queue): it waits again,
+    so a hang-up now abandons the queue; the first agent's answer time is kept."""
+    row = (
+        await tx.execute(select(calls).where(calls.c.conversation_id == conversation_id))
+    ).first()
+    if row is None or row.ended_at is not None:
+        return
+    await _update_call(tx, row, actor=actor, outcome="queued", held_at=None)
+
+
 async def request_callback(rt: Runtime, call_id: int, number: str, *, actor: Actor = SYSTEM) -> int:
     """The caller asks to be called back: a ``callback`` task that keeps the call's place.
 

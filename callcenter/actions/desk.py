@@ -18,7 +18,7 @@ from callcenter.actions.agents import (
     set_agent,
     start_wrap_up,
 )
-from callcenter.actions.calls import connect_call
+from callcenter.actions.calls import call_waits_again, connect_call
 from callcenter.actions.conversations import load_conversation, move_conversation
 from callcenter.actions.queues import (
     end_entry,
@@ -232,6 +232,7 @@ async def transfer_conversation(
                 step=ConversationStep.TRANSFER_TO_QUEUE,
                 agent_id=None,
             )
+            await call_waits_again(tx, conversation_id, actor=actor)
             details["to_queue"] = to_queue
         await audit.record(
             tx,

@@ -36,6 +36,8 @@ NO_SPEECH_S = 6.0  # nothing said for this long: give up
 
 BEEP = s16_to_u8(tone())  # pyVoIP sends 8-bit samples
 LINK_CHECK_S = 0.5  # how often a waiting or bridged call reads whether an agent has it
+LEG_SILENCE_S = 5.0  # an agent leg that sends no RTP for this long is gone (browsers and
+# Janus send packets all along, silence included)
 AHEAD = 3 * FRAME  # keep 60 ms queued in pyVoIP's sender
 
 
@@ -160,23 +162,31 @@ class CallRunner:
 
     # --- audio out ---------------------------------------------------------------------------
 
-    def play(self, turn: Turn, *, interrupt: bool) -> bool:
-        """Speak every prompt of the turn; returns True when a key cut it short."""
+    def play(self, turn: Turn, *, interrupt: bool, watch: bool = False) -> bool:
+        """Speak every prompt of the turn; returns True when a key (or, ``watch``: an
+        agent taking the call) cut it short."""
         for say in turn.says:
             data = self.ctx.prompts.render(say, "u8")
-            if self.stream_out(data, interrupt=interrupt):
+            if self.stream_out(data, interrupt=interrupt, watch=watch):
                 return True
         return False
 
-    def stream_out(self, data: bytes, *, interrupt: bool) -> bool:
+    def stream_out(self, data: bytes, *, interrupt: bool, watch: bool = False) -> bool:
         """Write audio at the pace it is played, listening for keys meanwhile."""
         ahead = AHEAD
         position = 0
+        check = time.monotonic() + LINK_CHECK_S
         while position < len(data) and not self.audio.ended:
             self.listen()
             if interrupt and self.pending_digits:
                 self.audio.flush_out()
                 return True
+            if watch and time.monotonic() >= check:
+                check = time.monotonic() + LINK_CHECK_S
+                link = self.link()
+                if link is not None and link.state == "assigned":
+                    self.audio.flush_out()  # an agent took the call: no more waiting texts
+                    return True
             if self.audio.queued_out() < ahead:
                 self.audio.write_u8(data[position : position + FRAME])
                 position += FRAME
@@ -210,7 +220,9 @@ class CallRunner:
     def perform(self, turn: Turn) -> Reply:
         expect = turn.expect
         interrupt = expect.kind in ("digits", "hold")
-        self.play(turn, interrupt=interrupt)
+        cut = self.play(turn, interrupt=interrupt, watch=expect.kind == "hold")
+        if cut and expect.kind == "hold" and not self.pending_digits:
+            return Reply(timed_out=True)  # an agent took the call: the engine bridges
         if expect.kind == "digits":
             return self.collect(expect)
         if expect.kind in ("speech", "record"):
@@ -320,6 +332,12 @@ class CallRunner:
         self.audio.discard_in()
         while not (self.audio.ended or agent.ended or leg.done.is_set()):
             now = time.monotonic()
+            last = agent.last_packet_at
+            if last is not None and now - last > LEG_SILENCE_S:
+                log.info(
+                    "SIP call %s: agent %s's leg sends nothing: gone", self.call_id, leg.agent_id
+                )
+                return
             if now >= check:
                 check = now + LINK_CHECK_S
                 link = self.link()

@@ -27,6 +27,7 @@ from callcenter.bootstrap import close_runtime
 from callcenter.runtime import Runtime
 from callcenter.store.tables import calls, conversations, offers
 from ivr.audio import HOLD_NOTES, read_wav, write_wav
+from ivr.engine import Say
 from tests.e2e.test_sip import baresip_command, baresip_config, sip_port, start_sip, wait_for_end
 from tests.helpers import actor
 from tests.voice.tools import free_udp_port
@@ -35,6 +36,7 @@ pytestmark = [pytest.mark.slow]
 
 CALLER_HZ = 350.0
 AGENT_HZ = 1800.0
+OTHER_AGENT_HZ = 2600.0
 
 
 def tone_wav(path: Path, hz: float, seconds: float = 90.0) -> None:
@@ -76,6 +78,18 @@ def music_seconds(pcm: np.ndarray) -> list[int]:
         if loud and min(abs(dominant(chunk[:4000]) - hz) for hz in HOLD_NOTES) < 15:
             found.append(second)
     return found
+
+
+def prompt_score(rt: Runtime, pcm: np.ndarray, key: str, locale: str, **params: Any) -> float:
+    """How well the IVR's rendering of a prompt is found in what the caller heard (0-1)."""
+    channel: Any = rt.channels.get("sip")
+    text = rt.text(f"voice.{key}", locale, **params)
+    sent = np.frombuffer(
+        channel.context.prompts.render(Say(text, locale, None if params else key), "s16"), "<i2"
+    ).astype(np.float32)
+    corr = np.correlate(pcm, sent, mode="valid")
+    energy = np.sqrt(np.convolve(pcm**2, np.ones(len(sent)), mode="valid"))
+    return float(np.max(corr / (energy * np.linalg.norm(sent) + 1e-9)))
 
 
 @pytest_asyncio.fixture
@@ -188,3 +202,79 @@ async def test_a_caller_and_an_agent_leg_hear_each_other_and_the_hold_music(
     during_hold = [s for s in music if agent_heard[0] < s < agent_heard[-1]]
     assert len(before) >= 2, music
     assert len(during_hold) >= 2, (music, agent_heard)
+
+
+async def test_a_call_transferred_to_another_agent_and_an_agent_leg_that_drops(
+    bridge_rt: Runtime, tmp_path: Path
+) -> None:
+    """Blind transfer: the caller is bridged to the second agent's leg. That leg then
+    drops without a hang-up from the desk: the caller hears the apology and waits again."""
+    rt = bridge_rt
+    port = sip_port(rt)
+    caller, ctrl = await start_baresip(
+        tmp_path / "caller", CALLER_HZ, f"sip:hotline@127.0.0.1:{port}", tmp_path / "caller.log"
+    )
+    legs: list[Any] = []
+    try:
+
+        async def the_call() -> Any:
+            async with rt.db.read() as conn:
+                return (await conn.execute(select(calls))).first()
+
+        async def at_path(node: str) -> Any:
+            row = await the_call()
+            return row is not None and node in (row.path or [])
+
+        await until(lambda: at_path("language"))
+        await asyncio.sleep(1.0)
+        await baresip_command(ctrl, "sndcode", "2")
+        await until(lambda: at_path("main"))
+        await asyncio.sleep(1.0)
+        await baresip_command(ctrl, "sndcode", "0")
+        await until(lambda: at_path("queue"))
+        a1, a2 = await actor(rt, "agent1"), await actor(rt, "agent2")
+        await acd.set_presence(rt, "available", actor=a1)
+        await acd.distribute(rt)
+        async with rt.db.read() as conn:
+            offer = (await conn.execute(select(offers))).one()
+        await acd.accept_offer(rt, offer.id, actor=a1)
+        conv = offer.conversation_id
+        leg1, _ = await start_baresip(
+            tmp_path / "agent1", AGENT_HZ, f"sip:{leg_user(rt, conv, a1.id)}@127.0.0.1:{port}",
+            tmp_path / "agent1.log",
+        )  # fmt: skip
+        legs.append(leg1)
+        await asyncio.sleep(8.0)
+        await acd.set_presence(rt, "available", actor=a2)
+        await acd.transfer_conversation(rt, conv, actor=a1, to_agent_id=a2.id)
+        leg2, _ = await start_baresip(
+            tmp_path / "agent2", OTHER_AGENT_HZ,
+            f"sip:{leg_user(rt, conv, a2.id)}@127.0.0.1:{port}", tmp_path / "agent2.log",
+        )  # fmt: skip
+        legs.append(leg2)
+        await asyncio.sleep(7.0)
+        leg2.kill()  # the second agent's side is gone: no hang-up from the desk
+        await leg2.wait()
+
+        async def waiting_again() -> Any:
+            async with rt.db.read() as conn:
+                row = (await conn.execute(select(conversations))).one()
+            return row.state == "queued"
+
+        await until(waiting_again, limit=40)
+        await asyncio.sleep(8.0)  # the apology, then the place and music
+        await baresip_command(ctrl, "hangup")
+        (ended,) = await wait_for_end(rt, limit=15)
+    finally:
+        for process in [caller, *legs]:
+            if process.returncode is None:
+                process.terminate()
+                await process.wait()
+    log = (tmp_path / "caller.log").read_text(errors="replace")
+    assert ended.outcome == "abandoned" and ended.agent_answered_at is not None, log
+    to_caller = heard(tmp_path / "caller")
+    first, second = seconds_with(to_caller, AGENT_HZ), seconds_with(to_caller, OTHER_AGENT_HZ)
+    assert len(first) >= 3 and len(second) >= 3, (first, second, log)
+    assert first[-1] < second[0]  # the first agent, then the second
+    after = to_caller[second[-1] * 8000 :]
+    assert prompt_score(rt, after, "queue_agent_lost", "en") > 0.6

@@ -214,3 +214,25 @@ async def test_the_desk_rings_with_the_caller_and_shows_the_call(
         assert script.status == 200 and "janus.plugin.sip" in await script.text()
     finally:
         await client.close()
+
+
+async def test_a_call_transferred_to_a_queue_waits_again_and_may_be_abandoned(
+    rt: Runtime, clock: ManualClock
+) -> None:
+    a1, a2 = await actor(rt, "agent1"), await actor(rt, "agent2")
+    await acd.set_presence(rt, "available", actor=a1)
+    call_id, conv = await _queued_call(rt, "t1", "+8613900000051")
+    await acd.distribute(rt)
+    await acd.accept_offer(rt, (await _pending(rt, a1.id)).id, actor=a1)
+    await acd.transfer_conversation(rt, conv, actor=a1, to_queue="general")
+    row = await _one(rt, calls, calls.c.id == call_id)
+    assert row.outcome == "queued" and row.agent_answered_at is not None
+    await acd.set_presence(rt, "available", actor=a2)
+    clock.advance(seconds=31)  # a1's wrap-up
+    decided = await acd.distribute(rt)
+    assert [o.conversation_id for o in decided.offers] == [conv]
+    clock.advance(seconds=5)
+    await end_call(rt, call_id)  # hangs up while waiting again
+    row = await _one(rt, calls, calls.c.id == call_id)
+    assert row.outcome == "abandoned"
+    assert (await _one(rt, conversations, conversations.c.id == conv)).state == "closed"

@@ -8,6 +8,7 @@
 (() => {
   let phone = null; // { id, sip }
   let mediaDown = false;
+  let shown = ""; // the phone's state, shown again when the card is drawn again
 
   function csrf() {
     try { return JSON.parse(document.body.getAttribute("hx-headers"))["X-CSRF-Token"]; } catch (e) { return ""; }
@@ -29,13 +30,10 @@
   }
 
   function card() { return document.getElementById("call-card"); }
-  function texts() {
-    const node = document.getElementById("call-texts");
-    return node ? JSON.parse(node.textContent) : {};
-  }
   function status(key) {
+    shown = key;
     const node = document.getElementById("call-status");
-    if (node) { node.textContent = texts()[key] || ""; node.dataset.state = key; }
+    if (node) { node.textContent = node.dataset[key] || ""; node.dataset.state = key; }
     const c = card();
     if (c) c.dataset.phone = key;
   }
@@ -95,7 +93,11 @@
       if (c && c.dataset.ended === "yes") status("ended");
       return;
     }
-    if (phone && phone.id === c.dataset.conversation) return;
+    if (phone && phone.id === c.dataset.conversation) {
+      if (shown) status(shown);
+      showMediaDown(mediaDown);
+      return;
+    }
     hangUpLocal();
     connect(c.dataset.conversation);
   }

@@ -12,6 +12,7 @@ agent holds (the caller hears music again), takes the caller back and hangs up.
 from __future__ import annotations
 
 import asyncio
+import os
 import secrets
 import shutil
 from collections.abc import AsyncIterator
@@ -177,6 +178,10 @@ async def test_an_agent_answers_a_caller_in_the_desk_and_they_hear_each_other(
             await harness.until(
                 page, "document.getElementById('call-status').dataset.state === 'connected'"
             )
+            shown = await page.inner_text("#call-status")
+            assert shown and shown == await page.get_attribute("#call-status", "data-connected")
+            if os.environ.get("HOTLINE_SCREENSHOTS"):
+                await page.screenshot(path=os.environ["HOTLINE_SCREENSHOTS"] + "/desk-call.png")
 
             async def agent_hears_caller() -> dict[str, Any] | None:
                 tone = await _page_hears(page)

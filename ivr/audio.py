@@ -71,6 +71,22 @@ def write_wav(path: Path, s16: bytes, rate: int = RATE) -> None:
         out.writeframes(s16)
 
 
+def write_stereo_wav(path: Path, left: bytes, right: bytes, rate: int = RATE) -> None:
+    """Two 16-bit mono tracks as one stereo file (the shorter padded with silence)."""
+    a = np.frombuffer(left, dtype="<i2")
+    b = np.frombuffer(right, dtype="<i2")
+    n = max(len(a), len(b))
+    frames = np.zeros((n, 2), dtype="<i2")
+    frames[: len(a), 0] = a
+    frames[: len(b), 1] = b
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(2)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(frames.tobytes())
+
+
 def read_wav(path: Path) -> tuple[bytes, int]:
     """16-bit mono samples and their rate."""
     with wave.open(str(path), "rb") as source:

@@ -565,10 +565,11 @@ class Engine:
     def _bridge_turn(self, session: Session, says: list[Say]) -> Turn:
         """An agent took the call: tell the caller, then the transport bridges them."""
         session.phase = "bridged"
-        return Turn(
-            [*says, self.say(session, "queue_connecting")],
-            Expect("bridge", language=session.locale),
-        )
+        says = [*says, self.say(session, "queue_connecting")]
+        if self.rt.settings.voice.record_calls and not session.vars.get("told_recorded"):
+            session.vars["told_recorded"] = True
+            says.append(self.say(session, "call_recorded"))
+        return Turn(says, Expect("bridge", language=session.locale))
 
     async def _hold_turn(self, session: Session, node: Any, says: list[Say]) -> Turn:
         if await self._agent_answered(session):

@@ -304,6 +304,26 @@ async def connect_call(tx: Tx, conversation_id: int, *, actor: Actor) -> None:
     await _update_call(tx, row, actor=actor, **values)
 
 
+async def attach_call_recording(
+    rt: Runtime, call_id: int, *, path: str, seconds: float, actor: Actor = SYSTEM
+) -> int:
+    """The recording of a call with an agent (both sides, one file) is kept on the
+    conversation as a message, where the desk, the ticket made from the conversation and
+    the retention job find it. Returns the message id."""
+    async with rt.transaction() as tx:
+        row = await _call_row(tx, call_id)
+        conversation = await load_conversation(tx, row.conversation_id)
+        body = rt.text("voice.call_recording_body", conversation.locale, seconds=round(seconds))
+        return await _add_transcript_message(
+            tx,
+            conversation,
+            body,
+            kind="call_recording",
+            actor=actor,
+            meta={"call_id": row.id, "recording": path[:400], "seconds": round(seconds, 2)},
+        )
+
+
 async def hold_call(
     rt: Runtime, conversation_id: int, *, on_hold: bool, actor: Actor
 ) -> dict[str, Any]:

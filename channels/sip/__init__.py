@@ -119,6 +119,7 @@ class SipChannel(Channel):
             no_media_seconds=self.rt.settings.voice.no_media_seconds,
             media_gap_seconds=self.rt.settings.voice.media_gap_seconds,
             legs=self.legs,
+            record_calls=self.rt.settings.voice.record_calls,
         )
         self.phone = HotlinePhone(
             self.server,

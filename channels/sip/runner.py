@@ -17,8 +17,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from callcenter.actions.calls import CallLink, CallStart, call_link, start_call
-from ivr.audio import FRAME, RATE, hold_music, s16_to_u8, write_wav
+from callcenter.actions.calls import (
+    CallLink,
+    CallStart,
+    attach_call_recording,
+    call_link,
+    start_call,
+)
+from ivr.audio import FRAME, RATE, hold_music, s16_to_u8, write_stereo_wav, write_wav
 from ivr.engine import Engine, Expect, Reply, Session, Turn
 from ivr.stt import Recognizers
 from ivr.tts import PromptAudio, tone
@@ -58,6 +64,7 @@ class CallContext:
     legs: AgentLegs = field(default_factory=AgentLegs)
     leg_wait_seconds: float = 20.0  # an agent's leg that does not come: back to the queue
     music: bytes = field(default_factory=lambda: s16_to_u8(hold_music()))  # 8-bit, looped
+    record_calls: bool = False  # both sides of a bridged call to one stereo file
 
 
 class CallRunner:
@@ -314,17 +321,40 @@ class CallRunner:
             return Reply(lost=not self.audio.ended)
         self.audio.flush_out()
         log.info("SIP call %s: bridged to agent %s", self.call_id, leg.agent_id)
+        tracks: tuple[bytearray, bytearray] | None = (
+            (bytearray(), bytearray()) if self.ctx.record_calls else None
+        )
         try:
-            self.pump(leg)
+            self.pump(leg, tracks)
         finally:
             self.ctx.legs.leave(leg)
+            if tracks is not None and (tracks[0] or tracks[1]):
+                self.keep_recording(leg, tracks)
         if self.audio.ended:
             return Reply()
         after = self.link()
         hung_up = after is not None and after.outcome == "completed"
         return Reply(lost=not hung_up)
 
-    def pump(self, leg: AgentLeg) -> None:
+    def keep_recording(self, leg: AgentLeg, tracks: tuple[bytearray, bytearray]) -> None:
+        """One stereo file per bridged leg: the caller left, the agent right."""
+        assert self.session is not None
+        name = hashlib.sha256(self.call_id.encode()).hexdigest()[:24]
+        path = (
+            self.ctx.recordings
+            / "calls"
+            / time.strftime("%Y%m%d")
+            / f"{name}-agent{leg.agent_id}-{int(time.time())}.wav"
+        )
+        write_stereo_wav(path, bytes(tracks[0]), bytes(tracks[1]))
+        seconds = max(len(tracks[0]), len(tracks[1])) / 2 / RATE
+        self.sync(
+            attach_call_recording(
+                self.ctx.engine.rt, self.session.call.call_id, path=str(path), seconds=seconds
+            )
+        )
+
+    def pump(self, leg: AgentLeg, tracks: tuple[bytearray, bytearray] | None = None) -> None:
         check = time.monotonic()
         held = False
         agent = leg.audio
@@ -358,6 +388,12 @@ class CallRunner:
                     agent.write(from_caller)
                 if from_agent:
                     self.audio.write(from_agent)
+                if tracks is not None:  # the two sides kept in step, silence for a gap
+                    tracks[0].extend(from_caller)
+                    tracks[1].extend(from_agent)
+                    level = max(len(tracks[0]), len(tracks[1]))
+                    for track in tracks:
+                        track.extend(b"\x00" * (level - len(track)))
             time.sleep(0.01)
 
     def record(self, expect: Expect) -> Reply:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import wave
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from callcenter.actions import acd
 from callcenter.actions.calls import hang_up_call, hold_call, leg_user
 from callcenter.bootstrap import close_runtime
 from callcenter.runtime import Runtime
-from callcenter.store.tables import calls, conversations, offers
+from callcenter.store.tables import calls, conversations, messages, offers
 from ivr.audio import HOLD_NOTES, read_wav, write_wav
 from ivr.engine import Say
 from tests.e2e.test_sip import baresip_command, baresip_config, sip_port, start_sip, wait_for_end
@@ -94,7 +95,9 @@ def prompt_score(rt: Runtime, pcm: np.ndarray, key: str, locale: str, **params: 
 
 @pytest_asyncio.fixture
 async def bridge_rt(tmp_path: Path, sqlite_url: str) -> AsyncIterator[Runtime]:
-    runtime = await start_sip(tmp_path, sqlite_url, voice={"hold_announce_seconds": 6})
+    runtime = await start_sip(
+        tmp_path, sqlite_url, voice={"hold_announce_seconds": 6, "record_calls": True}
+    )
     yield runtime
     await close_runtime(runtime)
 
@@ -202,6 +205,21 @@ async def test_a_caller_and_an_agent_leg_hear_each_other_and_the_hold_music(
     during_hold = [s for s in music if agent_heard[0] < s < agent_heard[-1]]
     assert len(before) >= 2, music
     assert len(during_hold) >= 2, (music, agent_heard)
+    # told before being connected that the call may be recorded
+    assert prompt_score(rt, to_caller, "call_recorded", "en") > 0.6
+
+    # both sides in one stereo file, kept on the conversation
+    async with rt.db.read() as conn:
+        kept = (
+            await conn.execute(select(messages).where(messages.c.kind == "call_recording"))
+        ).one()
+    assert kept.conversation_id == conversation.id and kept.meta["seconds"] > 8
+    with wave.open(kept.meta["recording"], "rb") as recording:
+        assert (recording.getnchannels(), recording.getframerate()) == (2, 8000)
+        frames = np.frombuffer(recording.readframes(recording.getnframes()), "<i2")
+    stereo = frames.reshape(-1, 2).astype(np.float32)
+    assert len(seconds_with(stereo[:, 0], CALLER_HZ)) >= 6  # the caller on the left
+    assert len(seconds_with(stereo[:, 1], AGENT_HZ)) >= 6  # the agent on the right
 
 
 async def test_a_call_transferred_to_another_agent_and_an_agent_leg_that_drops(

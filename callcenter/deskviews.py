@@ -150,7 +150,12 @@ async def assigned_conversations(conn: Conn, limit: int = 200) -> list[dict[str,
         )
     ).all()
     return [
-        {**conversation_view(r), "citizen_name": r.citizen_name, "agent_name": r.agent_name}
+        {
+            **conversation_view(r),
+            "citizen_name": r.citizen_name,
+            "agent_name": r.agent_name,
+            "kind": r.kind,
+        }
         for r in rows
     ]
 

@@ -71,6 +71,17 @@ def write_wav(path: Path, s16: bytes, rate: int = RATE) -> None:
         out.writeframes(s16)
 
 
+def mix_s16(a: bytes, b: bytes) -> bytes:
+    """Two 16-bit tracks played together (the shorter padded with silence), clipped."""
+    x = np.frombuffer(a, dtype="<i2").astype(np.int32)
+    y = np.frombuffer(b, dtype="<i2").astype(np.int32)
+    n = max(len(x), len(y))
+    out = np.zeros(n, dtype=np.int32)
+    out[: len(x)] += x
+    out[: len(y)] += y
+    return np.clip(out, -32768, 32767).astype("<i2").tobytes()
+
+
 def write_stereo_wav(path: Path, left: bytes, right: bytes, rate: int = RATE) -> None:
     """Two 16-bit mono tracks as one stereo file (the shorter padded with silence)."""
     a = np.frombuffer(left, dtype="<i2")

@@ -102,7 +102,39 @@
     connect(c.dataset.conversation);
   }
 
+  // a supervisor listens in: a second, receive-only leg (the hotline mixes both sides
+  // into it and passes nothing from it on)
+  let listening = null; // { id, sip, button }
+  function stopListening() {
+    if (!listening) return;
+    if (listening.sip) listening.sip.stop();
+    listening.button.textContent = listening.button.dataset.on;
+    listening = null;
+  }
+  async function listen(button) {
+    const id = button.dataset.conversation;
+    const again = listening && listening.id === id;
+    stopListening();
+    if (again) return;
+    let leg;
+    try { leg = await api("POST", "/conversations/" + id + "/call/listen"); } catch (e) { return; }
+    const server = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + leg.server;
+    const sip = new HotlineSipPhone({
+      server: server, token: leg.token, uri: leg.uri, identity: leg.identity,
+      onRemote: (stream) => {
+        const audio = document.getElementById("listen-audio");
+        if (audio) { audio.srcObject = stream; audio.play().catch(() => {}); }
+      },
+      onEvent: (name) => { if (name === "hangup" && listening && listening.sip === sip) stopListening(); },
+    });
+    listening = { id: id, sip: sip, button: button };
+    button.textContent = button.dataset.off;
+    try { await sip.start(); } catch (e) { stopListening(); }
+  }
+
   document.addEventListener("click", async (event) => {
+    const listenButton = event.target.closest("button.listen");
+    if (listenButton) { await listen(listenButton); return; }
     const c = card();
     if (!c) return;
     const target = event.target.closest("button");

@@ -33,9 +33,9 @@ from callcenter.actions.queues import end_entry, enqueue, leave_queue, open_entr
 from callcenter.actions.tickets import TicketDraft, check_draft, open_ticket
 from callcenter.bus import events
 from callcenter.domain.conversation import ConversationStep, check_step
-from callcenter.domain.errors import Conflict, InvalidInput, NotFound
+from callcenter.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
 from callcenter.domain.phone import is_mobile, normalize_phone
-from callcenter.domain.workflow import SYSTEM, Actor
+from callcenter.domain.workflow import SYSTEM, Actor, Role
 from callcenter.media.janus import SIP, JanusError, JanusUnavailable
 from callcenter.runtime import Runtime
 from callcenter.store.db import Tx
@@ -402,14 +402,15 @@ def hold_music_seconds(rt: Runtime) -> float:
     return float(max(1, round(rt.settings.voice.hold_announce_seconds)))
 
 
-def leg_user(rt: Runtime, conversation_id: int, agent_id: int) -> str:
-    """The SIP user the agent's softphone calls to be bridged to this call:
-    ``agent-<conversation>-<agent>-<signature>``, signed with the hotline's link key, so
-    only the desk of the agent who took the call can reach its caller."""
+def leg_user(rt: Runtime, conversation_id: int, agent_id: int, kind: str = "agent") -> str:
+    """The SIP user a softphone calls to reach this call: ``<kind>-<conversation>-<staff>-
+    <signature>``, signed with the hotline's link key, so only the desk the hotline gave
+    it to can use it. ``agent``: the agent who took the call, bridged both ways;
+    ``listen``: a supervisor who hears both sides and is not heard."""
     mac = hmac.new(
-        link_secret(rt), f"call-leg:{conversation_id}:{agent_id}".encode(), hashlib.sha256
+        link_secret(rt), f"call-leg:{kind}:{conversation_id}:{agent_id}".encode(), hashlib.sha256
     )
-    return f"agent-{conversation_id}-{agent_id}-{mac.hexdigest()[:24]}"
+    return f"{kind}-{conversation_id}-{agent_id}-{mac.hexdigest()[:24]}"
 
 
 def agent_leg_uri(rt: Runtime, user: str) -> str:
@@ -421,12 +422,17 @@ def agent_leg_uri(rt: Runtime, user: str) -> str:
     return template.format(user=user)
 
 
-async def open_softphone(rt: Runtime, conversation_id: int, *, actor: Actor) -> dict[str, Any]:
+async def open_softphone(
+    rt: Runtime, conversation_id: int, *, actor: Actor, listen: bool = False
+) -> dict[str, Any]:
     """What the agent's softphone needs to bridge itself to the call it took: a Janus node
     (through the hotline's relay), a token for Janus's SIP plugin, and the signed URI of
-    the call's agent leg. Only for the agent who holds the call."""
+    the call's agent leg. Only for the agent who holds the call. ``listen``: a supervisor
+    listens in (hears both sides, is not heard), audited."""
     require_desk(actor)
     assert actor.id is not None
+    if listen and actor.role is not Role.SUPERVISOR:
+        raise Forbidden("role_not_allowed", role=actor.role.value)
     async with rt.db.read() as conn:
         conversation = (
             await conn.execute(select(conversations).where(conversations.c.id == conversation_id))
@@ -436,9 +442,10 @@ async def open_softphone(rt: Runtime, conversation_id: int, *, actor: Actor) -> 
         ).first()
     if conversation is None:
         raise NotFound("conversation_not_found", id=conversation_id)
-    check_step(
-        conversation.state, ConversationStep.END, actor=actor, agent_id=conversation.agent_id
-    )
+    if not listen:
+        check_step(
+            conversation.state, ConversationStep.END, actor=actor, agent_id=conversation.agent_id
+        )
     if row is None or row.ended_at is not None or conversation.state != "assigned":
         raise Conflict("call_not_connected", id=conversation_id)
     if rt.media is None or not rt.media.healthy:
@@ -451,7 +458,19 @@ async def open_softphone(rt: Runtime, conversation_id: int, *, actor: Actor) -> 
         raise MediaDown() from exc
     tokens = rt.extras.setdefault("softphone_tokens", {})
     tokens.setdefault(conversation_id, []).append((node.name, token))
-    user = leg_user(rt, conversation_id, conversation.agent_id or actor.id)
+    if listen:
+        user = leg_user(rt, conversation_id, actor.id, "listen")
+        async with rt.transaction() as tx:
+            await audit.record(
+                tx,
+                actor=actor,
+                entity_type="call",
+                entity_id=row.id,
+                action="call.listen",
+                details={"agent_id": conversation.agent_id},
+            )
+    else:
+        user = leg_user(rt, conversation_id, conversation.agent_id or actor.id)
     return {
         "server": f"/media/janus/{node.name}",
         "token": token,
@@ -475,15 +494,20 @@ async def close_softphone(rt: Runtime, conversation_id: int) -> None:
             log.info("the softphone token of conversation %s was not removed", conversation_id)
 
 
-def read_leg_user(rt: Runtime, user: str) -> tuple[int, int] | None:
-    """(conversation id, agent id) of a leg user :func:`leg_user` made, else None."""
+LEG_KINDS = ("agent", "listen")
+
+
+def read_leg_user(rt: Runtime, user: str) -> tuple[str, int, int] | None:
+    """(kind, conversation id, staff id) of a leg user :func:`leg_user` made, else None."""
     parts = user.split("-")
-    if len(parts) != 4 or parts[0] != "agent" or not (parts[1].isdigit() and parts[2].isdigit()):
+    if len(parts) != 4 or parts[0] not in LEG_KINDS:
         return None
-    conversation_id, agent_id = int(parts[1]), int(parts[2])
-    if not hmac.compare_digest(leg_user(rt, conversation_id, agent_id), user):
+    if not (parts[1].isdigit() and parts[2].isdigit()):
         return None
-    return conversation_id, agent_id
+    kind, conversation_id, agent_id = parts[0], int(parts[1]), int(parts[2])
+    if not hmac.compare_digest(leg_user(rt, conversation_id, agent_id, kind), user):
+        return None
+    return kind, conversation_id, agent_id
 
 
 @dataclass(frozen=True)

@@ -459,3 +459,18 @@ async def hold(ctx: Context) -> None:
 )
 async def hangup(ctx: Context) -> None:
     await calls.hang_up_call(ctx.rt, ctx.int_param("conversation_id"), actor=ctx.require_actor())
+
+
+@endpoint(
+    "POST",
+    "/conversations/{conversation_id}/call/listen",
+    summary="A supervisor listens in on a call (hears both sides, is not heard; audited)",
+    tag="acd",
+    roles={Role.SUPERVISOR},
+    response=SoftphoneOut,
+    errors=(401, 403, 404, 409, 503),
+)
+async def listen(ctx: Context) -> dict[str, Any]:
+    return await calls.open_softphone(
+        ctx.rt, ctx.int_param("conversation_id"), actor=ctx.require_actor(), listen=True
+    )

@@ -144,7 +144,7 @@ class SipChannel(Channel):
         headers = call.request.headers
         caller = headers.get("From", {}).get("number") or headers.get("From", {}).get("caller")
         called = headers.get("To", {}).get("number")
-        if (called or "").startswith("agent-"):
+        if (called or "").startswith(("agent-", "listen-")):
             try:
                 self._agent_leg(call, called or "")
             finally:
@@ -171,11 +171,11 @@ class SipChannel(Channel):
             log.warning("SIP: a call to %r, not a leg this hotline signed: refused", user[:80])
             call.deny()
             return
-        conversation_id, agent_id = found
+        kind, conversation_id, agent_id = found
         call.answer()
-        leg = AgentLeg(conversation_id, agent_id, CallAudio(call))
+        leg = AgentLeg(conversation_id, agent_id, CallAudio(call), listener=kind == "listen")
         self.legs.arrive(leg)
-        log.info("SIP: agent %s's leg for conversation %s answered", agent_id, conversation_id)
+        log.info("SIP: %s leg of %s for conversation %s answered", kind, agent_id, conversation_id)
         while not leg.done.wait(0.1):
             if leg.audio.ended:
                 break

@@ -24,7 +24,15 @@ from callcenter.actions.calls import (
     call_link,
     start_call,
 )
-from ivr.audio import FRAME, RATE, hold_music, s16_to_u8, write_stereo_wav, write_wav
+from ivr.audio import (
+    FRAME,
+    RATE,
+    hold_music,
+    mix_s16,
+    s16_to_u8,
+    write_stereo_wav,
+    write_wav,
+)
 from ivr.engine import Engine, Expect, Reply, Session, Turn
 from ivr.stt import Recognizers
 from ivr.tts import PromptAudio, tone
@@ -138,6 +146,8 @@ class CallRunner:
                 except Exception:
                     log.debug("hangup after failure did not work", exc_info=True)
         finally:
+            for listener in self.ctx.legs.listeners(self.session.call.conversation_id):
+                self.ctx.legs.leave(listener)  # the call is over: so is listening in
             self.sync(engine.end(self.session, outcome=outcome, last=last))
 
     def busy(self, answer: Any, hangup: Any, say: Any) -> None:
@@ -388,6 +398,10 @@ class CallRunner:
                     agent.write(from_caller)
                 if from_agent:
                     self.audio.write(from_agent)
+                if from_caller or from_agent:
+                    for listener in self.ctx.legs.listeners(leg.conversation_id):
+                        listener.audio.discard_in()  # a listener is not heard
+                        listener.audio.write(mix_s16(from_caller, from_agent))
                 if tracks is not None:  # the two sides kept in step, silence for a gap
                     tracks[0].extend(from_caller)
                     tracks[1].extend(from_agent)

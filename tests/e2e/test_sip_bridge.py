@@ -38,6 +38,7 @@ pytestmark = [pytest.mark.slow]
 CALLER_HZ = 350.0
 AGENT_HZ = 1800.0
 OTHER_AGENT_HZ = 2600.0
+SUPERVISOR_HZ = 3000.0
 
 
 def tone_wav(path: Path, hz: float, seconds: float = 90.0) -> None:
@@ -69,6 +70,14 @@ def seconds_with(pcm: np.ndarray, hz: float, tolerance: float = 15.0) -> list[in
         if np.sqrt(np.mean(chunk**2)) > 300 and abs(dominant(chunk) - hz) < tolerance:
             found.append(second)
     return found
+
+
+def carries(pcm: np.ndarray, second: int, hz: float) -> bool:
+    """Whether second ``second`` of ``pcm`` holds a tone of ``hz`` (a fifth of its power)."""
+    chunk = pcm[second * 8000 : (second + 1) * 8000]
+    spectrum = np.abs(np.fft.rfft(chunk * np.hanning(len(chunk)))) ** 2
+    band = spectrum[int(hz - 15) : int(hz + 16)].sum()  # 1 Hz per bin at 8000 samples
+    return bool(spectrum.sum() > 0 and band / spectrum.sum() > 0.2)
 
 
 def music_seconds(pcm: np.ndarray) -> list[int]:
@@ -139,7 +148,7 @@ async def test_a_caller_and_an_agent_leg_hear_each_other_and_the_hold_music(
     caller, caller_ctrl = await start_baresip(
         caller_dir, CALLER_HZ, f"sip:hotline@127.0.0.1:{port}", tmp_path / "caller.log"
     )
-    agent_process = None
+    agent_process = listener = None
     try:
 
         async def the_call() -> Any:
@@ -171,6 +180,12 @@ async def test_a_caller_and_an_agent_leg_hear_each_other_and_the_hold_music(
         agent_process, _ = await start_baresip(
             agent_dir, AGENT_HZ, f"sip:{user}@127.0.0.1:{port}", tmp_path / "agent.log"
         )
+        supervisor = await actor(rt, "supervisor")
+        listen_user = leg_user(rt, call.conversation_id, supervisor.id, "listen")
+        listener, _ = await start_baresip(
+            tmp_path / "supervisor", SUPERVISOR_HZ, f"sip:{listen_user}@127.0.0.1:{port}",
+            tmp_path / "supervisor.log",
+        )  # fmt: skip
         clock: Any = rt.clock  # the call's times follow the runtime's clock
         await asyncio.sleep(9.0)  # "connecting", then talking
         clock.advance(seconds=6)
@@ -183,7 +198,7 @@ async def test_a_caller_and_an_agent_leg_hear_each_other_and_the_hold_music(
         await hang_up_call(rt, call.conversation_id, actor=agent)
         (ended,) = await wait_for_end(rt, limit=15)
     finally:
-        for process in (caller, agent_process):
+        for process in (caller, agent_process, listener):
             if process is not None and process.returncode is None:
                 process.terminate()
                 await process.wait()
@@ -205,6 +220,12 @@ async def test_a_caller_and_an_agent_leg_hear_each_other_and_the_hold_music(
     during_hold = [s for s in music if agent_heard[0] < s < agent_heard[-1]]
     assert len(before) >= 2, music
     assert len(during_hold) >= 2, (music, agent_heard)
+    # the supervisor heard both sides; nobody heard the supervisor
+    to_supervisor = heard(tmp_path / "supervisor")
+    both = [s for s in range(len(to_supervisor) // 8000) if carries(to_supervisor, s, CALLER_HZ)
+            and carries(to_supervisor, s, AGENT_HZ)]  # fmt: skip
+    assert len(both) >= 4, both
+    assert not seconds_with(to_caller, SUPERVISOR_HZ) and not seconds_with(to_agent, SUPERVISOR_HZ)
     # told before being connected that the call may be recorded
     assert prompt_score(rt, to_caller, "call_recorded", "en") > 0.6
 

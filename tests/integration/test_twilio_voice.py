@@ -540,7 +540,7 @@ async def test_a_waiting_caller_hears_music_then_is_dialled_to_the_agent_who_too
     uri = dial.find("Sip").text or ""  # type: ignore[union-attr]
     user = uri.removeprefix("sip:").split("@")[0]
     call = await the_call(rt)
-    assert read_leg_user(rt, user) == (call.conversation_id, agent.id)
+    assert read_leg_user(rt, user) == ("agent", call.conversation_id, agent.id)
     assert call.outcome == "answered" and call.agent_answered_at == rt.clock.now()
 
     # the dial did not connect (the agent's softphone never answered): back in the queue

@@ -236,3 +236,23 @@ async def test_a_call_transferred_to_a_queue_waits_again_and_may_be_abandoned(
     row = await _one(rt, calls, calls.c.id == call_id)
     assert row.outcome == "abandoned"
     assert (await _one(rt, conversations, conversations.c.id == conv)).state == "closed"
+
+
+async def test_a_caller_who_hangs_up_on_hold_ends_the_call_and_the_hold(
+    rt: Runtime, clock: ManualClock
+) -> None:
+    from callcenter.actions.calls import hold_call
+
+    agent = await actor(rt, "agent1")
+    await acd.set_presence(rt, "available", actor=agent)
+    call_id, conv = await _queued_call(rt, "h1", "+8613900000061")
+    await acd.distribute(rt)
+    await acd.accept_offer(rt, (await _pending(rt, agent.id)).id, actor=agent)
+    clock.advance(seconds=10)
+    await hold_call(rt, conv, on_hold=True, actor=agent)
+    clock.advance(seconds=25)
+    await end_call(rt, call_id)  # gave up on hold
+    row = await _one(rt, calls, calls.c.id == call_id)
+    assert (row.outcome, row.talk_s, row.hold_s, row.held_at) == ("answered", 35, 25, None)
+    entry = await _one(rt, queue_entries, queue_entries.c.conversation_id == conv)
+    assert entry.outcome == "handled" and entry.ended_at == clock.now()

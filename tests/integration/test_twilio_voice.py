@@ -581,3 +581,34 @@ async def test_a_bridged_call_the_agent_ends_says_goodbye(
     await phone.post("/channels/twilio/voice/status", CallStatus="completed")
     call = await the_call(rt)
     assert call.talk_s == 95 and call.outcome == "answered"
+
+
+async def test_a_chinese_caller_is_told_in_chinese_that_an_agent_answers(
+    voice: tuple[Runtime, TestClient],
+) -> None:
+    from callcenter.actions import acd
+    from callcenter.store.tables import offers
+    from tests.helpers import actor
+
+    rt, client = voice
+    phone = Phone(client, "CA-zh-1", caller="+8613900000023")
+    await phone.call()
+    await phone.press("1")  # 中文
+    await phone.press("0")  # 人工
+    wait_url = phone.twiml.find("Enqueue").attrib["waitUrl"]  # type: ignore[union-attr]
+    await phone.post(wait_url)
+    said = " ".join(t for _, t in phone.spoken())
+    assert "您现在排在第一位" in said
+    assert [p.text for p in phone.gather().iter("Play")][-1].endswith("/music.wav")
+    agent = await actor(rt, "agent1")
+    await acd.set_presence(rt, "available", actor=agent)
+    await acd.distribute(rt)
+    async with rt.db.read() as conn:
+        offer = (await conn.execute(select(offers))).one()
+    await acd.accept_offer(rt, offer.id, actor=agent)
+    await phone.post(wait_url)
+    await phone.post(
+        f"{PUBLIC}/channels/twilio/voice/input?call=CA-zh-1&queued=1", QueueResult="leave"
+    )
+    assert ("cmn-CN", "正在为您接通坐席。") in phone.spoken()
+    assert phone.twiml.find("Dial/Sip") is not None  # type: ignore[union-attr]

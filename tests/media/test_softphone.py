@@ -15,6 +15,7 @@ import asyncio
 import os
 import secrets
 import shutil
+import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -133,21 +134,18 @@ def _prompt_score(rt: Any, pcm: np.ndarray, key: str, locale: str, **params: Any
     return float(np.max(corr / (energy * np.linalg.norm(sent) + 1e-9)))
 
 
-async def test_an_agent_answers_a_caller_in_the_desk_and_they_hear_each_other(
-    phone_hotline: Hotline, tmp_path: Path
-) -> None:
-    hotline = phone_hotline
-    rt = hotline.rt
-    sip_port = rt.settings.channel_options["sip"]["port"]
+async def _caller_waits(hotline: Hotline, tmp_path: Path) -> tuple[Any, int]:
+    """The caller dials, chooses English and a person, and waits (place, then music)."""
+    sip_port = hotline.rt.settings.channel_options["sip"]["port"]
     caller, ctrl = await start_baresip(
         tmp_path / "caller", CALLER_HZ, f"sip:hotline@127.0.0.1:{sip_port}", tmp_path / "c.log"
     )
+
+    async def at(node: str) -> bool:
+        row = await _call_row(hotline)
+        return row is not None and node in (row.path or [])
+
     try:
-
-        async def at(node: str) -> bool:
-            row = await _call_row(hotline)
-            return row is not None and node in (row.path or [])
-
         await _until(lambda: at("language"), "the IVR answered")
         await asyncio.sleep(1.0)
         await baresip_command(ctrl, "sndcode", "2")  # English
@@ -156,28 +154,46 @@ async def test_an_agent_answers_a_caller_in_the_desk_and_they_hear_each_other(
         await baresip_command(ctrl, "sndcode", "0")  # a person
         await _until(lambda: at("queue"), "the queue")
         await asyncio.sleep(10.0)  # the place in the queue, then music
+    except BaseException:
+        caller.terminate()
+        await caller.wait()
+        raise
+    return caller, ctrl
 
-        session = await log_in(rt, "agent1", "demo12345")
+
+async def _agent_answers(hotline: Hotline, person: Any) -> Any:
+    """agent1 signs in to the desk, becomes available, accepts the ringing call; the
+    softphone connects. Returns the page."""
+    session = await log_in(hotline.rt, "agent1", "demo12345")
+    context = await person.browser.new_context(locale="en", viewport={"width": 1200, "height": 900})
+    await context.add_cookies(
+        [{"name": "hotline_session", "value": session.token, "url": hotline.url}]
+    )
+    await context.add_init_script(path=str(harness.PROBE))
+    page = await context.new_page()
+    await page.goto(f"{hotline.url}/ui/desk")
+    await page.click("#presence-available")
+    offer = page.locator(".offer.call")
+    await offer.wait_for(timeout=20_000)
+    assert "+8613700000000" in await offer.inner_text()
+    await offer.locator(".accept").click()
+    await page.wait_for_selector("#call-card[data-mine='yes']")
+    assert "queue" in await page.inner_text("#call-path")
+    await harness.until(
+        page, "document.getElementById('call-status').dataset.state === 'connected'"
+    )
+    return page
+
+
+async def test_an_agent_answers_a_caller_in_the_desk_and_they_hear_each_other(
+    phone_hotline: Hotline, tmp_path: Path
+) -> None:
+    hotline = phone_hotline
+    rt = hotline.rt
+    caller, _ = await _caller_waits(hotline, tmp_path)
+    try:
         async with harness.Participants(tmp_path / "fake", [AGENT]) as (person,):
-            context = await person.browser.new_context(
-                locale="en", viewport={"width": 1200, "height": 900}
-            )
-            await context.add_cookies(
-                [{"name": "hotline_session", "value": session.token, "url": hotline.url}]
-            )
-            await context.add_init_script(path=str(harness.PROBE))
-            page = await context.new_page()
-            await page.goto(f"{hotline.url}/ui/desk")
-            await page.click("#presence-available")
-            offer = page.locator(".offer.call")
-            await offer.wait_for(timeout=20_000)
-            assert "+8613700000000" in await offer.inner_text()
-            await offer.locator(".accept").click()
-            await page.wait_for_selector("#call-card[data-mine='yes']")
-            assert "queue" in await page.inner_text("#call-path")
-            await harness.until(
-                page, "document.getElementById('call-status').dataset.state === 'connected'"
-            )
+            page = await _agent_answers(hotline, person)
             shown = await page.inner_text("#call-status")
             assert shown and shown == await page.get_attribute("#call-status", "data-connected")
             if os.environ.get("HOTLINE_SCREENSHOTS"):
@@ -227,3 +243,50 @@ async def test_an_agent_answers_a_caller_in_the_desk_and_they_hear_each_other(
         position="one", minutes="three",
     )  # fmt: skip
     assert spoken > 0.6, spoken
+
+
+async def test_a_crash_of_janus_mid_call_puts_the_caller_back_in_the_queue(
+    phone_hotline: Hotline, tmp_path: Path
+) -> None:
+    """The media server dies while caller and agent talk: the desk says so, and the
+    caller, whose line the hotline keeps, hears the apology and waits again."""
+    from sqlalchemy import select as sql_select
+
+    from callcenter.store.tables import conversations
+
+    hotline = phone_hotline
+    rt = hotline.rt
+    media = rt.media
+    assert media is not None and media.process is not None
+    caller, ctrl = await _caller_waits(hotline, tmp_path)
+    try:
+        async with harness.Participants(tmp_path / "fake", [AGENT]) as (person,):
+            page = await _agent_answers(hotline, person)
+            await asyncio.sleep(3.0)
+            assert media.process.pid
+            os.kill(media.process.pid, signal.SIGKILL)
+            await page.wait_for_selector("#call-media-down:not([hidden])", timeout=10_000)
+
+            async def waiting_again() -> bool:
+                async with rt.db.read() as conn:
+                    row = (await conn.execute(sql_select(conversations))).one()
+                return bool(row.state == "queued")
+
+            await _until(waiting_again, "the caller back in the queue", within=30)
+            await asyncio.sleep(7.0)  # the apology
+            call = await _call_row(hotline)
+            assert call.outcome == "queued" and call.ended_at is None  # the caller is still on
+            await baresip_command(ctrl, "hangup")
+
+            async def ended() -> Any:
+                row = await _call_row(hotline)
+                return row if row is not None and row.ended_at is not None else None
+
+            row = await _until(ended, "the end of the call", within=15)
+            assert row.outcome == "abandoned"
+    finally:
+        if caller.returncode is None:
+            caller.terminate()
+            await caller.wait()
+    heard_by_caller = heard(tmp_path / "caller")
+    assert _prompt_score(rt, heard_by_caller, "queue_agent_lost", "en") > 0.6

@@ -256,3 +256,32 @@ async def test_a_caller_who_hangs_up_on_hold_ends_the_call_and_the_hold(
     assert (row.outcome, row.talk_s, row.hold_s, row.held_at) == ("answered", 35, 25, None)
     entry = await _one(rt, queue_entries, queue_entries.c.conversation_id == conv)
     assert entry.outcome == "handled" and entry.ended_at == clock.now()
+
+
+async def test_the_wallboard_counts_calls_apart_from_text(rt: Runtime, clock: ManualClock) -> None:
+    from callcenter.actions.calls import hold_call
+    from callcenter.actions.intake import Inbound, receive_message
+    from callcenter.reports import wallboard
+
+    a1, a2 = await actor(rt, "agent1"), await actor(rt, "agent2")
+    await receive_message(rt, Inbound("sms", "phone", "+8613900000071", "你好，咨询"))
+    _, waiting = await _queued_call(rt, "w1", "+8613900000072")
+    clock.advance(seconds=10)
+    await acd.set_presence(rt, "available", actor=a1)
+    await acd.distribute(rt)  # the older text first: a1 takes the text, not the call
+    await acd.set_presence(rt, "available", actor=a2)
+    await acd.distribute(rt)
+    await acd.accept_offer(rt, (await _pending(rt, a2.id)).id, actor=a2)  # the call
+    await hold_call(rt, waiting, on_hold=True, actor=a2)
+    await _queued_call(rt, "w2", "+8613900000073")
+    clock.advance(seconds=30)
+    async with rt.db.read() as conn:
+        board = await wallboard(conn, rt, "en")
+    assert board["calls"] == {
+        "waiting": 1,
+        "talking": 0,
+        "on_hold": 1,
+        "longest_wait_seconds": 30,
+        "service_level": 0.5,  # one of the two calls answered, within the target
+    }
+    assert board["waiting"] == 2  # text and calls together

@@ -120,6 +120,7 @@ def setup(app: web.Application, rt: Runtime) -> None:
     r.add_get("/ui/tickets.csv", search.search_csv)
     r.add_get("/ui/tickets/{ticket}", tickets.ticket_page)
     r.add_get("/ui/tickets/{ticket}/card", tickets.ticket_card)
+    r.add_post("/ui/tickets/{ticket}/contact", tickets.ticket_contact_full)
     r.add_post("/ui/tickets/{ticket}/steps/{step}", tickets.ticket_step)
     r.add_get("/ui/tickets/{ticket}/timeline", tickets.ticket_timeline)
     r.add_post("/ui/tickets/{ticket}/notes", tickets.ticket_note)

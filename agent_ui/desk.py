@@ -89,7 +89,11 @@ async def conversation_context(
         items = await conversation_messages(conn, conversation_id)
         profile = await citizen_profile(conn, row.citizen_id)
         agents = await deskviews.agent_rows(conn, rt, locale, rt.clock.now())
-        call = await deskviews.call_panel(conn, conversation_id) if row.kind == "call" else None
+        call = (
+            await deskviews.call_panel(conn, conversation_id, actor=actor)
+            if row.kind == "call"
+            else None
+        )
     return {
         "call": call,
         "conversation": conversation_view(row),
@@ -118,6 +122,9 @@ async def desk_page(request: web.Request) -> web.StreamResponse:
     if selected is not None and any(c["id"] == selected for c in context["mine"]):
         context.update(await conversation_context(request, actor, selected))
     context["selected"] = selected if "conversation" in context else None
+    media = request.config_dict[RUNTIME].media
+    # None: no media server configured, so nothing to say about it
+    context["media_up"] = media.healthy if media is not None and media.enabled else None
     return await render(request, "desk.html", actor, context)
 
 
@@ -154,6 +161,7 @@ async def history_blocks(
         profile = await citizen_profile(conn, citizen_id)
         if profile is None:
             return []
+        full = await deskviews.holds_citizen(conn, actor, citizen_id)
         ids = [citizen_id]
         if profile["phone"]:
             others = (
@@ -169,6 +177,8 @@ async def history_blocks(
             p = profile if index == 0 else await citizen_profile(conn, cid)
             if p is None:
                 continue
+            if not full:  # the number in full only for the agent who answers the citizen
+                p = await deskviews.citizen_for(conn, None, p)
             rows, _ = await list_tickets(
                 conn, rt, TicketFilter(citizen_id=cid), actor=actor, per_page=100, sort="newest"
             )

@@ -25,18 +25,23 @@ from agent_ui.portal import handling_departments
 from agent_ui.render import render, ui_locale
 from agent_ui.timeline import timeline
 from callcenter.actions.casework import MAX_FILE, Upload, add_note, attach_file
+from callcenter.actions.privacy import view_ticket_contact
 from callcenter.actions.tickets import take_step
 from callcenter.api.http import error_body
 from callcenter.api.keys import RUNTIME
-from callcenter.domain.errors import Forbidden, HotlineError, InvalidInput
+from callcenter.domain.errors import Forbidden, HotlineError, InvalidInput, NotFound
 from callcenter.domain.ids import parse_id, require_id
+from callcenter.domain.privacy import mask_phone
 from callcenter.domain.workflow import Actor, Role, Step
 from callcenter.runtime import Runtime
 from callcenter.views import (
+    TicketFilter,
+    list_tickets,
     ticket_by_ref,
     ticket_casework,
     ticket_contact,
     ticket_history,
+    ticket_mediations,
     ticket_view,
     visible_to,
 )
@@ -76,7 +81,8 @@ EXTENSION_DECISIONS = (Step.APPROVE_EXTENSION, Step.DENY_EXTENSION)
 
 def steps_shown(view: dict[str, Any]) -> list[Step]:
     """The steps worth a form: the workflow's allowed steps, less those a pending (or
-    absent) extension request rules out."""
+    absent) extension request rules out, in the order of ``STEP_FIELDS`` (the usual
+    work first: a department sees reply before extension and return)."""
     pending = view["extension_request"] is not None
     out = []
     for name in view["allowed_steps"]:
@@ -86,7 +92,42 @@ def steps_shown(view: dict[str, Any]) -> list[Step]:
         if step in EXTENSION_DECISIONS and not pending:
             continue
         out.append(step)
-    return out
+    order = list(STEP_FIELDS)
+    return sorted(out, key=order.index)
+
+
+async def merge_candidates(
+    conn: Any, rt: Runtime, row: Any, actor: Actor, locale: str
+) -> list[dict[str, str]]:
+    """Open tickets this one may repeat: the same citizen's, then those of its category in
+    the same grid cell (or street), newest first, at most ten."""
+    category = rt.directory.category_by_id.get(row.category_id or -1)
+    wanted = []
+    if row.citizen_id is not None:
+        wanted.append(TicketFilter(citizen_id=row.citizen_id, open_only=True))
+    place: dict[str, Any] = (
+        {"grid_cell_id": row.grid_cell_id}
+        if row.grid_cell_id is not None
+        else {"street_id": row.street_id}
+        if row.street_id is not None
+        else {}
+    )
+    if place:
+        wanted.append(
+            TicketFilter(open_only=True, category=category.code if category else None, **place)
+        )
+    found: dict[str, dict[str, str]] = {}
+    for f in wanted:
+        rows, _ = await list_tickets(conn, rt, f, actor=actor, per_page=10, sort="newest")
+        for other in rows:
+            if other.id != row.id and other.number not in found and len(found) < 10:
+                found[other.number] = {
+                    "number": other.number,
+                    "title": other.title or "",
+                    "state": rt.catalog.label("state", other.state, locale),
+                    "created": rt.local_text(other.created_at) or "",
+                }
+    return list(found.values())
 
 
 async def load_view(request: web.Request, actor: Actor) -> tuple[dict[str, Any], list[Any]]:
@@ -97,9 +138,24 @@ async def load_view(request: web.Request, actor: Actor) -> tuple[dict[str, Any],
         if row is None or not visible_to(actor, row):
             raise await not_found(request, actor)
         history = await ticket_history(conn, row.id)
-        view = ticket_view(rt, row, ui_locale(request, actor), actor=actor)
+        view_locale = ui_locale(request, actor)
+        view = ticket_view(rt, row, view_locale, actor=actor)
         view["casework"] = await ticket_casework(conn, row.id)
-        view["contact"] = await ticket_contact(conn, row.citizen_id)
+        contact = await ticket_contact(conn, row.citizen_id)
+        into = await ticket_by_ref(conn, row.merged_into_id) if row.merged_into_id else None
+        view["merged_into_number"] = into.number if into is not None else None
+        view["merge_candidates"] = (
+            await merge_candidates(conn, rt, row, actor, view_locale)
+            if Step.MERGE in steps_shown(view)
+            else []
+        )
+        view["mediations"] = await ticket_mediations(conn, rt, row.id, view_locale)
+    # masked on the page; the full numbers through the audited view (ticket_contact_full)
+    view["contact"] = contact and {
+        **contact,
+        "phones": [mask_phone(p) for p in contact["phones"]],
+        "masked": True,
+    }
     return view, history
 
 
@@ -166,6 +222,24 @@ async def ticket_page(request: web.Request) -> web.StreamResponse:
     context = await card_context(request, actor)
     context["page"] = "ticket"
     return await render(request, "ticket.html", actor, context)
+
+
+@page_handler
+async def ticket_contact_full(request: web.Request) -> web.StreamResponse:
+    """The citizen's full numbers, asked for on the ticket page: each time an audit event
+    (``ticket.contact_viewed``); a ticket the user may not see is 404, as the page."""
+    actor, _ = await require_form(request, STAFF)
+    rt: Runtime = request.config_dict[RUNTIME]
+    try:
+        contact = await view_ticket_contact(rt, request.match_info["ticket"], actor=actor)
+    except NotFound:
+        raise await not_found(request, actor) from None
+    return await render(
+        request,
+        "parts/ticket_contact.html",
+        actor,
+        {"contact": {**contact, "masked": False}, "number": contact["number"]},
+    )
 
 
 @page_handler

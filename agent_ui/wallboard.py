@@ -66,7 +66,23 @@ async def kpi_context(request: web.Request) -> dict[str, Any]:
             ),
         ],
     }
+    today = rt.local(rt.clock.now()).date()
+    month = today.replace(day=1)
+    last_month_end = month - timedelta(days=1)
+    presets = [
+        ("ui.wall.this_month", month, today),
+        ("ui.wall.last_month", last_month_end.replace(day=1), last_month_end),
+        ("ui.wall.last_30_days", today - timedelta(days=29), today),
+    ]
     return {
+        "presets": [
+            {
+                "label": rt.text(key, locale),
+                "query": urlencode({"start": a.isoformat(), "end": b.isoformat()}),
+                "current": (a, b) == (shown_first, shown_last),
+            }
+            for key, a, b in presets
+        ],
         "report": report,
         "kpis": KPIS,
         "first": shown_first,

@@ -134,6 +134,8 @@ def add_commands(sub: Any) -> None:
     erase.set_defaults(func=cmd_privacy)
     retention = privacy_sub.add_parser("retention", help="remove what outlived its retention")
     retention.add_argument(
-        "--daily", action="store_true", help="and schedule the job to run every night at 03:00"
+        "--daily",
+        action="store_true",
+        help="and put the nightly run (03:00) on the schedule now (the server does at start)",
     )
     retention.set_defaults(func=cmd_privacy)

@@ -175,7 +175,8 @@ async def start_runtime(
 
     ``listen``: this process serves (the web server): channels that open their
     own listening socket (``Channel.listens``, e.g. SIP) are started too, and so is
-    the media server (workers and the command line start neither).
+    the media server (workers and the command line start neither); with
+    ``start_jobs``, it also puts the nightly retention run on the schedule.
     """
     if check_schema:
         url = rt.settings.effective_database_url
@@ -193,6 +194,11 @@ async def start_runtime(
         await channel.initialize()
     if listen and rt.media is not None:
         await rt.media.start()
+    if start_jobs and listen:
+        # the server keeps the recurring jobs on the schedule (each run schedules the
+        # next; this puts back one that was never scheduled or was lost): idempotent,
+        # so every node of a cluster may do it
+        await privacy.schedule_retention(rt)
     if start_jobs and rt.settings.acd.enabled:
         rt.acd = AcdDriver(rt)
         await rt.acd.start()

@@ -321,6 +321,9 @@ class MediaSettings(BaseModel):
     # the SIP plugin (browser audio to SIP/RTP with G.711), for the softphone
     sip_local_ip: str = ""  # the address the SIP plugin's SDP offers; empty: Janus picks
     sip_rtp_ports: str = Field(default="40001-50000", pattern=r"^\d+-\d+$")
+    # a telephone party in a mediation room: this host's address as the Janus nodes reach
+    # it (their forwards of the room's audio come here); 127.0.0.1 with the embedded Janus
+    bridge_ip: str = "127.0.0.1"
 
 
 class MediationSettings(BaseModel):
@@ -341,6 +344,9 @@ class MediationSettings(BaseModel):
     seat_timeout_seconds: float = Field(default=30, gt=0)  # a silent browser gives its place up
     recording_retention_days: float = Field(default=180, gt=0)
     transcribe: bool = True  # the recording's audio through voice.recognizers
+    # the number a party without a smartphone calls to join by voice (a PBX routes it to the
+    # SIP channel's mediation_user); empty: invitations and pages do not offer it
+    dial_in: str = ""
     max_video_bitrate: int = Field(default=256_000, ge=64_000)
 
 
@@ -363,7 +369,7 @@ class Settings(BaseSettings):
     hotline_number: str = "12345"
     channels: list[str] = ["channels.simulated:SimulatedSms", "channels.webchat:WebChat"]
     # web front ends mounted on the server, each "package.module:function" called with the app
-    ui: list[str] = ["agent_ui.app:setup", "room_ui.app:setup"]
+    ui: list[str] = ["agent_ui.app:setup", "agent_ui.rooms.app:setup"]
     intake: IntakeSettings = IntakeSettings()
     sla: SlaSettings = SlaSettings()
     calendar: CalendarSettings = CalendarSettings()

@@ -1,14 +1,22 @@
 """Read side of the agent desk: one agent's presence, offers and conversations; who waits
 in the queues; the options a desk offers. Nothing here writes; the JSON API and the
-staff pages both read through these."""
+staff pages both read through these.
+
+Citizens' numbers: every list here (offers, the queue, the conversations an agent or
+the other agents hold) shows them masked (``+86138****5678``, enough to tell two
+callers apart); the full number is for the agent who holds a conversation with the
+citizen (:func:`holds_citizen`, :func:`citizen_for`), as on the rest of the desk
+(docs/security.md)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import exists, select
 
+from callcenter.domain.privacy import mask_phone
+from callcenter.domain.workflow import Actor
 from callcenter.queueing import (
     agent_views,
     held_conversations,
@@ -66,11 +74,12 @@ async def my_offers(conn: Conn, agent_id: int | None) -> list[dict[str, Any]]:
             "id": o.id,
             "conversation_id": o.conversation_id,
             "queue": o.queue,
+            "channel": o.channel,
+            "address": mask_phone(o.address),
             "state": o.state,
             "created_at": o.created_at,
             "expires_at": o.expires_at,
             "kind": o.kind,
-            "caller": o.address if o.kind == "call" else None,
         }
         for o in await pending_offers(conn, agent_id)
     ]
@@ -79,7 +88,7 @@ async def my_offers(conn: Conn, agent_id: int | None) -> list[dict[str, Any]]:
 async def held(conn: Conn, agent_id: int | None) -> list[dict[str, Any]]:
     """The conversations an agent holds (an open stay in a queue with them)."""
     return [
-        {**conversation_view(r), "citizen_name": r.citizen_name}
+        {**_masked(conversation_view(r)), "citizen_name": r.citizen_name}
         for r in await held_conversations(conn, agent_id)
     ]
 
@@ -95,6 +104,9 @@ async def waiting_rows(conn: Conn, rt: Runtime, now: datetime) -> list[dict[str,
             "conversation_id": w.conversation_id,
             "queue": w.queue,
             "channel": info[w.conversation_id].channel if w.conversation_id in info else "",
+            "address": mask_phone(info[w.conversation_id].address)
+            if w.conversation_id in info
+            else None,
             "language": w.language,
             "category": w.category,
             "queued_at": w.queued_at,
@@ -151,7 +163,7 @@ async def assigned_conversations(conn: Conn, limit: int = 200) -> list[dict[str,
     ).all()
     return [
         {
-            **conversation_view(r),
+            **_masked(conversation_view(r)),
             "citizen_name": r.citizen_name,
             "agent_name": r.agent_name,
             "kind": r.kind,
@@ -160,8 +172,61 @@ async def assigned_conversations(conn: Conn, limit: int = 200) -> list[dict[str,
     ]
 
 
-async def call_panel(conn: Conn, conversation_id: int) -> dict[str, Any] | None:
-    """What the softphone shows with a call: the caller's number, the IVR's path, keys and
+def _masked(conversation: dict[str, Any]) -> dict[str, Any]:
+    return {**conversation, "address": mask_phone(conversation["address"])}
+
+
+async def holds_citizen(conn: Conn, actor: Actor | None, citizen_id: int) -> bool:
+    """Whether ``actor`` holds an open conversation with the citizen (and so answers them:
+    the one who sees their full number on the desk)."""
+    if actor is None:
+        return False
+    held_one = (
+        select(conversations.c.id)
+        .where(
+            conversations.c.citizen_id == citizen_id,
+            conversations.c.agent_id == actor.id,
+            conversations.c.state != "closed",
+        )
+        .limit(1)
+    )
+    return bool(await conn.scalar(select(exists(held_one))))
+
+
+def holds_conversation(actor: Actor | None, conversation: Any) -> bool:
+    """Whether ``actor`` holds this conversation now."""
+    return (
+        actor is not None and conversation.agent_id == actor.id and conversation.state != "closed"
+    )
+
+
+def conversation_for(actor: Actor | None, conversation: Any) -> dict[str, Any]:
+    """A conversation as ``actor`` may see it: the address in full for the agent who holds
+    it, masked for everyone else."""
+    view = conversation_view(conversation)
+    return view if holds_conversation(actor, conversation) else _masked(view)
+
+
+async def citizen_for(conn: Conn, actor: Actor | None, profile: dict[str, Any]) -> dict[str, Any]:
+    """A citizen's profile (:func:`callcenter.views.citizen_profile`) as ``actor`` may see
+    it: numbers in full for the agent who holds a conversation with them, else masked
+    (their number, their identities, their conversations' addresses, their calls')."""
+    if await holds_citizen(conn, actor, profile["id"]):
+        return profile
+    return {
+        **profile,
+        "phone": mask_phone(profile["phone"]),
+        "identities": [{**i, "value": mask_phone(i["value"])} for i in profile["identities"]],
+        "conversations": [_masked(c) for c in profile["conversations"]],
+        "calls": [{**c, "from_number": mask_phone(c["from_number"])} for c in profile["calls"]],
+    }
+
+
+async def call_panel(
+    conn: Conn, conversation_id: int, *, actor: Actor | None = None
+) -> dict[str, Any] | None:
+    """What the softphone shows with a call: the caller's number (in full for the agent
+    who holds a conversation with the caller, else masked), the IVR's path, keys and
     transcript, the wait, whether it is on hold, and the caller's earlier conversations."""
     row = (
         await conn.execute(
@@ -197,10 +262,13 @@ async def call_panel(conn: Conn, conversation_id: int) -> dict[str, Any] | None:
             .order_by(messages.c.id)
         )
     ).scalars()
+    caller = row.from_number
+    if not await holds_citizen(conn, actor, row.citizen_id):
+        caller = mask_phone(caller)
     return {
         "call_id": row.id,
         "conversation_id": conversation_id,
-        "caller": row.from_number,
+        "caller": caller,
         "locale": row.locale,
         "path": list(row.path or []),
         "dtmf": row.dtmf,

@@ -307,12 +307,14 @@ async def staff_names(conn: Any) -> dict[int, Any]:
 
 
 async def pending_offers(conn: Any, agent_id: int | None) -> list[Any]:
-    """The offers an agent has not answered yet, oldest first, with what is offered (its
-    kind, and the citizen's address: a caller's number)."""
+    """The offers an agent has not answered yet, oldest first, with the conversation's
+    channel, kind and address (the citizen's number: the desk shows it masked)."""
     return list(
         (
             await conn.execute(
-                select(offers, conversations.c.kind, conversations.c.address)
+                select(
+                    offers, conversations.c.channel, conversations.c.kind, conversations.c.address
+                )
                 .join(conversations, conversations.c.id == offers.c.conversation_id)
                 .where(offers.c.agent_id == agent_id, offers.c.state == "pending")
                 .order_by(offers.c.id)
@@ -339,11 +341,14 @@ async def held_conversations(conn: Any, agent_id: int | None) -> list[Any]:
 
 
 async def waiting_contacts(conn: Any, waiting: list[Waiting]) -> dict[int, Any]:
-    """The channel and the citizen's name of each waiting conversation, by its id."""
+    """The channel, the address and the citizen's name of each waiting conversation, by
+    its id."""
     if not waiting:
         return {}
     rows = await conn.execute(
-        select(conversations.c.id, conversations.c.channel, citizens.c.name)
+        select(
+            conversations.c.id, conversations.c.channel, conversations.c.address, citizens.c.name
+        )
         .join(citizens, citizens.c.id == conversations.c.citizen_id)
         .where(conversations.c.id.in_([w.conversation_id for w in waiting]))
     )

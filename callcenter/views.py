@@ -34,6 +34,8 @@ from callcenter.store.tables import (
     citizen_identities,
     citizens,
     conversations,
+    mediation_recordings,
+    mediations,
     messages,
     surveys,
     ticket_notes,
@@ -593,6 +595,49 @@ async def ticket_casework(conn: Conn, ticket_id: int) -> dict[str, list[Any]]:
         )
     ).all()
     return {"notes": list(notes), "files": list(files)}
+
+
+async def ticket_mediations(conn: Conn, rt: Runtime, ticket_id: int, locale: str) -> list[Any]:
+    """The ticket's mediations with their recordings and transcripts, for the ticket page
+    (whoever may see the ticket may see these; the recording's URL checks the same)."""
+    rows = (
+        await conn.execute(
+            select(mediations).where(mediations.c.ticket_id == ticket_id).order_by(mediations.c.id)
+        )
+    ).all()
+    recs = (
+        await conn.execute(
+            select(mediation_recordings)
+            .where(
+                mediation_recordings.c.ticket_id == ticket_id,
+                mediation_recordings.c.state != "deleted",
+            )
+            .order_by(mediation_recordings.c.id)
+        )
+    ).all()
+    return [
+        {
+            "id": m.id,
+            "state": m.state,
+            "state_label": rt.catalog.label("mediation_state", m.state, locale),
+            "scheduled_at": m.scheduled_at,
+            "outcome": m.outcome,
+            "recordings": [
+                {
+                    "id": r.id,
+                    "state": r.state,
+                    "duration_seconds": r.duration_seconds,
+                    "url": f"/api/mediations/{m.id}/recordings/{r.id}"
+                    if r.state == "ready"
+                    else None,
+                    "transcript": r.transcript,
+                }
+                for r in recs
+                if r.mediation_id == m.id
+            ],
+        }
+        for m in rows
+    ]
 
 
 async def ticket_contact(conn: Conn, citizen_id: int | None) -> dict[str, Any] | None:

@@ -1,7 +1,9 @@
 // The agent desk's few client-side touches; everything shown is rendered by the server.
 //  - a canned reply fills the reply box; Ctrl+Enter sends;
 //  - the conversation on screen is marked in "My conversations", and conversations with
-//    a new message from the citizen are marked unread until opened.
+//    a new message from the citizen are marked unread until opened;
+//  - the media server's state (media.changed, and /api/health after a reconnect): while
+//    no node answers the desk says so, and says when it is back.
 "use strict";
 
 (() => {
@@ -40,8 +42,35 @@
     }
   });
 
+  let mediaBackTimer = null;
+  function showMedia(up) {
+    const note = document.getElementById("media-status");
+    if (!note || note.dataset.state === (up ? "up" : "down")) return;
+    note.dataset.state = up ? "up" : "down";
+    note.textContent = up ? note.dataset.up : note.dataset.down;
+    note.classList.toggle("error", !up);
+    note.classList.toggle("ok", up);
+    note.hidden = false;
+    clearTimeout(mediaBackTimer);
+    if (up) mediaBackTimer = setTimeout(() => { note.hidden = true; }, 10000);
+  }
+
+  async function checkMedia() {
+    if (!document.getElementById("media-status")) return;
+    try {
+      const response = await fetch("/api/health", { credentials: "same-origin" });
+      const health = await response.json();
+      if (health.media && health.media.up !== null) showMedia(health.media.up);
+    } catch (_) { /* the live indicator already says the server is unreachable */ }
+  }
+
   document.addEventListener("DOMContentLoaded", () => {
+    document.body.addEventListener("live-refetch", checkMedia);
     document.body.addEventListener("live-event", (event) => {
+      if (event.detail.event === "media.changed") {
+        showMedia(event.detail.data.healthy);
+        return;
+      }
       if (event.detail.event !== "message.created") return;
       const d = event.detail.data;
       if (d.direction === "in" && String(d.conversation_id) !== current()) {

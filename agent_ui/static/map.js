@@ -8,7 +8,9 @@
 //   data-pick="true"      a click (or Enter, for the point under the cross-hair at the
 //                         centre) sets the form's lat/lon fields and fires "point-picked";
 //   data-points="URL"     GeoJSON points (tickets) drawn as circles with their labels;
-//   data-tiles="URL"      a {z}/{x}/{y} tile template; data-attribution its credit line.
+//   data-tiles="URL"      a {z}/{x}/{y} tile template; data-attribution its credit line;
+//   data-labels="..."     "streets" (only streets named), "hover" (names on hover),
+//                         "short" (each cell by its owner, for small maps); all by default.
 // The keyboard moves the map (arrows), zooms (+/-) and Enter picks; Leaflet does the rest.
 "use strict";
 
@@ -61,9 +63,12 @@ const HotlineMap = (() => {
       style: cellStyle,
       onEachFeature: (feature, cell) => {
         const p = feature.properties || {};
-        const text = p.owner ? `${p.name} · ${p.owner}` : p.name;
         const street = p.layer === "street";
-        const permanent = container.dataset.labels === "streets" ? street : container.dataset.labels !== "hover";
+        const labels = container.dataset.labels;
+        // "short": a small map names each cell by whom it belongs to (a community), so
+        // that the labels fit their cells
+        const text = labels === "short" ? p.owner || p.name : p.owner ? `${p.name} · ${p.owner}` : p.name;
+        const permanent = labels === "streets" ? street : labels !== "hover";
         cell.bindTooltip(text, { permanent, direction: "center", className: street ? "street-label" : "cell-label" });
         if (cell.getElement) cell.on("add", () => cell.getElement() && cell.getElement().setAttribute("data-code", p.code));
       },

@@ -119,6 +119,18 @@ async def join_tracks(folder: Path, out: Path, *, until: datetime | None = None)
         # one participant is one feed: the name carries it (…-user-<feed>-…)
         feed = mjr.name.split("-user-")[1].split("-")[0] if "-user-" in mjr.name else mjr.stem
         tracks.append({"file": str(target), "kind": kind, "start_us": start, "feed": feed})
+    # a telephone caller's audio, kept by the phone bridge (callcenter/media/phonebridge.py):
+    # phone-<feed>-<start µs>.ulaw, raw G.711 at 8 kHz
+    for raw in sorted(await asyncio.to_thread(lambda: list(folder.glob("phone-*.ulaw")))):
+        _, feed, began = raw.stem.split("-")
+        target = work / (raw.stem + ".opus")
+        await _run(
+            "ffmpeg", "-loglevel", "error", "-y", "-f", "mulaw", "-ar", "8000", "-ac", "1",
+            "-i", str(raw), str(target),
+        )  # fmt: skip
+        if target.exists() and target.stat().st_size >= 100:
+            tracks.append({"file": str(target), "kind": "audio", "start_us": int(began),
+                           "feed": feed})  # fmt: skip
     if not tracks:
         raise MediaToolError("no recorded track")
     t0 = min(t["start_us"] for t in tracks)
@@ -237,8 +249,8 @@ async def join_recording(rt: Runtime, job: Job) -> dict[str, Any]:
                 key=f"mediation:{mediation_id}:transcribe", now=tx.state["now"], max_attempts=2,
             )  # fmt: skip
     shutil.rmtree(folder / "tracks", ignore_errors=True)
-    for mjr in folder.glob("*.mjr"):
-        mjr.unlink()
+    for track in [*folder.glob("*.mjr"), *folder.glob("phone-*.ulaw")]:
+        track.unlink()
     return {"duration": duration, "streams": kinds}
 
 
@@ -262,7 +274,7 @@ async def transcribe_recording(rt: Runtime, job: Job) -> dict[str, Any]:
         "-ac",
         "1",
         "-ar",
-        "16000",
+        "8000",  # the recognisers take telephone audio (ivr/stt.py)
         str(wav),
     )
     try:

@@ -340,6 +340,9 @@ async def tell_party(
 
     values = {**_time_params(rt, mediation, party.locale), "name": party.name, **params}
     body = render(rt, f"mediation.{key}", party.locale, values)
+    dial_in = rt.settings.mediation.dial_in
+    if dial_in and key in ("invite", "reinvite"):  # joining by voice needs the PIN
+        body += " " + render(rt, "mediation.by_phone", party.locale, {"dial_in": dial_in})
     sent = 0
     for conversation in await party_conversations(tx, rt, party):
         if dedupe and not await once(tx, f"{dedupe}:{conversation.channel}:{party.id}"):
@@ -1136,6 +1139,71 @@ async def leave(rt: Runtime, link: str, seat: str) -> None:
         await _sync_recording(tx, rt, admission.mediation, actor=party_actor(party))
     await _kick(rt, party.mediation_id, party.feed_id)
     await apply_room(rt, party.mediation_id)
+
+
+# ---------------------------------------------------------------- by telephone
+
+
+@dataclass
+class PhoneParty:
+    """A caller recognised as a party by their number: their link (what the web page
+    would be given), their name and language."""
+
+    link: str
+    name: str
+    locale: str
+
+
+async def phone_party(rt: Runtime, caller: str | None) -> PhoneParty | None:
+    """The party calling from ``caller``, in the session that is open now or comes next
+    (scheduled or in session, not declined or removed); None for a number of no party.
+    The PIN is still needed: the number only says which invitation to check it against."""
+    try:
+        phone = normalize_phone(caller or "", rt.settings.default_region)
+    except InvalidInput:
+        return None
+    async with rt.db.read() as conn:
+        rows = (
+            await conn.execute(
+                select(mediation_parties, mediations.c.scheduled_at)
+                .join(mediations, mediations.c.id == mediation_parties.c.mediation_id)
+                .where(
+                    mediation_parties.c.phone == phone,
+                    mediation_parties.c.declined_at.is_(None),
+                    mediation_parties.c.presence != "removed",
+                    mediation_parties.c.nonce.is_not(None),
+                    mediations.c.state.in_(["scheduled", "in_session"]),
+                )
+            )
+        ).all()
+    if not rows:
+        return None
+    now = rt.clock.now()
+    party = min(rows, key=lambda r: abs((r.scheduled_at - now).total_seconds()))
+    return PhoneParty(make_link(rt, party.id, party.nonce), party.name, party.locale)
+
+
+async def open_phone_bridge(rt: Runtime, link: str, seat: str, display: str) -> Any:
+    """The admitted caller into the room's audio: a :class:`PhoneBridge` (its ``close``
+    takes them out again), or None while they are not (or no longer) in the room."""
+    from callcenter.media.phonebridge import PhoneBridge
+
+    admission = await seated(rt, link, seat)
+    party, m = admission.party, admission.mediation
+    if party.presence != "in_room" or m.state != "in_session" or rt.media is None:
+        return None
+    client = rt.media.node(m.media_node).client
+    bridge = PhoneBridge(
+        client, m.room_id, m.room_secret, party.feed_id, display,
+        recordings=recording_dir(rt, m.id), local_ip=rt.settings.media.bridge_ip,
+    )  # fmt: skip
+    await bridge.open()
+    async with rt.transaction() as tx:
+        await audit.record(
+            tx, actor=party_actor(party), entity_type="mediation", entity_id=m.id,
+            action="mediation.party.phone_in_room", details={"party_id": party.id},
+        )  # fmt: skip
+    return bridge
 
 
 async def sweep_presence(rt: Runtime, mediation_id: int) -> None:

@@ -1,13 +1,16 @@
 """Personal data: who sees a citizen's number, what is kept how long, export and erasure.
 
-- :func:`view_ticket_contact`: the citizen's name and full number on a ticket, for
+- :func:`view_ticket_contact`: the citizen's name and full numbers on a ticket, for
   the desk and the department that handles it (others: 404 as for the ticket), each
-  view an audit event (``ticket.contact_viewed``): lists only show masked numbers.
+  view an audit event (``ticket.contact_viewed``): lists and the ticket page itself
+  only show masked numbers, the page shows the full ones through this.
 - :func:`apply_retention`: what outlived ``privacy.retention`` is removed, one audit
   event per run with the counts: message texts (the row stays for the statistics,
   its text is emptied), call recordings (the file is deleted) and transcripts, and
   the link from tickets closed long ago to their citizen (the case stays on record,
-  who reported it does not).
+  who reported it does not). It runs every night at 03:00 local time as a job
+  (:func:`retention_job`) that the server puts on the schedule at start whenever a
+  retention period is set (:func:`schedule_retention`), and that schedules the next.
 - :func:`export_citizen`: everything held about one citizen, as one document.
 - :func:`erase_citizen`: the citizen's name, numbers and identities, their
   messages' texts, call numbers, recordings and transcripts, and their photos are
@@ -20,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -41,11 +44,12 @@ from callcenter.store.tables import (
     opt_outs,
     tickets,
 )
-from callcenter.views import ticket_by_ref, visible_to
+from callcenter.views import ticket_by_ref, ticket_contact, visible_to
 
 log = logging.getLogger(__name__)
 
 RETENTION = "privacy.retention"
+RETENTION_HOUR = 3  # local time: the quietest hour of a hotline's night
 ERASED = "[erased]"
 EXPIRED = "[expired]"
 
@@ -61,6 +65,7 @@ async def view_ticket_contact(rt: Runtime, ref: int | str, *, actor: Actor) -> d
             citizen = (
                 await tx.execute(select(citizens).where(citizens.c.id == ticket.citizen_id))
             ).first()
+        contact = await ticket_contact(tx.conn, ticket.citizen_id)
         await audit.record(
             tx,
             actor=actor,
@@ -75,6 +80,7 @@ async def view_ticket_contact(rt: Runtime, ref: int | str, *, actor: Actor) -> d
         "citizen_id": ticket.citizen_id,
         "name": citizen.name if citizen else None,
         "phone": citizen.phone if citizen else None,
+        "phones": contact["phones"] if contact else [],
     }
 
 
@@ -361,25 +367,57 @@ async def erase_citizen(
     return counts
 
 
+def retention_configured(rt: Runtime) -> bool:
+    """Whether any kind of data has a retention period (0 everywhere: kept until erased)."""
+    settings = rt.settings.privacy
+    return any(
+        (settings.messages_days, settings.recordings_days, settings.closed_ticket_contacts_days)
+    )
+
+
 async def retention_job(rt: Runtime, job: Any) -> dict[str, Any]:
-    """The daily job: apply retention, then schedule tomorrow's run."""
+    """The nightly job: apply retention, then schedule the next night's run. A run left
+    pending after retention was turned off does nothing and schedules none."""
+    if not retention_configured(rt):
+        return {"skipped": "retention_off"}
     removed = await apply_retention(rt)
     await schedule_retention(rt)
     return removed
 
 
-async def schedule_retention(rt: Runtime) -> None:
-    """Enqueue the next run (03:00 local time), once per day whoever asks."""
+def next_retention_run(rt: Runtime, now: datetime) -> datetime:
+    """The first 03:00 local time after ``now`` (in UTC)."""
+    local = rt.local(now)
+    run = local.replace(hour=RETENTION_HOUR, minute=0, second=0, microsecond=0)
+    if run <= local:
+        run = (local + timedelta(days=1)).replace(
+            hour=RETENTION_HOUR, minute=0, second=0, microsecond=0
+        )
+    return run.astimezone(UTC)
+
+
+async def schedule_retention(rt: Runtime, *, actor: Actor = SYSTEM) -> datetime | None:
+    """Enqueue the next nightly run, once whoever asks and however often (the job's key is
+    its local date): the server asks at every start, each run asks for the next one.
+    Nothing is scheduled while retention is off. A run newly put on the schedule is an
+    audit event (``privacy.retention_scheduled``). Returns the run's time, if any."""
+    if not retention_configured(rt):
+        return None
     from callcenter.jobs.outbox import enqueue
 
-    local = rt.local(rt.clock.now())
-    next_run = (local + timedelta(days=1)).replace(hour=3, minute=0, second=0, microsecond=0)
     async with rt.transaction() as tx:
-        await enqueue(
-            tx,
-            RETENTION,
-            {},
-            key=f"{RETENTION}:{next_run.date().isoformat()}",
-            now=tx.state["now"],
-            run_at=next_run,
+        run_at = next_retention_run(rt, tx.state["now"])
+        day = rt.local(run_at).date().isoformat()
+        added = await enqueue(
+            tx, RETENTION, {}, key=f"{RETENTION}:{day}", now=tx.state["now"], run_at=run_at
         )
+        if added:
+            await audit.record(
+                tx,
+                actor=actor,
+                entity_type="privacy",
+                entity_id=None,
+                action="privacy.retention_scheduled",
+                details={"run_at": run_at.isoformat()},
+            )
+    return run_at

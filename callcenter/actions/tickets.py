@@ -297,11 +297,13 @@ async def apply_step(
                 params["department_id"] = routed
         if params.get("department_id") is not None:
             params["department_id"] = _check_department(rt, params["department_id"])
+    into_number = None
     if step is Step.MERGE and params.get("into_ticket_id") is not None:
         target = await load_ticket(tx, str(params["into_ticket_id"]))
         if target.state in {s.value for s in FINAL_STATES}:
             raise InvalidInput("merge_target_closed", ticket=target.number)
         params["into_ticket_id"] = target.id
+        into_number = target.number
     for name in ("reason", "text"):
         if name in params:
             params[name] = _text(params[name], name, MAX_DESCRIPTION, required=False)
@@ -323,6 +325,8 @@ async def apply_step(
         raise VersionConflict(expected=row.version, actual=current.version)
     changed_before.pop("version", None)
     details = {k: v for k, v in params.items() if v is not None}
+    if into_number is not None:
+        details["into_number"] = into_number  # the number people know it by
     await audit.record(
         tx,
         actor=actor,

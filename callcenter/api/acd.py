@@ -57,11 +57,12 @@ class OfferOut(BaseModel):
     id: int
     conversation_id: int
     queue: str
+    channel: str
+    address: str | None  # the citizen's address, masked
     state: str
     created_at: datetime
     expires_at: datetime
     kind: str
-    caller: str | None = None
 
 
 class WaitingOut(BaseModel):
@@ -69,6 +70,7 @@ class WaitingOut(BaseModel):
     conversation_id: int
     queue: str
     channel: str
+    address: str | None  # the citizen's address, masked
     language: str
     category: str | None
     queued_at: datetime
@@ -404,7 +406,7 @@ async def conversation_direct_answer(ctx: Context) -> dict[str, Any]:
 async def get_call(ctx: Context) -> dict[str, Any]:
     conversation_id = ctx.int_param("conversation_id")
     async with ctx.rt.db.read() as conn:
-        panel = await deskviews.call_panel(conn, conversation_id)
+        panel = await deskviews.call_panel(conn, conversation_id, actor=ctx.require_actor())
         if panel is None:
             if not await deskviews.conversation_exists(conn, conversation_id):
                 raise NotFound("conversation_not_found", id=conversation_id)

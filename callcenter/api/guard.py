@@ -228,14 +228,9 @@ class Guard:
 
 
 def _error_response(request: web.Request, error: HotlineError) -> web.Response:
-    from callcenter.api.http import error_body, json_response, locale_of
+    from callcenter.api.http import error_response
 
-    rt = request.config_dict[RUNTIME]
-    response = json_response(error_body(rt, error, locale_of(request)), status=error.status)
-    if isinstance(error, RateLimited):
-        minutes = int(error.params.get("minutes", 1) or 1)
-        response.headers["Retry-After"] = str(minutes * 60)
-    return response
+    return error_response(request, error)
 
 
 def setup_guard(app: web.Application, settings: Settings) -> None:

@@ -25,6 +25,7 @@ from callcenter.domain.errors import (
     Forbidden,
     HotlineError,
     InvalidInput,
+    RateLimited,
     TooLarge,
     Unauthenticated,
 )
@@ -149,8 +150,23 @@ async def error_middleware(
     try:
         return await handler(request)
     except HotlineError as error:
-        rt = request.config_dict[RUNTIME]
-        return json_response(error_body(rt, error, locale_of(request)), status=error.status)
+        return error_response(request, error)
+
+
+def error_response(request: web.Request, error: HotlineError) -> web.Response:
+    """A core error as JSON in the caller's language; a 429 says when to try again."""
+    rt = request.config_dict[RUNTIME]
+    response = json_response(error_body(rt, error, locale_of(request)), status=error.status)
+    retry_after(response, error)
+    return response
+
+
+def retry_after(response: web.StreamResponse, error: HotlineError) -> None:
+    """``Retry-After`` (seconds) on the answer to a :class:`RateLimited`, from its
+    ``minutes``."""
+    if isinstance(error, RateLimited):
+        minutes = int(error.params.get("minutes", 1) or 1)
+        response.headers["Retry-After"] = str(minutes * 60)
 
 
 @dataclass
@@ -238,10 +254,13 @@ def endpoint(
 def _validation_error(exc: ValidationError, where: str) -> InvalidInput:
     first = exc.errors(include_url=False)[0]
     location = ".".join(str(part) for part in first["loc"]) or where
-    if first["type"] == "string_too_long":  # said with its limit, as 413 (never cut)
+    if first["type"] == "string_too_long":  # said with its limit (never cut)
         limit = (first.get("ctx") or {}).get("max_length")
         given = first.get("input")
-        return TooLarge(
+        # a text in a body: 413 (the body holds more than is taken); in a query, where
+        # there is no body, the same reason as a 400
+        too_long = TooLarge if where == "body" else InvalidInput
+        return too_long(
             "field_too_long",
             field=location,
             limit=limit,

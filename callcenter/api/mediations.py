@@ -1,5 +1,5 @@
 """Mediation endpoints for staff: the case, its schedule, the room, the outcome, the
-recording. The parties' own pages are in ``room_ui`` (docs/mediation.md)."""
+recording. The parties' own pages are in ``agent_ui.rooms`` (docs/mediation.md)."""
 
 from __future__ import annotations
 

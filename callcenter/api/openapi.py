@@ -21,7 +21,7 @@ _ERROR_TEXT = {
     404: "Not found",
     408: "The body did not arrive in time",
     409: "Conflicts with the current state (illegal workflow step, stale version)",
-    413: "The body is over 64 kB",
+    413: "The body is over 64 kB, or a text in it over its limit (field_too_long)",
     429: "Too many attempts (wrong tokens from this address): see Retry-After",
     503: "A service it needs (the media server, a channel) is not available now",
 }

@@ -18,6 +18,7 @@ from callcenter.api.schemas import (
     MessageCreate,
     MessageOut,
 )
+from callcenter.deskviews import citizen_for, conversation_for
 from callcenter.domain.errors import NotFound
 from callcenter.domain.phone import normalize_phone
 from callcenter.domain.privacy import mask_phone
@@ -70,7 +71,8 @@ async def find_citizens(ctx: Context) -> list[dict[str, Any]]:
 @endpoint(
     "GET",
     "/citizens/{citizen_id}",
-    summary="A citizen with identities, conversations, calls and tickets across channels",
+    summary="A citizen with identities, conversations, calls and tickets across channels "
+    "(numbers in full only for the agent who holds a conversation with them)",
     tag="people",
     roles=DESK,
     query=LangQuery,
@@ -83,6 +85,7 @@ async def show_citizen(ctx: Context) -> dict[str, Any]:
         profile = await citizen_profile(conn, citizen_id)
         if profile is None:
             raise NotFound("citizen_not_found", id=citizen_id)
+        profile = await citizen_for(conn, ctx.actor, profile)
         rows, _ = await list_tickets(
             conn,
             ctx.rt,
@@ -127,7 +130,8 @@ async def list_conversations(ctx: Context) -> dict[str, Any]:
 @endpoint(
     "GET",
     "/conversations/{conversation_id}",
-    summary="A conversation with all its messages",
+    summary="A conversation with all its messages (the address in full only for the agent "
+    "who holds it)",
     tag="people",
     roles=DESK,
     query=LangQuery,
@@ -141,7 +145,7 @@ async def show_conversation(ctx: Context) -> dict[str, Any]:
         if row is None:
             raise NotFound("conversation_not_found", id=conversation_id)
         items = await conversation_messages(conn, conversation_id)
-    view = conversation_view(row)
+    view = conversation_for(ctx.actor, row)
     view["messages"] = [message_view(m) for m in items]
     return view
 

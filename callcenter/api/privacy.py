@@ -26,7 +26,8 @@ class ContactOut(BaseModel):
     number: str
     citizen_id: int | None
     name: str | None
-    phone: str | None
+    phone: str | None  # the number the citizen gave
+    phones: list[str]  # every number they reached the hotline from, and that one
 
 
 class EraseIn(Strict):

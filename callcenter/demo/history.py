@@ -56,6 +56,7 @@ class Case:
     ticket: dict[str, Any] | None = None
     conversation_id: int | None = None
     survey_tries: int = 0
+    answer_tries: int = 0
 
 
 @dataclass(order=True)
@@ -257,19 +258,32 @@ class History:
         for agent in desk_agents.values():
             await agents.set_presence(self.rt, "available", actor=agent)
         await acd.distribute(self.rt)
+        taker: Actor | None = None
         for agent in desk_agents.values():
             async with self.rt.db.read() as conn:
                 offers = await pending_offers(conn, agent.id)
             offer = next((o for o in offers if o.conversation_id == case.conversation_id), None)
-            if offer is None:
+            if offer is not None:
+                await desk.accept_offer(self.rt, offer.id, actor=agent)
+                taker = agent
+                break
+        for agent in desk_agents.values() if taker is None else ():
+            # offered to no one (an older text came first, or it overflowed): an agent
+            # takes it from the queue table, as the desk's staff do
+            try:
+                await desk.pick_conversation(self.rt, case.conversation_id, actor=agent)
+            except HotlineError:
                 continue
-            await desk.accept_offer(self.rt, offer.id, actor=agent)
-            answer = self.rng.choice(self.people["agent_answers"])
-            await send_reply(self.rt, case.conversation_id, answer, actor=agent)
-            await desk.end_conversation(
-                self.rt, case.conversation_id, wrap_up_code="information", actor=agent
-            )
+            taker = agent
             break
+        if taker is None:  # every agent full: the next free one takes it soon
+            case.answer_tries += 1
+            return (self.later(0.05, 0.3), "answer") if case.answer_tries < 20 else None
+        answer = self.rng.choice(self.people["agent_answers"])
+        await send_reply(self.rt, case.conversation_id, answer, actor=taker)
+        await desk.end_conversation(
+            self.rt, case.conversation_id, wrap_up_code="information", actor=taker
+        )
         return None
 
     async def dispatch(self, case: Case) -> Next:
@@ -371,7 +385,8 @@ class History:
         if self.rng.random() < self.month["survey_silent_share"]:
             return None
         score = self.rng.choices([5, 4, 3, 2, 1], self.month["survey_scores"])[0]
-        solved = score >= 3 and self.rng.random() < self.month["solved_share"]
+        # content citizens say it was solved; the unsolved score it low
+        solved = score >= 4 or (score == 3 and self.rng.random() < self.month["solved_share"])
         outcome = await answer_survey(self.rt, survey_id, score=score, solved=solved)
         if outcome["reopened"]:
             case.ticket = outcome["ticket"]

@@ -165,7 +165,7 @@ class JanusClient:
             "is_private": True,
             "bitrate": bitrate,
             "fir_freq": 5,
-            "audiocodec": "opus",
+            "audiocodec": "opus,pcmu",  # browsers publish Opus; a telephone caller PCMU
             "videocodec": "vp8",
             "record": False,
             "lock_record": True,

@@ -39,6 +39,7 @@ from ivr.stt import Recognizers
 from ivr.tts import check_tools
 
 from .bridge import AgentLeg, AgentLegs
+from .mediation import MediationCall
 from .runner import CallContext, CallRunner
 from .stack import CallAudio, HotlinePhone
 
@@ -55,6 +56,8 @@ class SipOptions(ChannelOptions):
     server_port: int | None = Field(default=None, ge=1, le=65535)  # default: port
     username: str = "hotline"
     password: str = ""
+    # calls to this user go to the mediation line (a party joining by telephone), not the IVR
+    mediation_user: str = "mediation"
     rtp_low: int = Field(default=10000, ge=1024, le=65535)
     rtp_high: int = Field(default=20000, ge=1024, le=65535)
 
@@ -79,6 +82,7 @@ class SipChannel(Channel):
     listens = True  # the SIP port: only the serving process opens it
     Options = SipOptions
     config: SipOptions
+    strings_dir = Path(__file__).parent / "strings"
 
     def __init__(self, rt: Runtime, options: dict[str, Any]) -> None:
         super().__init__(rt, options)
@@ -157,6 +161,8 @@ class SipChannel(Channel):
             if len(self.threads) > self.rt.settings.voice.max_calls:
                 engine = self.context.engine
                 runner.busy(call.answer, call.hangup, engine.lines_busy)
+            elif called and called == self.config.mediation_user:
+                MediationCall(self.rt, runner).run(call.answer, call.hangup)
             else:
                 runner.run(call.answer, call.hangup)
         finally:

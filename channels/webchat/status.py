@@ -20,7 +20,7 @@ from aiohttp import web
 from callcenter.actions.lookup import WINDOW, look_up_ticket
 from callcenter.actions.staff import check_rate
 from callcenter.api.bodies import read_json_body
-from callcenter.api.http import error_body, json_response
+from callcenter.api.http import error_body, json_response, retry_after
 from callcenter.api.keys import RUNTIME
 from callcenter.domain.errors import HotlineError, InvalidInput
 
@@ -89,6 +89,7 @@ def status_page(channel: WebChat) -> Any:
         result: dict[str, Any] | None = None
         error = ""
         status = 200
+        refused: HotlineError | None = None
         if request.method == "POST":
             form = await request.post()
             number = str(form.get("number", "")).strip()[:20]
@@ -97,6 +98,7 @@ def status_page(channel: WebChat) -> Any:
             except HotlineError as failure:
                 error = str(error_body(rt, failure, locale)["error"]["message"])
                 status = failure.status
+                refused = failure
 
         def t(key: str, **params: Any) -> str:
             template = texts.get(key, key)
@@ -113,9 +115,12 @@ def status_page(channel: WebChat) -> Any:
             "result": result,
             "error": error,
         }
-        return aiohttp_jinja2.render_template(
+        response = aiohttp_jinja2.render_template(
             "status.html", request, context, app_key=JINJA, status=status
         )
+        if refused is not None:
+            retry_after(response, refused)
+        return response
 
     return serve
 

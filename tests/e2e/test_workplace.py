@@ -171,6 +171,9 @@ def test_a_failed_step_keeps_the_text_and_says_why(browser: Any, server: Server)
     step(server, ticket, "approve_extension", SUPERVISOR)
     dept = sign_in(browser, server, "mh-municipal")
     dept.goto(server.url + f"/ui/tickets/{ticket['number']}")
+    # the usual work first: reply, then more days, then handing it back
+    steps = dept.locator("form.step").evaluate_all("(fs) => fs.map((f) => f.dataset.step)")
+    assert steps.index("reply") < steps.index("request_extension") < steps.index("return"), steps
     form = dept.locator("form[data-step=request_extension]")
     reason = "需要再延期：施工单位提出要等雨季过后才能铺设，已与市民沟通"
     form.locator("input[name=days]").fill("5")  # only 2 working days are left
@@ -308,6 +311,12 @@ def test_rankings_leave_out_departments_with_too_few_tickets(browser: Any, serve
     apart = page.locator("#unranked-departments")
     expect(apart).to_contain_text("明湖市市政设施管理处")
     shot(page, "defect12-rankings")
+    # early in a month, last month is one click away
+    page.locator("#period-presets a", has_text="上月").click()
+    expect(page.locator("#period-name")).to_contain_text("2026-11-01")
+    expect(page.locator("#period-name")).to_contain_text("2026-11-30")
+    expect(page.locator("#period-presets a.on")).to_have_text("上月")
+    shot(page, "defect12-last-month")
     page.context.close()
 
 
@@ -327,6 +336,9 @@ def test_portal_and_ticket_fit_a_phone(browser: Any, server: Server) -> None:
         assert width <= 390, (path, width)
         header = page.locator("header.top").bounding_box()
         assert header is not None and header["height"] <= 130, (path, header)
+        if path == "/ui/portal":  # a card shows no label with nothing after it
+            shown = page.locator("#inbox td[data-label]:visible").all_inner_texts()
+            assert shown and all(text.strip() for text in shown), shown
         shot(page, "defect16-phone" + path.replace("/", "-"))
     page.context.close()
 
@@ -383,7 +395,10 @@ def test_case_work_notes_files_contact_and_clock(
     dept_code = server.rt.directory.by_id[ticket["department_id"]].code.lower()
     page = sign_in(browser, server, dept_code, viewport={"width": 390, "height": 844})
     page.goto(server.url + f"/ui/tickets/{ticket['number']}")
-    expect(page.locator("#contact")).to_contain_text("+8613712340001")
+    expect(page.locator("#contact")).to_contain_text("+86137****0001")  # until asked
+    expect(page.locator("#contact")).not_to_contain_text("+8613712340001")
+    page.click("#show-number")  # audited (tests/integration/test_privacy.py)
+    expect(page.locator("#contact a.phone")).to_have_text("+8613712340001")
     expect(page.locator("#sla-clock")).to_contain_text("签收剩余")
     page.fill("#note", "已电话联系市民，明早到现场。")
     page.click("#add-note")
@@ -470,6 +485,12 @@ def test_a_missed_offer_is_offered_again_and_a_waiting_conversation_can_be_picke
     )
     row = picker.locator(f"#queue tr[data-conversation='{second.conversation_id}']")
     expect(row).to_have_count(1)
+    for part in ("td.waited", "button.pick"):  # one line each in the desk's narrow column
+        lines = row.locator(part).evaluate(
+            "(node) => { const r = document.createRange(); r.selectNodeContents(node);"
+            " return new Set([...r.getClientRects()].map((b) => Math.round(b.top))).size; }"
+        )
+        assert lines == 1, (part, lines)
     row.locator("button.pick").click()
     expect(picker.locator("#conversation-title")).to_contain_text(f"#{second.conversation_id}")
     shot(picker, "defect04-picked")
@@ -505,3 +526,90 @@ def test_a_missed_offer_is_offered_again_and_a_waiting_conversation_can_be_picke
         assert page.console_errors == []
         page.click("#presence-away") if page.locator("#presence-away").count() else None
         page.context.close()
+
+
+# --- merge: the possible duplicates are offered beside the field ---------------------------------
+
+
+def test_a_repeated_ticket_is_merged_into_the_one_it_repeats(browser: Any, server: Server) -> None:
+    first, second = (
+        server.call(
+            receive_message(server.rt, Inbound("sms", "phone", "+8613700000777", text))
+        ).ticket
+        for text in ("超市卖过期食品，希望处理", "那家超市还在卖过期食品，希望尽快处理")
+    )
+    assert first["state"] == second["state"] == "new"
+    page = sign_in(browser, server, "agent1")
+    page.goto(server.url + f"/ui/tickets/{second['number']}")
+    candidates = page.locator("#merge-list li[data-number]")
+    expect(candidates).to_have_count(1)
+    expect(candidates.first).to_contain_text(first["number"])
+    shot(page, "merge-candidates")
+    page.fill("form[data-step=merge] input[name=into_ticket_id]", first["number"])
+    page.click("#step-merge")
+    expect(page.locator("#ticket-facts")).to_contain_text(first["number"])
+    expect(page.locator("#ticket-history")).to_contain_text(first["number"])
+    page.goto(server.url + "/ui/dispatch")
+    expect(page.locator(f"tr.ticket[data-number='{second['number']}']")).to_have_count(0)
+    expect(page.locator(f"tr.ticket[data-number='{first['number']}']")).to_have_count(1)
+    assert page.console_errors == []
+    page.context.close()
+
+
+# --- the dispatch desk: a returned ticket, with why; a ticket cancelled with a reason -----------
+
+
+def test_a_returned_ticket_waits_at_the_desk_with_why_and_one_is_cancelled(
+    browser: Any, server: Server
+) -> None:
+    back = dispatched(server, "明湖公园里的树枝断了挂在路灯上", "MH-MUNICIPAL")
+    step(server, back, "sign_for", department_actor(server, "MH-MUNICIPAL"))
+    step(
+        server,
+        back,
+        "return",
+        department_actor(server, "MH-MUNICIPAL"),
+        reason="公园内树木归园林局管养",
+    )
+    junk = new_ticket(server, "测试测试")
+    page = sign_in(browser, server, "supervisor")
+    page.goto(server.url + "/ui/dispatch")
+    row = page.locator(f"tr.ticket[data-number='{back['number']}']")
+    expect(row).to_contain_text("公园内树木归园林局管养")
+    expect(row).to_contain_text("已退单")
+    shot(page, "dispatch-returned")
+    page.goto(server.url + f"/ui/tickets/{junk['number']}")
+    page.fill("form[data-step=cancel] textarea[name=reason]", "市民误发的测试短信")
+    page.click("#step-cancel")
+    expect(page.locator("#ticket-facts")).to_contain_text("已撤销")
+    expect(page.locator("#ticket-history")).to_contain_text("市民误发的测试短信")
+    page.goto(server.url + "/ui/dispatch")
+    expect(page.locator(f"tr.ticket[data-number='{junk['number']}']")).to_have_count(0)
+    row = page.locator(f"tr.ticket[data-number='{back['number']}']")
+    row.locator("input[type=checkbox]").check()
+    page.select_option("#bulk-department", str(dept_id(server, "MH-PARKS")))
+    page.click("#dispatch-selected")
+    expect(page.locator(f"tr.ticket[data-number='{back['number']}']")).to_have_count(0)
+    page.goto(server.url + f"/ui/tickets/{back['number']}")
+    expect(page.locator("#ticket-facts")).to_contain_text("明湖市园林绿化局")
+    assert page.console_errors == []
+    page.context.close()
+
+
+# --- a new dispatch on the portal: the row comes live, with an alert ----------------------------
+
+
+def test_a_new_dispatch_reaches_the_portal_live_and_alerts(browser: Any, server: Server) -> None:
+    page = sign_in(browser, server, "mh-parks", viewport={"width": 390, "height": 844})
+    expect(page.locator("#live")).to_have_text("实时连接正常")
+    page.evaluate(
+        "window.__alerts = [];"
+        " document.body.addEventListener('hotline-alert', (e) => window.__alerts.push(e.detail))"
+    )
+    ticket = dispatched(server, "明湖公园东门的长椅坏了", "MH-PARKS")
+    expect(page.locator(f"tr.ticket[data-number='{ticket['number']}']")).to_have_count(1)
+    page.wait_for_function("window.__alerts.length > 0")
+    assert page.evaluate("window.__alerts[0].body") == ticket["number"]
+    # (the count in the tab's title is for a tab out of focus, which headless Chromium
+    # never is)
+    page.context.close()

@@ -8,6 +8,7 @@ import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -268,6 +269,83 @@ def test_the_command_line_says_where_the_database_is_and_links_to_the_running_se
         page.goto(link.group(0))  # the citizen follows the link in the SMS
         expect(page.locator("#number")).to_have_value(link.group(0).rsplit("/", 1)[1])
         page.context.close()
+        # a text sent from the command line reaches the running server's pages live
+        desk = sign_in(browser, SimpleNamespace(url=f"http://127.0.0.1:{port}"), "supervisor")
+        desk.goto(f"http://127.0.0.1:{port}/ui/dispatch")
+        expect(desk.locator("#dispatch-list")).to_be_visible()
+        sent = run(home, "simulate", "sms", "--from", "13700000016", "超市卖过期食品，希望处理")
+        number = re.search(r"\d{8}-\d{4}", sent.stdout)
+        assert number is not None, sent.stdout
+        expect(desk.locator(f"tr.ticket[data-number='{number.group(0)}']")).to_have_count(1)
+        desk.context.close()
     finally:
         served.terminate()
         served.wait(10)
+
+
+# --- transfer and wrap-up codes ------------------------------------------------------------------
+
+
+def test_a_conversation_is_transferred_to_a_colleague_and_ended_with_a_wrap_up_code(
+    browser: Any, server: Server
+) -> None:
+    async def agent_ids() -> dict[str, int]:
+        from callcenter.store.tables import users
+
+        async with server.rt.db.read() as conn:
+            rows = await conn.execute(select(users.c.username, users.c.id))
+            return {r.username: r.id for r in rows}
+
+    ids = server.call(agent_ids())
+    gone = sign_in(browser, server, "agent1")
+    gone.click("#presence-away")  # signed in once today, gone for lunch
+    expect(gone.locator("#presence-away")).to_have_class(re.compile("on"))
+    gone.context.close()
+    colleague = sign_in(browser, server, "agent3", locale="en")  # reads English
+    colleague.click("#presence-busy")  # at the desk, taking no offers
+    expect(colleague.locator("#presence-busy")).to_have_class(re.compile("on"))
+    page = take_offer(browser, server, "agent2", "+8613700000191", "你好，有人在吗")
+    conversation = page.locator("#conversation-body").get_attribute("data-id")
+    # agent1 is away: the transfer is refused in plain words and the conversation stays
+    page.select_option("#transfer-target", f"a:{ids['agent1']}")
+    expect(page.locator(f"#transfer-target option[value='a:{ids['agent1']}']")).to_contain_text(
+        "离开"
+    )
+    page.click("#transfer")
+    expect(page.locator("#notices")).to_contain_text("不在线")
+    expect(page.locator(f"#mine [data-id='{conversation}']")).to_have_count(1)
+    page.select_option("#transfer-target", f"a:{ids['agent3']}")
+    page.click("#transfer")
+    expect(page.locator("#notice")).to_contain_text("会话已转接")
+    expect(page.locator(f"#mine [data-id='{conversation}']")).to_have_count(0)
+    shot(page, "desk-transferred")
+    held = colleague.locator(f"#mine [data-id='{conversation}']")
+    expect(held).to_have_count(1)  # live, without a reload
+    held.click()
+    expect(colleague.locator("#messages .msg.in")).to_have_count(1)
+    colleague.select_option("#wrap-up", "information")
+    colleague.click("#end")
+    expect(colleague.locator("#notice")).to_contain_text("ended")
+
+    async def entries() -> list[Any]:
+        from callcenter.store.tables import queue_entries
+
+        async with server.rt.db.read() as conn:
+            rows = await conn.execute(
+                select(
+                    queue_entries.c.agent_id, queue_entries.c.outcome, queue_entries.c.wrap_up_code
+                )
+                .where(queue_entries.c.conversation_id == int(str(conversation)))
+                .order_by(queue_entries.c.id)
+            )
+            return [tuple(r) for r in rows]
+
+    assert server.call(entries()) == [
+        (ids["agent2"], "transferred", None),
+        (ids["agent3"], "handled", "information"),
+    ]
+    assert [e for e in page.console_errors if "409" not in e] == []  # the refused transfer
+    assert colleague.console_errors == []
+    for p in (page, colleague):
+        p.click("#presence-away")
+        p.context.close()

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest_asyncio
-from aiohttp import WSServerHandshakeError
+from aiohttp import FormData, WSServerHandshakeError
 from aiohttp.test_utils import TestClient, TestServer
 
 from callcenter.actions import acd
@@ -380,9 +380,60 @@ async def test_another_department_finds_nothing_of_ours_anywhere(world: Any) -> 
             "/ui/dispatch/selected", data={"csrf": their_token.group(1), "ticket": number}
         )
         assert answer.status == 403
+        # notes and files: ours are ours; theirs are refused as if the ticket did not exist
+        ours = {"csrf": token.group(1)}
+        theirs = {"csrf": their_token.group(1)}
+        note = await own.post(
+            f"/ui/tickets/{number}/notes", data={**ours, "note": "已联系市民"}, headers=HX
+        )
+        assert note.status == 200 and "已联系市民" in await note.text()
+        sent = await upload_photo(own, number, token.group(1))
+        assert sent.status == 200, await sent.text()
+        file_path = re.search(rf"/ui/tickets/{number}/attachments/\d+", await sent.text())
+        assert file_path is not None
+        assert (await own.get(file_path.group(0))).status == 200
+        assert (await other.get(file_path.group(0))).status == 404
+        before = (await rt_ticket(rt, number)).version
+        note = await other.post(
+            f"/ui/tickets/{number}/notes", data={**theirs, "note": "别的单位的留言"}, headers=HX
+        )
+        assert note.status == 404 and "已联系市民" not in await note.text()
+        sent = await upload_photo(other, number, their_token.group(1))
+        assert sent.status == 404
+        casework = await ticket_casework_of(rt, number)
+        assert [n.body for n in casework["notes"]] == ["已联系市民"]
+        assert len(casework["files"]) == 1
+        assert (await rt_ticket(rt, number)).version == before
+        # the map's ticket layer
+        assert number not in await (await other.get("/ui/map/tickets.json")).text()
+        assert number in await (await own.get("/ui/map/tickets.json")).text()
     finally:
         await other.close()
         await own.close()
+
+
+HX = {"HX-Request": "true"}
+# a 1x1 PNG
+PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010802000000907753de"
+    "0000000c4944415408d763f8cfc000000301010018dd8db00000000049454e44ae426082"
+)
+
+
+async def upload_photo(client: Any, number: str, csrf: str) -> Any:
+    photo = FormData()
+    photo.add_field("file", PNG, filename="lamp.png", content_type="image/png")
+    return await client.post(
+        f"/ui/tickets/{number}/attachments", data=photo, headers={**HX, "X-CSRF-Token": csrf}
+    )
+
+
+async def ticket_casework_of(rt: Any, number: str) -> dict[str, list[Any]]:
+    from callcenter.views import ticket_casework
+
+    row = await rt_ticket(rt, number)
+    async with rt.db.read() as conn:
+        return await ticket_casework(conn, row.id)
 
 
 async def rt_ticket(rt: Any, number: str) -> Any:

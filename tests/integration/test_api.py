@@ -349,7 +349,8 @@ async def test_conversations_citizens_and_agent_replies(api: TestClient, spec: S
     status, citizen = await call(
         api, spec, "GET", f"/api/citizens/{intake['citizen_id']}", "agent1"
     )
-    assert citizen["identities"] == [{"kind": "phone", "value": "+8613800000001"}]
+    # masked: agent1 does not hold a conversation with them (tests/integration/test_privacy.py)
+    assert citizen["identities"] == [{"kind": "phone", "value": "+86138****0001"}]
     assert len(citizen["conversations"]) == 1
     status, body = await call(api, spec, "GET", "/api/citizens?phone=abc", "agent1", lang="en")
     assert status == 400 and body["error"]["code"] == "invalid_phone"

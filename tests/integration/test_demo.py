@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 
+import pytest
 import pytest_asyncio
 from sqlalchemy import select
 
@@ -15,7 +17,7 @@ from callcenter.clock import ManualClock
 from callcenter.demo import load_demo
 from callcenter.demo.city import data
 from callcenter.runtime import Runtime
-from callcenter.store.tables import categories, departments, tickets
+from callcenter.store.tables import categories, conversations, departments, surveys, tickets
 from tests.conftest import T0, make_settings
 
 
@@ -64,6 +66,31 @@ async def test_a_week_of_the_demo_month(empty: Runtime) -> None:
     assert states["closed"] > 0 and states["accepted"] + states["dispatched"] > 0
     daytime = sum(1 for r in rows if 8 <= rt.local(r.created_at).hour < 20)
     assert daytime / len(rows) > 0.7
+
+
+@pytest.mark.slow
+async def test_the_month_leaves_no_text_waiting_and_scores_agree(empty: Runtime) -> None:
+    """The whole month ``callcenter demo-data`` loads: the desk opens on an empty queue, not
+    on texts waiting for weeks, and full marks never come with "not solved"."""
+    rt = empty
+    await load_demo(rt)
+    async with rt.db.read() as conn:
+        waiting = (
+            await conn.execute(
+                select(conversations.c.id, conversations.c.queued_at).where(
+                    conversations.c.state == "queued"
+                )
+            )
+        ).all()
+        answers = (
+            await conn.execute(
+                select(surveys.c.score, surveys.c.solved).where(surveys.c.score.is_not(None))
+            )
+        ).all()
+    # no text waits in the queue for days: the desk's staff answered every one
+    assert [w for w in waiting if w.queued_at < T0 - timedelta(hours=1)] == []
+    # a citizen who gives full marks says it was solved
+    assert answers and all(a.solved for a in answers if a.score == 5), answers
 
 
 def test_the_city_is_data() -> None:

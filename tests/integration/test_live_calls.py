@@ -203,13 +203,14 @@ async def test_the_desk_rings_with_the_caller_and_shows_the_call(
     client = await signed_in_client(api.server.app, "agent1")
     try:
         side = await (await client.get("/ui/desk/side")).text()
-        assert 'data-kind="call"' in side and "+8613900000041" in side
+        assert 'data-kind="call"' in side and "+86139****0041" in side  # masked until taken
         offer = await _pending(rt, agent.id)
         await acd.accept_offer(rt, offer.id, actor=agent)
         page = await (await client.get(f"/ui/desk?c={info.conversation_id}")).text()
         assert 'id="call-card"' in page and 'data-mine="yes"' in page
         assert "language → english → main → queue" in page and ">20<" in page
         assert "/media/assets/sipphone.js" in page and 'id="call-hangup"' in page
+        assert '<dd id="call-caller">+8613900000041</dd>' in page
         script = await client.get("/media/assets/sipphone.js")
         assert script.status == 200 and "janus.plugin.sip" in await script.text()
     finally:

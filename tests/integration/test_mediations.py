@@ -33,12 +33,16 @@ APPLICANT = "+8613800000001"
 RESPONDENT = "+8613800000002"
 
 
-async def dispute(rt: Runtime, *, accepted: bool = True) -> tuple[dict[str, Any], Any]:
+async def dispute(
+    rt: Runtime, *, accepted: bool = True, locale: str | None = None
+) -> tuple[dict[str, Any], Any]:
     """A neighbour dispute ticket, dispatched and signed for; and its department's staff."""
     agent = await actor(rt, "agent1")
     ticket = await create_ticket(
         rt,
-        TicketDraft(description="楼上漏水，邻居不肯修", category="neighbour_dispute"),
+        TicketDraft(
+            description="楼上漏水，邻居不肯修", category="neighbour_dispute", locale=locale
+        ),
         actor=agent,
     )
     kind = rt.directory.category_by_code["neighbour_dispute"].department_kind
@@ -56,8 +60,10 @@ async def dispute(rt: Runtime, *, accepted: bool = True) -> tuple[dict[str, Any]
     return ticket, dept
 
 
-async def case(rt: Runtime) -> tuple[dict[str, Any], Any, dict[str, Any]]:
-    ticket, dept = await dispute(rt)
+async def case(
+    rt: Runtime, *, locale: str | None = None
+) -> tuple[dict[str, Any], Any, dict[str, Any]]:
+    ticket, dept = await dispute(rt, locale=locale)
     supervisor = await actor(rt, "supervisor")
     await med.set_mediator(rt, dept.id, languages=["zh-CN", "en"], actor=supervisor)
     m = await med.propose_mediation(
@@ -334,3 +340,15 @@ async def test_a_recording_past_its_retention_is_deleted_by_a_job_and_audited(
     assert not path.exists() and keep.exists()
     assert sorted(states.values()) == ["deleted", "ready"]
     assert len(deleted) == 1 and deleted[0].entity_id == ticket["id"]
+
+
+async def test_with_a_dial_in_number_the_invitation_says_how_to_join_by_phone(
+    rt: Runtime, clock: ManualClock
+) -> None:
+    _, dept, m = await case(rt)
+    rt.settings.mediation.dial_in = "0571-12345-8"
+    await med.schedule_mediation(rt, m["id"], clock.now() + timedelta(days=2), actor=dept)
+    (zh,), (en,) = await outbound(rt, APPLICANT), await outbound(rt, RESPONDENT)
+    assert "请用本机拨打0571-12345-8并输入密码" in zh
+    assert "Call 0571-12345-8 from this phone and key in the PIN." in en
+    assert link_and_pin(en)  # the link and the PIN are still whole

@@ -32,6 +32,18 @@ async def test_an_unknown_query_parameter_on_a_get_is_a_documented_400(
     spec.check("GET", "/api/acd/me", 400, body)
 
 
+async def test_a_query_parameter_over_its_limit_is_a_documented_400_naming_it(
+    api: TestClient,
+    spec: Spec,  # noqa: F811
+) -> None:
+    """No body, so no 413 (which the document gives only where a body is taken)."""
+    response = await api.get("/api/citizens?q=" + "王" * 101, headers=auth("agent1"))
+    body = await response.json()
+    assert response.status == 400 and body["error"]["code"] == "field_too_long"
+    assert body["error"]["details"]["limit"] == 100
+    spec.check("GET", "/api/citizens", 400, body)
+
+
 async def test_the_csv_reports_are_described_and_served_as_csv(
     api: TestClient,
     spec: Spec,  # noqa: F811

@@ -3,9 +3,11 @@ audited contact view, retention, and a citizen's export and erasure."""
 
 from __future__ import annotations
 
+import io
 import logging
+import re
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,14 +16,15 @@ import pytest_asyncio
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import select
 
+from callcenter.actions import acd
 from callcenter.actions.audit import verify_chain
 from callcenter.actions.intake import Inbound, receive_message
-from callcenter.actions.privacy import apply_retention, erase_citizen, export_citizen
+from callcenter.actions.privacy import RETENTION, apply_retention, erase_citizen, export_citizen
 from callcenter.actions.tickets import take_step
 from callcenter.bootstrap import build_runtime, create_app
 from callcenter.clock import ManualClock
 from callcenter.domain.errors import Conflict
-from callcenter.domain.privacy import MaskingFilter, mask_phone
+from callcenter.domain.privacy import MaskingFilter, install_log_masking, mask_phone
 from callcenter.domain.workflow import Step
 from callcenter.runtime import Runtime
 from callcenter.store.tables import (
@@ -29,11 +32,12 @@ from callcenter.store.tables import (
     citizen_identities,
     citizens,
     conversations,
+    jobs,
     messages,
     tickets,
 )
 from tests.conftest import load_test_city, make_settings
-from tests.helpers import actor, staff_of
+from tests.helpers import actor, signed_in_client, staff_of
 
 PHONE = "+8613812345678"
 
@@ -85,6 +89,29 @@ def test_numbers_are_masked_for_lists_and_logs() -> None:
     assert record.getMessage() == "SMS from +86138****5678 about 20261127-0042"
 
 
+def test_every_log_handler_masks_numbers_whichever_logger_wrote_them() -> None:
+    """As `callcenter` sets logging up: the filter sits on the root's handlers, so the
+    records other libraries' loggers propagate (aiohttp's access log with a search for a
+    number in its query) are masked too."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        install_log_masking()
+        install_log_masking()  # twice: one filter
+        assert sum(isinstance(f, MaskingFilter) for f in handler.filters) == 1
+        access = logging.getLogger("aiohttp.access")
+        level, access.level = access.level, logging.INFO
+        try:
+            access.info('"GET /api/citizens?phone=%s HTTP/1.1" 200', PHONE)
+        finally:
+            access.setLevel(level)
+    finally:
+        root.removeHandler(handler)
+    assert stream.getvalue() == '"GET /api/citizens?phone=+86138****5678 HTTP/1.1" 200\n'
+
+
 async def test_lists_show_masked_numbers_and_the_conversation_the_full_one(
     client: TestClient,
 ) -> None:
@@ -98,7 +125,74 @@ async def test_lists_show_masked_numbers_and_the_conversation_the_full_one(
     detail = await (
         await client.get(f"/api/conversations/{result.conversation_id}", headers=auth("agent1"))
     ).json()
-    assert detail["address"] == PHONE
+    assert detail["address"] == "+86138****5678"  # not theirs: see the next test
+
+
+def _numbers(text: str) -> tuple[bool, bool]:
+    """Whether ``text`` holds PHONE in full, and masked."""
+    return PHONE[1:] in text, "+86138****5678" in text
+
+
+async def test_the_desk_lists_mask_numbers_and_only_the_agent_who_answers_sees_them(
+    client: TestClient,
+) -> None:
+    """The queue, the offers, the conversations held (the agent's and, for a supervisor,
+    everyone's), in the API and on the desk's pages; the conversation and the citizen's
+    record in full only for the agent who holds a conversation with them."""
+    rt: Runtime = client.rt  # type: ignore[attr-defined]
+    waiting = await receive_message(rt, Inbound("sms", "phone", PHONE, "你好"))
+    assert waiting.conversation_state == "queued"
+    a1 = await actor(rt, "agent1")
+    await acd.set_presence(rt, "available", actor=a1)
+    assert len((await acd.distribute(rt)).offers) == 1
+    conversation = f"/api/conversations/{waiting.conversation_id}"
+    citizen = f"/api/citizens/{waiting.citizen_id}"
+    history = f"/ui/desk/citizens/{waiting.citizen_id}/history"
+
+    async def api_text(path: str, user: str) -> str:
+        response = await client.get(path, headers=auth(user))
+        assert response.status == 200, (path, user)
+        return await response.text()
+
+    pages = {
+        u: await signed_in_client(client.server.app, u) for u in ("agent1", "agent2", "supervisor")
+    }
+    try:
+
+        async def page_text(path: str, user: str) -> str:
+            response = await pages[user].get(path)
+            assert response.status == 200, (path, user)
+            return await response.text()
+
+        # offered, not yet taken: nobody sees it in full
+        for user in ("agent1", "agent2", "supervisor"):
+            assert _numbers(await api_text("/api/acd/queue", user)) == (False, True), user
+            assert _numbers(await page_text("/ui/desk/side", user)) == (False, True), user
+            for path in (conversation, citizen):
+                assert _numbers(await api_text(path, user)) == (False, True), (path, user)
+            assert _numbers(await page_text(history, user)) == (False, True), user
+        me = await (await client.get("/api/acd/me", headers=auth("agent1"))).json()
+        [offer] = me["offers"]
+        assert offer["conversation_id"] == waiting.conversation_id
+        assert offer["address"] == "+86138****5678"
+
+        await acd.accept_offer(rt, offer["id"], actor=a1)
+        me = await (await client.get("/api/acd/me", headers=auth("agent1"))).json()
+        assert [c["address"] for c in me["conversations"]] == ["+86138****5678"]  # a list
+        assert _numbers(await page_text("/ui/desk/side", "agent1")) == (False, True)
+        # the supervisor's list of who holds what
+        assert _numbers(await page_text("/ui/desk/side", "supervisor")) == (False, True)
+        # the agent who answers the citizen sees the number; the others still do not
+        for path in (conversation, citizen):
+            assert _numbers(await api_text(path, "agent1"))[0], path
+            for user in ("agent2", "supervisor"):
+                assert _numbers(await api_text(path, user)) == (False, True), (path, user)
+        assert _numbers(await page_text(history, "agent1"))[0]
+        for user in ("agent2", "supervisor"):
+            assert _numbers(await page_text(history, user)) == (False, True), user
+    finally:
+        for page in pages.values():
+            await page.close()
 
 
 async def test_the_department_sees_the_number_on_its_own_ticket_and_the_view_is_audited(
@@ -123,6 +217,45 @@ async def test_the_department_sees_the_number_on_its_own_ticket_and_the_view_is_
     assert viewed.entity_id == ticket["id"] and viewed.actor_id == staff.id
 
 
+async def test_the_ticket_page_masks_the_number_until_asked_and_each_ask_is_audited(
+    client: TestClient,
+) -> None:
+    rt: Runtime = client.rt  # type: ignore[attr-defined]
+    ticket = (await report(rt)).ticket
+    department = staff_of(rt.directory.by_id[ticket["department_id"]].code)
+    other = staff_of("QS-CG" if department != staff_of("QS-CG") else "MH-WATER")
+    page = f"/ui/tickets/{ticket['number']}"
+    users = {u: await signed_in_client(client.server.app, u) for u in (department, other)}
+    try:
+        staff = users[department]
+        shown = await staff.get(page)
+        assert shown.status == 200
+        html = await shown.text()
+        assert _numbers(html) == (False, True) and 'id="show-number"' in html
+        assert await audit_actions(rt, "ticket.contact_viewed") == []
+        token = re.search(r'"csrf": "([^"]+)"', html)
+        assert token is not None
+        headers = {"X-CSRF-Token": token.group(1)}
+        refused = await staff.post(f"{page}/contact")  # no CSRF token: no view, no audit
+        assert refused.status == 403
+        asked = await staff.post(f"{page}/contact", headers=headers)
+        assert asked.status == 200
+        assert f'href="tel:{PHONE}"' in await asked.text()
+        [viewed] = await audit_actions(rt, "ticket.contact_viewed")
+        assert viewed.actor_id == (await actor(rt, department)).id
+        # another department's staff: the ticket is not theirs, nor is its contact
+        outsider = users[other]
+        page_html = await (await outsider.get("/ui/portal")).text()
+        token = re.search(r'"csrf": "([^"]+)"', page_html)
+        assert token is not None
+        response = await outsider.post(f"{page}/contact", headers={"X-CSRF-Token": token.group(1)})
+        assert response.status == 404 and PHONE[1:] not in await response.text()
+        assert len(await audit_actions(rt, "ticket.contact_viewed")) == 1
+    finally:
+        for c in users.values():
+            await c.close()
+
+
 async def test_retention_removes_what_expired_and_says_so(rt: Runtime, clock: ManualClock) -> None:
     old = await report(rt)
     await close(rt, old.ticket)
@@ -138,6 +271,73 @@ async def test_retention_removes_what_expired_and_says_so(rt: Runtime, clock: Ma
     [run] = await audit_actions(rt, "privacy.retention")
     assert run.after["messages"] == removed["messages"]
     assert (await verify_chain(rt.db))[1] is None
+
+
+async def _retention_jobs(rt: Runtime) -> list[Any]:
+    async with rt.db.read() as conn:
+        return (
+            await conn.execute(
+                select(jobs.c.state, jobs.c.run_at)
+                .where(jobs.c.kind == RETENTION)
+                .order_by(jobs.c.id)
+            )
+        ).all()
+
+
+async def test_the_server_keeps_retention_on_the_nightly_schedule_and_each_run_is_audited(
+    tmp_path: Path, database_url: str, clock: ManualClock
+) -> None:
+    """Started as `callcenter serve` starts it, with a retention period set and nobody
+    running any command: the run is on the schedule for 03:00 local time, a restart
+    does not add a second, and each night's run removes what expired and schedules the
+    next (the clock moved, as the job runner sees it)."""
+    settings = make_settings(
+        tmp_path,
+        database_url,
+        privacy={"messages_days": 1, "recordings_days": 0, "closed_ticket_contacts_days": 0},
+    )
+    rt = build_runtime(settings, clock=clock, seed=4)
+    async with TestClient(TestServer(create_app(settings, runtime=rt))):
+        await load_test_city(rt)
+        old = await receive_message(rt, Inbound("sms", "phone", PHONE, "小区路灯坏了，晚上很黑"))
+    first_night = datetime(2026, 11, 27, 19, 0, tzinfo=UTC)  # 03:00 in Shanghai, 11-28
+    assert [(j.state, j.run_at) for j in await _retention_jobs(rt)] == [("pending", first_night)]
+
+    rt = build_runtime(settings, clock=clock, seed=5)  # restarted: still one run that night
+    async with TestClient(TestServer(create_app(settings, runtime=rt))):
+        assert len(await _retention_jobs(rt)) == 1
+        assert rt.runner is not None
+        clock.advance(timedelta(hours=16))  # 02:00 that night in Shanghai: not yet
+        await rt.runner.drain()
+        assert await audit_actions(rt, "privacy.retention") == []
+        clock.advance(timedelta(hours=1, minutes=1))  # 03:01: the message is 17 hours old
+        await rt.runner.drain()
+        clock.advance(timedelta(days=1))  # the next night: 41 hours old
+        await rt.runner.drain()
+        async with rt.db.read() as conn:
+            body = await conn.scalar(select(messages.c.body).where(messages.c.id == old.message_id))
+    assert body == "[expired]"
+    assert [(j.state, j.run_at) for j in await _retention_jobs(rt)] == [
+        ("done", first_night),
+        ("done", first_night + timedelta(days=1)),
+        ("pending", first_night + timedelta(days=2)),
+    ]
+    runs = await audit_actions(rt, "privacy.retention")
+    assert [r.actor_role for r in runs] == ["system", "system"]
+    assert runs[0].after["messages"] == 0 and runs[1].after["messages"] >= 1
+    assert len(await audit_actions(rt, "privacy.retention_scheduled")) == 3
+    assert (await verify_chain(rt.db))[1] is None
+
+
+async def test_no_retention_run_is_scheduled_while_every_period_is_off(
+    tmp_path: Path, database_url: str, clock: ManualClock
+) -> None:
+    off = {"messages_days": 0, "recordings_days": 0, "closed_ticket_contacts_days": 0}
+    settings = make_settings(tmp_path, database_url, privacy=off)
+    rt = build_runtime(settings, clock=clock, seed=4)
+    async with TestClient(TestServer(create_app(settings, runtime=rt))):
+        assert await _retention_jobs(rt) == []
+        assert await audit_actions(rt, "privacy.retention_scheduled") == []
 
 
 async def test_export_then_erasure_where_the_law_allows(rt: Runtime) -> None:

@@ -401,3 +401,42 @@ async def test_a_webhook_update_of_the_wrong_shape_is_a_400(
 
 
 pytestmark = pytest.mark.slow
+
+
+async def test_a_mediation_party_known_on_telegram_is_invited_there_in_their_language(
+    bot: tuple[Runtime, tg.FakeTelegram], clock: ManualClock
+) -> None:
+    """The respondent shared their phone with the bot: the invitation reaches them on
+    Telegram too, in English, with the same link and PIN as the SMS; the applicant, not
+    on Telegram, gets nothing there; answering "decline" in the chat declines."""
+    from callcenter.actions import mediations as med
+    from callcenter.store.tables import mediation_parties
+    from tests.integration.test_mediations import RESPONDENT, case, link_and_pin, outbound
+
+    rt, api = bot
+    await push(rt, api, tg.text(USER, "/start", language="en"))
+    await push(rt, api, tg.contact(USER, RESPONDENT.removeprefix("+")))
+    await deliver(rt, clock)
+    before = len(texts(api))
+
+    _, dept, m = await case(rt)
+    await med.schedule_mediation(rt, m["id"], clock.now() + timedelta(days=2), actor=dept)
+    await deliver(rt, clock)
+
+    new = texts(api)[before:]
+    assert len(new) == 1, new
+    assert "your dispute mediation is by video" in new[0] and "DECLINE" in new[0]
+    sms = await outbound(rt, RESPONDENT)
+    assert link_and_pin(new[0]) == link_and_pin(sms[0])
+    assert {int(c["chat_id"]) for c in api.sent()} == {USER}  # the applicant is not there
+
+    await push(rt, api, tg.text(USER, "decline", language="en"))
+    await deliver(rt, clock)
+    async with rt.db.read() as conn:
+        party = (
+            await conn.execute(
+                select(mediation_parties).where(mediation_parties.c.phone == RESPONDENT)
+            )
+        ).one()
+    assert party.declined_at is not None and party.decline_text == "decline"
+    assert "will not attend" in texts(api)[-1]

@@ -154,3 +154,51 @@ async def test_status_lookup_and_rate_limit(chat: Any) -> None:
     assert short.status == 302 and short.headers["Location"] == f"/status?ticket={number}"
     junk = await chat.get("/s/nonsense", allow_redirects=False)
     assert junk.headers["Location"] == "/status"
+
+
+async def test_status_lookups_from_one_address_are_limited_across_tickets(chat: Any) -> None:
+    """Guessing many ticket numbers, a few digits each, is limited by the address too (the
+    per-ticket lock alone would let one address walk the numbers); the form page and the
+    JSON lookup share the count, and the lock says when it ends."""
+    from channels.webchat.status import LOOKUPS_PER_IP
+
+    answers = []
+    for n in range(LOOKUPS_PER_IP):
+        guess = {"number": f"20261127-{n:04d}", "last4": "1234"}
+        if n % 2:
+            answers.append((await chat.post("/status/lookup", json=guess)).status)
+        else:
+            answers.append((await chat.post("/status", data=guess)).status)
+    assert answers == [404] * LOOKUPS_PER_IP
+    locked = await chat.post("/status/lookup", json={"number": "20261127-9999", "last4": "1234"})
+    assert locked.status == 429 and int(locked.headers["Retry-After"]) > 0
+    assert (await locked.json())["error"]["code"] == "rate_limited"
+    page = await chat.post("/status", data={"number": "20261127-9998", "last4": "1234"})
+    assert page.status == 429 and int(page.headers["Retry-After"]) > 0
+
+
+async def test_a_chat_sending_faster_than_a_person_types_is_told_and_nothing_more_is_taken(
+    chat: Any,
+) -> None:
+    from channels.webchat.sessions import BURST
+
+    ws = await chat.ws_connect("/chat/ws")
+    await ws.send_json({"type": "hello", "session": None, "locale": "en"})
+    await frames_until(ws, "welcome")
+    for n in range(BURST + 1):
+        await ws.send_json({"type": "message", "id": f"f{n}", "text": f"message {n}"})
+    answers: dict[str, str] = {}
+    while len(answers) < BURST + 1:
+        frame = await ws.receive_json(timeout=5)
+        if frame["type"] in ("ack", "error"):
+            answers[frame["id"]] = frame["type"] if frame["type"] == "ack" else frame["code"]
+    await ws.close()
+    assert [answers[f"f{n}"] for n in range(BURST)] == ["ack"] * BURST
+    assert answers[f"f{BURST}"] == "too_many_messages"
+    async with chat.rt.db.read() as conn:
+        taken = await conn.scalar(
+            select(func.count())
+            .select_from(messages)
+            .where(messages.c.channel == "webchat", messages.c.direction == "in")
+        )
+    assert taken == BURST

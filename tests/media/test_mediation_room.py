@@ -83,13 +83,17 @@ async def enter_as_party(person: harness.Participant, url: str, link: str, pin: 
     return page
 
 
-async def test_a_mediation_session_in_three_browsers(hotline: Hotline, tmp_path: Path) -> None:
-    rt = hotline.rt
+async def scheduled_session(
+    rt: Any, phones: dict[str, str]
+) -> tuple[dict[str, Any], Any, str, dict[str, Any]]:
+    """A neighbour dispute, signed for by department staff who mediate it, with a session
+    of 张伟 (applicant, Chinese) and Tom Baker (respondent, English) in ten minutes:
+    (ticket, mediator, mediator's username, case)."""
     await load_test_city(rt)
     agent = await actor(rt, "agent1")
     async with rt.transaction() as tx:  # the applicant called the hotline about it
         citizen, _ = await find_or_create_citizen(
-            tx, rt, kind="phone", value=PHONES["applicant"], actor=agent, name="张伟"
+            tx, rt, kind="phone", value=phones["applicant"], actor=agent, name="张伟"
         )
     ticket = await create_ticket(
         rt,
@@ -113,30 +117,42 @@ async def test_a_mediation_session_in_three_browsers(hotline: Hotline, tmp_path:
     case = await med.propose_mediation(
         rt, ticket["number"], actor=agent, mediator_id=mediator.id,
         parties=[
-            med.PartyDraft("张伟", PHONES["applicant"], "applicant", "zh-CN"),
-            med.PartyDraft("Tom Baker", PHONES["respondent"], "respondent", "en"),
+            med.PartyDraft("张伟", phones["applicant"], "applicant", "zh-CN"),
+            med.PartyDraft("Tom Baker", phones["respondent"], "respondent", "en"),
         ],
     )  # fmt: skip
     await med.schedule_mediation(
         rt, case["id"], datetime.now(UTC) + timedelta(minutes=10), actor=mediator
     )
+    return ticket, mediator, username, case
+
+
+async def mediator_page(
+    person: harness.Participant, hotline: Hotline, token: str, case_id: int
+) -> Any:
+    """The mediator's page in ``person``'s Chromium, signed in, the room opened."""
+    context = await person.browser.new_context(
+        locale="zh-CN", viewport={"width": 1100, "height": 900}
+    )
+    await context.add_cookies([{"name": "hotline_session", "value": token, "url": hotline.url}])
+    await context.add_init_script(path=str(harness.PROBE))
+    page = await context.new_page()
+    await page.goto(f"{hotline.url}/ui/mediations/{case_id}")
+    await page.click("#start")
+    await harness.until(page, "window.__mediatorPage.room !== null")
+    return page
+
+
+async def test_a_mediation_session_in_three_browsers(hotline: Hotline, tmp_path: Path) -> None:
+    rt = hotline.rt
+    ticket, _, username, case = await scheduled_session(rt, PHONES)
     links = {role: await invitation(rt, phone) for role, phone in PHONES.items()}
     session = await log_in(rt, username, "demo12345")
 
     async with harness.Participants(tmp_path / "fake", [MEDIATOR, APPLICANT, RESPONDENT]) as (
         m_person, a_person, r_person,
     ):  # fmt: skip
-        context = await m_person.browser.new_context(
-            locale="zh-CN", viewport={"width": 1100, "height": 900}
-        )
-        await context.add_cookies(
-            [{"name": "hotline_session", "value": session.token, "url": hotline.url}]
-        )
-        await context.add_init_script(path=str(harness.PROBE))
-        mpage = await context.new_page()
-        await mpage.goto(f"{hotline.url}/ui/mediations/{case['id']}")
-        await mpage.click("#start")
-        await harness.until(mpage, "window.__mediatorPage.room !== null")
+        mpage = await mediator_page(m_person, hotline, session.token, case["id"])
 
         apage = await enter_as_party(a_person, hotline.url, *links["applicant"])
         rpage = await enter_as_party(r_person, hotline.url, *links["respondent"])

@@ -175,10 +175,11 @@ async def _agent_answers(hotline: Hotline, person: Any) -> Any:
     await page.click("#presence-available")
     offer = page.locator(".offer.call")
     await offer.wait_for(timeout=20_000)
-    assert "+8613700000000" in await offer.inner_text()
+    assert "+86137****0000" in await offer.inner_text()  # masked until taken
     await offer.locator(".accept").click()
     await page.wait_for_selector("#call-card[data-mine='yes']")
     assert "queue" in await page.inner_text("#call-path")
+    assert await page.inner_text("#call-caller") == "+8613700000000"  # in full: it is theirs
     await harness.until(
         page, "document.getElementById('call-status').dataset.state === 'connected'"
     )

@@ -76,7 +76,7 @@ def test_the_chain_finds_the_first_broken_link() -> None:
 def test_both_languages_have_every_text() -> None:
     catalog = Catalog.core()
     assert catalog.missing() == {}
-    for folder in [*(ROOT / "channels").glob("*/strings"), ROOT / "agent_ui" / "strings"]:
+    for folder in [*(ROOT / "channels").glob("*/strings"), *(ROOT / "agent_ui").rglob("strings")]:
         extra = Catalog()
         extra.load_dir(folder)
         assert extra.missing() == {}, folder

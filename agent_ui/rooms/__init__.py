@@ -1,2 +1,2 @@
 """The parties' public mediation room pages (``/m/...``), mounted by the ``ui`` setting
-(``room_ui.app:setup``). See ``docs/mediation.md``."""
+(``agent_ui.rooms.app:setup``). See ``docs/mediation.md``."""

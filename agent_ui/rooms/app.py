@@ -107,7 +107,7 @@ def _context(rt: Runtime, locale: str, **values: Any) -> dict[str, Any]:
     def t(key: str, **params: Any) -> str:
         return rt.text(f"room.{key}", locale, hotline=rt.settings.hotline_number, **params)
 
-    return {"t": t, "locale": locale, **values}
+    return {"t": t, "locale": locale, "dial_in": rt.settings.mediation.dial_in, **values}
 
 
 async def _refused(request: web.Request, link: str, error: HotlineError) -> web.Response:

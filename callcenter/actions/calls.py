@@ -313,7 +313,7 @@ async def attach_call_recording(
     async with rt.transaction() as tx:
         row = await _call_row(tx, call_id)
         conversation = await load_conversation(tx, row.conversation_id)
-        body = rt.text("voice.call_recording_body", conversation.locale, seconds=round(seconds))
+        body = rt.text("call.recording_body", conversation.locale, seconds=round(seconds))
         return await _add_transcript_message(
             tx,
             conversation,

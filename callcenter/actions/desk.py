@@ -147,19 +147,12 @@ async def end_conversation(
                 .where(queue_entries.c.id == ended.id)
                 .values(wrap_up_code=wrap_up_code)
             )
-            await audit.record(
-                tx,
-                actor=actor,
-                entity_type="conversation",
-                entity_id=conversation_id,
-                action="conversation.wrap_up",
-                after={"wrap_up_code": wrap_up_code, "queue": ended.queue},
+            conversation, entry = None, ended
+        else:
+            conversation, entry = await held_conversation(
+                tx, conversation_id, ConversationStep.END, actor
             )
-            return dict((await load_conversation(tx, conversation_id))._asdict())
-        conversation, entry = await held_conversation(
-            tx, conversation_id, ConversationStep.END, actor
-        )
-        await end_entry(tx, entry.id, "handled", wrap_up_code=wrap_up_code)
+            await end_entry(tx, entry.id, "handled", wrap_up_code=wrap_up_code)
         await audit.record(
             tx,
             actor=actor,
@@ -168,6 +161,8 @@ async def end_conversation(
             action="conversation.wrap_up",
             after={"wrap_up_code": wrap_up_code, "queue": entry.queue},
         )
+        if conversation is None:  # wrap-up began when the caller hung up
+            return dict((await load_conversation(tx, conversation_id))._asdict())
         if conversation.state != "closed":  # the citizen may have left already
             conversation = await move_conversation(
                 tx, conversation, ConversationStep.END, actor=actor

@@ -151,23 +151,11 @@ class TwilioVoice(Channel):
 
     async def music(self, request: web.Request) -> web.Response:
         """Hold music for the time between two queue announcements."""
-        out = io.BytesIO()
-        with wave.open(out, "wb") as wav:
-            wav.setnchannels(1)
-            wav.setsampwidth(2)
-            wav.setframerate(8000)
-            wav.writeframes(hold_music(hold_music_seconds(self.rt)))
-        return web.Response(body=out.getvalue(), content_type="audio/wav")
+        return _wav(hold_music(hold_music_seconds(self.rt)))
 
     async def tone(self, request: web.Request) -> web.Response:
         """The tone before the caller speaks: a 1 kHz beep of a quarter second."""
-        out = io.BytesIO()
-        with wave.open(out, "wb") as wav:
-            wav.setnchannels(1)
-            wav.setsampwidth(2)
-            wav.setframerate(8000)
-            wav.writeframes(tone())
-        return web.Response(body=out.getvalue(), content_type="audio/wav")
+        return _wav(tone())
 
     def _say(self, verb: Any, say: Say) -> None:
         chosen = self.voices.get(say.locale, {})
@@ -411,6 +399,17 @@ class TwilioVoice(Channel):
                 response.hangup()
         state.last_twiml = str(response)
         return state.last_twiml
+
+
+def _wav(samples: bytes) -> web.Response:
+    """8 kHz 16-bit mono samples as a WAV file."""
+    out = io.BytesIO()
+    with wave.open(out, "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(8000)
+        wav.writeframes(samples)
+    return web.Response(body=out.getvalue(), content_type="audio/wav")
 
 
 def _hangup() -> str:

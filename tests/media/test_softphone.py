@@ -20,7 +20,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 import pytest_asyncio
 from aiohttp import web
@@ -30,7 +29,6 @@ from callcenter.actions.staff import log_in
 from callcenter.bootstrap import build_runtime, close_runtime, create_app, start_runtime
 from callcenter.clock import ManualClock
 from callcenter.store.tables import calls
-from ivr.engine import Say
 from tests.conftest import T0, load_test_city, make_settings
 from tests.e2e.test_cli import free_port
 from tests.e2e.test_sip import baresip_command
@@ -39,8 +37,10 @@ from tests.e2e.test_sip_bridge import (
     CALLER_HZ,
     heard,
     music_seconds,
+    prompt_score,
     seconds_with,
     start_baresip,
+    to_the_queue,
 )
 from tests.media import harness
 from tests.media.conftest import Hotline
@@ -122,18 +122,6 @@ async def _page_hears(page: Any) -> dict[str, Any]:
     return tone
 
 
-def _prompt_score(rt: Any, pcm: np.ndarray, key: str, locale: str, **params: Any) -> float:
-    """How well the IVR's rendering of a prompt is found in what the caller heard (0-1)."""
-    channel: Any = rt.channels.get("sip")
-    text = rt.text(f"voice.{key}", locale, **params)
-    sent = np.frombuffer(
-        channel.context.prompts.render(Say(text, locale, None), "s16"), "<i2"
-    ).astype(np.float32)
-    corr = np.correlate(pcm, sent, mode="valid")
-    energy = np.sqrt(np.convolve(pcm**2, np.ones(len(sent)), mode="valid"))
-    return float(np.max(corr / (energy * np.linalg.norm(sent) + 1e-9)))
-
-
 async def _caller_waits(hotline: Hotline, tmp_path: Path) -> tuple[Any, int]:
     """The caller dials, chooses English and a person, and waits (place, then music)."""
     sip_port = hotline.rt.settings.channel_options["sip"]["port"]
@@ -141,18 +129,8 @@ async def _caller_waits(hotline: Hotline, tmp_path: Path) -> tuple[Any, int]:
         tmp_path / "caller", CALLER_HZ, f"sip:hotline@127.0.0.1:{sip_port}", tmp_path / "c.log"
     )
 
-    async def at(node: str) -> bool:
-        row = await _call_row(hotline)
-        return row is not None and node in (row.path or [])
-
     try:
-        await _until(lambda: at("language"), "the IVR answered")
-        await asyncio.sleep(1.0)
-        await baresip_command(ctrl, "sndcode", "2")  # English
-        await _until(lambda: at("main"), "the main menu")
-        await asyncio.sleep(1.0)
-        await baresip_command(ctrl, "sndcode", "0")  # a person
-        await _until(lambda: at("queue"), "the queue")
+        await to_the_queue(hotline.rt, ctrl)
         await asyncio.sleep(10.0)  # the place in the queue, then music
     except BaseException:
         caller.terminate()
@@ -239,7 +217,7 @@ async def test_an_agent_answers_a_caller_in_the_desk_and_they_hear_each_other(
     assert [s for s in music if s < agent_seconds[0]], music  # music while waiting
     assert [s for s in music if agent_seconds[0] < s < agent_seconds[-1]], music  # on hold
     # the caller heard their place in the queue before the agent answered
-    spoken = _prompt_score(
+    spoken = prompt_score(
         rt, to_caller[: agent_seconds[0] * 8000], "queue_position", "en",
         position="one", minutes="three",
     )  # fmt: skip
@@ -290,4 +268,4 @@ async def test_a_crash_of_janus_mid_call_puts_the_caller_back_in_the_queue(
             caller.terminate()
             await caller.wait()
     heard_by_caller = heard(tmp_path / "caller")
-    assert _prompt_score(rt, heard_by_caller, "queue_agent_lost", "en") > 0.6
+    assert prompt_score(rt, heard_by_caller, "queue_agent_lost", "en") > 0.6

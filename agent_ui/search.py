@@ -29,6 +29,7 @@ FIELDS = (
     "view",
     "number",
     "phone",
+    "citizen",  # a citizen's id: the ticket page's link to their other tickets
     "name",
     "q",
     "state",
@@ -92,6 +93,7 @@ def build_filter(rt: Runtime, actor: Actor, query: MultiMapping[str]) -> TicketF
         states=states,
         number=get("number") or None,
         phone=normalize_phone(get("phone"), rt.settings.default_region) if get("phone") else None,
+        citizen_id=require_id(get("citizen"), field="citizen_id") if get("citizen") else None,
         citizen_name=get("name") or None,
         q=get("q") or None,
         type=ticket_type,

@@ -14,7 +14,9 @@ from callcenter.config import Settings
 
 SERVER_URL_FILE = "server-url"  # where `serve` says where it is, for the other commands
 # commands that open an existing database (``migrate`` makes it; ``media`` needs none)
-NEEDS_DATABASE = frozenset({"serve", "demo-data", "simulate", "audit", "worker", "jobs", "inbox"})
+NEEDS_DATABASE = frozenset(
+    {"serve", "demo-data", "simulate", "audit", "worker", "jobs", "inbox", "staff", "config"}
+)
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -299,6 +301,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from callcenter.bootstrap import close_runtime, open_runtime
 
     settings = _settings(args)
+    if args.celery:
+        return _celery_worker(settings, args.celery_args)
 
     async def run() -> int:
         rt = await open_runtime(settings, start_jobs=True)
@@ -312,6 +316,24 @@ def cmd_worker(args: argparse.Namespace) -> int:
         return 0
 
     return asyncio.run(run())
+
+
+def _celery_worker(settings: Settings, extra: list[str]) -> int:
+    """A Celery worker on the jobs' queue (docs/scaling.md); ``extra`` goes to Celery."""
+    from callcenter.celery_app import app  # its own settings, with jobs.driver = "celery"
+
+    argv = [
+        "worker",
+        "--loglevel=INFO",
+        "--pool=threads",  # the jobs wait on the network: one runtime, several at once
+        f"--concurrency={settings.jobs.concurrency}",
+        "-Q",
+        settings.jobs.celery_queue,
+        *[a for a in extra if a != "--"],
+    ]
+    print("callcenter worker: running jobs from Celery", flush=True)
+    app.worker_main(argv)
+    return 0
 
 
 def cmd_jobs(args: argparse.Namespace) -> int:
@@ -437,6 +459,14 @@ def build_parser() -> argparse.ArgumentParser:
     verify.set_defaults(func=cmd_audit_verify)
 
     worker = sub.add_parser("worker", help="run the job executor without the web server")
+    worker.add_argument(
+        "--celery",
+        action="store_true",
+        help="take jobs from Celery (jobs.broker_url or redis_url) instead of the table",
+    )
+    worker.add_argument(
+        "celery_args", nargs=argparse.REMAINDER, help="after --: more Celery worker options"
+    )
     worker.set_defaults(func=cmd_worker)
 
     jobs_parser = sub.add_parser("jobs", help="look at and retry jobs")
@@ -465,7 +495,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     from callcenter.admin_cli import add_commands
 
-    add_commands(sub)  # backup, restore, privacy
+    add_commands(sub)  # backup, restore, privacy, config
+    from callcenter.staff_cli import add_commands as add_staff_commands
+
+    add_staff_commands(sub)  # staff add / passwd / list
     return parser
 
 

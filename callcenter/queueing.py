@@ -178,6 +178,22 @@ async def agent_views(conn: Any, rt: Runtime, now: datetime) -> list[AgentView]:
             )
         ).scalars()
     )
+    load: dict[int, dict[str, int]] = {}
+    if any(r.channel_capacity for r in rows):  # only then is the count per channel needed
+        held = await conn.execute(
+            select(queue_entries.c.agent_id, queue_entries.c.channel, func.count())
+            .where(queue_entries.c.ended_at.is_(None), queue_entries.c.agent_id.is_not(None))
+            .group_by(queue_entries.c.agent_id, queue_entries.c.channel)
+        )
+        offered = await conn.execute(
+            select(offers.c.agent_id, queue_entries.c.channel, func.count())
+            .join(queue_entries, queue_entries.c.id == offers.c.entry_id)
+            .where(offers.c.state == "pending")
+            .group_by(offers.c.agent_id, queue_entries.c.channel)
+        )
+        for agent_id, channel, n in [*held.all(), *offered.all()]:
+            per = load.setdefault(agent_id, {})
+            per[channel] = per.get(channel, 0) + int(n)
     today = dict(
         (
             await conn.execute(
@@ -203,6 +219,8 @@ async def agent_views(conn: Any, rt: Runtime, now: datetime) -> list[AgentView]:
             queues=frozenset(r.queues or ()),
             voice=bool(r.voice),
             on_call=r.user_id in on_call,
+            channel_capacity=tuple(sorted((r.channel_capacity or {}).items())),
+            channel_load=tuple(sorted(load.get(r.user_id, {}).items())),
         )
         for r in rows
     ]
@@ -258,6 +276,7 @@ async def waiting_entries(conn: Any) -> list[Waiting]:
                 language=r.language,
                 category=r.category,
                 voice=bool(r.voice),
+                channel=r.channel,
                 offer_id=offer.id if offer else None,
                 offered_to=offer.agent_id if offer else None,
                 offer_expires_at=offer.expires_at if offer else None,

@@ -152,12 +152,15 @@ const UI = (() => {
   });
 
   // A part marked data-live-refresh is not fetched again while someone works in it (a field
-  // has the focus, a file is chosen): that would take their caret or file away. It is
-  // fetched when they leave it.
+  // has the focus, a file is chosen, a choice in a list was made: drafts keep typed text
+  // across a fetch, nothing keeps those): that would take their caret, file or choice away
+  // just before they press the button. It is fetched when they leave it.
   function busy(part) {
     const active = document.activeElement;
     if (active && part.contains(active) && active.matches("input, textarea, select")) return true;
-    return Array.from(part.querySelectorAll("input[type=file]")).some((f) => f.files && f.files.length);
+    if (Array.from(part.querySelectorAll("input[type=file]")).some((f) => f.files && f.files.length)) return true;
+    return Array.from(part.querySelectorAll("select")).some(
+      (s) => Array.from(s.options).some((o) => o.selected !== o.defaultSelected));
   }
   document.addEventListener("htmx:beforeRequest", (event) => {
     const part = event.detail.elt;

@@ -8,7 +8,7 @@ the end of a conversation. The ACD reads these rows through
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import select, update
@@ -118,20 +118,19 @@ def _skill_list(values: Sequence[str] | None, field: str, allowed: set[str] | No
     return cleaned
 
 
-async def configure_agent(
+def agent_values(
     rt: Runtime,
-    agent_id: int,
     *,
-    actor: Actor,
     capacity: int | None = None,
     languages: Sequence[str] | None = None,
     categories: Sequence[str] | None = None,
     queues: Sequence[str] | None = None,
+    channel_capacity: Mapping[str, Any] | None = None,
     voice: bool | None = None,
 ) -> dict[str, Any]:
-    """A supervisor sets an agent's capacity and skills (``voice``: takes calls)."""
-    if actor.role not in SUPERVISORS:
-        raise Forbidden("role_not_allowed", role=actor.role.value)
+    """An agent's capacity and skills, checked (what is None is left as it is).
+    ``channel_capacity``: at most so many at once per channel (an empty value: no limit
+    of its own on that channel). ``voice``: the voice skill (takes calls)."""
     values: dict[str, Any] = {}
     if capacity is not None:
         if not 1 <= int(capacity) <= 50:
@@ -149,6 +148,49 @@ async def configure_agent(
         if not isinstance(voice, bool):
             raise InvalidInput("invalid_field", field="voice")
         values["voice"] = voice
+    if channel_capacity is not None:
+        known = {c.name for c in rt.channels}
+        limits: dict[str, int] = {}
+        for channel, raw in channel_capacity.items():
+            if channel not in known:
+                raise InvalidInput(
+                    "invalid_choice", field="channel", choices=", ".join(sorted(known))
+                )
+            if raw in (None, ""):
+                continue
+            try:
+                limit = int(raw)
+            except (TypeError, ValueError):
+                raise InvalidInput("invalid_field", field="capacity") from None
+            if not 0 <= limit <= 50:
+                raise InvalidInput("invalid_field", field="capacity")
+            limits[channel] = limit
+        values["channel_capacity"] = limits or None
+    return values
+
+
+async def configure_agent(
+    rt: Runtime,
+    agent_id: int,
+    *,
+    actor: Actor,
+    capacity: int | None = None,
+    languages: Sequence[str] | None = None,
+    categories: Sequence[str] | None = None,
+    queues: Sequence[str] | None = None,
+    voice: bool | None = None,
+) -> dict[str, Any]:
+    """A supervisor sets an agent's capacity and skills (``voice``: takes calls)."""
+    if actor.role not in SUPERVISORS:
+        raise Forbidden("role_not_allowed", role=actor.role.value)
+    values = agent_values(
+        rt,
+        capacity=capacity,
+        languages=languages,
+        categories=categories,
+        queues=queues,
+        voice=voice,
+    )
     async with rt.transaction() as tx:
         await agent_user(tx, agent_id)
         row = await set_agent(tx, rt, agent_id, actor=actor, **values)

@@ -241,13 +241,16 @@ async def transfer_conversation(
         return dict(conversation._asdict())
 
 
-async def _open_held(tx: Tx, agent_id: int) -> int:
-    """How many conversations an agent holds now."""
-    result = await tx.execute(
+async def _open_held(tx: Tx, agent_id: int, channel: str | None = None) -> int:
+    """How many conversations an agent holds now (on ``channel``, if named)."""
+    query = (
         select(func.count())
         .select_from(queue_entries)
         .where(queue_entries.c.agent_id == agent_id, queue_entries.c.ended_at.is_(None))
     )
+    if channel is not None:
+        query = query.where(queue_entries.c.channel == channel)
+    result = await tx.execute(query)
     return int(result.scalar() or 0)
 
 
@@ -270,6 +273,9 @@ async def pick_conversation(rt: Runtime, conversation_id: int, *, actor: Actor) 
             raise Conflict("available_first")
         if await _open_held(tx, actor.id) >= me.capacity:
             raise Conflict("at_capacity", capacity=me.capacity)
+        limit = (me.channel_capacity or {}).get(entry.channel)
+        if limit is not None and await _open_held(tx, actor.id, entry.channel) >= limit:
+            raise Conflict("at_capacity", capacity=limit)
         await withdraw_offers(tx, entry.id)
         await tx.execute(
             update(queue_entries)

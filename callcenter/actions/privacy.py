@@ -6,17 +6,20 @@
   only show masked numbers, the page shows the full ones through this.
 - :func:`apply_retention`: what outlived ``privacy.retention`` is removed, one audit
   event per run with the counts: message texts (the row stays for the statistics,
-  its text is emptied), call recordings (the file is deleted) and transcripts, and
-  the link from tickets closed long ago to their citizen (the case stays on record,
-  who reported it does not). It runs every night at 03:00 local time as a job
+  its text is emptied, and the inbox's handled copy of it is deleted), call
+  recordings (the file is deleted) and transcripts, and the link from tickets
+  closed long ago to their citizen (the case stays on record, who reported it
+  does not). It runs every night at 03:00 local time as a job
   (:func:`retention_job`) that the server puts on the schedule at start whenever a
   retention period is set (:func:`schedule_retention`), and that schedules the next.
 - :func:`export_citizen`: everything held about one citizen, as one document.
 - :func:`erase_citizen`: the citizen's name, numbers and identities, their
-  messages' texts, call numbers, recordings and transcripts, and their photos are
-  removed; their tickets stay as the government's record of the case, without
-  the person. Refused while a ticket of theirs is open (the case still needs the
-  contact); the opt-out list keeps their numbers so that they are never texted.
+  messages' texts (and the inbox's copies of them), the numbers their messages
+  were sent to (also in the delivery attempts), call numbers, recordings and
+  transcripts, and their photos are removed; their tickets stay as the
+  government's record of the case, without the person. Refused while a ticket
+  of theirs is open (the case still needs the contact); the opt-out list keeps
+  their numbers so that they are never texted.
 """
 
 from __future__ import annotations
@@ -34,12 +37,15 @@ from callcenter.domain.errors import Conflict, NotFound
 from callcenter.domain.privacy import mask_phone
 from callcenter.domain.workflow import OPEN_STATES, SYSTEM, Actor
 from callcenter.runtime import Runtime
+from callcenter.store.db import Tx
 from callcenter.store.tables import (
     attachments,
     calls,
     citizen_identities,
     citizens,
     conversations,
+    delivery_attempts,
+    inbox,
     messages,
     opt_outs,
     tickets,
@@ -95,7 +101,7 @@ async def apply_retention(rt: Runtime, *, actor: Actor = SYSTEM) -> dict[str, in
     """Remove what outlived its retention period; returns what was removed, by kind."""
     settings = rt.settings.privacy
     now = rt.clock.now()
-    removed = {"messages": 0, "recordings": 0, "closed_ticket_contacts": 0}
+    removed = {"messages": 0, "inbox": 0, "recordings": 0, "closed_ticket_contacts": 0}
     files: list[Path] = []
     async with rt.transaction() as tx:
         if settings.messages_days:
@@ -106,6 +112,11 @@ async def apply_retention(rt: Runtime, *, actor: Actor = SYSTEM) -> dict[str, in
                 .values(body=EXPIRED)
             )
             removed["messages"] = int(result.rowcount or 0)
+            # the inbox's copy of what came in (number and text), once it was handled
+            result = await tx.execute(
+                delete(inbox).where(inbox.c.state != "pending", inbox.c.received_at < cutoff)
+            )
+            removed["inbox"] = int(result.rowcount or 0)
         if settings.recordings_days:
             cutoff = now - timedelta(days=settings.recordings_days)
             old = (
@@ -291,37 +302,33 @@ async def erase_citizen(
             .all()
         )
         files += [Path(p) for p in recordings] + [Path(p.path) for p in photos]
+        own_messages = select(messages.c.id).where(messages.c.conversation_id.in_(conv_ids))
         counts = {
-            "identities": int(
-                (
-                    await tx.execute(
-                        delete(citizen_identities).where(
-                            citizen_identities.c.citizen_id == citizen_id
-                        )
-                    )
-                ).rowcount
-                or 0
+            "identities": await _rows_changed(
+                tx, delete(citizen_identities).where(citizen_identities.c.citizen_id == citizen_id)
             ),
-            "messages": int(
-                (
-                    await tx.execute(
-                        update(messages)
-                        .where(messages.c.conversation_id.in_(conv_ids))
-                        .values(body=ERASED, to_address=None)
-                    )
-                ).rowcount
-                or 0
+            "messages": await _rows_changed(
+                tx,
+                update(messages)
+                .where(messages.c.conversation_id.in_(conv_ids))
+                .values(body=ERASED, to_address=None),
+            ),
+            # what the intake kept of their texts, and the numbers sends were made to
+            "inbox": await _rows_changed(
+                tx, delete(inbox).where(inbox.c.message_id.in_(own_messages))
+            ),
+            "delivery_attempts": await _rows_changed(
+                tx,
+                update(delivery_attempts)
+                .where(delivery_attempts.c.message_id.in_(own_messages))
+                .values(detail={}),
             ),
             "conversations": len(conv_ids),
-            "calls": int(
-                (
-                    await tx.execute(
-                        update(calls)
-                        .where(calls.c.conversation_id.in_(conv_ids))
-                        .values(from_number=None, recording_path=None, transcript=None, dtmf="")
-                    )
-                ).rowcount
-                or 0
+            "calls": await _rows_changed(
+                tx,
+                update(calls)
+                .where(calls.c.conversation_id.in_(conv_ids))
+                .values(from_number=None, recording_path=None, transcript=None, dtmf=""),
             ),
             "photos": len(photos),
             "tickets_kept": len(ticket_ids),
@@ -373,6 +380,11 @@ def retention_configured(rt: Runtime) -> bool:
     return any(
         (settings.messages_days, settings.recordings_days, settings.closed_ticket_contacts_days)
     )
+
+
+async def _rows_changed(tx: Tx, statement: Any) -> int:
+    """How many rows ``statement`` deleted or updated."""
+    return int((await tx.execute(statement)).rowcount or 0)
 
 
 async def retention_job(rt: Runtime, job: Any) -> dict[str, Any]:

@@ -37,6 +37,8 @@ class EraseIn(Strict):
 class ErasedOut(BaseModel):
     identities: int
     messages: int
+    inbox: int
+    delivery_attempts: int
     conversations: int
     calls: int
     photos: int
@@ -45,6 +47,7 @@ class ErasedOut(BaseModel):
 
 class RetentionOut(BaseModel):
     messages: int
+    inbox: int
     recordings: int
     closed_ticket_contacts: int
 

@@ -81,6 +81,29 @@ class AgentView:
     queues: frozenset[str] = frozenset()  # empty: every queue
     voice: bool = True  # the voice skill: takes calls
     on_call: bool = False  # holds a call, or is offered one: the whole capacity is taken
+    # at most this many at once on a channel (e.g. one call, three chats), within
+    # ``capacity``; a channel not named is limited by ``capacity`` alone
+    channel_capacity: tuple[tuple[str, int], ...] = ()
+    # what the agent holds or is offered now, per channel
+    channel_load: tuple[tuple[str, int], ...] = ()
+
+    def free_for(self, channel: str, now: datetime) -> int:
+        """Free slots for a conversation on ``channel``."""
+        slots = self.free_slots(now)
+        cap = dict(self.channel_capacity).get(channel)
+        if cap is None:
+            return slots
+        return min(slots, max(0, cap - dict(self.channel_load).get(channel, 0)))
+
+    def offered(self, channel: str, delta: int) -> AgentView:
+        """The agent with one offer more (``delta`` 1) or less (-1) on ``channel``."""
+        load = dict(self.channel_load)
+        load[channel] = max(0, load.get(channel, 0) + delta)
+        return replace(
+            self,
+            pending=max(0, self.pending + delta),
+            channel_load=tuple(sorted(load.items())),
+        )
 
     def presence_at(self, now: datetime) -> Presence:
         """Wrap-up ends by itself when its time is up."""
@@ -107,9 +130,10 @@ class AgentView:
             return 0
         return max(0, self.capacity - self.active - self.pending)
 
-    def takes_call(self, now: datetime) -> bool:
-        """A call needs the whole agent: the voice skill, available, holding nothing."""
-        return self.voice and self.free_slots(now) > 0 and self.active + self.pending == 0
+    def takes_call(self, channel: str, now: datetime) -> bool:
+        """A call needs the whole agent: the voice skill, available, room on the call's
+        channel, holding and offered nothing else."""
+        return self.voice and self.free_for(channel, now) > 0 and self.active + self.pending == 0
 
     def state(self, now: datetime) -> str:
         """What a wallboard shows: an available agent with every slot taken is busy."""
@@ -135,6 +159,7 @@ class Waiting:
     queued_at: datetime  # when the citizen started waiting (kept across overflow)
     language: str = "zh-CN"
     category: str | None = None
+    channel: str = ""  # sms, webchat, voice...: an agent's capacity may differ per channel
     voice: bool = False  # a live call (takes the agent's whole capacity)
     offer_id: int | None = None  # the offer that is out, if any
     offered_to: int | None = None
@@ -206,7 +231,11 @@ def choose_agent(
     candidates = [
         a
         for a in agents
-        if (a.takes_call(now) if waiting.voice else a.free_slots(now) > 0)
+        if (
+            a.takes_call(waiting.channel, now)
+            if waiting.voice
+            else a.free_for(waiting.channel, now) > 0
+        )
         and a.serves(waiting.queue, waiting.language)
         and not _passed_on(a, waiting, now)
     ]
@@ -254,7 +283,7 @@ def plan(
                 result.expired.append(ExpiredOffer(item.offer_id, item.entry_id, item.offered_to))
                 agent = by_id.get(item.offered_to)
                 if agent is not None:
-                    by_id[agent.agent_id] = replace(agent, pending=max(0, agent.pending - 1))
+                    by_id[agent.agent_id] = agent.offered(item.channel, -1)
                 item = replace(
                     item,
                     offer_id=None,
@@ -274,7 +303,7 @@ def plan(
                 )
                 if item.offered_to is not None and item.offered_to in by_id:
                     agent = by_id[item.offered_to]
-                    by_id[agent.agent_id] = replace(agent, pending=max(0, agent.pending - 1))
+                    by_id[agent.agent_id] = agent.offered(item.channel, -1)
                 continue
             deadlines.append(overflow_at)
         still.append(item)
@@ -292,7 +321,7 @@ def plan(
         )
         deadlines.append(expires)
         by_id[agent.agent_id] = replace(
-            agent, pending=agent.pending + 1, on_call=agent.on_call or item.voice
+            agent.offered(item.channel, 1), on_call=agent.on_call or item.voice
         )
         last[item.queue] = agent.agent_id
 

@@ -331,7 +331,7 @@ class TwilioSms(SmsChannel):
         body = self.fit_body(message.body)
         count = self.segments(body)
         sender = self.sender_for(message)
-        self.pace(sender, count.segments)  # may defer the job, spending no attempt
+        await self.pace(sender, count.segments)  # may defer the job, spending no attempt
         detail: dict[str, Any] = {
             "from": sender,
             "segments": count.segments,
@@ -479,7 +479,7 @@ class TwilioSms(SmsChannel):
                 detail["meaning"] = known
         elif status == 429:
             # the sender (or the account) is over its rate: hold this number's other sends too
-            self.pacer_hold(sender, retry_after)
+            await self.pacer_hold(sender, retry_after)
         if status in (401, 403):
             log.error(
                 "Twilio refused our credentials (%s %s): check channel_options.sms", status, code
@@ -500,9 +500,12 @@ class TwilioSms(SmsChannel):
             retry_after=retry_after,
         )
 
-    def pacer_hold(self, sender: str, seconds: float | None) -> None:
+    async def pacer_hold(self, sender: str, seconds: float | None) -> None:
         if self.pacer is not None and seconds:
-            self.pacer.hold(sender, seconds, self.rt.clock.now())
+            now = self.rt.clock.now()
+            self.pacer.hold(sender, seconds, now)
+            if self.shared_pacer is not None:
+                await self.shared_pacer.hold(sender, seconds, now)
 
 
 def _required(form: MultiDictProxy[str], *names: str) -> str:

@@ -560,10 +560,11 @@ def test_a_repeated_ticket_is_merged_into_the_one_it_repeats(browser: Any, serve
 
 
 def test_a_returned_ticket_waits_at_the_desk_with_why_and_one_is_cancelled(
-    browser: Any, server: Server
+    browser: Any, server: Server, clock: ManualClock
 ) -> None:
     back = dispatched(server, "明湖公园里的树枝断了挂在路灯上", "MH-MUNICIPAL")
     step(server, back, "sign_for", department_actor(server, "MH-MUNICIPAL"))
+    clock.advance(hours=3)  # the department keeps it a while before handing it back
     step(
         server,
         back,
@@ -577,6 +578,7 @@ def test_a_returned_ticket_waits_at_the_desk_with_why_and_one_is_cancelled(
     row = page.locator(f"tr.ticket[data-number='{back['number']}']")
     expect(row).to_contain_text("公园内树木归园林局管养")
     expect(row).to_contain_text("已退单")
+    expect(row.locator("[data-since]")).to_have_text(re.compile(r"^\d+ 秒$"))  # since it came back
     shot(page, "dispatch-returned")
     page.goto(server.url + f"/ui/tickets/{junk['number']}")
     page.fill("form[data-step=cancel] textarea[name=reason]", "市民误发的测试短信")

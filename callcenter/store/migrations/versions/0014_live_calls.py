@@ -1,7 +1,7 @@
 """live calls: agent_states.voice (the voice skill); calls.held_at and calls.hold_s (hold)
 
-Revision ID: 0013_live_calls
-Revises: 0012_light_thresholds
+Revision ID: 0014_live_calls
+Revises: 0013_staff_accounts
 Create Date: 2026-12-01
 """
 
@@ -12,8 +12,8 @@ from alembic import op
 
 from callcenter.store.types import UTCDateTime
 
-revision: str = "0013_live_calls"
-down_revision: str | None = "0012_light_thresholds"
+revision: str = "0014_live_calls"
+down_revision: str | None = "0013_staff_accounts"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

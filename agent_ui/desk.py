@@ -89,7 +89,13 @@ async def conversation_context(
         items = await conversation_messages(conn, conversation_id)
         profile = await citizen_profile(conn, row.citizen_id)
         agents = await deskviews.agent_rows(conn, rt, locale, rt.clock.now())
+        call = (
+            await deskviews.call_panel(conn, conversation_id, actor=actor)
+            if row.kind == "call"
+            else None
+        )
     return {
+        "call": call,
         "conversation": conversation_view(row),
         "messages": items,
         "citizen": profile,

@@ -178,6 +178,12 @@ class VoiceSettings(BaseModel):
     average_handling_seconds: float = Field(default=180, gt=0)
     serving_agents: int = Field(default=1, ge=1)
     hold_announce_seconds: float = Field(default=30, gt=0)
+    # where an agent's softphone (Janus's SIP plugin) reaches the hotline's SIP side to be
+    # bridged to a caller: "sip:{user}@host:port"; empty: the sip channel's host and port
+    agent_sip: str = ""
+    # record calls with agents (both sides, one stereo file, on the conversation); the
+    # caller hears voice.call_recorded before being connected
+    record_calls: bool = False
     max_hold_seconds: float = Field(default=600, gt=0)
     max_record_seconds: float = Field(default=30, gt=0, le=300)
     # a caller that sends no RTP at all for this long is a dead line: the call is ended

@@ -27,7 +27,7 @@ from callcenter.queueing import (
 )
 from callcenter.runtime import Runtime
 from callcenter.store.db import Conn
-from callcenter.store.tables import citizens, conversations, users
+from callcenter.store.tables import calls, citizens, conversations, messages, users
 from callcenter.views import CitizenProfile, ConversationView, conversation_view
 
 
@@ -50,6 +50,7 @@ class AgentRow(TypedDict):
     languages: list[str]
     categories: list[str]
     queues: list[str]
+    voice: bool  # takes calls
 
 
 class OfferRow(TypedDict):
@@ -58,6 +59,7 @@ class OfferRow(TypedDict):
     queue: str
     channel: str
     address: str | None  # the citizen's address, masked
+    kind: str  # the conversation's kind (a call or text)
     state: str
     created_at: datetime
     expires_at: datetime
@@ -69,6 +71,7 @@ class HeldConversation(ConversationView):
 
 class AssignedConversation(HeldConversation):
     agent_name: str
+    kind: str
 
 
 class WaitingRow(TypedDict):
@@ -135,6 +138,7 @@ async def agent_rows(conn: Conn, rt: Runtime, locale: str, now: datetime) -> lis
                 "languages": sorted(v.languages),
                 "categories": sorted(v.categories),
                 "queues": sorted(v.queues),
+                "voice": v.voice,
             }
         )
     return out
@@ -151,6 +155,7 @@ async def my_offers(conn: Conn, agent_id: int | None) -> list[OfferRow]:
             "state": o.state,
             "created_at": o.created_at,
             "expires_at": o.expires_at,
+            "kind": o.kind,
         }
         for o in await pending_offers(conn, agent_id)
     ]
@@ -237,6 +242,7 @@ async def assigned_conversations(conn: Conn, limit: int = 200) -> list[AssignedC
             **_masked(conversation_view(r)),
             "citizen_name": r.citizen_name,
             "agent_name": r.agent_name,
+            "kind": r.kind,
         }
         for r in rows
     ]
@@ -290,3 +296,71 @@ async def citizen_for(conn: Conn, actor: Actor | None, profile: CitizenProfile) 
         "conversations": [_masked(c) for c in profile["conversations"]],
         "calls": [{**c, "from_number": mask_phone(c["from_number"])} for c in profile["calls"]],
     }
+
+
+async def call_panel(
+    conn: Conn, conversation_id: int, *, actor: Actor | None = None
+) -> dict[str, Any] | None:
+    """What the softphone shows with a call: the caller's number (in full for the agent
+    who holds a conversation with the caller, else masked), the IVR's path, keys and
+    transcript, the wait, whether it is on hold, and the caller's earlier conversations."""
+    row = (
+        await conn.execute(
+            select(calls, conversations.c.citizen_id, conversations.c.locale)
+            .join(conversations, conversations.c.id == calls.c.conversation_id)
+            .where(calls.c.conversation_id == conversation_id)
+        )
+    ).first()
+    if row is None:
+        return None
+    earlier = (
+        await conn.execute(
+            select(
+                conversations.c.id,
+                conversations.c.channel,
+                conversations.c.kind,
+                conversations.c.state,
+                conversations.c.created_at,
+                conversations.c.ticket_id,
+            )
+            .where(
+                conversations.c.citizen_id == row.citizen_id,
+                conversations.c.id != conversation_id,
+            )
+            .order_by(conversations.c.id.desc())
+            .limit(20)
+        )
+    ).all()
+    said = (
+        await conn.execute(
+            select(messages.c.body)
+            .where(messages.c.conversation_id == conversation_id, messages.c.kind == "transcript")
+            .order_by(messages.c.id)
+        )
+    ).scalars()
+    caller = row.from_number
+    if not await holds_citizen(conn, actor, row.citizen_id):
+        caller = mask_phone(caller)
+    return {
+        "call_id": row.id,
+        "conversation_id": conversation_id,
+        "caller": caller,
+        "locale": row.locale,
+        "path": list(row.path or []),
+        "dtmf": row.dtmf,
+        "transcript": row.transcript or "\n".join(said) or None,
+        "queue_wait_s": row.queue_wait_s,
+        "agent_answered_at": row.agent_answered_at,
+        "on_hold": row.held_at is not None,
+        "hold_s": row.hold_s,
+        "outcome": row.outcome,
+        "ended": row.ended_at is not None,
+        "history": [dict(r._asdict()) for r in earlier],
+    }
+
+
+async def conversation_exists(conn: Conn, conversation_id: int) -> bool:
+    found = await conn.execute(
+        select(conversations.c.id).where(conversations.c.id == conversation_id)
+    )
+    return found.first() is not None

@@ -158,6 +158,27 @@ async def agent_views(conn: Reader, rt: Runtime, now: datetime) -> list[AgentVie
             )
         ).all()
     )
+    on_call = set(
+        (
+            await conn.execute(
+                select(queue_entries.c.agent_id)
+                .join(conversations, conversations.c.id == queue_entries.c.conversation_id)
+                .where(
+                    queue_entries.c.ended_at.is_(None),
+                    queue_entries.c.agent_id.is_not(None),
+                    conversations.c.kind == "call",
+                )
+            )
+        ).scalars()
+    ) | set(
+        (
+            await conn.execute(
+                select(offers.c.agent_id)
+                .join(conversations, conversations.c.id == offers.c.conversation_id)
+                .where(offers.c.state == "pending", conversations.c.kind == "call")
+            )
+        ).scalars()
+    )
     load: dict[int, dict[str, int]] = {}
     if any(r.channel_capacity for r in rows):  # only then is the count per channel needed
         held = await conn.execute(
@@ -197,6 +218,8 @@ async def agent_views(conn: Reader, rt: Runtime, now: datetime) -> list[AgentVie
             languages=frozenset(r.languages or ()),
             categories=frozenset(r.categories or ()),
             queues=frozenset(r.queues or ()),
+            voice=bool(r.voice),
+            on_call=r.user_id in on_call,
             channel_capacity=tuple(sorted((r.channel_capacity or {}).items())),
             channel_load=tuple(sorted(load.get(r.user_id, {}).items())),
         )
@@ -208,7 +231,8 @@ async def waiting_entries(conn: Reader) -> list[Waiting]:
     """Open stays in a queue without an agent, with their pending offer and who declined."""
     rows = (
         await conn.execute(
-            select(queue_entries)
+            select(queue_entries, (conversations.c.kind == "call").label("voice"))
+            .join(conversations, conversations.c.id == queue_entries.c.conversation_id)
             .where(queue_entries.c.ended_at.is_(None), queue_entries.c.agent_id.is_(None))
             .order_by(queue_entries.c.queued_at, queue_entries.c.id)
         )
@@ -252,6 +276,7 @@ async def waiting_entries(conn: Reader) -> list[Waiting]:
                 queued_at=r.queued_at,
                 language=r.language,
                 category=r.category,
+                voice=bool(r.voice),
                 channel=r.channel,
                 offer_id=offer.id if offer else None,
                 offered_to=offer.agent_id if offer else None,
@@ -303,11 +328,13 @@ async def staff_names(conn: Reader) -> dict[int, Any]:
 
 async def pending_offers(conn: Reader, agent_id: int | None) -> list[Any]:
     """The offers an agent has not answered yet, oldest first, with the conversation's
-    channel and address (the citizen's number: the desk shows it masked)."""
+    channel, kind and address (the citizen's number: the desk shows it masked)."""
     return list(
         (
             await conn.execute(
-                select(offers, conversations.c.channel, conversations.c.address)
+                select(
+                    offers, conversations.c.channel, conversations.c.kind, conversations.c.address
+                )
                 .join(conversations, conversations.c.id == offers.c.conversation_id)
                 .where(offers.c.agent_id == agent_id, offers.c.state == "pending")
                 .order_by(offers.c.id)

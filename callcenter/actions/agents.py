@@ -1,7 +1,7 @@
 """Agents at the desk: presence, capacity and skills (``agent_states``), and wrap-up.
 
 What an agent may set (available, busy, away), what a supervisor sets
-(capacity, languages, categories, queues), and the wrap-up time that follows
+(capacity, languages, categories, queues, the voice skill), and the wrap-up time that follows
 the end of a conversation. The ACD reads these rows through
 :func:`callcenter.queueing.agent_views`. See ``docs/acd.md``.
 """
@@ -55,6 +55,7 @@ async def set_agent(tx: Tx, rt: Runtime, agent_id: int, *, actor: Actor, **value
             "categories": [],
             "queues": [],
             "last_contact_at": None,
+            "voice": True,
         }
         await tx.execute(agent_states.insert().values(**{**base, **values}))
         before: dict[str, Any] = {}
@@ -126,10 +127,11 @@ def agent_values(
     categories: Sequence[str] | None = None,
     queues: Sequence[str] | None = None,
     channel_capacity: Mapping[str, Any] | None = None,
+    voice: bool | None = None,
 ) -> dict[str, Any]:
     """An agent's capacity and skills, checked (what is None is left as it is).
     ``channel_capacity``: at most so many at once per channel (an empty value: no limit
-    of its own on that channel)."""
+    of its own on that channel). ``voice``: the voice skill (takes calls)."""
     values: dict[str, Any] = {}
     if capacity is not None:
         if not 1 <= int(capacity) <= 50:
@@ -143,6 +145,10 @@ def agent_values(
         )
     if queues is not None:
         values["queues"] = _skill_list(queues, "queues", set(rt.settings.acd.queues))
+    if voice is not None:
+        if not isinstance(voice, bool):
+            raise InvalidInput("invalid_field", field="voice")
+        values["voice"] = voice
     if channel_capacity is not None:
         known = {c.name for c in rt.channels}
         limits: dict[str, int] = {}
@@ -173,12 +179,18 @@ async def configure_agent(
     languages: Sequence[str] | None = None,
     categories: Sequence[str] | None = None,
     queues: Sequence[str] | None = None,
+    voice: bool | None = None,
 ) -> AgentStateRecord:
-    """A supervisor sets an agent's capacity and skills."""
+    """A supervisor sets an agent's capacity and skills (``voice``: takes calls)."""
     if actor.role not in SUPERVISORS:
         raise Forbidden("role_not_allowed", role=actor.role.value)
     values = agent_values(
-        rt, capacity=capacity, languages=languages, categories=categories, queues=queues
+        rt,
+        capacity=capacity,
+        languages=languages,
+        categories=categories,
+        queues=queues,
+        voice=voice,
     )
     async with rt.transaction() as tx:
         await agent_user(tx, agent_id)

@@ -18,6 +18,7 @@ from callcenter.actions.agents import (
     set_agent,
     start_wrap_up,
 )
+from callcenter.actions.calls import call_waits_again, connect_call
 from callcenter.actions.conversations import load_conversation, move_conversation
 from callcenter.actions.queues import (
     end_entry,
@@ -80,6 +81,7 @@ async def accept_offer(rt: Runtime, offer_id: int, *, actor: Actor) -> Conversat
         conversation = await move_conversation(
             tx, conversation, ConversationStep.ASSIGN, actor=actor, agent_id=actor.id
         )
+        await connect_call(tx, conversation.id, actor=actor)
         assert actor.id is not None
         await set_agent(tx, rt, actor.id, actor=actor, last_contact_at=now)
         return conversation_record(conversation)
@@ -104,6 +106,31 @@ async def held_conversation(
     return conversation, entry
 
 
+async def _call_the_caller_ended(tx: Tx, conversation_id: int, actor: Actor) -> Any:
+    """The stay of a call that ended while the actor held it, not yet wrapped up, or None."""
+    conversation = await load_conversation(tx, conversation_id)
+    if conversation.kind != "call" or conversation.state != "closed":
+        return None
+    if await open_entry_of(tx, conversation_id) is not None:
+        return None
+    check_step(
+        conversation.state, ConversationStep.END, actor=actor, agent_id=conversation.agent_id
+    )
+    return (
+        await tx.execute(
+            select(queue_entries)
+            .where(
+                queue_entries.c.conversation_id == conversation_id,
+                queue_entries.c.agent_id == conversation.agent_id,
+                queue_entries.c.outcome == "handled",
+                queue_entries.c.wrap_up_code.is_(None),
+            )
+            .order_by(queue_entries.c.id.desc())
+            .limit(1)
+        )
+    ).first()
+
+
 async def end_conversation(
     rt: Runtime, conversation_id: int, *, wrap_up_code: str, actor: Actor
 ) -> ConversationRecord:
@@ -114,10 +141,19 @@ async def end_conversation(
             "invalid_choice", field="wrap_up_code", choices=", ".join(rt.settings.acd.wrap_up_codes)
         )
     async with rt.transaction() as tx:
-        conversation, entry = await held_conversation(
-            tx, conversation_id, ConversationStep.END, actor
-        )
-        await end_entry(tx, entry.id, "handled", wrap_up_code=wrap_up_code)
+        ended = await _call_the_caller_ended(tx, conversation_id, actor)
+        if ended is not None:  # the stay ended with the call; only its code is missing
+            await tx.execute(
+                update(queue_entries)
+                .where(queue_entries.c.id == ended.id)
+                .values(wrap_up_code=wrap_up_code)
+            )
+            conversation, entry = None, ended
+        else:
+            conversation, entry = await held_conversation(
+                tx, conversation_id, ConversationStep.END, actor
+            )
+            await end_entry(tx, entry.id, "handled", wrap_up_code=wrap_up_code)
         await audit.record(
             tx,
             actor=actor,
@@ -126,6 +162,8 @@ async def end_conversation(
             action="conversation.wrap_up",
             after={"wrap_up_code": wrap_up_code, "queue": entry.queue},
         )
+        if conversation is None:  # wrap-up began when the caller hung up
+            return conversation_record(await load_conversation(tx, conversation_id))
         if conversation.state != "closed":  # the citizen may have left already
             conversation = await move_conversation(
                 tx, conversation, ConversationStep.END, actor=actor
@@ -175,6 +213,7 @@ async def transfer_conversation(
                 actor=actor,
                 agent_id=target.id,
             )
+            await connect_call(tx, conversation.id, actor=actor)
             await set_agent(tx, rt, target.id, actor=actor, last_contact_at=now)
             details["to_agent_id"] = target.id
         else:
@@ -189,6 +228,7 @@ async def transfer_conversation(
                 step=ConversationStep.TRANSFER_TO_QUEUE,
                 agent_id=None,
             )
+            await call_waits_again(tx, conversation_id, actor=actor)
             details["to_queue"] = to_queue
         await audit.record(
             tx,
@@ -248,6 +288,7 @@ async def pick_conversation(
         conversation = await move_conversation(
             tx, conversation, ConversationStep.ASSIGN, actor=actor, agent_id=actor.id
         )
+        await connect_call(tx, conversation.id, actor=actor)
         await audit.record(
             tx,
             actor=actor,

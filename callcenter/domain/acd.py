@@ -19,6 +19,9 @@ transaction. See ``docs/acd.md``.
   return to availability, is oldest), ``round_robin`` (the next agent by id
   after the one this queue picked last), ``fewest_contacts`` (fewest contacts
   taken today, then fewest held now, then longest idle).
+- **Calls** (``Waiting.voice``) go only to agents with the voice skill, and a call
+  takes an agent's whole capacity: it is offered only to an agent who holds and is
+  offered nothing, and an agent on a call (or offered one) gets nothing else.
 - **Offers** run out after ``offer_timeout``; a declined or timed-out offer
   is not made to the same agent again during that stay in the queue.
 - **Overflow**: a conversation that waited ``overflow_after`` in a queue with
@@ -76,6 +79,8 @@ class AgentView:
     languages: frozenset[str] = frozenset()  # empty: every language
     categories: frozenset[str] = frozenset()
     queues: frozenset[str] = frozenset()  # empty: every queue
+    voice: bool = True  # the voice skill: takes calls
+    on_call: bool = False  # holds a call, or is offered one: the whole capacity is taken
     # at most this many at once on a channel (e.g. one call, three chats), within
     # ``capacity``; a channel not named is limited by ``capacity`` alone
     channel_capacity: tuple[tuple[str, int], ...] = ()
@@ -121,14 +126,19 @@ class AgentView:
         return since
 
     def free_slots(self, now: datetime) -> int:
-        if self.presence_at(now) is not Presence.AVAILABLE:
+        if self.presence_at(now) is not Presence.AVAILABLE or self.on_call:
             return 0
         return max(0, self.capacity - self.active - self.pending)
+
+    def takes_call(self, channel: str, now: datetime) -> bool:
+        """A call needs the whole agent: the voice skill, available, room on the call's
+        channel, holding and offered nothing else."""
+        return self.voice and self.free_for(channel, now) > 0 and self.active + self.pending == 0
 
     def state(self, now: datetime) -> str:
         """What a wallboard shows: an available agent with every slot taken is busy."""
         presence = self.presence_at(now)
-        if presence is Presence.AVAILABLE and self.active >= self.capacity:
+        if presence is Presence.AVAILABLE and (self.on_call or self.active >= self.capacity):
             return Presence.BUSY.value
         return presence.value
 
@@ -150,6 +160,7 @@ class Waiting:
     language: str = "zh-CN"
     category: str | None = None
     channel: str = ""  # sms, webchat, voice...: an agent's capacity may differ per channel
+    voice: bool = False  # a live call (takes the agent's whole capacity)
     offer_id: int | None = None  # the offer that is out, if any
     offered_to: int | None = None
     offer_expires_at: datetime | None = None
@@ -220,7 +231,11 @@ def choose_agent(
     candidates = [
         a
         for a in agents
-        if a.free_for(waiting.channel, now) > 0
+        if (
+            a.takes_call(waiting.channel, now)
+            if waiting.voice
+            else a.free_for(waiting.channel, now) > 0
+        )
         and a.serves(waiting.queue, waiting.language)
         and not _passed_on(a, waiting, now)
     ]
@@ -305,7 +320,9 @@ def plan(
             NewOffer(item.entry_id, item.conversation_id, agent.agent_id, item.queue, expires)
         )
         deadlines.append(expires)
-        by_id[agent.agent_id] = agent.offered(item.channel, 1)
+        by_id[agent.agent_id] = replace(
+            agent.offered(item.channel, 1), on_call=agent.on_call or item.voice
+        )
         last[item.queue] = agent.agent_id
 
     for agent in agents:

@@ -99,6 +99,7 @@ class AgentStateRecord(TypedDict):
     categories: list[str]
     queues: list[str]
     last_contact_at: datetime | None
+    voice: bool  # takes calls
     channel_capacity: dict[str, int] | None  # at most so many at once per channel
 
 

@@ -22,6 +22,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    true,
 )
 
 from callcenter.store.types import UTCDateTime
@@ -217,6 +218,8 @@ calls = Table(
     Column("confidence", Float, nullable=True),
     Column("queue_wait_s", Float, nullable=True),
     Column("talk_s", Float, nullable=True),
+    Column("held_at", UTCDateTime, nullable=True),  # on hold since (the caller hears music)
+    Column("hold_s", Float, nullable=True),  # time on hold, all holds together
     Column("outcome", String(32), nullable=True),
     Column("end_node", String(64), nullable=True),  # the IVR node the call ended at
     UniqueConstraint("channel", "provider_call_id"),
@@ -520,6 +523,8 @@ agent_states = Table(
     Column("categories", JSON, nullable=False),
     Column("queues", JSON, nullable=False),
     Column("last_contact_at", UTCDateTime, nullable=True),
+    # the voice skill: calls are offered only to agents who take them
+    Column("voice", Boolean, nullable=False, default=True, server_default=true()),
     # at most this many at once per channel ({"voice": 1, "webchat": 3}), within capacity
     Column("channel_capacity", JSON, nullable=True),
 )

@@ -12,16 +12,30 @@ fetched by the setup from the npm registry): no CDN, no web font, no inline scri
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 from aiohttp import WSCloseCode, web
 
-from agent_ui import desk, maps, mediation, portal, queues, search, tickets, wallboard
+from agent_ui import (
+    admin,
+    admin_config,
+    desk,
+    maps,
+    mediation,
+    portal,
+    queues,
+    search,
+    tickets,
+    wallboard,
+)
+from agent_ui.admin import second_step_page
 from agent_ui.auth import (
     LANG_COOKIE,
     LOGIN_COOKIE,
+    SECOND_COOKIE,
     SESSION_COOKIE,
     csrf_ok,
     current_session,
@@ -31,10 +45,20 @@ from agent_ui.auth import (
     session_actor,
     set_cookie,
 )
+from agent_ui.common import error_text
 from agent_ui.render import render, setup_templates, ui_locale
 from agent_ui.vendor import VENDOR_DIR, missing
 from agent_ui.ws import StaffHub
-from callcenter.actions.staff import log_in, log_out, set_locale
+from callcenter.actions.staff import (
+    SecondStep,
+    Session,
+    complete_sign_in,
+    log_in,
+    log_out,
+    pending_step,
+    set_locale,
+)
+from callcenter.api.guard import LIMITED, PRIVATE, Limit
 from callcenter.api.http import (
     AUTHENTICATORS,
     Authenticator,
@@ -85,12 +109,28 @@ def setup(app: web.Application, rt: Runtime) -> None:
     app.cleanup_ctx.append(hub_context)
     app.on_shutdown.append(close_staff_sockets)
     app[SITE_PAGES].append(Page("/ui/", "site.staff"))  # on the server's front page
-    # security headers and cookie flags: the server-wide guard (callcenter/api/guard.py)
+    # security headers and cookie flags: the server-wide guard (callcenter/api/guard.py);
+    # the staff pages carry personal data (no-store), and failed sign-ins lock an address
+    security = rt.settings.security
+    if PRIVATE in app:
+        app[PRIVATE].append("/ui/")
+    if LIMITED in app:
+        app[LIMITED].append(
+            Limit(
+                "POST",
+                "/ui/login",
+                "login-ip",
+                security.failed_logins_per_ip,
+                timedelta(minutes=security.window_minutes),
+                frozenset({401, 403}),
+            )
+        )
     r = app.router
     r.add_get("/ui", home)
     r.add_get("/ui/", home)
     r.add_get("/ui/login", login_page)
     r.add_post("/ui/login", login_submit)
+    r.add_post("/ui/login/code", code_submit)
     r.add_post("/ui/logout", logout)
     r.add_post("/ui/lang", switch_language)
     r.add_get("/favicon.ico", favicon)
@@ -141,6 +181,8 @@ def setup(app: web.Application, rt: Runtime) -> None:
     r.add_get("/ui/ws", staff_socket)
     r.add_static("/ui/static/", STATIC, append_version=False)
     mediation.setup(app, rt)
+    admin.setup(app)
+    admin_config.setup(app)
 
 
 async def close_staff_sockets(app: web.Application) -> None:
@@ -216,7 +258,14 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
     except HotlineError as error:
         message = error_body(rt, error, locale)["error"]["message"]
         return await login_page(request, error=message, status=error.status, username=username)
-    target = _safe_next(str(form.get("next", ""))) or HOME.get(session.actor.role, "/ui/")
+    if isinstance(session, SecondStep):
+        return await second_step_page(request, session, next_url=str(form.get("next", "")))
+    return signed_in(request, session, str(form.get("next", "")))
+
+
+def signed_in(request: web.Request, session: Session, next_url: str) -> web.StreamResponse:
+    rt = request.config_dict[RUNTIME]
+    target = _safe_next(next_url) or HOME.get(session.actor.role, "/ui/")
     response = web.Response(status=303, headers={"Location": target})
     set_cookie(
         response,
@@ -226,7 +275,32 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
         max_age=int(rt.settings.staff.session_hours * 3600),
     )
     response.del_cookie(LOGIN_COOKIE, path="/")
+    response.del_cookie(SECOND_COOKIE, path="/")
     return response
+
+
+async def code_submit(request: web.Request) -> web.StreamResponse:
+    """The second step's form. Its cookie is the credential of a right password; a
+    cross-site post cannot know it (SameSite=Lax keeps it off such posts too)."""
+    rt = request.config_dict[RUNTIME]
+    form = await request.post()
+    token = request.cookies.get(SECOND_COOKIE, "")
+    next_url = str(form.get("next", ""))
+    try:
+        session = await complete_sign_in(
+            rt, token, str(form.get("code", ""))[:20], user_agent=request.headers.get("User-Agent")
+        )
+    except HotlineError as error:
+        message = error_text(request, error)
+        step = await pending_step(rt, token)
+        if step is None:
+            response = await login_page(request, error=message, status=error.status)
+            response.del_cookie(SECOND_COOKIE, path="/")
+            return response
+        return await second_step_page(
+            request, step, next_url=next_url, error=message, status=error.status
+        )
+    return signed_in(request, session, next_url)
 
 
 async def logout(request: web.Request) -> web.StreamResponse:

@@ -26,6 +26,7 @@ from callcenter.domain.workflow import Actor
 
 SESSION_COOKIE = "hotline_session"
 LOGIN_COOKIE = "hotline_login_csrf"
+SECOND_COOKIE = "hotline_second_step"  # a right password, waiting for its code
 LANG_COOKIE = "hotline_lang"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 SESSION_KEY: web.RequestKey[Session | None] = web.RequestKey("session", object)  # type: ignore[arg-type]

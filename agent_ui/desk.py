@@ -11,7 +11,6 @@ import json
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import select
 
 from agent_ui.common import (
     DESK,
@@ -32,10 +31,13 @@ from callcenter.domain.ids import parse_id, require_id
 from callcenter.domain.routing import Location
 from callcenter.domain.workflow import Actor, Role, TicketType
 from callcenter.runtime import Runtime
-from callcenter.store.tables import citizens, conversations
+from callcenter.store.records import TicketRecord
 from callcenter.views import (
+    CitizenWithTickets,
     TicketFilter,
     citizen_profile,
+    citizens_sharing_phone,
+    conversation_by_id,
     conversation_messages,
     conversation_view,
     list_tickets,
@@ -81,15 +83,19 @@ async def conversation_context(
     rt = _rt(request)
     locale = ui_locale(request, actor)
     async with rt.db.read() as conn:
-        row = (
-            await conn.execute(select(conversations).where(conversations.c.id == conversation_id))
-        ).first()
+        row = await conversation_by_id(conn, conversation_id)
         if row is None:
             raise await not_found(request, actor)
         items = await conversation_messages(conn, conversation_id)
         profile = await citizen_profile(conn, row.citizen_id)
         agents = await deskviews.agent_rows(conn, rt, locale, rt.clock.now())
+        call = (
+            await deskviews.call_panel(conn, conversation_id, actor=actor)
+            if row.kind == "call"
+            else None
+        )
     return {
+        "call": call,
         "conversation": conversation_view(row),
         "messages": items,
         "citizen": profile,
@@ -143,14 +149,19 @@ async def desk_messages(request: web.Request) -> web.StreamResponse:
     return await render(request, "parts/desk_messages.html", actor, context)
 
 
-async def history_blocks(
-    request: web.Request, actor: Actor, citizen_id: int
-) -> list[dict[str, Any]]:
+class HistoryBlock(CitizenWithTickets):
+    """One record on the desk's history panel; ``same_phone``: another record that gave the
+    citizen's number (not verified, so shown apart)."""
+
+    same_phone: bool
+
+
+async def history_blocks(request: web.Request, actor: Actor, citizen_id: int) -> list[HistoryBlock]:
     """The citizen's record, then other records that gave the same phone number (not
     verified, so shown apart)."""
     rt = _rt(request)
     locale = ui_locale(request, actor)
-    blocks: list[dict[str, Any]] = []
+    blocks: list[HistoryBlock] = []
     async with rt.db.read() as conn:
         profile = await citizen_profile(conn, citizen_id)
         if profile is None:
@@ -158,15 +169,7 @@ async def history_blocks(
         full = await deskviews.holds_citizen(conn, actor, citizen_id)
         ids = [citizen_id]
         if profile["phone"]:
-            others = (
-                await conn.execute(
-                    select(citizens.c.id)
-                    .where(citizens.c.phone == profile["phone"], citizens.c.id != citizen_id)
-                    .order_by(citizens.c.id.desc())
-                    .limit(5)
-                )
-            ).all()
-            ids += [r.id for r in others]
+            ids += await citizens_sharing_phone(conn, citizen_id, profile["phone"], limit=5)
         for index, cid in enumerate(ids):
             p = profile if index == 0 else await citizen_profile(conn, cid)
             if p is None:
@@ -176,9 +179,8 @@ async def history_blocks(
             rows, _ = await list_tickets(
                 conn, rt, TicketFilter(citizen_id=cid), actor=actor, per_page=100, sort="newest"
             )
-            p["tickets"] = [ticket_view(rt, r, locale, actor=actor) for r in rows]
-            p["same_phone"] = index > 0
-            blocks.append(p)
+            views = [ticket_view(rt, r, locale, actor=actor) for r in rows]
+            blocks.append({**p, "tickets": views, "same_phone": index > 0})
     return blocks
 
 
@@ -467,7 +469,7 @@ async def _after_ticket(
     request: web.Request,
     actor: Actor,
     conversation_id: int,
-    ticket: dict[str, Any],
+    ticket: TicketRecord,
     wrap_up: str,
     locale: str,
 ) -> web.Response:

@@ -11,7 +11,6 @@ from typing import Any
 from aiohttp import web
 from shapely.geometry import mapping, shape
 from shapely.ops import unary_union
-from sqlalchemy import select
 
 from agent_ui.common import STAFF, page_handler, require
 from agent_ui.render import render, ui_locale
@@ -19,8 +18,7 @@ from callcenter.api.http import json_response
 from callcenter.api.keys import RUNTIME
 from callcenter.domain.workflow import Role
 from callcenter.runtime import Runtime
-from callcenter.store.tables import grid_cells
-from callcenter.views import TicketFilter, list_tickets, ticket_view
+from callcenter.views import TicketFilter, grid_cell_rows, list_tickets, ticket_view
 
 MAX_POINTS = 2000
 
@@ -45,7 +43,7 @@ async def grid_layer(request: web.Request) -> web.StreamResponse:
     rt: Runtime = request.config_dict[RUNTIME]
     locale = ui_locale(request, actor)
     async with rt.db.read() as conn:
-        rows = (await conn.execute(select(grid_cells).order_by(grid_cells.c.id))).all()
+        rows = await grid_cell_rows(conn)
     directory = rt.directory
     features: list[dict[str, Any]] = []
     by_street: dict[int, list[Any]] = {}

@@ -14,10 +14,9 @@ from aiohttp import web
 
 from agent_ui.auth import current_session, page_actor
 from callcenter.api.keys import RUNTIME
+from callcenter.domain.ids import parse_id
 from callcenter.runtime import Runtime
-from callcenter.store.queries import row_by_id
-from callcenter.store.tables import mediations, tickets
-from callcenter.views import visible_to
+from callcenter.views import mediation_by_id, ticket_by_ref, visible_to
 
 HERE = Path(__file__).parent
 JINJA: web.AppKey[jinja2.Environment] = web.AppKey("mediation_jinja", jinja2.Environment)
@@ -47,8 +46,9 @@ async def mediation_page(request: web.Request) -> web.StreamResponse:
         raise web.HTTPFound("/ui/login?next=" + request.path)
     raw = request.match_info["id"]
     async with rt.db.read() as conn:
-        m = await row_by_id(conn, mediations, int(raw)) if raw.isdigit() else None
-        ticket = await row_by_id(conn, tickets, m.ticket_id) if m else None
+        mediation_id = parse_id(raw)
+        m = await mediation_by_id(conn, mediation_id) if mediation_id else None
+        ticket = await ticket_by_ref(conn, m.ticket_id) if m else None
     if m is None or ticket is None or not (visible_to(actor, ticket) or actor.id == m.mediator_id):
         raise web.HTTPNotFound(text=rt.text("errors.mediation_not_found", actor.locale))
     session = await current_session(request)

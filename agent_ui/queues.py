@@ -13,13 +13,20 @@ from agent_ui.render import render, ui_locale
 from callcenter.actions.tickets import dispatch_tickets
 from callcenter.api.keys import RUNTIME
 from callcenter.domain.ids import require_id
+from callcenter.domain.routing import Department
 from callcenter.domain.workflow import Actor, Role
 from callcenter.runtime import Runtime
-from callcenter.views import TicketFilter, list_tickets, ticket_view
+from callcenter.views import TicketFilter, TicketView, list_tickets, ticket_view
 
 WAITING_STATES = ("new", "returned")
 APPROVERS = SUPERVISORS
 LIST_LIMIT = 200
+
+
+class DispatchItem(TicketView):
+    """A ticket on the dispatch desk, with the department routing suggests (None: the desk)."""
+
+    suggested: Department | None
 
 
 def _rt(request: web.Request) -> Runtime:
@@ -39,12 +46,13 @@ async def dispatch_context(request: web.Request, actor: Actor) -> dict[str, Any]
             sort="oldest",
         )
     now = rt.clock.now()
-    items = [ticket_view(rt, r, locale, actor=actor, now=now) for r in rows]
-    for item in items:
-        routing = item["routing"] or {}
+    items: list[DispatchItem] = []
+    for row in rows:
+        view = ticket_view(rt, row, locale, actor=actor, now=now)
+        routing = view["routing"] or {}
         suggested = routing.get("department_id") if not routing.get("to_desk") else None
         dept = rt.directory.by_id.get(suggested) if suggested is not None else None
-        item["suggested"] = dept
+        items.append({**view, "suggested": dept})
     return {
         "items": items,
         "total": total,

@@ -38,6 +38,17 @@ SCRIPT_TEXTS = ("ui.live.", "ui.time.", "ui.form.", "ui.desk.")
 
 ALL_STAFF = frozenset({Role.AGENT, Role.SUPERVISOR, Role.ADMIN, Role.DEPARTMENT})
 # the header's links, and who may open each page
+# the administrator's pages, behind the one "administration" entry of the header
+ADMIN_NAV: tuple[tuple[str, str], ...] = (
+    ("/ui/admin/staff", "ui.nav.admin"),
+    ("/ui/admin/departments", "ui.nav.departments"),
+    ("/ui/admin/categories", "ui.nav.categories"),
+    ("/ui/admin/calendar", "ui.nav.calendar"),
+    ("/ui/admin/sla", "ui.nav.sla"),
+    ("/ui/admin/queues", "ui.nav.queues"),
+    ("/ui/admin/texts", "ui.nav.texts"),
+    ("/ui/admin/audit", "ui.nav.audit"),
+)
 NAV: tuple[tuple[str, str, frozenset[Role]], ...] = (
     ("/ui/desk", "ui.nav.desk", frozenset({Role.AGENT, Role.SUPERVISOR})),
     ("/ui/dispatch", "ui.nav.dispatch", frozenset({Role.AGENT, Role.SUPERVISOR})),
@@ -50,6 +61,8 @@ NAV: tuple[tuple[str, str, frozenset[Role]], ...] = (
         frozenset({Role.AGENT, Role.SUPERVISOR, Role.ADMIN, Role.DEPARTMENT}),
     ),
     ("/ui/wallboard", "ui.nav.wallboard", frozenset({Role.SUPERVISOR, Role.ADMIN})),
+    ("/ui/admin/", "ui.nav.admin_home", frozenset({Role.ADMIN})),
+    ("/ui/account", "ui.nav.account", ALL_STAFF),
 )
 
 
@@ -166,6 +179,7 @@ async def page_context(
         "zone_note": texts.t("ui.zone_note", zone=zone, offset=utc_offset(rt, now)),
         "nav": [(href, key) for href, key, roles in NAV if actor and actor.role in roles],
         "path": request.path,
+        "admin_nav": ADMIN_NAV if actor and actor.role is Role.ADMIN else (),
         "boot_json": json_island(boot),
         "json_island": json_island,
     }

@@ -35,7 +35,9 @@ from callcenter.domain.privacy import mask_phone
 from callcenter.domain.workflow import Actor, Role, Step
 from callcenter.runtime import Runtime
 from callcenter.views import (
+    Contact,
     TicketFilter,
+    TicketView,
     list_tickets,
     ticket_by_ref,
     ticket_casework,
@@ -79,7 +81,7 @@ STEP_FIELDS: dict[Step, tuple[Field, ...]] = {
 EXTENSION_DECISIONS = (Step.APPROVE_EXTENSION, Step.DENY_EXTENSION)
 
 
-def steps_shown(view: dict[str, Any]) -> list[Step]:
+def steps_shown(view: TicketView) -> list[Step]:
     """The steps worth a form: the workflow's allowed steps, less those a pending (or
     absent) extension request rules out, in the order of ``STEP_FIELDS`` (the usual
     work first: a department sees reply before extension and return)."""
@@ -130,7 +132,22 @@ async def merge_candidates(
     return list(found.values())
 
 
-async def load_view(request: web.Request, actor: Actor) -> tuple[dict[str, Any], list[Any]]:
+class MaskedContact(Contact):
+    masked: bool  # the phone numbers masked: the full ones through the audited view
+
+
+class TicketPage(TicketView):
+    """A ticket as its page shows it: the view, its case work, how to call back (masked),
+    what it was merged into or may repeat, and its mediations."""
+
+    casework: dict[str, list[Any]]
+    contact: MaskedContact | None
+    merged_into_number: str | None
+    merge_candidates: list[dict[str, str]]
+    mediations: list[Any]
+
+
+async def load_view(request: web.Request, actor: Actor) -> tuple[TicketPage, list[Any]]:
     rt: Runtime = request.config_dict[RUNTIME]
     ref = request.match_info["ticket"]
     async with rt.db.read() as conn:
@@ -139,27 +156,31 @@ async def load_view(request: web.Request, actor: Actor) -> tuple[dict[str, Any],
             raise await not_found(request, actor)
         history = await ticket_history(conn, row.id)
         view_locale = ui_locale(request, actor)
-        view = ticket_view(rt, row, view_locale, actor=actor)
-        view["casework"] = await ticket_casework(conn, row.id)
+        ticket = ticket_view(rt, row, view_locale, actor=actor)
         contact = await ticket_contact(conn, row.citizen_id)
         into = await ticket_by_ref(conn, row.merged_into_id) if row.merged_into_id else None
-        view["merged_into_number"] = into.number if into is not None else None
-        view["merge_candidates"] = (
-            await merge_candidates(conn, rt, row, actor, view_locale)
-            if Step.MERGE in steps_shown(view)
-            else []
-        )
-        view["mediations"] = await ticket_mediations(conn, rt, row.id, view_locale)
-    # masked on the page; the full numbers through the audited view (ticket_contact_full)
-    view["contact"] = contact and {
-        **contact,
-        "phones": [mask_phone(p) for p in contact["phones"]],
-        "masked": True,
-    }
+        view: TicketPage = {
+            **ticket,
+            "casework": await ticket_casework(conn, row.id),
+            "merged_into_number": into.number if into is not None else None,
+            "merge_candidates": (
+                await merge_candidates(conn, rt, row, actor, view_locale)
+                if Step.MERGE in steps_shown(ticket)
+                else []
+            ),
+            "mediations": await ticket_mediations(conn, rt, row.id, view_locale),
+            # masked on the page; the full numbers through the audited view
+            # (ticket_contact_full)
+            "contact": (
+                {**contact, "phones": [mask_phone(p) for p in contact["phones"]], "masked": True}
+                if contact
+                else None
+            ),
+        }
     return view, history
 
 
-def sla_clock(rt: Runtime, view: dict[str, Any], locale: str) -> dict[str, str] | None:
+def sla_clock(rt: Runtime, view: TicketView, locale: str) -> dict[str, str] | None:
     """The running clock as a person reads it: what is due, and the working time left
     (clock time for urgent tickets), or how late it is."""
     if view["state"] not in ("dispatched", "accepted"):

@@ -6,8 +6,11 @@ Every browser tab has an **event queue** on the server (Zulip's model). The
 hub puts into it the bus events its user may see and asked for (topics); the
 socket sends them. When the socket drops, the queue keeps collecting for
 ``QUEUE_TTL`` seconds; a reconnect that names it and the last event id it saw
-gets exactly the events after that one. A queue that is gone (expired,
-overflowed, another server) is answered with ``{"type": "refetch"}``: the
+gets exactly the events after that one. A queue this node does not have (the
+page was on another node, or this one restarted) is made again from the bus's
+recent events when the bus keeps them (the Redis bus of several nodes does, see
+``docs/scaling.md``). A queue that is gone for good (expired, overflowed, or
+older than what the bus keeps) is answered with ``{"type": "refetch"}``: the
 page reloads its data through the API and carries on with a new queue.
 
 Frames, server to client (event data schemas in :mod:`callcenter.bus.schemas`): ``hello``,
@@ -43,7 +46,7 @@ import orjson
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from callcenter.api.http import error_body
-from callcenter.bus import Event
+from callcenter.bus import BUS_RESET, Event
 from callcenter.bus import events as ev
 from callcenter.domain.errors import Forbidden, HotlineError
 from callcenter.domain.ids import ascii_int, parse_id
@@ -133,13 +136,25 @@ class ClientQueue:
     detached_at: float | None = None
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     socket: web.WebSocketResponse | None = None
+    newest: int = 0  # the newest event pushed
 
     def push(self, event: Event) -> None:
+        if event.id <= self.newest:  # had already (a resume from the bus, then the feed)
+            return
+        self.newest = event.id
         if len(self.pending) >= QUEUE_MAX:
             self.overflowed = True
             self.pending.clear()
         if not self.overflowed:
             self.pending.append(event)
+        self.wake.set()
+
+    def reset(self) -> None:
+        """The bus lost its events and starts its ids again: refetch, then carry on."""
+        self.pending.clear()
+        self.sent.clear()
+        self.newest = self.evicted_upto = 0
+        self.overflowed = True  # the writer sends the refetch
         self.wake.set()
 
     def mark_sent(self, event: Event) -> None:
@@ -187,6 +202,11 @@ class StaffHub:
     async def _feed(self, subscription: Any) -> None:
         try:
             async for event in subscription:
+                if event.type == BUS_RESET:  # the bus starts its ids again: every page refetches
+                    self.last_event_id = event.id
+                    for queue in list(self.queues.values()):
+                        queue.reset()
+                    continue
                 self.last_event_id = max(self.last_event_id, event.id)
                 for queue in list(self.queues.values()):
                     if wants(queue.actor, queue.topics, event):
@@ -207,12 +227,38 @@ class StaffHub:
         self.queues[queue.id] = queue
         return queue
 
-    def resume(self, queue_id: str, actor: Actor, last_event_id: int) -> ClientQueue | None:
+    async def resume(
+        self, queue_id: str, actor: Actor, topics: set[str], last_event_id: int
+    ) -> ClientQueue | None:
         queue = self.queues.get(queue_id)
-        if queue is None or queue.actor.id != actor.id or not queue.rewind(last_event_id):
-            if queue is not None:
-                del self.queues[queue_id]
+        if queue is not None and queue.actor.id == actor.id and queue.rewind(last_event_id):
+            return queue
+        if queue is not None:
+            del self.queues[queue_id]
+        return await self._resume_from_bus(actor, topics, last_event_id)
+
+    async def _resume_from_bus(
+        self, actor: Actor, topics: set[str], last_event_id: int
+    ) -> ClientQueue | None:
+        """A queue this node never had (the page was on another node, or this node
+        restarted): made again from the bus's recent events, if it still has them all
+        (the Redis bus does; the in-process one keeps none)."""
+        if not topics or last_event_id <= 0:
             return None
+        queue = self.open_queue(actor, topics)  # collects what the feed brings meanwhile
+        queue.newest = last_event_id
+        missed = await self.rt.bus.since(last_event_id)
+        if missed is None:
+            del self.queues[queue.id]
+            return None
+        fed = list(queue.pending)
+        queue.pending.clear()
+        queue.newest = last_event_id
+        for event in sorted([*missed, *fed], key=lambda e: e.id):
+            if wants(actor, topics, event):
+                queue.push(event)
+            else:
+                queue.newest = max(queue.newest, event.id)
         return queue
 
     async def handle(self, request: web.Request, actor: Actor) -> web.StreamResponse:
@@ -222,7 +268,9 @@ class StaffHub:
         queue_id = request.query.get("queue_id")
         raw_last = request.query.get("last_event_id", "")
         last = ascii_int(raw_last) or 0
-        queue = self.resume(queue_id, actor, last) if queue_id else None
+        queue = (
+            await self.resume(queue_id, actor, topics or {"tickets"}, last) if queue_id else None
+        )
         resumed = queue is not None
         if queue is None:
             queue = self.open_queue(actor, topics or {"tickets"})

@@ -300,6 +300,9 @@ def main() -> None:
             CALLCENTER_ACD__DEFAULT_CAPACITY=str(math.ceil(args.chats / args.agents)),
             CALLCENTER_INTAKE__ACKNOWLEDGE_QUEUED="false",
             CALLCENTER_ACD__AWAY_ON_MISSED_OFFER="false",
+            # every simulated citizen connects from 127.0.0.1: the per-address limit on
+            # chat connections (security.chat_connections_per_ip) would refuse the load
+            CALLCENTER_SECURITY__CHAT_CONNECTIONS_PER_IP=str(2 * args.chats + 100),
         )
         if args.database_url:
             env["CALLCENTER_DATABASE_URL"] = args.database_url

@@ -1,5 +1,6 @@
 """The operators' commands for data: ``backup``, ``restore`` (SQLite; PostgreSQL has
-``pg_dump``) and ``privacy`` (a citizen's export and erasure, the retention run).
+``pg_dump``), ``privacy`` (a citizen's export and erasure, the retention run) and
+``config`` (the whole configuration exported to, or imported from, one JSON file).
 
 Kept beside :mod:`callcenter.cli`, which adds them with :func:`add_commands`.
 """
@@ -111,7 +112,56 @@ def cmd_privacy(args: argparse.Namespace) -> int:
     return asyncio.run(run())
 
 
+def cmd_config(args: argparse.Namespace) -> int:
+    import json
+
+    from callcenter.actions.configuration import export_configuration, import_configuration
+    from callcenter.actions.operations import operator
+    from callcenter.api.http import error_body
+    from callcenter.bootstrap import close_runtime, open_runtime
+    from callcenter.domain.errors import HotlineError
+
+    settings = _settings()
+
+    async def run() -> int:
+        rt = await open_runtime(settings, start_jobs=False)
+        try:
+            if args.config_command == "export":
+                text = json.dumps(await export_configuration(rt), ensure_ascii=False, indent=2)
+                if args.output:
+                    await asyncio.to_thread(Path(args.output).write_text, text + "\n", "utf-8")
+                else:
+                    print(text)
+                return 0
+            try:
+                raw = await asyncio.to_thread(Path(args.file).read_text, "utf-8")
+                document = json.loads(raw)
+            except (OSError, UnicodeDecodeError, ValueError) as exc:
+                print(f"{args.file}: {exc}", file=sys.stderr)
+                return 2
+            counts = await import_configuration(rt, document, actor=operator())
+            print(json.dumps(counts))
+            return 0
+        except HotlineError as error:
+            locale = rt.catalog.default_locale
+            print(error_body(rt, error, locale)["error"]["message"], file=sys.stderr)
+            return 2
+        finally:
+            await close_runtime(rt)
+
+    return asyncio.run(run())
+
+
 def add_commands(sub: Any) -> None:
+    config = sub.add_parser("config", help="the whole configuration as one JSON file")
+    config_sub = config.add_subparsers(dest="config_command", required=True)
+    export_config = config_sub.add_parser("export", help="write departments, categories...")
+    export_config.add_argument("--output", help="write the JSON to this file")
+    export_config.set_defaults(func=cmd_config)
+    import_config = config_sub.add_parser("import", help="apply a file (checked whole first)")
+    import_config.add_argument("file")
+    import_config.set_defaults(func=cmd_config)
+
     backup = sub.add_parser("backup", help="copy the live SQLite database to a new file")
     backup.add_argument("target", help="the backup file to write (must not exist)")
     backup.set_defaults(func=cmd_backup)

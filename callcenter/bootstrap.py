@@ -25,7 +25,7 @@ from callcenter.api import create_api
 from callcenter.api.guard import setup_guard
 from callcenter.api.http import error_middleware
 from callcenter.api.keys import RUNTIME, SETTINGS, SITE_PAGES
-from callcenter.bus import MemoryBus
+from callcenter.bus import EventBus, MemoryBus
 from callcenter.channel import Channel, ChannelRegistry
 from callcenter.clock import Clock, SystemClock, make_random
 from callcenter.config import Settings
@@ -35,8 +35,10 @@ from callcenter.domain.sla import SlaPolicy
 from callcenter.foreground import Foreground
 from callcenter.i18n import Catalog
 from callcenter.jobs.executor import InProcessDriver, JobRegistry, JobRunner
+from callcenter.lease import lease_for
 from callcenter.media.proxy import setup_media_routes
 from callcenter.media.service import MediaService
+from callcenter.ops import setup_ops
 from callcenter.ports import Page
 from callcenter.runtime import Runtime
 from callcenter.store.db import Database
@@ -97,7 +99,7 @@ def build_runtime(
         catalog=Catalog.core(settings.default_locale),
         calendar=calendar,
         sla=SlaPolicy(calendar, settings.sla),
-        bus=MemoryBus(),
+        bus=make_bus(settings),
         jobs=registry,
         channels=ChannelRegistry(),
         quiet_hours=QuietHours.parse(settings.notify.quiet_hours, settings.timezone),
@@ -117,6 +119,19 @@ def build_runtime(
     if settings.mediation.transcribe:
         rt.extras[TRANSCRIBER] = _lazy_transcriber(rt)
     return rt
+
+
+def make_bus(settings: Settings) -> EventBus:
+    """In this process alone, or through Redis for several nodes (``redis_url``)."""
+    if not settings.redis_url:
+        return MemoryBus()
+    from callcenter.bus.redis_bus import RedisBus
+
+    return RedisBus(
+        settings.redis_url,
+        key=f"{settings.redis_prefix}:events",
+        max_events=settings.bus_max_events,
+    )
 
 
 def _without_yielding_stand_ins(classes: list[type[Channel]]) -> list[type[Channel]]:
@@ -188,6 +203,7 @@ async def start_runtime(
             )
     await rt.reload_directory()
     await rt.bus.start()
+    rt.watch_directory()
     for channel in rt.channels:
         if channel.listens and not listen:
             continue
@@ -200,14 +216,33 @@ async def start_runtime(
         # so every node of a cluster may do it
         await privacy.schedule_retention(rt)
     if start_jobs and rt.settings.acd.enabled:
-        rt.acd = AcdDriver(rt)
+        rt.acd = AcdDriver(
+            rt,
+            lease=lease_for(
+                rt.settings.redis_url, rt.settings.redis_prefix, "acd", AcdDriver.LEASE_SECONDS
+            ),
+        )
         await rt.acd.start()
-    if start_jobs and rt.settings.jobs.driver == "inprocess":
-        # the inbox is background work like the jobs: where they run, it runs
+    driver = rt.settings.jobs.driver
+    if start_jobs and driver in ("inprocess", "celery"):
+        # the inbox is background work like the jobs: where they run (or are relayed
+        # to Celery from), it runs; several nodes share it (SKIP LOCKED)
         await inbox(rt).start()
         assert rt.runner is not None
-        rt.driver = InProcessDriver(rt.runner)
-        await rt.driver.start()
+        if driver == "celery":
+            await start_relay(rt)
+        else:
+            rt.driver = InProcessDriver(rt.runner)
+            await rt.driver.start()
+
+
+async def start_relay(rt: Runtime) -> None:
+    """Hand this process's due jobs to Celery (``jobs.driver = "celery"``)."""
+    from callcenter.jobs.celery_driver import CeleryRelay, make_celery  # only when asked for
+
+    assert rt.runner is not None
+    rt.driver = CeleryRelay(rt.runner, make_celery(rt.settings))
+    await rt.driver.start()
 
 
 async def open_runtime(
@@ -234,8 +269,12 @@ async def close_runtime(rt: Runtime) -> None:
             await channel.shutdown()
         except Exception:
             log.exception("channel %s did not shut down cleanly", channel.name)
+        shared = getattr(channel, "shared_pacer", None)  # SmsChannel's, with redis_url
+        if shared is not None:
+            await shared.close()
     if rt.media is not None:
         await rt.media.stop()
+    await rt.stop_watching_directory()
     await rt.bus.stop()
     await rt.db.dispose()
 
@@ -271,6 +310,7 @@ def create_app(
     app.router.add_get("/", _index)
     # innermost, so that the other middlewares see its answers like any other
     app.middlewares.append(error_middleware)
+    setup_ops(app, rt)  # /ready, /metrics, and the request counts (outermost)
     return app
 
 

@@ -14,7 +14,9 @@ the class declares what the core needs to know of it:
   checked when the server starts (a wrong value is a clear error then, not a
   surprise later); the checked values are ``self.config``;
 - ``strings_dir``: its texts in both languages (``<locale>.json``);
-- ``setup_web``: its routes (webhooks, pages), and ``pages``: the public
+- ``setup_web``: its routes (webhooks, pages), and what the server-wide guard
+  needs to know of them (:mod:`callcenter.api.guard`: pages other sites may
+  frame, private areas, routes limited per address); ``pages``: the public
   pages the server's front page lists;
 - ``access``: the ways in it opens and who may use them.
 
@@ -56,6 +58,7 @@ from callcenter.ports import (  # noqa: F401  (adapters import them from here)
     SendResult,
 )
 from callcenter.runtime import Runtime
+from callcenter.shared_pacing import SharedPacer
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -179,6 +182,12 @@ class SmsChannel(Channel):
         rate = config.rate_segments_per_second
         rate = rate if rate is not None else self.default_rate
         self.pacer = SendPacer(float(rate)) if rate is not None else None
+        # with several processes, one budget per sender for all of them (Redis)
+        self.shared_pacer: SharedPacer | None = None
+        if rate is not None and rt.settings.redis_url:
+            self.shared_pacer = SharedPacer(
+                rt.settings.redis_url, f"{rt.settings.redis_prefix}:pace:{self.name}", float(rate)
+            )
 
     def phone_address(self, raw: str) -> str:
         """A number as the sender wrote it, in E.164 (InvalidInput ``invalid_phone`` if not one)."""
@@ -214,11 +223,19 @@ class SmsChannel(Channel):
             return body
         return fit(body, self.max_segments)
 
-    def pace(self, sender: str, segments: int) -> None:
-        """Take ``segments`` from the sender's budget, or defer the job until there is room."""
+    async def pace(self, sender: str, segments: int) -> None:
+        """Take ``segments`` from the sender's budget, or defer the job until there is room.
+
+        The budget is every process's with Redis (:mod:`callcenter.shared_pacing`), this
+        process's alone without it, or while Redis does not answer."""
         if self.pacer is None:
             return
-        wait = self.pacer.reserve(sender, segments, self.rt.clock.now())
+        now = self.rt.clock.now()
+        wait = None
+        if self.shared_pacer is not None:
+            wait = await self.shared_pacer.reserve(sender, segments, now)
+        if wait is None:
+            wait = self.pacer.reserve(sender, segments, now)
         if wait > 0:
             raise DeliveryError(
                 f"sender {sender} is at its send rate", retry_after=wait, count_attempt=False

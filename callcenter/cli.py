@@ -14,7 +14,9 @@ from callcenter.config import Settings
 
 SERVER_URL_FILE = "server-url"  # where `serve` says where it is, for the other commands
 # commands that open an existing database (``migrate`` makes it; ``media`` needs none)
-NEEDS_DATABASE = frozenset({"serve", "demo-data", "simulate", "audit", "worker", "jobs", "inbox"})
+NEEDS_DATABASE = frozenset(
+    {"serve", "demo-data", "simulate", "audit", "worker", "jobs", "inbox", "staff", "config"}
+)
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -106,12 +108,10 @@ def _safe(url: str) -> str:
 
 
 def cmd_demo_data(args: argparse.Namespace) -> int:
-    from sqlalchemy import func, select
-
     from callcenter.bootstrap import close_runtime, open_runtime
     from callcenter.clock import ManualClock, SystemClock
     from callcenter.demo import load_demo
-    from callcenter.store.tables import departments
+    from callcenter.views import department_count
 
     settings = _settings(args)
 
@@ -120,7 +120,7 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
         rt = await open_runtime(settings, clock=clock, seed=args.seed, start_jobs=False)
         try:
             async with rt.db.read() as conn:
-                existing = await conn.scalar(select(func.count()).select_from(departments))
+                existing = await department_count(conn)
             if existing:
                 print("demo data: the directory is not empty; nothing loaded")
                 return 0
@@ -223,25 +223,12 @@ def cmd_simulate_sms(args: argparse.Namespace) -> int:
 async def _print_outbox(
     rt: Any, limit: int, only: int | None = None, after: int | None = None
 ) -> None:
-    from sqlalchemy import select
-
-    from callcenter.store.tables import conversations, messages
+    from callcenter.views import outbound_messages
 
     if limit <= 0:
         return
-    query = (
-        select(messages, conversations.c.address)
-        .join(conversations, conversations.c.id == messages.c.conversation_id)
-        .where(messages.c.direction == "out")
-        .order_by(messages.c.id.desc())
-        .limit(limit)
-    )
-    if only is not None:
-        query = query.where(messages.c.conversation_id == only)
-    if after is not None:
-        query = query.where(messages.c.id > after)
     async with rt.db.read() as conn:
-        rows = (await conn.execute(query)).all()
+        rows = await outbound_messages(conn, limit=limit, conversation_id=only, after=after)
     for row in reversed(rows):
         print(
             f"outbound      #{row.id} to {row.address} [{row.status}] via {row.channel} "
@@ -299,6 +286,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from callcenter.bootstrap import close_runtime, open_runtime
 
     settings = _settings(args)
+    if args.celery:
+        return _celery_worker(settings, args.celery_args)
 
     async def run() -> int:
         rt = await open_runtime(settings, start_jobs=True)
@@ -314,11 +303,27 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return asyncio.run(run())
 
 
-def cmd_jobs(args: argparse.Namespace) -> int:
-    from sqlalchemy import select
+def _celery_worker(settings: Settings, extra: list[str]) -> int:
+    """A Celery worker on the jobs' queue (docs/scaling.md); ``extra`` goes to Celery."""
+    from callcenter.celery_app import app  # its own settings, with jobs.driver = "celery"
 
+    argv = [
+        "worker",
+        "--loglevel=INFO",
+        "--pool=threads",  # the jobs wait on the network: one runtime, several at once
+        f"--concurrency={settings.jobs.concurrency}",
+        "-Q",
+        settings.jobs.celery_queue,
+        *[a for a in extra if a != "--"],
+    ]
+    print("callcenter worker: running jobs from Celery", flush=True)
+    app.worker_main(argv)
+    return 0
+
+
+def cmd_jobs(args: argparse.Namespace) -> int:
     from callcenter.store.db import Database
-    from callcenter.store.tables import jobs
+    from callcenter.views import recent_jobs
 
     settings = _settings(args)
 
@@ -335,10 +340,7 @@ def cmd_jobs(args: argparse.Namespace) -> int:
                 print("requeued" if done else "no dead job with that id")
                 return 0 if done else 1
             async with db.read() as conn:
-                query = select(jobs).order_by(jobs.c.id.desc()).limit(args.limit)
-                if args.state:
-                    query = query.where(jobs.c.state == args.state)
-                rows = (await conn.execute(query)).all()
+                rows = await recent_jobs(conn, state=args.state, limit=args.limit)
             for row in rows:
                 print(
                     f"#{row.id:<6} {row.state:9} {row.kind:22} attempts={row.attempts}/"
@@ -354,12 +356,10 @@ def cmd_jobs(args: argparse.Namespace) -> int:
 
 def cmd_inbox(args: argparse.Namespace) -> int:
     """How many inbound texts wait, and put failed ones back in line."""
-    from sqlalchemy import func, select
-
     from callcenter.actions.operations import operator, requeue_failed_texts
     from callcenter.clock import SystemClock
     from callcenter.store.db import Database
-    from callcenter.store.tables import inbox as inbox_table
+    from callcenter.views import failed_texts, inbox_counts
 
     settings = _settings(args)
 
@@ -371,20 +371,8 @@ def cmd_inbox(args: argparse.Namespace) -> int:
                 print(f"requeued {again}")
                 return 0
             async with db.read() as conn:
-                counts = (
-                    await conn.execute(
-                        select(inbox_table.c.state, func.count()).group_by(inbox_table.c.state)
-                    )
-                ).all()
-                failed = (
-                    await conn.execute(
-                        select(inbox_table)
-                        .where(inbox_table.c.state == "failed")
-                        .order_by(inbox_table.c.id)
-                        .limit(args.limit)
-                    )
-                ).all()
-            by_state: dict[str, int] = {state: n for state, n in counts}
+                by_state = await inbox_counts(conn)
+                failed = await failed_texts(conn, limit=args.limit)
             print(" ".join(f"{s}={by_state.get(s, 0)}" for s in ("pending", "done", "failed")))
             for row in failed:
                 print(
@@ -437,6 +425,14 @@ def build_parser() -> argparse.ArgumentParser:
     verify.set_defaults(func=cmd_audit_verify)
 
     worker = sub.add_parser("worker", help="run the job executor without the web server")
+    worker.add_argument(
+        "--celery",
+        action="store_true",
+        help="take jobs from Celery (jobs.broker_url or redis_url) instead of the table",
+    )
+    worker.add_argument(
+        "celery_args", nargs=argparse.REMAINDER, help="after --: more Celery worker options"
+    )
     worker.set_defaults(func=cmd_worker)
 
     jobs_parser = sub.add_parser("jobs", help="look at and retry jobs")
@@ -465,7 +461,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     from callcenter.admin_cli import add_commands
 
-    add_commands(sub)  # backup, restore, privacy
+    add_commands(sub)  # backup, restore, privacy, config
+    from callcenter.staff_cli import add_commands as add_staff_commands
+
+    add_staff_commands(sub)  # staff add / passwd / list
     return parser
 
 

@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -127,6 +127,24 @@ class JobSettings(BaseModel):
     gap_max_wait_ms: float = Field(default=300, ge=0)
     busy_ms: float = Field(default=100, ge=0)
     busy_concurrency: int = Field(default=1, ge=1)
+    # driver = "celery" (docs/scaling.md): the broker (default: redis_url; "amqp://..." for
+    # RabbitMQ), its queue, how long the broker waits for an unacknowledged task before it
+    # hands it out again (longer than any job), and how long a job handed to the broker
+    # and taken by no worker waits before the relay hands it over again
+    broker_url: str | None = None
+    celery_queue: str = "callcenter"
+    visibility_timeout_seconds: float = Field(default=3600, gt=0)
+    resend_seconds: float = Field(default=300, gt=0)
+    relay_batch: int = Field(default=500, ge=1)
+
+    @model_validator(mode="after")
+    def _visibility_outlasts_a_job(self) -> JobSettings:
+        if self.visibility_timeout_seconds <= self.lease_seconds:
+            raise ValueError(
+                "jobs.visibility_timeout_seconds must be longer than jobs.lease_seconds: "
+                "the broker would hand a task out again while a worker still runs it"
+            )
+        return self
 
 
 class VoiceSettings(BaseModel):
@@ -160,6 +178,12 @@ class VoiceSettings(BaseModel):
     average_handling_seconds: float = Field(default=180, gt=0)
     serving_agents: int = Field(default=1, ge=1)
     hold_announce_seconds: float = Field(default=30, gt=0)
+    # where an agent's softphone (Janus's SIP plugin) reaches the hotline's SIP side to be
+    # bridged to a caller: "sip:{user}@host:port"; empty: the sip channel's host and port
+    agent_sip: str = ""
+    # record calls with agents (both sides, one stereo file, on the conversation); the
+    # caller hears voice.call_recorded before being connected
+    record_calls: bool = False
     max_hold_seconds: float = Field(default=600, gt=0)
     max_record_seconds: float = Field(default=30, gt=0, le=300)
     # a caller that sends no RTP at all for this long is a dead line: the call is ended
@@ -220,6 +244,12 @@ class StaffSettings(BaseModel):
     max_failures: int = Field(default=5, ge=1)
     failure_window_minutes: float = Field(default=15, gt=0)
     lockout_minutes: float = Field(default=15, gt=0)
+    # roles that must sign in with a second factor (TOTP); others may turn it on
+    two_factor_roles: list[str] = ["admin", "supervisor"]
+    # how long an invitation's or a reset's one-time set-password link stays good
+    link_hours: float = Field(default=72, gt=0)
+    # the second step of a sign-in (the code, or enrolling an app) must follow within
+    second_step_minutes: float = Field(default=10, gt=0)
 
 
 class KpiSettings(BaseModel):
@@ -344,6 +374,13 @@ class MediationSettings(BaseModel):
     max_video_bitrate: int = Field(default=256_000, ge=64_000)
 
 
+class OpsSettings(BaseModel):
+    """``/ready`` and ``/metrics`` (``callcenter/ops.py``, ``docs/scaling.md``)."""
+
+    # a bearer token that lets others than this machine read them (a Prometheus elsewhere)
+    metrics_token: str | None = None
+
+
 class Settings(BaseSettings):
     """Everything the hotline can be told. See ``docs/deployment.md``."""
 
@@ -354,6 +391,10 @@ class Settings(BaseSettings):
     data_dir: Path = Path("data")
     database_url: str | None = None
     redis_url: str | None = None
+    # with redis_url: the live events go through a Redis Stream of this many recent
+    # events (a page reconnecting with an older id refetches), under keys with this prefix
+    redis_prefix: str = "callcenter"
+    bus_max_events: int = Field(default=100_000, ge=100)
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
     public_url: str | None = None
@@ -361,6 +402,9 @@ class Settings(BaseSettings):
     default_locale: Locale = "zh-CN"
     default_region: str = "CN"
     hotline_number: str = "12345"
+    # how often each process looks whether an administrator changed the configuration
+    # (categories, calendar, texts...) in another process, and reloads it
+    config_poll_seconds: float = Field(default=2.0, gt=0)
     channels: list[str] = ["channels.simulated:SimulatedSms", "channels.webchat:WebChat"]
     # web front ends mounted on the server, each "package.module:function" called with the app
     ui: list[str] = ["agent_ui.app:setup", "agent_ui.rooms.app:setup"]
@@ -382,6 +426,7 @@ class Settings(BaseSettings):
     # benchmarks and throwaway demos only; see docs/deployment.md)
     sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
     security: SecuritySettings = SecuritySettings()
+    ops: OpsSettings = OpsSettings()
     privacy: PrivacySettings = PrivacySettings()
 
     @field_validator("timezone")

@@ -11,7 +11,7 @@ citizen (:func:`holds_citizen`, :func:`citizen_for`), as on the rest of the desk
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, TypedDict
 
 from sqlalchemy import exists, select
 
@@ -27,11 +27,87 @@ from callcenter.queueing import (
 )
 from callcenter.runtime import Runtime
 from callcenter.store.db import Conn
-from callcenter.store.tables import citizens, conversations, users
-from callcenter.views import conversation_view
+from callcenter.store.tables import calls, citizens, conversations, messages, users
+from callcenter.views import CitizenProfile, ConversationView, conversation_view
 
 
-async def agent_rows(conn: Conn, rt: Runtime, locale: str, now: datetime) -> list[dict[str, Any]]:
+class AgentRow(TypedDict):
+    """An agent as the ACD page and ``GET /api/acd/agents`` show them."""
+
+    agent_id: int
+    name: str
+    role: str
+    presence: str
+    presence_label: str
+    state: str
+    state_label: str
+    presence_since: datetime
+    wrap_up_until: datetime | None
+    capacity: int
+    active: int
+    pending: int
+    contacts_today: int
+    languages: list[str]
+    categories: list[str]
+    queues: list[str]
+    voice: bool  # takes calls
+
+
+class OfferRow(TypedDict):
+    id: int
+    conversation_id: int
+    queue: str
+    channel: str
+    address: str | None  # the citizen's address, masked
+    kind: str  # the conversation's kind (a call or text)
+    state: str
+    created_at: datetime
+    expires_at: datetime
+
+
+class HeldConversation(ConversationView):
+    citizen_name: str | None
+
+
+class AssignedConversation(HeldConversation):
+    agent_name: str
+    kind: str
+
+
+class WaitingRow(TypedDict):
+    """A conversation waiting for an agent, with its place in line."""
+
+    entry_id: int
+    conversation_id: int
+    queue: str
+    channel: str
+    address: str | None  # the citizen's address, masked
+    language: str
+    category: str | None
+    queued_at: datetime
+    waited_seconds: float
+    position: int
+    offered_to: int | None
+    citizen_name: str | None
+
+
+class Choice(TypedDict):
+    code: str
+    label: str
+
+
+class CannedReply(Choice):
+    text: str
+
+
+class DeskOptions(TypedDict):
+    queues: list[Choice]
+    wrap_up_codes: list[Choice]
+    canned_replies: list[CannedReply]
+    presence: list[Choice]
+
+
+async def agent_rows(conn: Conn, rt: Runtime, locale: str, now: datetime) -> list[AgentRow]:
     """Every agent with presence, state, load and skills, by id."""
     views = await agent_views(conn, rt, now)
     names = {
@@ -39,7 +115,7 @@ async def agent_rows(conn: Conn, rt: Runtime, locale: str, now: datetime) -> lis
         for r in (await conn.execute(select(users.c.id, users.c.display_name, users.c.role)))
     }
     label = rt.catalog.label
-    out = []
+    out: list[AgentRow] = []
     for v in sorted(views, key=lambda a: a.agent_id):
         presence = v.presence_at(now).value
         state = v.state(now)
@@ -62,12 +138,13 @@ async def agent_rows(conn: Conn, rt: Runtime, locale: str, now: datetime) -> lis
                 "languages": sorted(v.languages),
                 "categories": sorted(v.categories),
                 "queues": sorted(v.queues),
+                "voice": v.voice,
             }
         )
     return out
 
 
-async def my_offers(conn: Conn, agent_id: int | None) -> list[dict[str, Any]]:
+async def my_offers(conn: Conn, agent_id: int | None) -> list[OfferRow]:
     return [
         {
             "id": o.id,
@@ -78,12 +155,13 @@ async def my_offers(conn: Conn, agent_id: int | None) -> list[dict[str, Any]]:
             "state": o.state,
             "created_at": o.created_at,
             "expires_at": o.expires_at,
+            "kind": o.kind,
         }
         for o in await pending_offers(conn, agent_id)
     ]
 
 
-async def held(conn: Conn, agent_id: int | None) -> list[dict[str, Any]]:
+async def held(conn: Conn, agent_id: int | None) -> list[HeldConversation]:
     """The conversations an agent holds (an open stay in a queue with them)."""
     return [
         {**_masked(conversation_view(r)), "citizen_name": r.citizen_name}
@@ -91,7 +169,7 @@ async def held(conn: Conn, agent_id: int | None) -> list[dict[str, Any]]:
     ]
 
 
-async def waiting_rows(conn: Conn, rt: Runtime, now: datetime) -> list[dict[str, Any]]:
+async def waiting_rows(conn: Conn, rt: Runtime, now: datetime) -> list[WaitingRow]:
     """Conversations waiting for an agent, longest wait first, with their place in line."""
     items = await waiting_entries(conn)
     places = spots(rt, items)
@@ -117,7 +195,7 @@ async def waiting_rows(conn: Conn, rt: Runtime, now: datetime) -> list[dict[str,
     ]
 
 
-def desk_options(rt: Runtime, locale: str) -> dict[str, Any]:
+def desk_options(rt: Runtime, locale: str) -> DeskOptions:
     """Queues, wrap-up codes, canned replies and presence states, in ``locale``."""
     return {
         "queues": [
@@ -143,7 +221,7 @@ def desk_options(rt: Runtime, locale: str) -> dict[str, Any]:
     }
 
 
-async def assigned_conversations(conn: Conn, limit: int = 200) -> list[dict[str, Any]]:
+async def assigned_conversations(conn: Conn, limit: int = 200) -> list[AssignedConversation]:
     """Conversations agents hold now, with whom (for a supervisor who may take one over)."""
     rows = (
         await conn.execute(
@@ -164,12 +242,13 @@ async def assigned_conversations(conn: Conn, limit: int = 200) -> list[dict[str,
             **_masked(conversation_view(r)),
             "citizen_name": r.citizen_name,
             "agent_name": r.agent_name,
+            "kind": r.kind,
         }
         for r in rows
     ]
 
 
-def _masked(conversation: dict[str, Any]) -> dict[str, Any]:
+def _masked(conversation: ConversationView) -> ConversationView:
     return {**conversation, "address": mask_phone(conversation["address"])}
 
 
@@ -197,14 +276,14 @@ def holds_conversation(actor: Actor | None, conversation: Any) -> bool:
     )
 
 
-def conversation_for(actor: Actor | None, conversation: Any) -> dict[str, Any]:
+def conversation_for(actor: Actor | None, conversation: Any) -> ConversationView:
     """A conversation as ``actor`` may see it: the address in full for the agent who holds
     it, masked for everyone else."""
     view = conversation_view(conversation)
     return view if holds_conversation(actor, conversation) else _masked(view)
 
 
-async def citizen_for(conn: Conn, actor: Actor | None, profile: dict[str, Any]) -> dict[str, Any]:
+async def citizen_for(conn: Conn, actor: Actor | None, profile: CitizenProfile) -> CitizenProfile:
     """A citizen's profile (:func:`callcenter.views.citizen_profile`) as ``actor`` may see
     it: numbers in full for the agent who holds a conversation with them, else masked
     (their number, their identities, their conversations' addresses, their calls')."""
@@ -217,3 +296,71 @@ async def citizen_for(conn: Conn, actor: Actor | None, profile: dict[str, Any]) 
         "conversations": [_masked(c) for c in profile["conversations"]],
         "calls": [{**c, "from_number": mask_phone(c["from_number"])} for c in profile["calls"]],
     }
+
+
+async def call_panel(
+    conn: Conn, conversation_id: int, *, actor: Actor | None = None
+) -> dict[str, Any] | None:
+    """What the softphone shows with a call: the caller's number (in full for the agent
+    who holds a conversation with the caller, else masked), the IVR's path, keys and
+    transcript, the wait, whether it is on hold, and the caller's earlier conversations."""
+    row = (
+        await conn.execute(
+            select(calls, conversations.c.citizen_id, conversations.c.locale)
+            .join(conversations, conversations.c.id == calls.c.conversation_id)
+            .where(calls.c.conversation_id == conversation_id)
+        )
+    ).first()
+    if row is None:
+        return None
+    earlier = (
+        await conn.execute(
+            select(
+                conversations.c.id,
+                conversations.c.channel,
+                conversations.c.kind,
+                conversations.c.state,
+                conversations.c.created_at,
+                conversations.c.ticket_id,
+            )
+            .where(
+                conversations.c.citizen_id == row.citizen_id,
+                conversations.c.id != conversation_id,
+            )
+            .order_by(conversations.c.id.desc())
+            .limit(20)
+        )
+    ).all()
+    said = (
+        await conn.execute(
+            select(messages.c.body)
+            .where(messages.c.conversation_id == conversation_id, messages.c.kind == "transcript")
+            .order_by(messages.c.id)
+        )
+    ).scalars()
+    caller = row.from_number
+    if not await holds_citizen(conn, actor, row.citizen_id):
+        caller = mask_phone(caller)
+    return {
+        "call_id": row.id,
+        "conversation_id": conversation_id,
+        "caller": caller,
+        "locale": row.locale,
+        "path": list(row.path or []),
+        "dtmf": row.dtmf,
+        "transcript": row.transcript or "\n".join(said) or None,
+        "queue_wait_s": row.queue_wait_s,
+        "agent_answered_at": row.agent_answered_at,
+        "on_hold": row.held_at is not None,
+        "hold_s": row.hold_s,
+        "outcome": row.outcome,
+        "ended": row.ended_at is not None,
+        "history": [dict(r._asdict()) for r in earlier],
+    }
+
+
+async def conversation_exists(conn: Conn, conversation_id: int) -> bool:
+    found = await conn.execute(
+        select(conversations.c.id).where(conversations.c.id == conversation_id)
+    )
+    return found.first() is not None

@@ -28,7 +28,7 @@ class Inbound:
     """One inbound text, as an adapter hands it over."""
 
     channel: str
-    identity_kind: str  # phone | telegram | web | email | open311
+    identity_kind: str  # "phone", or the kind its channel declares (Channel.identity_kind)
     address: str  # the citizen's address on the channel (E.164 for phone channels)
     body: str
     provider_id: str | None = None

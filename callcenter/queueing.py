@@ -21,6 +21,7 @@ from sqlalchemy import bindparam, func, select
 
 from callcenter.domain.acd import AgentView, Presence, QueueRule, Strategy, Waiting, positions
 from callcenter.runtime import Runtime
+from callcenter.store.db import Reader
 from callcenter.store.tables import (
     agent_states,
     citizens,
@@ -75,7 +76,7 @@ def spots(rt: Runtime, waiting: list[Waiting]) -> dict[int, QueueSpot]:
     return result
 
 
-async def queue_spots(conn: Any, rt: Runtime) -> dict[int, QueueSpot]:
+async def queue_spots(conn: Reader, rt: Runtime) -> dict[int, QueueSpot]:
     """Every waiting conversation's spot, by conversation id."""
     return spots(rt, await waiting_entries(conn))
 
@@ -103,7 +104,7 @@ _AHEAD = _IN_QUEUE.where(
 )
 
 
-async def spot_of(conn: Any, rt: Runtime, conversation_id: int) -> QueueSpot | None:
+async def spot_of(conn: Reader, rt: Runtime, conversation_id: int) -> QueueSpot | None:
     """One conversation's spot (None when it does not wait), with two counts."""
     mine = (await conn.execute(_MINE, {"conversation_id": conversation_id})).first()
     if mine is None:
@@ -130,7 +131,7 @@ def local_midnight(rt: Runtime, now: datetime) -> datetime:
     return local.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
-async def agent_views(conn: Any, rt: Runtime, now: datetime) -> list[AgentView]:
+async def agent_views(conn: Reader, rt: Runtime, now: datetime) -> list[AgentView]:
     """Every agent with a presence row, with what they hold, are offered and took today."""
     rows = (
         await conn.execute(
@@ -157,6 +158,43 @@ async def agent_views(conn: Any, rt: Runtime, now: datetime) -> list[AgentView]:
             )
         ).all()
     )
+    on_call = set(
+        (
+            await conn.execute(
+                select(queue_entries.c.agent_id)
+                .join(conversations, conversations.c.id == queue_entries.c.conversation_id)
+                .where(
+                    queue_entries.c.ended_at.is_(None),
+                    queue_entries.c.agent_id.is_not(None),
+                    conversations.c.kind == "call",
+                )
+            )
+        ).scalars()
+    ) | set(
+        (
+            await conn.execute(
+                select(offers.c.agent_id)
+                .join(conversations, conversations.c.id == offers.c.conversation_id)
+                .where(offers.c.state == "pending", conversations.c.kind == "call")
+            )
+        ).scalars()
+    )
+    load: dict[int, dict[str, int]] = {}
+    if any(r.channel_capacity for r in rows):  # only then is the count per channel needed
+        held = await conn.execute(
+            select(queue_entries.c.agent_id, queue_entries.c.channel, func.count())
+            .where(queue_entries.c.ended_at.is_(None), queue_entries.c.agent_id.is_not(None))
+            .group_by(queue_entries.c.agent_id, queue_entries.c.channel)
+        )
+        offered = await conn.execute(
+            select(offers.c.agent_id, queue_entries.c.channel, func.count())
+            .join(queue_entries, queue_entries.c.id == offers.c.entry_id)
+            .where(offers.c.state == "pending")
+            .group_by(offers.c.agent_id, queue_entries.c.channel)
+        )
+        for agent_id, channel, n in [*held.all(), *offered.all()]:
+            per = load.setdefault(agent_id, {})
+            per[channel] = per.get(channel, 0) + int(n)
     today = dict(
         (
             await conn.execute(
@@ -180,16 +218,21 @@ async def agent_views(conn: Any, rt: Runtime, now: datetime) -> list[AgentView]:
             languages=frozenset(r.languages or ()),
             categories=frozenset(r.categories or ()),
             queues=frozenset(r.queues or ()),
+            voice=bool(r.voice),
+            on_call=r.user_id in on_call,
+            channel_capacity=tuple(sorted((r.channel_capacity or {}).items())),
+            channel_load=tuple(sorted(load.get(r.user_id, {}).items())),
         )
         for r in rows
     ]
 
 
-async def waiting_entries(conn: Any) -> list[Waiting]:
+async def waiting_entries(conn: Reader) -> list[Waiting]:
     """Open stays in a queue without an agent, with their pending offer and who declined."""
     rows = (
         await conn.execute(
-            select(queue_entries)
+            select(queue_entries, (conversations.c.kind == "call").label("voice"))
+            .join(conversations, conversations.c.id == queue_entries.c.conversation_id)
             .where(queue_entries.c.ended_at.is_(None), queue_entries.c.agent_id.is_(None))
             .order_by(queue_entries.c.queued_at, queue_entries.c.id)
         )
@@ -233,6 +276,8 @@ async def waiting_entries(conn: Any) -> list[Waiting]:
                 queued_at=r.queued_at,
                 language=r.language,
                 category=r.category,
+                voice=bool(r.voice),
+                channel=r.channel,
                 offer_id=offer.id if offer else None,
                 offered_to=offer.agent_id if offer else None,
                 offer_expires_at=offer.expires_at if offer else None,
@@ -243,7 +288,7 @@ async def waiting_entries(conn: Any) -> list[Waiting]:
     return result
 
 
-async def last_agents(conn: Any) -> dict[str, int]:
+async def last_agents(conn: Reader) -> dict[str, int]:
     """The agent each queue offered to last (for round robin)."""
     latest = select(func.max(offers.c.id)).group_by(offers.c.queue).scalar_subquery()
     rows = (
@@ -275,19 +320,21 @@ def rule_of(rt: Runtime, queue: str | None) -> QueueRule:
 # --- what the desk shows ---------------------------------------------------------------
 
 
-async def staff_names(conn: Any) -> dict[int, Any]:
+async def staff_names(conn: Reader) -> dict[int, Any]:
     """Every user's display name and role, by id (for the agents' list)."""
     rows = await conn.execute(select(users.c.id, users.c.display_name, users.c.role))
     return {r.id: r for r in rows}
 
 
-async def pending_offers(conn: Any, agent_id: int | None) -> list[Any]:
+async def pending_offers(conn: Reader, agent_id: int | None) -> list[Any]:
     """The offers an agent has not answered yet, oldest first, with the conversation's
-    channel and address (the citizen's number: the desk shows it masked)."""
+    channel, kind and address (the citizen's number: the desk shows it masked)."""
     return list(
         (
             await conn.execute(
-                select(offers, conversations.c.channel, conversations.c.address)
+                select(
+                    offers, conversations.c.channel, conversations.c.kind, conversations.c.address
+                )
                 .join(conversations, conversations.c.id == offers.c.conversation_id)
                 .where(offers.c.agent_id == agent_id, offers.c.state == "pending")
                 .order_by(offers.c.id)
@@ -296,7 +343,7 @@ async def pending_offers(conn: Any, agent_id: int | None) -> list[Any]:
     )
 
 
-async def held_conversations(conn: Any, agent_id: int | None) -> list[Any]:
+async def held_conversations(conn: Reader, agent_id: int | None) -> list[Any]:
     """The conversations an agent holds (an open stay with them), with the citizen's name."""
     open_stays = select(queue_entries.c.conversation_id).where(
         queue_entries.c.agent_id == agent_id, queue_entries.c.ended_at.is_(None)
@@ -313,7 +360,7 @@ async def held_conversations(conn: Any, agent_id: int | None) -> list[Any]:
     )
 
 
-async def waiting_contacts(conn: Any, waiting: list[Waiting]) -> dict[int, Any]:
+async def waiting_contacts(conn: Reader, waiting: list[Waiting]) -> dict[int, Any]:
     """The channel, the address and the citizen's name of each waiting conversation, by
     its id."""
     if not waiting:

@@ -33,6 +33,7 @@ from callcenter.domain.workflow import Ticket
 from callcenter.queueing import agent_views, waiting_entries
 from callcenter.runtime import Runtime
 from callcenter.store.db import Conn
+from callcenter.store.queries import local_bucket
 from callcenter.store.tables import (
     audit_events,
     calls,
@@ -370,6 +371,54 @@ async def wallboard(conn: Conn, rt: Runtime, locale: str) -> dict[str, Any]:
         ],
         "overdue_total": sum(overdue.values()),
         "mediations": await _mediations_now(conn, rt, now),
+        "calls": await _calls_now(conn, rt, now, today, waiting),
+    }
+
+
+async def _calls_now(
+    conn: Conn, rt: Runtime, now: datetime, today: datetime, waiting: Sequence[Any]
+) -> dict[str, Any]:
+    """Calls apart from text, for the wall: waiting, talking, on hold, the longest wait,
+    and today's service level (calls an agent answered within the service-level time,
+    of the calls that waited for one)."""
+    queued = [w for w in waiting if w.voice]
+    held = (
+        await conn.execute(
+            select(calls.c.held_at)
+            .join(conversations, conversations.c.id == calls.c.conversation_id)
+            .where(
+                conversations.c.kind == "call",
+                conversations.c.state == "assigned",
+                calls.c.ended_at.is_(None),
+            )
+        )
+    ).all()
+    on_hold = sum(1 for r in held if r.held_at is not None)
+    limit = rt.settings.kpi.service_level_seconds
+    waited, in_time = (
+        await conn.execute(
+            select(
+                func.count(),
+                func.count(
+                    case(
+                        (
+                            calls.c.agent_answered_at.is_not(None)
+                            & (calls.c.queue_wait_s <= limit),
+                            1,
+                        )
+                    )
+                ),
+            ).where(calls.c.queued_at >= today)
+        )
+    ).one()
+    return {
+        "waiting": len(queued),
+        "talking": len(held) - on_hold,
+        "on_hold": on_hold,
+        "longest_wait_seconds": (
+            max((now - w.queued_at).total_seconds() for w in queued) if queued else 0
+        ),
+        "service_level": (int(in_time) / int(waited)) if waited else None,
     }
 
 
@@ -552,18 +601,8 @@ __all__ = ["Ratio", "department_summary", "kpi_report", "period", "wallboard"]
 
 def _local_bucket(rt: Runtime, conn: Conn, column: Any, *, hour: bool = False) -> Any:
     """``column`` as its local day (``YYYY-MM-DD``) or hour (``HH``), in the database."""
-    if _dialect(conn) == "postgresql":
-        return func.to_char(
-            func.timezone(rt.settings.timezone, column), "HH24" if hour else "YYYY-MM-DD"
-        )
     offset = rt.local(rt.clock.now()).utcoffset() or timedelta()
-    shift = f"{int(offset.total_seconds() // 60):+d} minutes"
-    return func.strftime("%H" if hour else "%Y-%m-%d", column, shift)
-
-
-def _dialect(conn: Conn) -> str:
-    sync = getattr(conn, "sync", None) or getattr(conn, "sync_connection", None)
-    return str(sync.dialect.name) if sync is not None else "sqlite"
+    return local_bucket(rt.db, column, zone=rt.settings.timezone, offset=offset, hour=hour)
 
 
 # past days' buckets do not change (a ticket opened, closed or replied on a past day

@@ -9,11 +9,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypedDict
 
-from sqlalchemy import and_, case, func, literal_column, or_, select
+from sqlalchemy import and_, case, func, or_, select
 
-from callcenter.domain.errors import InvalidInput
+from callcenter.domain.errors import InvalidInput, NotFound
 from callcenter.domain.ids import parse_id
 from callcenter.domain.routing import Location, RoutingDecision, classify, route
 from callcenter.domain.textsearch import narrowest, query_terms, search_pattern
@@ -27,7 +27,8 @@ from callcenter.domain.workflow import (
     allowed_steps,
 )
 from callcenter.runtime import Runtime
-from callcenter.store.db import Conn
+from callcenter.store.db import Conn, Reader
+from callcenter.store.queries import rarely_true
 from callcenter.store.tables import (
     attachments,
     audit_events,
@@ -35,10 +36,16 @@ from callcenter.store.tables import (
     citizen_identities,
     citizens,
     conversations,
+    departments,
+    grid_cells,
+    inbox,
+    jobs,
+    mediation_parties,
     mediation_recordings,
     mediations,
     messages,
     surveys,
+    throttles,
     ticket_notes,
     ticket_terms,
     tickets,
@@ -53,7 +60,7 @@ def visible_to(actor: Actor | None, row: Any) -> bool:
     return actor.department_id is not None and row.department_id == actor.department_id
 
 
-async def ticket_by_ref(conn: Any, ref: int | str) -> Any:
+async def ticket_by_ref(conn: Reader, ref: int | str) -> Any:
     """A ticket by id or by number (``20261127-0042``), or None."""
     text = str(ref)[:40]
     query = select(tickets)
@@ -65,14 +72,153 @@ async def ticket_by_ref(conn: Any, ref: int | str) -> Any:
     return (await conn.execute(query)).first()
 
 
-def department_ref(rt: Runtime, dept_id: int | None, locale: str) -> dict[str, Any] | None:
+class DepartmentRef(TypedDict):
+    id: int
+    code: str
+    kind: str
+    name: str
+
+
+class CategoryRef(TypedDict):
+    id: int
+    code: str
+    name: str
+
+
+class TicketLocation(TypedDict):
+    address: str | None
+    lat: float | None
+    lon: float | None
+    grid_cell: str | None
+    street: DepartmentRef | None
+    district: DepartmentRef | None
+
+
+class ExtensionRequest(TypedDict):
+    days: int
+    reason: str | None
+
+
+class TicketView(TypedDict):
+    """A ticket as the API answers it and the pages show it (:func:`ticket_view`)."""
+
+    id: int
+    number: str
+    type: str
+    type_label: str
+    priority: str
+    state: str
+    state_label: str
+    category: CategoryRef | None
+    title: str
+    description: str
+    citizen_id: int | None
+    conversation_id: int | None
+    origin_channel: str
+    locale: str
+    location: TicketLocation
+    department: DepartmentRef | None
+    routing: dict[str, Any] | None
+    routing_explanation: str
+    created_at: datetime
+    updated_at: datetime
+    dispatched_at: datetime | None
+    sign_due_at: datetime | None
+    accepted_at: datetime | None
+    due_at: datetime | None
+    replied_at: datetime | None
+    closed_at: datetime | None
+    reply: str | None
+    closure: str | None
+    light: str | None
+    sign_light: str | None
+    handle_light: str | None
+    extension_days: int
+    extension_request: ExtensionRequest | None
+    return_count: int
+    reopen_count: int
+    urge_count: int
+    supervised: bool
+    merged_into_id: int | None
+    last_reason: str | None
+    version: int
+    allowed_steps: list[str]
+
+
+class HistoryActor(TypedDict):
+    id: int | None
+    role: str
+    name: str
+
+
+class HistoryEntry(TypedDict):
+    """One audit event of a ticket, as its history shows it."""
+
+    seq: int
+    at: datetime
+    action: str
+    actor: HistoryActor
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+    details: dict[str, Any] | None
+
+
+class TicketDetail(TicketView):
+    """A ticket with its history (``GET /api/tickets/{ticket}``)."""
+
+    history: list[HistoryEntry]
+
+
+class ConversationView(TypedDict):
+    """A conversation as the API and the desk's live events carry it."""
+
+    id: int
+    citizen_id: int
+    channel: str
+    address: str
+    state: str
+    queue: str | None
+    agent_id: int | None
+    ticket_id: int | None
+    locale: str
+    created_at: datetime
+    updated_at: datetime
+    queued_at: datetime | None
+    closed_at: datetime | None
+    last_message_at: datetime | None
+
+
+class MessageView(TypedDict):
+    """A message as the API, the desk and the web chat carry it."""
+
+    id: int
+    conversation_id: int | None
+    channel: str
+    direction: str
+    body: str
+    status: str
+    kind: str
+    provider_id: str | None
+    author_id: int | None
+    error: str | None
+    created_at: datetime
+    sent_at: datetime | None
+
+
+class ConversationDetail(ConversationView):
+    """A conversation with all its messages (``GET /api/conversations/{id}``)."""
+
+    messages: list[MessageView]
+
+
+def department_ref(rt: Runtime, dept_id: int | None, locale: str) -> DepartmentRef | None:
     dept = rt.directory.by_id.get(dept_id) if dept_id is not None else None
     if dept is None:
         return None
     return {"id": dept.id, "code": dept.code, "kind": dept.kind, "name": dept.name(locale)}
 
 
-def category_ref(rt: Runtime, category_id: int | None, locale: str) -> dict[str, Any] | None:
+def category_ref(rt: Runtime, category_id: int | None, locale: str) -> CategoryRef | None:
     category = rt.directory.category_by_id.get(category_id) if category_id is not None else None
     if category is None:
         return None
@@ -103,7 +249,7 @@ def explain_routing(rt: Runtime, routing: dict[str, Any] | None, locale: str) ->
 
 def ticket_view(
     rt: Runtime, row: Any, locale: str, *, actor: Actor | None = None, now: datetime | None = None
-) -> dict[str, Any]:
+) -> TicketView:
     now = now or rt.clock.now()
     ticket = Ticket.from_row(row)
     label = rt.catalog.label
@@ -204,9 +350,9 @@ def _rare(rt: Runtime, condition: Any, states: Sequence[str]) -> Any:
     """Open states are a small share of a year's tickets: said to SQLite's planner (which
     has no statistics of skew), so that it seeks them rather than walking an ordered index.
     PostgreSQL's planner knows it from its statistics."""
-    if not rt.db.is_sqlite or FINAL_STATE_VALUES & set(states):
+    if FINAL_STATE_VALUES & set(states):
         return condition
-    return func.likelihood(condition, literal_column("0.02"))
+    return rarely_true(rt.db, condition)
 
 
 def _ticket_conditions(
@@ -436,7 +582,25 @@ async def list_tickets(
     return list(rows), int(total or 0)
 
 
-async def ticket_history(conn: Conn, ticket_id: int) -> list[dict[str, Any]]:
+async def ticket_detail(
+    rt: Runtime,
+    ref: int | str,
+    *,
+    actor: Actor | None,
+    locale: str,
+    check_visible: bool = True,
+) -> TicketDetail:
+    """A ticket with its history, as the API answers it (after a step too: a department
+    that just returned a ticket no longer sees it, but sees what it did)."""
+    async with rt.db.read() as conn:
+        row = await ticket_by_ref(conn, ref)
+        if row is None or (check_visible and not visible_to(actor, row)):
+            raise NotFound("ticket_not_found", ticket=str(ref))
+        history = await ticket_history(conn, row.id)
+    return {**ticket_view(rt, row, locale, actor=actor), "history": history}
+
+
+async def ticket_history(conn: Conn, ticket_id: int) -> list[HistoryEntry]:
     rows = (
         await conn.execute(
             select(audit_events)
@@ -458,7 +622,7 @@ async def ticket_history(conn: Conn, ticket_id: int) -> list[dict[str, Any]]:
     ]
 
 
-def conversation_view(row: Any) -> dict[str, Any]:
+def conversation_view(row: Any) -> ConversationView:
     return {
         "id": row.id,
         "citizen_id": row.citizen_id,
@@ -477,7 +641,7 @@ def conversation_view(row: Any) -> dict[str, Any]:
     }
 
 
-def message_view(row: Any) -> dict[str, Any]:
+def message_view(row: Any) -> MessageView:
     return {
         "id": row.id,
         "conversation_id": row.conversation_id,
@@ -526,7 +690,49 @@ async def latest_conversation(conn: Conn, channel: str, kind: str, address: str)
     ).first()
 
 
-async def citizen_profile(conn: Conn, citizen_id: int) -> dict[str, Any] | None:
+class Identity(TypedDict):
+    kind: str
+    value: str
+
+
+class CallSummary(TypedDict):
+    id: int
+    conversation_id: int
+    from_number: str | None
+    started_at: datetime
+    ended_at: datetime | None
+    transcript: str | None
+    outcome: str | None
+
+
+class CitizenProfile(TypedDict):
+    """A citizen with their identities, conversations and calls (the desk, the API)."""
+
+    id: int
+    name: str | None
+    phone: str | None
+    locale: str
+    created_at: datetime
+    identities: list[Identity]
+    conversations: list[ConversationView]
+    calls: list[CallSummary]
+
+
+class CitizenWithTickets(CitizenProfile):
+    """A citizen's profile and their tickets, newest first (``GET /api/citizens/{id}``)."""
+
+    tickets: list[TicketView]
+
+
+class Contact(TypedDict):
+    """How to call a ticket's citizen back."""
+
+    name: str | None
+    phones: list[str]
+    locale: str
+
+
+async def citizen_profile(conn: Conn, citizen_id: int) -> CitizenProfile | None:
     citizen = (await conn.execute(select(citizens).where(citizens.c.id == citizen_id))).first()
     if citizen is None:
         return None
@@ -575,7 +781,7 @@ async def citizen_profile(conn: Conn, citizen_id: int) -> dict[str, Any] | None:
     }
 
 
-async def citizen_ticket(conn: Any, citizen_id: int, number: str) -> Any:
+async def citizen_ticket(conn: Reader, citizen_id: int, number: str) -> Any:
     """A ticket by number, only if it is this citizen's (for status questions)."""
     return (
         await conn.execute(
@@ -701,7 +907,7 @@ async def ticket_mediations(conn: Conn, rt: Runtime, ticket_id: int, locale: str
     ]
 
 
-async def ticket_contact(conn: Conn, citizen_id: int | None) -> dict[str, Any] | None:
+async def ticket_contact(conn: Conn, citizen_id: int | None) -> Contact | None:
     """How to call the citizen back: name and phone numbers (for staff of the ticket)."""
     if citizen_id is None:
         return None
@@ -802,3 +1008,139 @@ async def survey_waiting_for_answer(conn: Conn, ticket_id: int) -> int | None:
         .limit(1)
     )
     return int(found) if found is not None else None
+
+
+async def provider_ids_recorded(conn: Conn, channel: str, provider_ids: list[str]) -> set[str]:
+    """Which of the provider's message ids a channel's messages already carry."""
+    rows = await conn.execute(
+        select(messages.c.provider_id).where(
+            messages.c.channel == channel, messages.c.provider_id.in_(provider_ids)
+        )
+    )
+    return {str(found) for found in rows.scalars()}
+
+
+async def citizens_sharing_phone(
+    conn: Conn, citizen_id: int, phone: str, *, limit: int
+) -> list[int]:
+    """Other citizens with the same phone number, newest first (the same person, likely)."""
+    rows = await conn.execute(
+        select(citizens.c.id)
+        .where(citizens.c.phone == phone, citizens.c.id != citizen_id)
+        .order_by(citizens.c.id.desc())
+        .limit(limit)
+    )
+    return [int(found) for found in rows.scalars()]
+
+
+async def grid_cell_rows(conn: Conn) -> list[Any]:
+    """Every grid cell with its polygon, in id order (the map and ``GET /api/grid``)."""
+    return list((await conn.execute(select(grid_cells).order_by(grid_cells.c.id))).all())
+
+
+async def mediation_by_id(conn: Conn, mediation_id: int) -> Any:
+    return (await conn.execute(select(mediations).where(mediations.c.id == mediation_id))).first()
+
+
+async def mediation_party_by_id(conn: Conn, party_id: int) -> Any:
+    return (
+        await conn.execute(select(mediation_parties).where(mediation_parties.c.id == party_id))
+    ).first()
+
+
+async def user_by_token_hash(conn: Conn, hashed: str) -> Any:
+    """The member of staff whose API token hashes to ``hashed``, if any."""
+    return (await conn.execute(select(users).where(users.c.token_hash == hashed))).first()
+
+
+async def user_by_id(conn: Conn, user_id: int) -> Any:
+    return (await conn.execute(select(users).where(users.c.id == user_id))).first()
+
+
+async def throttle_by_key(conn: Reader, key: str) -> Any:
+    """A rate limit's counter (``throttles``), if it was ever counted."""
+    return (await conn.execute(select(throttles).where(throttles.c.key == key))).first()
+
+
+async def job_counts(conn: Conn) -> dict[str, int]:
+    """How many jobs are in each state."""
+    rows = await conn.execute(select(jobs.c.state, func.count()).group_by(jobs.c.state))
+    return {str(state): int(count) for state, count in rows.all()}
+
+
+async def recent_jobs(conn: Conn, *, state: str | None, limit: int) -> list[Any]:
+    """The newest jobs (in ``state``, if named), for the operator's ``callcenter jobs``."""
+    query = select(jobs).order_by(jobs.c.id.desc()).limit(limit)
+    if state:
+        query = query.where(jobs.c.state == state)
+    return list((await conn.execute(query)).all())
+
+
+async def inbox_counts(conn: Conn) -> dict[str, int]:
+    """How many inbound texts the inbox holds in each state."""
+    rows = await conn.execute(select(inbox.c.state, func.count()).group_by(inbox.c.state))
+    return {str(state): int(count) for state, count in rows.all()}
+
+
+async def failed_texts(conn: Conn, *, limit: int) -> list[Any]:
+    """Inbound texts whose handling failed, oldest first (``callcenter inbox``)."""
+    query = select(inbox).where(inbox.c.state == "failed").order_by(inbox.c.id).limit(limit)
+    return list((await conn.execute(query)).all())
+
+
+async def mediation_recordings_of(conn: Conn, mediation_id: int) -> list[Any]:
+    query = select(mediation_recordings).where(mediation_recordings.c.mediation_id == mediation_id)
+    return list((await conn.execute(query)).all())
+
+
+async def mediation_recording_by_id(conn: Conn, recording_id: int) -> Any:
+    query = select(mediation_recordings).where(mediation_recordings.c.id == recording_id)
+    return (await conn.execute(query)).first()
+
+
+async def mediation_list(
+    conn: Conn,
+    *,
+    states: Sequence[str] | None,
+    of_department: bool,
+    department_id: int | None,
+    mediator_id: int | None,
+) -> list[Any]:
+    """Mediations (with their ticket's number and department), soonest first, at most 200:
+    in ``states`` if given; ``of_department``: only the tickets of ``department_id`` and
+    the cases ``mediator_id`` mediates."""
+    query = select(mediations, tickets.c.number, tickets.c.department_id).join(
+        tickets, tickets.c.id == mediations.c.ticket_id
+    )
+    if states is not None:
+        query = query.where(mediations.c.state.in_(list(states)))
+    if of_department:
+        query = query.where(
+            (tickets.c.department_id == department_id) | (mediations.c.mediator_id == mediator_id)
+        )
+    query = query.order_by(mediations.c.scheduled_at, mediations.c.id).limit(200)
+    return list((await conn.execute(query)).all())
+
+
+async def department_count(conn: Conn) -> int:
+    """How many departments the directory holds (none: a fresh database)."""
+    return int(await conn.scalar(select(func.count()).select_from(departments)) or 0)
+
+
+async def outbound_messages(
+    conn: Conn, *, limit: int, conversation_id: int | None = None, after: int | None = None
+) -> list[Any]:
+    """The newest outbound messages to citizens (with the address), newest first: of one
+    conversation if named, after message id ``after`` if given."""
+    query = (
+        select(messages, conversations.c.address)
+        .join(conversations, conversations.c.id == messages.c.conversation_id)
+        .where(messages.c.direction == "out")
+        .order_by(messages.c.id.desc())
+        .limit(limit)
+    )
+    if conversation_id is not None:
+        query = query.where(messages.c.conversation_id == conversation_id)
+    if after is not None:
+        query = query.where(messages.c.id > after)
+    return list((await conn.execute(query)).all())

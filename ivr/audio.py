@@ -71,6 +71,33 @@ def write_wav(path: Path, s16: bytes, rate: int = RATE) -> None:
         out.writeframes(s16)
 
 
+def mix_s16(a: bytes, b: bytes) -> bytes:
+    """Two 16-bit tracks played together (the shorter padded with silence), clipped."""
+    x = np.frombuffer(a, dtype="<i2").astype(np.int32)
+    y = np.frombuffer(b, dtype="<i2").astype(np.int32)
+    n = max(len(x), len(y))
+    out = np.zeros(n, dtype=np.int32)
+    out[: len(x)] += x
+    out[: len(y)] += y
+    return np.clip(out, -32768, 32767).astype("<i2").tobytes()
+
+
+def write_stereo_wav(path: Path, left: bytes, right: bytes, rate: int = RATE) -> None:
+    """Two 16-bit mono tracks as one stereo file (the shorter padded with silence)."""
+    a = np.frombuffer(left, dtype="<i2")
+    b = np.frombuffer(right, dtype="<i2")
+    n = max(len(a), len(b))
+    frames = np.zeros((n, 2), dtype="<i2")
+    frames[: len(a), 0] = a
+    frames[: len(b), 1] = b
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(2)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(frames.tobytes())
+
+
 def read_wav(path: Path) -> tuple[bytes, int]:
     """16-bit mono samples and their rate."""
     with wave.open(str(path), "rb") as source:
@@ -117,3 +144,25 @@ def g711_to_s16(data: bytes, codec: str) -> bytes:
     """Decode PCMU ("ulaw") or PCMA ("alaw") payload to 16-bit samples, at full precision."""
     table = ULAW if codec == "ulaw" else ALAW
     return table[np.frombuffer(data, dtype=np.uint8)].tobytes()
+
+
+# the hold tune's notes (Hz): a pentatonic phrase, none near the tones tests listen for
+HOLD_NOTES = (523.25, 659.25, 783.99, 880.0, 783.99, 659.25, 587.33, 659.25)
+
+
+@lru_cache(maxsize=4)
+def hold_music(seconds: float = 8.0, note_s: float = 0.5) -> bytes:
+    """Music for a caller on hold: 8 kHz 16-bit, a soft tune of sine notes with a short
+    fade in and out of each (no clicks), looped to ``seconds``. Made here, so the
+    hotline needs no music file; ``voice.hold_music`` may name a WAV to play instead."""
+    per_note = int(note_s * RATE)
+    t = np.arange(per_note) / RATE
+    fade = np.minimum(1.0, np.minimum(t, note_s - t) / 0.03)
+    notes = [
+        np.sin(2 * np.pi * hz * t) * fade * 0.5 + np.sin(4 * np.pi * hz * t) * fade * 0.1
+        for hz in HOLD_NOTES
+    ]
+    phrase = np.concatenate(notes)
+    count = int(seconds * RATE)
+    tune = np.resize(phrase, count) * 6000
+    return tune.astype("<i2").tobytes()

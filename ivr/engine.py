@@ -32,7 +32,7 @@ from ivr.spoken import spoken_code, spoken_date, spoken_number, spoken_phone
 
 log = logging.getLogger(__name__)
 
-ExpectKind = Literal["digits", "speech", "record", "hold", "hangup"]
+ExpectKind = Literal["digits", "speech", "record", "hold", "bridge", "hangup"]
 
 
 @dataclass(frozen=True)
@@ -71,6 +71,7 @@ class Reply:
     confidence: float | None = None
     recording: str | None = None
     seconds: float | None = None
+    lost: bool = False  # bridge: the agent's leg dropped while the caller stayed on
 
 
 @dataclass
@@ -554,7 +555,25 @@ class Engine:
 
     # --- queue ---------------------------------------------------------------------------
 
+    async def _agent_answered(self, session: Session) -> bool:
+        link = await call_actions.call_link(self.rt, session.call.call_id)
+        if link is None or link.state != "assigned" or link.agent_id is None:
+            return False
+        session.vars["agent_id"] = link.agent_id
+        return True
+
+    def _bridge_turn(self, session: Session, says: list[Say]) -> Turn:
+        """An agent took the call: tell the caller, then the transport bridges them."""
+        session.phase = "bridged"
+        says = [*says, self.say(session, "queue_connecting")]
+        if self.rt.settings.voice.record_calls and not session.vars.get("told_recorded"):
+            session.vars["told_recorded"] = True
+            says.append(self.say(session, "call_recorded"))
+        return Turn(says, Expect("bridge", language=session.locale))
+
     async def _hold_turn(self, session: Session, node: Any, says: list[Say]) -> Turn:
+        if await self._agent_answered(session):
+            return self._bridge_turn(session, says)
         spot = await queue_spot(self.rt, session.vars["queued_conversation"])
         if spot is not None:
             says = [
@@ -587,6 +606,24 @@ class Engine:
         return await self._hold_turn(session, node, says)
 
     async def _reply_queue(self, session: Session, node: Any, reply: Reply) -> Turn:
+        if session.phase == "bridged":  # the bridge to the agent is over
+            session.phase = ""
+            bridged_to = session.vars.get("agent_id")
+            link = await call_actions.call_link(self.rt, session.call.call_id)
+            if link is not None and not link.ended and link.outcome != "completed":
+                if link.state == "queued":  # transferred to a queue: the caller waits there
+                    session.hold_since = self.rt.clock.now()
+                    return await self._hold_turn(session, node, [self.say(session, "queue_hold")])
+                if link.state == "assigned" and link.agent_id != bridged_to:
+                    session.vars["agent_id"] = link.agent_id  # transferred to another agent
+                    return self._bridge_turn(session, [])
+            if reply.lost and await call_actions.agent_lost(self.rt, session.call.call_id):
+                session.hold_since = self.rt.clock.now()
+                return await self._hold_turn(session, node, [self.say(session, "queue_agent_lost")])
+            session.finished = True
+            return Turn([self.say(session, "goodbye")], Expect("hangup"))
+        if await self._agent_answered(session):
+            return self._bridge_turn(session, [])
         key = reply.digits[:1]
         if key:
             self._press(session, key)

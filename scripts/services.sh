@@ -34,6 +34,23 @@ ensure_postgres() {
   as_root su postgres -c "psql -q -c \"ALTER USER postgres PASSWORD 'postgres'\""
 }
 
+# Redis on 127.0.0.1:6379 for the scale-out tests (the Celery broker, the live events'
+# streams): a server already there is used as it is; otherwise Debian's is installed
+# and started.
+REDIS_URL="redis://127.0.0.1:6379"
+ensure_redis() {
+  if command -v redis-cli >/dev/null && redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
+    return 0
+  fi
+  apt_install redis-server
+  as_root service redis-server start || as_root redis-server --daemonize yes --bind 127.0.0.1
+  for _ in $(seq 1 30); do
+    redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && return 0
+    sleep 1
+  done
+  redis-cli -h 127.0.0.1 -p 6379 ping
+}
+
 # The voice tests' real peers and tools: sipp (Debian's sip-tester) places calls,
 # baresip is a second SIP client, kamailio a registrar; espeak-ng and sox make and
 # convert speech; pocketsphinx-testdata has human recordings for the speech tests.

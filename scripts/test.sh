@@ -8,11 +8,13 @@ source scripts/services.sh
 
 bash scripts/setup-python.sh test
 ensure_postgres
+ensure_redis
 ensure_voice_tools
 ensure_chromium
 ensure_media_tools
 
 export CALLCENTER_TEST_POSTGRES_URL=${CALLCENTER_TEST_POSTGRES_URL:-$PG_URL}
+export CALLCENTER_TEST_REDIS_URL=${CALLCENTER_TEST_REDIS_URL:-$REDIS_URL}
 echo "== ruff"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .

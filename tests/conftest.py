@@ -33,6 +33,8 @@ PG_ADMIN_URL = os.environ.get(
     "CALLCENTER_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 )
 SKIP_PG = os.environ.get("CALLCENTER_TEST_SKIP_POSTGRES") == "1"
+REDIS_ADMIN_URL = os.environ.get("CALLCENTER_TEST_REDIS_URL", "redis://127.0.0.1:6379")
+SKIP_REDIS = os.environ.get("CALLCENTER_TEST_SKIP_REDIS") == "1"
 
 # Friday 27 November 2026, 10:00 in Shanghai: a working day, within working hours
 T0 = datetime(2026, 11, 27, 2, 0, tzinfo=UTC)
@@ -71,6 +73,31 @@ def postgres_url() -> Iterator[str]:
     _run(admin(f'DROP DATABASE "{name}" WITH (FORCE)'))
 
 
+@pytest.fixture
+def redis_url() -> Iterator[str]:
+    """The real Redis (the test command starts it), its database 9.
+
+    Each test names its own Celery queue and stream keys (:func:`redis_names`), so that
+    tests running at once on one server do not meet."""
+    if SKIP_REDIS:
+        pytest.skip("CALLCENTER_TEST_SKIP_REDIS=1")
+    import redis
+
+    url = REDIS_ADMIN_URL.rstrip("/") + "/9"
+    client = redis.Redis.from_url(url)
+    try:
+        client.ping()
+    except redis.ConnectionError as error:
+        pytest.fail(f"Redis is needed at {url} (scripts/test.sh starts it): {error}")
+    client.close()
+    yield url
+
+
+def redis_names() -> str:
+    """A prefix for the keys and the queue of one test."""
+    return f"test-{uuid.uuid4().hex[:10]}"
+
+
 async def reset_postgres(url: str) -> None:
     engine = null_pool_engine(url)
     names = ", ".join(f'"{t.name}"' for t in metadata.sorted_tables)
@@ -79,6 +106,8 @@ async def reset_postgres(url: str) -> None:
         await conn.execute(
             text(f"INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, '{'0' * 64}')")
         )
+        # the one row the migration puts there, as in a freshly migrated database
+        await conn.execute(text("INSERT INTO config_version (id, version) VALUES (1, 0)"))
     await engine.dispose()
 
 
@@ -109,6 +138,9 @@ def make_settings(tmp_path: Path, database_url: str, **overrides: Any) -> Settin
         "channels": ["channels.simulated:SimulatedSms"],
         "jobs": {"driver": "none"},
         "media": {"janus": "off"},  # the media tests start their own (tests/media)
+        # the demo city's staff sign in with a password alone, except in the tests of
+        # two-factor sign-in (tests/integration/test_two_factor.py), which ask for it
+        "staff": {"two_factor_roles": []},
     }
     values.update(overrides)
     return Settings(**values)

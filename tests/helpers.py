@@ -102,10 +102,14 @@ async def settle(rt: Runtime, clock: Any, *, within: float = 300) -> None:
         clock.set(max(upcoming, clock.now()))
 
 
-def start_worker(tmp_path: Path, database_url: str, **settings: str) -> subprocess.Popen[bytes]:
+def start_worker(
+    tmp_path: Path, database_url: str, *args: str, output: Path | None = None, **settings: str
+) -> subprocess.Popen[bytes]:
     """A real ``callcenter worker`` process with short leases, on the test's database.
 
-    ``settings`` are more ``CALLCENTER_*`` variables (without the prefix).
+    ``args`` go to the command (``--celery``); ``settings`` are more ``CALLCENTER_*``
+    variables (without the prefix). What it prints goes to a pipe, or appended to the
+    file ``output`` (for a chatty process: a pipe nobody reads stops it when full).
     """
     env = dict(os.environ)
     env.update(
@@ -117,10 +121,10 @@ def start_worker(tmp_path: Path, database_url: str, **settings: str) -> subproce
         **{f"CALLCENTER_{name}": value for name, value in settings.items()},
     )
     return subprocess.Popen(
-        [sys.executable, "-m", "callcenter.cli", "worker"],
+        [sys.executable, "-m", "callcenter.cli", "worker", *args],
         env=env,
         cwd=tmp_path,
-        stdout=subprocess.PIPE,
+        stdout=subprocess.PIPE if output is None else output.open("ab"),
         stderr=subprocess.STDOUT,
     )
 
@@ -161,3 +165,28 @@ def counted_commits(rt: Runtime) -> Iterator[list[int]]:
         yield commits
     finally:
         event.remove(rt.db.sync_engine, "commit", on_commit)
+
+
+async def replies_to_send(rt: Runtime, count: int) -> list[int]:
+    """A citizen's text and ``count`` replies from agent1: messages waiting in the outbox."""
+    from callcenter.actions.intake import Inbound, receive_message
+    from callcenter.actions.messages import send_reply
+
+    agent = await actor(rt, "agent1")
+    result = await receive_message(
+        rt, Inbound("sms", "phone", "+8613800000001", "你好", provider_id="SM0")
+    )
+    assert result.reply_message_id is not None
+    ids = [result.reply_message_id]
+    for i in range(count):
+        ids.append(await send_reply(rt, result.conversation_id, f"第 {i} 条", actor=agent))
+    return ids
+
+
+def jsonl(path: Path) -> list[dict[str, Any]]:
+    """The records of a JSON-lines file (none if it is not there yet)."""
+    import json
+
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line]

@@ -21,7 +21,9 @@ from callcenter.actions.mediation_files import agreement_for
 from callcenter.api.http import json_response
 from callcenter.api.keys import RUNTIME
 from callcenter.domain.errors import HotlineError, InvalidInput
+from callcenter.domain.ids import parse_id
 from callcenter.runtime import Runtime
+from callcenter.views import mediation_party_by_id
 
 HERE = Path(__file__).parent
 JINJA: web.AppKey[jinja2.Environment] = web.AppKey("room_ui_jinja", jinja2.Environment)
@@ -91,13 +93,11 @@ async def _locale(request: web.Request, link: str) -> tuple[str, Any]:
     # only the language is taken from an unchecked link: a forged one is refused all the
     # same, in the language of the party it names
     head = link.split("-", 1)[0]
-    party_id = int(head) if head.isdigit() and len(head) < 18 else None
+    party_id = parse_id(head)
     party = None
     if party_id is not None:
         async with rt.db.read() as conn:
-            from callcenter.store.queries import row_by_id
-
-            party = await row_by_id(conn, med.mediation_parties, party_id)
+            party = await mediation_party_by_id(conn, party_id)
     if party is not None:
         return party.locale, party
     return rt.catalog.negotiate(request.headers.get("Accept-Language")), None
@@ -245,9 +245,7 @@ async def agreement(request: web.Request) -> web.StreamResponse:
         if path is None or not path.is_file():
             raise med.LinkRefused("link_invalid")
         async with rt.db.read() as conn:
-            from callcenter.store.queries import row_by_id
-
-            party = await row_by_id(conn, med.mediation_parties, party_id)
+            party = await mediation_party_by_id(conn, party_id)
         if party is None or party.nonce != nonce:
             raise med.LinkRefused("link_replaced")
     except HotlineError as error:

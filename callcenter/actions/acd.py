@@ -50,6 +50,7 @@ from callcenter.bus import events
 from callcenter.domain.acd import Plan, Presence, plan
 from callcenter.domain.conversation import ConversationStep
 from callcenter.domain.workflow import SYSTEM
+from callcenter.lease import Lease, Solo
 from callcenter.queueing import (
     agent_views,
     last_agents,
@@ -166,13 +167,18 @@ class AcdDriver(Loop):
 
     name = "acd"
 
-    def __init__(self, rt: Runtime) -> None:
+    LEASE_SECONDS = 10.0  # a node that dies hands the ACD over this long after
+
+    def __init__(self, rt: Runtime, *, lease: Lease | None = None) -> None:
         super().__init__(
             poll=5.0,
             foreground=rt.foreground,
             error_delay=rt.settings.acd.tick_seconds,
         )
         self.rt = rt
+        # with several nodes, one at a time decides (callcenter.lease)
+        self.lease: Lease = lease or Solo()
+        self.decided = 0  # rounds that distributed, for tests and the status page
         self._listener: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -187,9 +193,13 @@ class AcdDriver(Loop):
             with contextlib.suppress(asyncio.CancelledError):
                 await self._listener
             self._listener = None
+        await self.lease.release()
 
     async def run_once(self) -> float | None:
+        if not await self.lease.hold():
+            return self.LEASE_SECONDS / 3  # another node decides; look again for its lease
         decided = await distribute(self.rt)
+        self.decided += 1
         if decided.next_check is None:
             return None
         return max((decided.next_check - self.rt.clock.now()).total_seconds(), 0.05)

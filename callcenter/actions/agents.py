@@ -1,14 +1,14 @@
 """Agents at the desk: presence, capacity and skills (``agent_states``), and wrap-up.
 
 What an agent may set (available, busy, away), what a supervisor sets
-(capacity, languages, categories, queues), and the wrap-up time that follows
+(capacity, languages, categories, queues, the voice skill), and the wrap-up time that follows
 the end of a conversation. The ACD reads these rows through
 :func:`callcenter.queueing.agent_views`. See ``docs/acd.md``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import select, update
@@ -21,6 +21,7 @@ from callcenter.domain.workflow import Actor, Role
 from callcenter.queueing import rule_of
 from callcenter.runtime import Runtime
 from callcenter.store.db import Tx
+from callcenter.store.records import AgentStateRecord, agent_state_record
 from callcenter.store.tables import agent_states, users
 
 SUPERVISORS = frozenset({Role.SUPERVISOR, Role.ADMIN})
@@ -54,6 +55,7 @@ async def set_agent(tx: Tx, rt: Runtime, agent_id: int, *, actor: Actor, **value
             "categories": [],
             "queues": [],
             "last_contact_at": None,
+            "voice": True,
         }
         await tx.execute(agent_states.insert().values(**{**base, **values}))
         before: dict[str, Any] = {}
@@ -85,7 +87,7 @@ async def agent_user(tx: Tx, agent_id: int) -> Any:
     return row
 
 
-async def set_presence(rt: Runtime, presence: str, *, actor: Actor) -> dict[str, Any]:
+async def set_presence(rt: Runtime, presence: str, *, actor: Actor) -> AgentStateRecord:
     """An agent says whether they take new conversations (available, busy, away)."""
     require_desk(actor)
     if presence not in {p.value for p in SETTABLE_PRESENCE}:
@@ -101,7 +103,7 @@ async def set_presence(rt: Runtime, presence: str, *, actor: Actor) -> dict[str,
             presence_since=tx.state["now"],
             wrap_up_until=None,
         )
-        return dict(row._asdict())
+        return agent_state_record(row)
 
 
 def _skill_list(values: Sequence[str] | None, field: str, allowed: set[str] | None) -> list[str]:
@@ -117,19 +119,19 @@ def _skill_list(values: Sequence[str] | None, field: str, allowed: set[str] | No
     return cleaned
 
 
-async def configure_agent(
+def agent_values(
     rt: Runtime,
-    agent_id: int,
     *,
-    actor: Actor,
     capacity: int | None = None,
     languages: Sequence[str] | None = None,
     categories: Sequence[str] | None = None,
     queues: Sequence[str] | None = None,
+    channel_capacity: Mapping[str, Any] | None = None,
+    voice: bool | None = None,
 ) -> dict[str, Any]:
-    """A supervisor sets an agent's capacity and skills."""
-    if actor.role not in SUPERVISORS:
-        raise Forbidden("role_not_allowed", role=actor.role.value)
+    """An agent's capacity and skills, checked (what is None is left as it is).
+    ``channel_capacity``: at most so many at once per channel (an empty value: no limit
+    of its own on that channel). ``voice``: the voice skill (takes calls)."""
     values: dict[str, Any] = {}
     if capacity is not None:
         if not 1 <= int(capacity) <= 50:
@@ -143,10 +145,57 @@ async def configure_agent(
         )
     if queues is not None:
         values["queues"] = _skill_list(queues, "queues", set(rt.settings.acd.queues))
+    if voice is not None:
+        if not isinstance(voice, bool):
+            raise InvalidInput("invalid_field", field="voice")
+        values["voice"] = voice
+    if channel_capacity is not None:
+        known = {c.name for c in rt.channels}
+        limits: dict[str, int] = {}
+        for channel, raw in channel_capacity.items():
+            if channel not in known:
+                raise InvalidInput(
+                    "invalid_choice", field="channel", choices=", ".join(sorted(known))
+                )
+            if raw in (None, ""):
+                continue
+            try:
+                limit = int(raw)
+            except (TypeError, ValueError):
+                raise InvalidInput("invalid_field", field="capacity") from None
+            if not 0 <= limit <= 50:
+                raise InvalidInput("invalid_field", field="capacity")
+            limits[channel] = limit
+        values["channel_capacity"] = limits or None
+    return values
+
+
+async def configure_agent(
+    rt: Runtime,
+    agent_id: int,
+    *,
+    actor: Actor,
+    capacity: int | None = None,
+    languages: Sequence[str] | None = None,
+    categories: Sequence[str] | None = None,
+    queues: Sequence[str] | None = None,
+    voice: bool | None = None,
+) -> AgentStateRecord:
+    """A supervisor sets an agent's capacity and skills (``voice``: takes calls)."""
+    if actor.role not in SUPERVISORS:
+        raise Forbidden("role_not_allowed", role=actor.role.value)
+    values = agent_values(
+        rt,
+        capacity=capacity,
+        languages=languages,
+        categories=categories,
+        queues=queues,
+        voice=voice,
+    )
     async with rt.transaction() as tx:
         await agent_user(tx, agent_id)
         row = await set_agent(tx, rt, agent_id, actor=actor, **values)
-        return dict(row._asdict())
+        return agent_state_record(row)
 
 
 async def start_wrap_up(tx: Tx, rt: Runtime, agent_id: int, queue: str, *, actor: Actor) -> None:

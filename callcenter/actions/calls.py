@@ -10,6 +10,10 @@ ticket, a voice message, the end of the call.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import logging
+import secrets
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -17,22 +21,28 @@ from typing import Any
 from sqlalchemy import select, update
 
 from callcenter.actions import audit
+from callcenter.actions.agents import require_desk, start_wrap_up
 from callcenter.actions.citizens import find_or_create_citizen, set_locale
 from callcenter.actions.conversations import (
     load_conversation,
     move_conversation,
     open_conversation,
 )
-from callcenter.actions.queues import enqueue, leave_queue, open_entry
+from callcenter.actions.mediations import MediaDown, link_secret
+from callcenter.actions.queues import end_entry, enqueue, leave_queue, open_entry, open_entry_of
 from callcenter.actions.tickets import TicketDraft, check_draft, open_ticket
 from callcenter.bus import events
-from callcenter.domain.conversation import ConversationStep
-from callcenter.domain.errors import InvalidInput, NotFound
+from callcenter.domain.conversation import ConversationStep, check_step
+from callcenter.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
 from callcenter.domain.phone import is_mobile, normalize_phone
-from callcenter.domain.workflow import SYSTEM, Actor
+from callcenter.domain.workflow import SYSTEM, Actor, Role
+from callcenter.media.janus import SIP, JanusError, JanusUnavailable
 from callcenter.runtime import Runtime
 from callcenter.store.db import Tx
+from callcenter.store.records import TicketRecord, ticket_record
 from callcenter.store.tables import calls, citizens, conversations, departments, messages, tickets
+
+log = logging.getLogger(__name__)
 
 MAX_DTMF = 200
 MAX_TRANSCRIPT = 4000
@@ -277,6 +287,277 @@ async def enqueue_call(
         return int(conversation.id)
 
 
+async def connect_call(tx: Tx, conversation_id: int, *, actor: Actor) -> None:
+    """An agent took the call (accepted its offer, picked it, was transferred it): the
+    call is answered by a person. The first agent's answer time and the wait are kept;
+    the transport sees the conversation assigned and bridges the caller to the agent."""
+    row = (
+        await tx.execute(select(calls).where(calls.c.conversation_id == conversation_id))
+    ).first()
+    if row is None or row.ended_at is not None:
+        return
+    now = tx.state["now"]
+    values: dict[str, Any] = {"outcome": "answered"}
+    if row.agent_answered_at is None:
+        values["agent_answered_at"] = now
+        if row.queued_at is not None:
+            values["queue_wait_s"] = max(0.0, (now - row.queued_at).total_seconds())
+    await _update_call(tx, row, actor=actor, **values)
+
+
+async def attach_call_recording(
+    rt: Runtime, call_id: int, *, path: str, seconds: float, actor: Actor = SYSTEM
+) -> int:
+    """The recording of a call with an agent (both sides, one file) is kept on the
+    conversation as a message, where the desk, the ticket made from the conversation and
+    the retention job find it. Returns the message id."""
+    async with rt.transaction() as tx:
+        row = await _call_row(tx, call_id)
+        conversation = await load_conversation(tx, row.conversation_id)
+        body = rt.text("call.recording_body", conversation.locale, seconds=round(seconds))
+        return await _add_transcript_message(
+            tx,
+            conversation,
+            body,
+            kind="call_recording",
+            actor=actor,
+            meta={"call_id": row.id, "recording": path[:400], "seconds": round(seconds, 2)},
+        )
+
+
+async def hold_call(
+    rt: Runtime, conversation_id: int, *, on_hold: bool, actor: Actor
+) -> dict[str, Any]:
+    """The agent puts the caller on hold (they hear music, the agent hears nothing) or
+    takes them back. Only the agent who holds the call (or a supervisor)."""
+    require_desk(actor)
+    async with rt.transaction() as tx:
+        conversation = await load_conversation(tx, conversation_id)
+        check_step(
+            conversation.state, ConversationStep.WRITE, actor=actor, agent_id=conversation.agent_id
+        )
+        row = (
+            await tx.execute(select(calls).where(calls.c.conversation_id == conversation_id))
+        ).first()
+        if row is None or row.ended_at is not None or conversation.state != "assigned":
+            raise Conflict("call_not_connected", id=conversation_id)
+        now = tx.state["now"]
+        if on_hold and row.held_at is None:
+            await _update_call(tx, row, actor=actor, held_at=now)
+        elif not on_hold and row.held_at is not None:
+            held = (now - row.held_at).total_seconds()
+            await _update_call(tx, row, actor=actor, held_at=None, hold_s=(row.hold_s or 0) + held)
+        tx.publish(events.conversation_changed(conversation._asdict(), now))
+        return dict((await _call_row(tx, row.id))._asdict())
+
+
+async def hang_up_call(rt: Runtime, conversation_id: int, *, actor: Actor) -> None:
+    """The agent hangs up from the desk: the call is ``completed`` (the transport ends the
+    caller's leg; a leg that drops without this is a lost agent, see :func:`agent_lost`)."""
+    require_desk(actor)
+    async with rt.transaction() as tx:
+        conversation = await load_conversation(tx, conversation_id)
+        check_step(
+            conversation.state, ConversationStep.END, actor=actor, agent_id=conversation.agent_id
+        )
+        row = (
+            await tx.execute(select(calls).where(calls.c.conversation_id == conversation_id))
+        ).first()
+        if row is None or row.ended_at is not None:
+            return
+        await _update_call(tx, row, actor=actor, outcome="completed")
+        tx.publish(events.conversation_changed(conversation._asdict(), tx.state["now"]))
+
+
+async def agent_lost(rt: Runtime, call_id: int, *, actor: Actor = SYSTEM) -> bool:
+    """The agent's leg of a connected call dropped (a closed browser, a lost network, a
+    leg that never came) while the caller is still on the line: the caller waits again,
+    in their place. Returns whether the call went back to the queue."""
+    async with rt.transaction() as tx:
+        row = await _call_row(tx, call_id)
+        conversation = await load_conversation(tx, row.conversation_id)
+        if row.ended_at is not None or conversation.state != "assigned":
+            return False
+        entry = await open_entry_of(tx, conversation.id)
+        queued_at = entry.queued_at if entry is not None else row.queued_at
+        queue = entry.queue if entry is not None else conversation.queue
+        if entry is not None:
+            await end_entry(tx, entry.id, "agent_lost")
+            await start_wrap_up(tx, rt, entry.agent_id, entry.queue, actor=actor)
+        await enqueue(
+            tx,
+            rt,
+            conversation,
+            actor=actor,
+            queue=queue or rt.settings.voice.queue,
+            queued_at=queued_at,
+            step=ConversationStep.AGENT_LOST,
+            agent_id=None,
+        )
+        await _update_call(tx, row, actor=actor, outcome="queued", held_at=None)
+        return True
+
+
+def hold_music_seconds(rt: Runtime) -> float:
+    """How long the music between two queue announcements plays (whole seconds)."""
+    return float(max(1, round(rt.settings.voice.hold_announce_seconds)))
+
+
+def leg_user(rt: Runtime, conversation_id: int, agent_id: int, kind: str = "agent") -> str:
+    """The SIP user a softphone calls to reach this call: ``<kind>-<conversation>-<staff>-
+    <signature>``, signed with the hotline's link key, so only the desk the hotline gave
+    it to can use it. ``agent``: the agent who took the call, bridged both ways;
+    ``listen``: a supervisor who hears both sides and is not heard."""
+    mac = hmac.new(
+        link_secret(rt), f"call-leg:{kind}:{conversation_id}:{agent_id}".encode(), hashlib.sha256
+    )
+    return f"{kind}-{conversation_id}-{agent_id}-{mac.hexdigest()[:24]}"
+
+
+def agent_leg_uri(rt: Runtime, user: str) -> str:
+    """The SIP URI an agent's leg calls (``voice.agent_sip``, else the sip channel's)."""
+    template = rt.settings.voice.agent_sip
+    if not template:
+        sip = rt.settings.channel_options.get("sip", {})
+        template = f"sip:{{user}}@{sip.get('host', '127.0.0.1')}:{sip.get('port', 5060)}"
+    return template.format(user=user)
+
+
+async def open_softphone(
+    rt: Runtime, conversation_id: int, *, actor: Actor, listen: bool = False
+) -> dict[str, Any]:
+    """What the agent's softphone needs to bridge itself to the call it took: a Janus node
+    (through the hotline's relay), a token for Janus's SIP plugin, and the signed URI of
+    the call's agent leg. Only for the agent who holds the call. ``listen``: a supervisor
+    listens in (hears both sides, is not heard), audited."""
+    require_desk(actor)
+    assert actor.id is not None
+    if listen and actor.role is not Role.SUPERVISOR:
+        raise Forbidden("role_not_allowed", role=actor.role.value)
+    async with rt.db.read() as conn:
+        conversation = (
+            await conn.execute(select(conversations).where(conversations.c.id == conversation_id))
+        ).first()
+        row = (
+            await conn.execute(select(calls).where(calls.c.conversation_id == conversation_id))
+        ).first()
+    if conversation is None:
+        raise NotFound("conversation_not_found", id=conversation_id)
+    if not listen:
+        check_step(
+            conversation.state, ConversationStep.END, actor=actor, agent_id=conversation.agent_id
+        )
+    if row is None or row.ended_at is not None or conversation.state != "assigned":
+        raise Conflict("call_not_connected", id=conversation_id)
+    if rt.media is None or not rt.media.healthy:
+        raise MediaDown()
+    node = next(n for n in rt.media.nodes.values() if n.up)
+    token = secrets.token_urlsafe(24)
+    try:
+        await node.client.add_token(token, [SIP])
+    except JanusUnavailable as exc:
+        raise MediaDown() from exc
+    tokens = rt.extras.setdefault("softphone_tokens", {})
+    tokens.setdefault(conversation_id, []).append((node.name, token))
+    if listen:
+        user = leg_user(rt, conversation_id, actor.id, "listen")
+        async with rt.transaction() as tx:
+            await audit.record(
+                tx,
+                actor=actor,
+                entity_type="call",
+                entity_id=row.id,
+                action="call.listen",
+                details={"agent_id": conversation.agent_id},
+            )
+    else:
+        user = leg_user(rt, conversation_id, conversation.agent_id or actor.id)
+    return {
+        "server": f"/media/janus/{node.name}",
+        "token": token,
+        "uri": agent_leg_uri(rt, user),
+        "identity": f"sip:agent{actor.id}@hotline.invalid",
+    }
+
+
+async def close_softphone(rt: Runtime, conversation_id: int) -> None:
+    """The call is over: the Janus tokens its softphones were given are removed."""
+    tokens = rt.extras.get("softphone_tokens", {}).pop(conversation_id, [])
+    if rt.media is None:
+        return
+    for node_name, token in tokens:
+        node = rt.media.nodes.get(node_name)
+        if node is None:
+            continue
+        try:
+            await node.client.remove_token(token)
+        except (JanusUnavailable, JanusError):
+            log.info("the softphone token of conversation %s was not removed", conversation_id)
+
+
+LEG_KINDS = ("agent", "listen")
+
+
+def read_leg_user(rt: Runtime, user: str) -> tuple[str, int, int] | None:
+    """(kind, conversation id, staff id) of a leg user :func:`leg_user` made, else None."""
+    parts = user.split("-")
+    if len(parts) != 4 or parts[0] not in LEG_KINDS:
+        return None
+    if not (parts[1].isdigit() and parts[2].isdigit()):
+        return None
+    kind, conversation_id, agent_id = parts[0], int(parts[1]), int(parts[2])
+    if not hmac.compare_digest(leg_user(rt, conversation_id, agent_id, kind), user):
+        return None
+    return kind, conversation_id, agent_id
+
+
+@dataclass(frozen=True)
+class CallLink:
+    """What a transport needs to know while a caller waits or talks (read often)."""
+
+    state: str  # the conversation's: queued, assigned, closed...
+    agent_id: int | None
+    on_hold: bool
+    ended: bool
+    outcome: str | None  # "completed": the agent hung up from the desk
+
+
+async def call_link(rt: Runtime, call_id: int) -> CallLink | None:
+    """The call's conversation state, agent and hold, in one indexed read."""
+    async with rt.db.read() as conn:
+        row = (
+            await conn.execute(
+                select(
+                    conversations.c.state,
+                    conversations.c.agent_id,
+                    calls.c.held_at,
+                    calls.c.ended_at,
+                    calls.c.outcome,
+                )
+                .select_from(
+                    calls.join(conversations, conversations.c.id == calls.c.conversation_id)
+                )
+                .where(calls.c.id == call_id)
+            )
+        ).first()
+    if row is None:
+        return None
+    return CallLink(
+        row.state, row.agent_id, row.held_at is not None, row.ended_at is not None, row.outcome
+    )
+
+
+async def call_waits_again(tx: Tx, conversation_id: int, *, actor: Actor) -> None:
+    """A connected call was sent back to a queue (a transfer to a queue): it waits again,
+    so a hang-up now abandons the queue; the first agent's answer time is kept."""
+    row = (
+        await tx.execute(select(calls).where(calls.c.conversation_id == conversation_id))
+    ).first()
+    if row is None or row.ended_at is not None:
+        return
+    await _update_call(tx, row, actor=actor, outcome="queued", held_at=None)
+
+
 async def request_callback(rt: Runtime, call_id: int, number: str, *, actor: Actor = SYSTEM) -> int:
     """The caller asks to be called back: a ``callback`` task that keeps the call's place.
 
@@ -346,7 +627,7 @@ async def report_problem(
     address: str | None = None,
     confirmed: bool = True,
     actor: Actor = SYSTEM,
-) -> dict[str, Any]:
+) -> TicketRecord:
     """The caller reported a problem: a ticket, routed and dispatched, as any other.
 
     The transcript is the description; ``address`` is the place the IVR
@@ -366,7 +647,7 @@ async def report_problem(
             found = (
                 await tx.execute(select(tickets).where(tickets.c.id == conversation.ticket_id))
             ).one()
-            return dict(found._asdict())
+            return ticket_record(found)
         title = None
         if not confirmed:
             first_line = description.strip().splitlines()[0][:150]
@@ -459,7 +740,9 @@ async def end_call(
     end_node: str | None = None,
     actor: Actor = SYSTEM,
 ) -> None:
-    """The call is over. A caller who hung up while waiting has abandoned the queue.
+    """The call is over. A caller who hung up while waiting has abandoned the queue; a
+    call with an agent ends the agent's stay (their slot is free, wrap-up starts; the
+    wrap-up code can still be given with ``end_conversation``).
 
     ``end_node``: the IVR node the call ended at (where callers abandon the IVR).
     """
@@ -478,8 +761,15 @@ async def end_call(
             and conversation.state == "queued"
             and row.outcome in (None, "queued")
         )
-        if row.queued_at is not None:
+        # talking to an agent: the call is over, and so is the agent's hold on it
+        talking = conversation.kind == "call" and conversation.state == "assigned"
+        if row.queued_at is not None and row.agent_answered_at is None:
             values["queue_wait_s"] = max(0.0, (now - row.queued_at).total_seconds())
+        if row.agent_answered_at is not None:
+            values["talk_s"] = max(0.0, (now - row.agent_answered_at).total_seconds())
+        if row.held_at is not None:
+            values["held_at"] = None
+            values["hold_s"] = (row.hold_s or 0) + (now - row.held_at).total_seconds()
         if waiting:
             values["outcome"] = "abandoned"
         elif row.outcome is None:
@@ -487,10 +777,16 @@ async def end_call(
         await _update_call(tx, row, actor=actor, **values)
         if waiting:
             await leave_queue(tx, conversation.id, "abandoned")
-        if conversation.kind == "call" and (conversation.state == "bot" or waiting):
+        if talking:
+            entry = await open_entry_of(tx, conversation.id)
+            if entry is not None and entry.agent_id is not None:
+                await end_entry(tx, entry.id, "handled")
+                await start_wrap_up(tx, rt, entry.agent_id, entry.queue, actor=actor)
+        if conversation.kind == "call" and (conversation.state == "bot" or waiting or talking):
             await move_conversation(
                 tx, conversation, ConversationStep.CITIZEN_LEFT, actor=actor, closed_at=now
             )
+    await close_softphone(rt, row.conversation_id)
 
 
 @dataclass(frozen=True)

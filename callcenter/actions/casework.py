@@ -6,7 +6,7 @@ tickets (the same check as every step)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 from callcenter.actions import audit
 from callcenter.actions.attachments import add_attachment, store_file
@@ -16,6 +16,7 @@ from callcenter.domain.errors import Forbidden, InvalidInput, TooLarge
 from callcenter.domain.workflow import Actor, Role
 from callcenter.runtime import Runtime
 from callcenter.store.queries import insert_row
+from callcenter.store.records import NoteRecord, note_record
 from callcenter.store.tables import ticket_notes
 
 MAX_NOTE = 4000
@@ -42,7 +43,7 @@ def _check_staff(actor: Actor) -> None:
         raise Forbidden("role_not_allowed", role=actor.role.value)
 
 
-async def add_note(rt: Runtime, ref: int | str, body: Any, *, actor: Actor) -> dict[str, Any]:
+async def add_note(rt: Runtime, ref: int | str, body: Any, *, actor: Actor) -> NoteRecord:
     """An internal note (内部备注) on a ticket, seen by staff only."""
     _check_staff(actor)
     if not isinstance(body, str) or not body.replace("\x00", "").strip():
@@ -74,7 +75,16 @@ async def add_note(rt: Runtime, ref: int | str, body: Any, *, actor: Actor) -> d
             after={"ticket_id": ticket.id, "body": text},
         )
         tx.publish(events.ticket_changed(ticket._asdict(), "note", tx.state["now"]))
-        return dict(row._asdict())
+        return note_record(row)
+
+
+class AttachmentSummary(TypedDict):
+    """A file just attached to a ticket, as the page and the API confirm it."""
+
+    id: int
+    kind: str  # photo | document
+    content_type: str
+    size: int
 
 
 @dataclass(frozen=True)
@@ -85,11 +95,11 @@ class Upload:
 
 async def attach_file(
     rt: Runtime, ref: int | str, upload: Upload, *, actor: Actor
-) -> dict[str, Any]:
+) -> AttachmentSummary:
     """A photo or document on a ticket: size and type checked by content, stored, linked."""
     _check_staff(actor)
     async with rt.db.read() as conn:  # no file is written for a ticket one may not see
-        await load_ticket(conn, ref, actor=actor)  # type: ignore[arg-type]
+        await load_ticket(conn, ref, actor=actor)
     stored = await store_file(rt, upload.data, allowed=ALLOWED, max_bytes=MAX_FILE)
     kind = "photo" if stored.content_type.startswith("image/") else "document"
     content_type = stored.content_type

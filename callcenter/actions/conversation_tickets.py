@@ -21,6 +21,7 @@ from callcenter.domain.errors import InvalidInput
 from callcenter.domain.workflow import SYSTEM, Actor, Step
 from callcenter.runtime import Runtime
 from callcenter.store.db import Tx
+from callcenter.store.records import TicketRecord
 from callcenter.store.tables import messages
 
 
@@ -37,7 +38,7 @@ async def _citizen_text(tx: Tx, conversation_id: int) -> str:
 
 async def leave_message(
     rt: Runtime, conversation_id: int, text: str | None = None, *, actor: Actor = SYSTEM
-) -> dict[str, Any]:
+) -> TicketRecord:
     """No agent came: what the citizen wrote becomes a ticket, and they get its number."""
     async with rt.transaction() as tx:
         conversation = await load_conversation(tx, conversation_id)
@@ -85,7 +86,7 @@ async def _drafting(tx: Tx, conversation_id: int, draft: TicketDraft, actor: Act
 
 async def ticket_from_conversation(
     rt: Runtime, conversation_id: int, draft: TicketDraft, *, actor: Actor, dispatch: bool = True
-) -> dict[str, Any]:
+) -> TicketRecord:
     """The agent opens a ticket for the conversation; the citizen is sent its number."""
     require_desk(actor)
     check_draft(rt, draft)
@@ -103,7 +104,7 @@ async def answer_directly(
     answer: str,
     actor: Actor,
     category: str | None = None,
-) -> dict[str, Any]:
+) -> TicketRecord:
     """直接答复: an inquiry answered by the agent, recorded as a ticket closed at the desk,
     and the answer sent to the citizen."""
     require_desk(actor)

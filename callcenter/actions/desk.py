@@ -18,6 +18,7 @@ from callcenter.actions.agents import (
     set_agent,
     start_wrap_up,
 )
+from callcenter.actions.calls import call_waits_again, connect_call
 from callcenter.actions.conversations import load_conversation, move_conversation
 from callcenter.actions.queues import (
     end_entry,
@@ -33,6 +34,7 @@ from callcenter.domain.errors import Conflict, InvalidInput, NotFound
 from callcenter.domain.workflow import Actor
 from callcenter.runtime import Runtime
 from callcenter.store.db import Tx
+from callcenter.store.records import ConversationRecord, conversation_record
 from callcenter.store.tables import offers, queue_entries
 
 
@@ -64,7 +66,7 @@ async def _answer_offer(tx: Tx, offer_id: int, state: str, *, actor: Actor) -> A
     return offer
 
 
-async def accept_offer(rt: Runtime, offer_id: int, *, actor: Actor) -> dict[str, Any]:
+async def accept_offer(rt: Runtime, offer_id: int, *, actor: Actor) -> ConversationRecord:
     """The agent takes the conversation: it is assigned to them."""
     require_desk(actor)
     async with rt.transaction() as tx:
@@ -79,9 +81,10 @@ async def accept_offer(rt: Runtime, offer_id: int, *, actor: Actor) -> dict[str,
         conversation = await move_conversation(
             tx, conversation, ConversationStep.ASSIGN, actor=actor, agent_id=actor.id
         )
+        await connect_call(tx, conversation.id, actor=actor)
         assert actor.id is not None
         await set_agent(tx, rt, actor.id, actor=actor, last_contact_at=now)
-        return dict(conversation._asdict())
+        return conversation_record(conversation)
 
 
 async def decline_offer(rt: Runtime, offer_id: int, *, actor: Actor) -> None:
@@ -103,9 +106,34 @@ async def held_conversation(
     return conversation, entry
 
 
+async def _call_the_caller_ended(tx: Tx, conversation_id: int, actor: Actor) -> Any:
+    """The stay of a call that ended while the actor held it, not yet wrapped up, or None."""
+    conversation = await load_conversation(tx, conversation_id)
+    if conversation.kind != "call" or conversation.state != "closed":
+        return None
+    if await open_entry_of(tx, conversation_id) is not None:
+        return None
+    check_step(
+        conversation.state, ConversationStep.END, actor=actor, agent_id=conversation.agent_id
+    )
+    return (
+        await tx.execute(
+            select(queue_entries)
+            .where(
+                queue_entries.c.conversation_id == conversation_id,
+                queue_entries.c.agent_id == conversation.agent_id,
+                queue_entries.c.outcome == "handled",
+                queue_entries.c.wrap_up_code.is_(None),
+            )
+            .order_by(queue_entries.c.id.desc())
+            .limit(1)
+        )
+    ).first()
+
+
 async def end_conversation(
     rt: Runtime, conversation_id: int, *, wrap_up_code: str, actor: Actor
-) -> dict[str, Any]:
+) -> ConversationRecord:
     """The agent closes the conversation with a wrap-up code; wrap-up time starts."""
     require_desk(actor)
     if wrap_up_code not in rt.settings.acd.wrap_up_codes:
@@ -113,10 +141,19 @@ async def end_conversation(
             "invalid_choice", field="wrap_up_code", choices=", ".join(rt.settings.acd.wrap_up_codes)
         )
     async with rt.transaction() as tx:
-        conversation, entry = await held_conversation(
-            tx, conversation_id, ConversationStep.END, actor
-        )
-        await end_entry(tx, entry.id, "handled", wrap_up_code=wrap_up_code)
+        ended = await _call_the_caller_ended(tx, conversation_id, actor)
+        if ended is not None:  # the stay ended with the call; only its code is missing
+            await tx.execute(
+                update(queue_entries)
+                .where(queue_entries.c.id == ended.id)
+                .values(wrap_up_code=wrap_up_code)
+            )
+            conversation, entry = None, ended
+        else:
+            conversation, entry = await held_conversation(
+                tx, conversation_id, ConversationStep.END, actor
+            )
+            await end_entry(tx, entry.id, "handled", wrap_up_code=wrap_up_code)
         await audit.record(
             tx,
             actor=actor,
@@ -125,12 +162,14 @@ async def end_conversation(
             action="conversation.wrap_up",
             after={"wrap_up_code": wrap_up_code, "queue": entry.queue},
         )
+        if conversation is None:  # wrap-up began when the caller hung up
+            return conversation_record(await load_conversation(tx, conversation_id))
         if conversation.state != "closed":  # the citizen may have left already
             conversation = await move_conversation(
                 tx, conversation, ConversationStep.END, actor=actor
             )
         await start_wrap_up(tx, rt, entry.agent_id, entry.queue, actor=actor)
-        return dict(conversation._asdict())
+        return conversation_record(conversation)
 
 
 async def transfer_conversation(
@@ -140,7 +179,7 @@ async def transfer_conversation(
     actor: Actor,
     to_queue: str | None = None,
     to_agent_id: int | None = None,
-) -> dict[str, Any]:
+) -> ConversationRecord:
     """Hand the conversation to another queue (it waits there) or straight to an agent."""
     require_desk(actor)
     if (to_queue is None) == (to_agent_id is None):
@@ -174,6 +213,7 @@ async def transfer_conversation(
                 actor=actor,
                 agent_id=target.id,
             )
+            await connect_call(tx, conversation.id, actor=actor)
             await set_agent(tx, rt, target.id, actor=actor, last_contact_at=now)
             details["to_agent_id"] = target.id
         else:
@@ -188,6 +228,7 @@ async def transfer_conversation(
                 step=ConversationStep.TRANSFER_TO_QUEUE,
                 agent_id=None,
             )
+            await call_waits_again(tx, conversation_id, actor=actor)
             details["to_queue"] = to_queue
         await audit.record(
             tx,
@@ -198,20 +239,25 @@ async def transfer_conversation(
             details=details,
         )
         await set_agent(tx, rt, entry.agent_id, actor=actor, last_contact_at=now)
-        return dict(conversation._asdict())
+        return conversation_record(conversation)
 
 
-async def _open_held(tx: Tx, agent_id: int) -> int:
-    """How many conversations an agent holds now."""
-    result = await tx.execute(
+async def _open_held(tx: Tx, agent_id: int, channel: str | None = None) -> int:
+    """How many conversations an agent holds now (on ``channel``, if named)."""
+    query = (
         select(func.count())
         .select_from(queue_entries)
         .where(queue_entries.c.agent_id == agent_id, queue_entries.c.ended_at.is_(None))
     )
+    if channel is not None:
+        query = query.where(queue_entries.c.channel == channel)
+    result = await tx.execute(query)
     return int(result.scalar() or 0)
 
 
-async def pick_conversation(rt: Runtime, conversation_id: int, *, actor: Actor) -> dict[str, Any]:
+async def pick_conversation(
+    rt: Runtime, conversation_id: int, *, actor: Actor
+) -> ConversationRecord:
     """An agent takes a waiting conversation from the queue table, without waiting for an
     offer (an offer out to someone else is withdrawn). Not when away or already full."""
     require_desk(actor)
@@ -230,6 +276,9 @@ async def pick_conversation(rt: Runtime, conversation_id: int, *, actor: Actor) 
             raise Conflict("available_first")
         if await _open_held(tx, actor.id) >= me.capacity:
             raise Conflict("at_capacity", capacity=me.capacity)
+        limit = (me.channel_capacity or {}).get(entry.channel)
+        if limit is not None and await _open_held(tx, actor.id, entry.channel) >= limit:
+            raise Conflict("at_capacity", capacity=limit)
         await withdraw_offers(tx, entry.id)
         await tx.execute(
             update(queue_entries)
@@ -239,6 +288,7 @@ async def pick_conversation(rt: Runtime, conversation_id: int, *, actor: Actor) 
         conversation = await move_conversation(
             tx, conversation, ConversationStep.ASSIGN, actor=actor, agent_id=actor.id
         )
+        await connect_call(tx, conversation.id, actor=actor)
         await audit.record(
             tx,
             actor=actor,
@@ -248,12 +298,12 @@ async def pick_conversation(rt: Runtime, conversation_id: int, *, actor: Actor) 
             details={"queue": entry.queue},
         )
         await set_agent(tx, rt, actor.id, actor=actor, last_contact_at=now)
-        return dict(conversation._asdict())
+        return conversation_record(conversation)
 
 
 async def take_over_conversation(
     rt: Runtime, conversation_id: int, *, actor: Actor
-) -> dict[str, Any]:
+) -> ConversationRecord:
     """A supervisor takes a conversation over from the agent who holds it (audited by the
     step, with the agent it was taken from; that agent's desk hears of it)."""
     assert actor.id is not None
@@ -281,4 +331,4 @@ async def take_over_conversation(
         )
         await set_agent(tx, rt, actor.id, actor=actor, last_contact_at=now)
         await set_agent(tx, rt, from_agent, actor=actor, last_contact_at=now)
-        return dict(conversation._asdict())
+        return conversation_record(conversation)

@@ -12,18 +12,19 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from shapely.geometry import shape
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from callcenter.actions import audit
 from callcenter.bus import Event
 from callcenter.bus.events import DIRECTORY_CHANGED
 from callcenter.domain.auth import token_hash
-from callcenter.domain.errors import Conflict, InvalidInput
+from callcenter.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
+from callcenter.domain.grid import GridCheck, check_grid
 from callcenter.domain.phone import normalize_phone
 from callcenter.domain.workflow import Actor, Priority, Role, TicketType
 from callcenter.runtime import Runtime
 from callcenter.store.db import Tx
-from callcenter.store.tables import categories, departments, grid_cells, users
+from callcenter.store.tables import categories, config_version, departments, grid_cells, users
 
 
 def _required(data: Mapping[str, Any], name: str, limit: int = 200) -> str:
@@ -152,9 +153,10 @@ async def add_grid_cell(tx: Tx, rt: Runtime, data: Mapping[str, Any], *, actor: 
 
 
 async def add_user(
-    tx: Tx, rt: Runtime, data: Mapping[str, Any], *, actor: Actor
+    tx: Tx, rt: Runtime, data: Mapping[str, Any], *, actor: Actor, api_token: bool = True
 ) -> tuple[int, str]:
-    """Create a staff user; returns (id, API token). The token is shown once, stored hashed."""
+    """Create a staff user; returns (id, API token). The token is shown once, stored hashed;
+    with ``api_token=False`` the user gets none (people sign in to the pages) and it is ""."""
     role = data.get("role")
     if role not in {r.value for r in Role} - {Role.SYSTEM.value}:
         raise InvalidInput(
@@ -166,7 +168,7 @@ async def add_user(
         if data.get("department") not in ids:
             raise InvalidInput("unknown_department", department=data.get("department"))
         department_id = ids[data["department"]]
-    token = data.get("token") or secrets.token_urlsafe(24)
+    token = (data.get("token") or secrets.token_urlsafe(24)) if api_token else ""
     values = {
         "username": _required(data, "username", 64),
         "display_name": _required(data, "display_name"),
@@ -178,7 +180,7 @@ async def add_user(
             if data.get("phone")
             else None
         ),
-        "token_hash": token_hash(token),
+        "token_hash": token_hash(token) if token else None,
         "password_hash": data.get("password_hash"),
         "active": True,
         "created_at": tx.state["now"],
@@ -211,7 +213,7 @@ async def load_city(rt: Runtime, city: Mapping[str, Any], *, actor: Actor) -> di
         for user in city.get("users", []):
             _, token = await add_user(tx, rt, user, actor=actor)
             tokens[user["username"]] = token
-        tx.publish(Event(DIRECTORY_CHANGED, {}, tx.state["now"]))
+        await directory_changed(tx)
     await rt.reload_directory()
     return tokens
 
@@ -229,3 +231,238 @@ def _parents_first(items: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]
             placed.add(str(dept.get("code")))
             pending.remove(dept)
     return ordered
+
+
+# --- an administrator's changes, one at a time, in effect at once everywhere ----------------
+
+
+def _keywords(value: Any) -> list[str]:
+    """Keywords from a list, or from text with one per line or comma (either comma)."""
+    if value is None:
+        return []
+    items = value if isinstance(value, (list, tuple)) else str(value).replace("，", ",").split(",")
+    words = []
+    for item in items:
+        for word in str(item).splitlines():
+            word = word.strip()
+            if word and word not in words:
+                if len(word) > 40:
+                    raise InvalidInput("field_too_long", field="keywords", limit=40)
+                words.append(word)
+    if len(words) > 200:
+        raise InvalidInput("invalid_field", field="keywords")
+    return words
+
+
+def _category_values(rt: Runtime, data: Mapping[str, Any]) -> dict[str, Any]:
+    kind = _required(data, "department_kind", 40)
+    if not rt.catalog.has(f"department_kind.{kind}"):
+        raise InvalidInput(
+            "invalid_choice",
+            field="department_kind",
+            choices=", ".join(sorted({d.kind for d in rt.directory.departments})),
+        )
+    default_type = data.get("default_type") or TicketType.HELP.value
+    if default_type not in TicketType.__members__.values():
+        raise InvalidInput("invalid_choice", field="default_type", choices=", ".join(TicketType))
+    priority = data.get("default_priority") or Priority.NORMAL.value
+    if priority not in Priority.__members__.values():
+        raise InvalidInput("invalid_choice", field="default_priority", choices=", ".join(Priority))
+    days = data.get("handle_working_days")
+    return {
+        "name_zh": _required(data, "name_zh"),
+        "name_en": _required(data, "name_en"),
+        "department_kind": kind,
+        "default_type": default_type,
+        "default_priority": priority,
+        "handle_working_days": _days(days if days not in ("", None) else None),
+        "keywords_zh": _keywords(data.get("keywords_zh")),
+        "keywords_en": _keywords(data.get("keywords_en")),
+    }
+
+
+async def directory_changed(tx: Tx) -> None:
+    """Tell every process that the configuration changed: the version they watch moves
+    (:meth:`Runtime.watch_directory`), and open pages hear ``directory.changed``."""
+    await tx.execute(
+        update(config_version)
+        .where(config_version.c.id == 1)
+        .values(version=config_version.c.version + 1)
+    )
+    tx.publish(Event(DIRECTORY_CHANGED, {}, tx.state["now"]))
+
+
+def require_admin(actor: Actor) -> None:
+    if actor.role is not Role.ADMIN:
+        raise Forbidden("role_not_allowed", role=actor.role.value)
+
+
+async def create_category(rt: Runtime, data: Mapping[str, Any], *, actor: Actor) -> int:
+    """A new category, recognised in the next text that comes in."""
+    require_admin(actor)
+    code = _required(data, "code", 64)
+    values = _category_values(rt, data)
+    async with rt.transaction() as tx:
+        taken = (await tx.execute(select(categories.c.id).where(categories.c.code == code))).first()
+        if taken is not None:
+            raise Conflict("duplicate_code", code=code)
+        category_id = await add_category(tx, rt, {**values, "code": code}, actor=actor)
+        await directory_changed(tx)
+    await rt.reload_directory()
+    return category_id
+
+
+async def update_category(
+    rt: Runtime, category_id: int, data: Mapping[str, Any], *, actor: Actor
+) -> None:
+    """Change a category (names, type, department kind, time, keywords; on or off)."""
+    require_admin(actor)
+    values = _category_values(rt, data)
+    values["active"] = bool(data.get("active", True))
+    async with rt.transaction() as tx:
+        row = (await tx.execute(select(categories).where(categories.c.id == category_id))).first()
+        if row is None:
+            raise NotFound("unknown_category", category=category_id)
+        changed = {k: v for k, v in values.items() if getattr(row, k) != v}
+        if not changed:
+            return
+        await tx.execute(update(categories).where(categories.c.id == category_id).values(**changed))
+        await audit.record(
+            tx,
+            actor=actor,
+            entity_type="category",
+            entity_id=category_id,
+            action="category.update",
+            before={k: getattr(row, k) for k in changed},
+            after=changed,
+            details={"code": row.code},
+        )
+        await directory_changed(tx)
+    await rt.reload_directory()
+
+
+async def create_department(rt: Runtime, data: Mapping[str, Any], *, actor: Actor) -> int:
+    """A new department (or area: district, street, community) in the tree."""
+    require_admin(actor)
+    async with rt.transaction() as tx:
+        dept_id = await add_department(tx, rt, data, actor=actor)
+        await directory_changed(tx)
+    await rt.reload_directory()
+    return dept_id
+
+
+async def update_department(
+    rt: Runtime, department_id: int, data: Mapping[str, Any], *, actor: Actor
+) -> None:
+    """Change a department's names, kind, parent, duty phone (for urgent alerts), the
+    place names that route to it, or retire it."""
+    require_admin(actor)
+    kind = _required(data, "kind", 40)
+    if not rt.catalog.has(f"department_kind.{kind}"):
+        raise InvalidInput(
+            "invalid_choice",
+            field="kind",
+            choices=", ".join(sorted({d.kind for d in rt.directory.departments})),
+        )
+    phone = str(data.get("duty_phone") or "").strip()
+    values: dict[str, Any] = {
+        "name_zh": _required(data, "name_zh"),
+        "name_en": _required(data, "name_en"),
+        "kind": kind,
+        "duty_phone": normalize_phone(phone, rt.settings.default_region) if phone else None,
+        "keywords": _keywords(data.get("keywords")),
+        "active": bool(data.get("active", True)),
+    }
+    async with rt.transaction() as tx:
+        ids = await _ids_by_code(tx)
+        row = (
+            await tx.execute(select(departments).where(departments.c.id == department_id))
+        ).first()
+        if row is None:
+            raise NotFound("unknown_department", department=department_id)
+        parent = str(data.get("parent") or "").strip()
+        if parent:
+            if parent not in ids:
+                raise InvalidInput("unknown_department", department=parent)
+            values["parent_id"] = ids[parent]
+            # no department may end up beneath itself
+            chain, seen = values["parent_id"], set()
+            parents = {
+                r.id: r.parent_id
+                for r in (await tx.execute(select(departments.c.id, departments.c.parent_id)))
+            }
+            while chain is not None and chain not in seen:
+                if chain == department_id:
+                    raise InvalidInput("department_cycle")
+                seen.add(chain)
+                chain = parents.get(chain)
+        else:
+            values["parent_id"] = None
+        changed = {k: v for k, v in values.items() if getattr(row, k) != v}
+        if not changed:
+            return
+        await tx.execute(
+            update(departments).where(departments.c.id == department_id).values(**changed)
+        )
+        await audit.record(
+            tx,
+            actor=actor,
+            entity_type="department",
+            entity_id=department_id,
+            action="department.update",
+            before={k: getattr(row, k) for k in changed},
+            after=changed,
+            details={"code": row.code},
+        )
+        await directory_changed(tx)
+    await rt.reload_directory()
+
+
+async def upload_grid(rt: Runtime, document: Any, *, actor: Actor) -> GridCheck:
+    """Grid cells from GeoJSON, checked whole first (:func:`check_grid`): with any problem
+    nothing is written and the check lists them all; else each cell is added or, by its
+    code, replaced (cells the file does not name stay: tickets point at them)."""
+    require_admin(actor)
+    owners = {d.code: d.id for d in rt.directory.departments}
+    staying = {c.code: c.geometry for c in rt.directory.cells}
+    check = check_grid(document, list(owners), staying)
+    if not check.ok:
+        return check
+    async with rt.transaction() as tx:
+        existing = {r.code: r for r in (await tx.execute(select(grid_cells))).all()}
+        added = replaced = 0
+        for cell in check.cells:
+            values = {
+                "name": cell["name"],
+                "owner_id": owners[cell["owner"]],
+                "geometry": cell["geometry"],
+            }
+            old = existing.get(cell["code"])
+            if old is None:
+                await add_grid_cell(
+                    tx,
+                    rt,
+                    {
+                        "code": cell["code"],
+                        "name": cell["name"],
+                        "owner": cell["owner"],
+                        "geometry": cell["geometry"],
+                    },
+                    actor=actor,
+                )
+                added += 1
+                continue
+            await tx.execute(update(grid_cells).where(grid_cells.c.id == old.id).values(**values))
+            replaced += 1
+        await audit.record(
+            tx,
+            actor=actor,
+            entity_type="grid_cell",
+            entity_id=None,
+            action="grid_cell.upload",
+            after={"added": added, "replaced": replaced, "gaps": len(check.gaps)},
+            details={"code": f"{len(check.cells)}"},
+        )
+        await directory_changed(tx)
+    await rt.reload_directory()
+    return check

@@ -24,10 +24,11 @@ from callcenter.actions.schedules import schedule_reminders, schedule_survey
 from callcenter.domain.workflow import Actor
 from callcenter.runtime import Runtime
 from callcenter.store.db import Tx
+from callcenter.store.records import TicketRecord
 
 
 async def after_create(
-    tx: Tx, rt: Runtime, ticket: dict[str, Any], *, dispatched: bool, tell_citizen: bool
+    tx: Tx, rt: Runtime, ticket: TicketRecord, *, dispatched: bool, tell_citizen: bool
 ) -> None:
     if dispatched:
         await _dispatched(tx, rt, ticket)
@@ -38,7 +39,7 @@ async def after_create(
     await notify.notify_citizen(tx, rt, ticket, key, kind="auto_reply")
 
 
-async def _dispatched(tx: Tx, rt: Runtime, ticket: dict[str, Any]) -> None:
+async def _dispatched(tx: Tx, rt: Runtime, ticket: TicketRecord) -> None:
     await schedule_reminders(tx, rt, ticket)
     if ticket["priority"] == "urgent":
         await notify.notify_department(
@@ -54,7 +55,7 @@ async def _dispatched(tx: Tx, rt: Runtime, ticket: dict[str, Any]) -> None:
 
 
 async def after_step(
-    tx: Tx, rt: Runtime, step: str, ticket: dict[str, Any], *, actor: Actor, params: dict[str, Any]
+    tx: Tx, rt: Runtime, step: str, ticket: TicketRecord, *, actor: Actor, params: dict[str, Any]
 ) -> None:
     urgent = ticket["priority"] == "urgent"
     match step:

@@ -38,8 +38,9 @@ from callcenter.domain.routing import classify
 from callcenter.domain.workflow import SYSTEM, Actor
 from callcenter.ports import Inbound
 from callcenter.runtime import Runtime
-from callcenter.store.db import Tx
+from callcenter.store.db import Reader, Tx
 from callcenter.store.queries import insert_id, row_by_id
+from callcenter.store.records import TicketRecord
 from callcenter.store.tables import conversations, messages, tickets
 
 
@@ -58,7 +59,7 @@ class BotTurn:
     message_id: int
     inbound: Inbound
     body: str
-    ticket: dict[str, Any] | None = None
+    ticket: TicketRecord | None = None
 
     async def reply(self, text: str, *, meta: dict[str, Any] | None = None) -> int:
         return await queue_outbound(
@@ -93,7 +94,7 @@ class BotTurn:
             conversation_id=self.conversation.id,
         )
 
-    async def open_ticket(self, draft: TicketDraft) -> dict[str, Any]:
+    async def open_ticket(self, draft: TicketDraft) -> TicketRecord:
         """A ticket from the dialog, dispatched to the routed department; the dialog ends."""
         draft.citizen_id = self.citizen.id
         draft.conversation_id = self.conversation.id
@@ -119,7 +120,7 @@ class IntakeResult:
     message_id: int
     conversation_state: str
     queue: str | None
-    ticket: dict[str, Any] | None
+    ticket: TicketRecord | None
     reply_message_id: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
@@ -157,13 +158,13 @@ async def _existing(tx: Tx, inbound: Inbound) -> IntakeResult | None:
     return None if row is None else await _result(tx, row, duplicate=True)
 
 
-async def intake_result(conn: Any, message_id: int) -> IntakeResult | None:
+async def intake_result(conn: Reader, message_id: int) -> IntakeResult | None:
     """What became of a stored inbound message (its conversation as it is now)."""
     row = (await conn.execute(_OF_MESSAGE, {"message_id": message_id})).first()
     return None if row is None else await _result(conn, row, duplicate=False)
 
 
-async def _result(conn: Any, row: Any, *, duplicate: bool) -> IntakeResult:
+async def _result(conn: Reader, row: Any, *, duplicate: bool) -> IntakeResult:
     ticket = None
     if row.ticket_id is not None:
         found = await row_by_id(conn, tickets, row.ticket_id)
@@ -273,7 +274,7 @@ async def take_message(
     )
     tx.publish(events.message_created({"id": message_id, **message}, conversation._asdict(), now))
 
-    ticket: dict[str, Any] | None = None
+    ticket: TicketRecord | None = None
     reply_id: int | None = None
     locale = conversation.locale
     turn = BotTurn(tx, rt, citizen, conversation, message_id, inbound, body)
@@ -354,7 +355,7 @@ async def take_message(
 
 async def _auto_ticket(
     tx: Tx, rt: Runtime, conversation: Any, citizen: Any, inbound: Inbound, body: str
-) -> dict[str, Any] | None:
+) -> TicketRecord | None:
     settings = rt.settings.intake
     wanted = settings.auto_ticket if inbound.auto_ticket is None else inbound.auto_ticket
     if not wanted:
@@ -384,7 +385,7 @@ async def _auto_ticket(
     )
 
 
-def ticket_receipt(rt: Runtime, ticket: dict[str, Any], locale: str) -> str:
+def ticket_receipt(rt: Runtime, ticket: TicketRecord, locale: str) -> str:
     """The text that tells a citizen their case was taken: number, department, due date."""
     key = "notify.ticket_dispatched_new" if ticket["department_id"] else "notify.ticket_created"
     return notify.render(rt, key, locale, notify.ticket_params(rt, ticket, locale))

@@ -8,8 +8,8 @@ a while. An unknown number and wrong digits get the same answer.
 
 from __future__ import annotations
 
-from datetime import timedelta
-from typing import Any
+from datetime import datetime, timedelta
+from typing import TypedDict
 
 from sqlalchemy import select
 
@@ -23,7 +23,23 @@ FAILURES_PER_TICKET = 5
 WINDOW = timedelta(minutes=15)
 
 
-async def look_up_ticket(rt: Runtime, number: str, digits: str, locale: str) -> dict[str, Any]:
+class StatusLookup(TypedDict):
+    """What the public look-up shows of a ticket (the status page, ``/status`` on the bots)."""
+
+    number: str
+    state: str
+    state_label: str
+    type_label: str
+    category: str | None
+    department: str | None
+    created_at: datetime
+    due_at: datetime | None
+    replied_at: datetime | None
+    closed_at: datetime | None
+    reply: str | None
+
+
+async def look_up_ticket(rt: Runtime, number: str, digits: str, locale: str) -> StatusLookup:
     """The ticket's public status, or NotFound; counts wrong digits against the number."""
     key = f"lookup-ticket:{number}"
     now = rt.clock.now()
@@ -56,13 +72,15 @@ async def look_up_ticket(rt: Runtime, number: str, digits: str, locale: str) -> 
     if not matched or row is None:  # raised after the commit, so the failure is counted
         raise NotFound("lookup_failed")
     label = rt.catalog.label
+    category = category_ref(rt, row.category_id, locale)
+    department = department_ref(rt, row.department_id, locale)
     return {
         "number": row.number,
         "state": row.state,
         "state_label": label("state", row.state, locale),
         "type_label": label("ticket_type", row.type, locale),
-        "category": (category_ref(rt, row.category_id, locale) or {}).get("name"),
-        "department": (department_ref(rt, row.department_id, locale) or {}).get("name"),
+        "category": category["name"] if category else None,
+        "department": department["name"] if department else None,
         "created_at": row.created_at,
         "due_at": row.due_at,
         "replied_at": row.replied_at,

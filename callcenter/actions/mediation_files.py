@@ -38,7 +38,7 @@ from callcenter.actions.mediations import (
     tell_party,
 )
 from callcenter.domain.workflow import SYSTEM
-from callcenter.jobs.outbox import Job, enqueue
+from callcenter.jobs.outbox import Job, JobOutcome, enqueue
 from callcenter.runtime import Runtime
 from callcenter.store.queries import row_by_id
 from callcenter.store.tables import mediation_parties, mediation_recordings, mediations, tickets
@@ -186,7 +186,7 @@ async def join_tracks(folder: Path, out: Path, *, until: datetime | None = None)
     return {"tracks": [{k: v for k, v in t.items() if k != "file"} for t in tracks]}
 
 
-async def join_recording(rt: Runtime, job: Job) -> dict[str, Any]:
+async def join_recording(rt: Runtime, job: Job) -> JobOutcome:
     """Job: join a concluded session's tracks, attach the file to the ticket."""
 
     mediation_id = int(job.payload["mediation_id"])
@@ -254,7 +254,7 @@ async def join_recording(rt: Runtime, job: Job) -> dict[str, Any]:
     return {"duration": duration, "streams": kinds}
 
 
-async def transcribe_recording(rt: Runtime, job: Job) -> dict[str, Any]:
+async def transcribe_recording(rt: Runtime, job: Job) -> JobOutcome:
     """Job: the recording's audio through the configured recogniser, kept with it."""
     transcriber: Transcriber | None = rt.extras.get(TRANSCRIBER)
     async with rt.db.read() as conn:
@@ -294,7 +294,7 @@ async def transcribe_recording(rt: Runtime, job: Job) -> dict[str, Any]:
     return {"characters": len(text or "")}
 
 
-async def expire_recordings(rt: Runtime, job: Job) -> dict[str, Any]:
+async def expire_recordings(rt: Runtime, job: Job) -> JobOutcome:
     """Job, due when a recording's retention ends: delete every recording past its own."""
     now = rt.clock.now()
     async with rt.transaction() as tx:
@@ -404,7 +404,7 @@ def agreement_pdf(rt: Runtime, out: Path, case: dict[str, Any]) -> None:
     doc.build(story)
 
 
-async def make_agreement(rt: Runtime, job: Job) -> dict[str, Any]:
+async def make_agreement(rt: Runtime, job: Job) -> JobOutcome:
     """Job: the agreement document of a concluded mediation, and a link to each party."""
 
     mediation_id = int(job.payload["mediation_id"])

@@ -19,7 +19,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 from sqlalchemy import func, select, update
 
@@ -37,6 +37,7 @@ from callcenter.domain.errors import (
     NotFound,
     RateLimited,
 )
+from callcenter.domain.ids import parse_id
 from callcenter.domain.mediation import (
     FINAL_STATES,
     MAX_PARTIES,
@@ -54,12 +55,13 @@ from callcenter.domain.mediation import (
 from callcenter.domain.passwords import hash_password, verify_password
 from callcenter.domain.phone import normalize_phone
 from callcenter.domain.workflow import SYSTEM, Actor, Role, Step
-from callcenter.jobs.outbox import Job, enqueue, enqueue_many
+from callcenter.jobs.outbox import Job, JobOutcome, enqueue, enqueue_many
 from callcenter.media.janus import VIDEOROOM, JanusError, JanusUnavailable
 from callcenter.media.service import MediaUnavailable
 from callcenter.runtime import Runtime
-from callcenter.store.db import Tx
+from callcenter.store.db import Reader, Tx
 from callcenter.store.queries import insert_row, once, row_by_id
+from callcenter.store.records import MediationRecord, mediation_record
 from callcenter.store.tables import (
     citizen_identities,
     conversations,
@@ -133,9 +135,10 @@ class LinkRefused(Forbidden):
 def read_link(rt: Runtime, link: str, purpose: str = "join") -> tuple[int, str]:
     """(party id, nonce) of a link whose signature is right, or raise ``link_invalid``."""
     parts = link.split("-")
-    if len(parts) != 3 or not parts[0].isdigit() or len(link) > 80:
+    party_id = parse_id(parts[0]) if len(parts) == 3 and len(link) <= 80 else None
+    if party_id is None:
         raise LinkRefused("link_invalid")
-    party_id, nonce, signature = int(parts[0]), parts[1], parts[2]
+    nonce, signature = parts[1], parts[2]
     expected = _signature(rt, party_id, nonce, purpose)
     if not hmac.compare_digest(expected, signature):
         raise LinkRefused("link_invalid")
@@ -160,7 +163,7 @@ def window(rt: Runtime) -> Window:
 # ---------------------------------------------------------------- who is acting
 
 
-async def who_is(tx: Any, rt: Runtime, actor: Actor, mediation: Any, ticket: Any) -> Who:
+async def who_is(tx: Reader, rt: Runtime, actor: Actor, mediation: Any, ticket: Any) -> Who:
     """The actor's part in this mediation, for the workflow table."""
     if actor.role is Role.SYSTEM:
         return Who.SYSTEM
@@ -173,7 +176,7 @@ async def who_is(tx: Any, rt: Runtime, actor: Actor, mediation: Any, ticket: Any
     raise NotFound("mediation_not_found", mediation=mediation.id)
 
 
-async def is_mediator(conn: Any, user_id: int | None) -> bool:
+async def is_mediator(conn: Reader, user_id: int | None) -> bool:
     if user_id is None:
         return False
     row = (await conn.execute(select(mediators).where(mediators.c.user_id == user_id))).first()
@@ -215,14 +218,14 @@ async def set_mediator(
 # ---------------------------------------------------------------- loading
 
 
-async def load_mediation(tx: Any, mediation_id: int) -> Any:
+async def load_mediation(tx: Reader, mediation_id: int) -> Any:
     row = await row_by_id(tx, mediations, mediation_id)
     if row is None:
         raise NotFound("mediation_not_found", mediation=mediation_id)
     return row
 
 
-async def load_parties(tx: Any, mediation_id: int) -> list[Any]:
+async def load_parties(tx: Reader, mediation_id: int) -> list[Any]:
     return list(
         (
             await tx.execute(
@@ -234,14 +237,16 @@ async def load_parties(tx: Any, mediation_id: int) -> list[Any]:
     )
 
 
-async def _for_staff(tx: Any, rt: Runtime, mediation_id: int, actor: Actor) -> tuple[Any, Any, Who]:
+async def _for_staff(
+    tx: Reader, rt: Runtime, mediation_id: int, actor: Actor
+) -> tuple[Any, Any, Who]:
     mediation = await load_mediation(tx, mediation_id)
     ticket = await row_by_id(tx, tickets, mediation.ticket_id)
     who = await who_is(tx, rt, actor, mediation, ticket)
     return mediation, ticket, who
 
 
-def _changed(mediation: dict[str, Any], action: str, at: datetime) -> Event:
+def _changed(mediation: MediationRecord, action: str, at: datetime) -> Event:
     return Event(
         MEDIATION_CHANGED,
         {
@@ -448,7 +453,7 @@ async def propose_mediation(
     actor: Actor,
     parties: list[PartyDraft],
     mediator_id: int | None = None,
-) -> dict[str, Any]:
+) -> MediationRecord:
     """A mediation on a dispute ticket, with its parties; it is scheduled next."""
     checked = [_check_party(rt, p) for p in parties]
     if len(checked) > MAX_PARTIES:
@@ -532,8 +537,8 @@ async def propose_mediation(
                 ],
             },
         )
-        tx.publish(_changed(row._asdict(), "propose", now))
-        return dict(row._asdict())
+        tx.publish(_changed(mediation_record(row), "propose", now))
+        return mediation_record(row)
 
 
 async def _step(
@@ -545,7 +550,7 @@ async def _step(
     actor: Actor,
     expected_version: int | None = None,
     **params: Any,
-) -> tuple[Any, Any, dict[str, Any]]:
+) -> tuple[Any, Any, MediationRecord]:
     """Take one workflow step inside ``tx``; returns (row before, ticket, row after)."""
     now = tx.state["now"]
     row, ticket, who = await _for_staff(tx, rt, mediation_id, actor)
@@ -581,13 +586,13 @@ async def _step(
         details={"as": who.value, **({"reason": params["reason"]} if "reason" in params else {})},
     )
     new_row = await load_mediation(tx, mediation_id)
-    tx.publish(_changed(new_row._asdict(), step.value, now))
-    return row, ticket, dict(new_row._asdict())
+    tx.publish(_changed(mediation_record(new_row), step.value, now))
+    return row, ticket, mediation_record(new_row)
 
 
 async def set_mediation_mediator(
     rt: Runtime, mediation_id: int, mediator_id: int, *, actor: Actor
-) -> dict[str, Any]:
+) -> MediationRecord:
     """Name (or change) the mediator while the case is proposed or scheduled."""
     async with rt.transaction() as tx:
         row, _, who = await _for_staff(tx, rt, mediation_id, actor)
@@ -607,7 +612,7 @@ async def set_mediation_mediator(
             action="mediation.set_mediator", before={"mediator_id": row.mediator_id},
             after={"mediator_id": mediator_id},
         )  # fmt: skip
-        return dict((await load_mediation(tx, mediation_id))._asdict())
+        return mediation_record(await load_mediation(tx, mediation_id))
 
 
 async def schedule_mediation(
@@ -618,7 +623,7 @@ async def schedule_mediation(
     actor: Actor,
     duration_minutes: int | None = None,
     expected_version: int | None = None,
-) -> dict[str, Any]:
+) -> MediationRecord:
     """Fix the time; every party is invited (link and PIN) in their language; reminders
     and the no-show check are scheduled. Again on a scheduled case: the time changes,
     old links stop working and everyone who has not declined is invited anew."""
@@ -641,7 +646,7 @@ async def schedule_mediation(
 
 async def cancel_mediation(
     rt: Runtime, mediation_id: int, reason: str, *, actor: Actor
-) -> dict[str, Any]:
+) -> MediationRecord:
     async with rt.transaction() as tx:
         _, _, after = await _step(
             tx, rt, mediation_id, MediationStep.CANCEL, actor=actor, reason=reason
@@ -657,7 +662,7 @@ async def cancel_mediation(
 # ---------------------------------------------------------------- the session
 
 
-async def start_session(rt: Runtime, mediation_id: int, *, actor: Actor) -> dict[str, Any]:
+async def start_session(rt: Runtime, mediation_id: int, *, actor: Actor) -> MediationRecord:
     """The mediator opens the room: it is made on a media node, parties can be admitted."""
     async with rt.db.read() as conn:  # who and when first: a refusal needs no media
         row, _, who = await _for_staff(conn, rt, mediation_id, actor)
@@ -776,7 +781,7 @@ async def _sync_recording(tx: Tx, rt: Runtime, mediation: Any, *, actor: Actor) 
     return wanted
 
 
-async def _recording_row(tx: Any, mediation_id: int) -> Any:
+async def _recording_row(tx: Reader, mediation_id: int) -> Any:
     return (
         await tx.execute(
             select(mediation_recordings).where(mediation_recordings.c.mediation_id == mediation_id)
@@ -818,7 +823,7 @@ async def _party_step(
         after={k: v for k, v in (values or {}).items() if k not in ("seat_hash", "seen_at")},
         details={"party_id": party_id, "as": who.value, **(details or {})},
     )
-    tx.publish(_changed(mediation._asdict(), f"party.{step.value}", tx.state["now"]))
+    tx.publish(_changed(mediation_record(mediation), f"party.{step.value}", tx.state["now"]))
     return await row_by_id(tx, mediation_parties, party_id), mediation
 
 
@@ -898,7 +903,7 @@ async def end_session(
     actor: Actor,
     agreement_text: str | None = None,
     reply_ticket: bool = True,
-) -> dict[str, Any]:
+) -> MediationRecord:
     """The mediator records the outcome and ends the session: the room goes, the
     recording's tracks are joined by a job, the agreement document is made and sent
     to the parties by a job; with ``reply_ticket`` and a mediator of the ticket's
@@ -1077,7 +1082,30 @@ async def enter_waiting_room(rt: Runtime, link: str, seat: str, *, consent: bool
     await apply_room(rt, party.mediation_id)
 
 
-async def heartbeat(rt: Runtime, link: str, seat: str) -> dict[str, Any]:
+class RoomJoin(TypedDict):
+    """What a party's page needs to join the room on the media server."""
+
+    server: str
+    token: str
+    room: int | None
+    pin: str | None
+    feed: int | None
+    display: str
+
+
+class SeatState(TypedDict):
+    """What a party's page shows, answered to its poll."""
+
+    state: str
+    presence: str
+    consent: bool | None
+    recording: bool
+    muted: bool
+    media_up: bool
+    janus: NotRequired[RoomJoin]
+
+
+async def heartbeat(rt: Runtime, link: str, seat: str) -> SeatState:
     """The page's poll: keeps the seat, and says what the page should show."""
     admission = await seated(rt, link, seat)
     party = admission.party
@@ -1088,7 +1116,7 @@ async def heartbeat(rt: Runtime, link: str, seat: str) -> dict[str, Any]:
             .values(seen_at=tx.state["now"])
         )
     m = admission.mediation
-    state: dict[str, Any] = {
+    state: SeatState = {
         "state": m.state,
         "presence": party.presence,
         "consent": party.consent,
@@ -1275,7 +1303,7 @@ async def decline_from_text(
 # ---------------------------------------------------------------- jobs
 
 
-async def remind(rt: Runtime, job: Job) -> dict[str, Any]:
+async def remind(rt: Runtime, job: Job) -> JobOutcome:
     """Job: remind every party who has not declined, if the time is still the same."""
     async with rt.transaction() as tx:
         m = await row_by_id(tx, mediations, int(job.payload["mediation_id"]))
@@ -1292,7 +1320,7 @@ async def remind(rt: Runtime, job: Job) -> dict[str, Any]:
         return {"messages": sent}
 
 
-async def check_no_show(rt: Runtime, job: Job) -> dict[str, Any]:
+async def check_no_show(rt: Runtime, job: Job) -> JobOutcome:
     """Job: a session nobody opened by ``no_show_minutes`` after its time is a no-show."""
     async with rt.transaction() as tx:
         m = await row_by_id(tx, mediations, int(job.payload["mediation_id"]))

@@ -22,10 +22,10 @@ from callcenter.domain.conversation import ConversationStep, check_step
 from callcenter.domain.errors import Conflict, InvalidInput, NotFound, TooLarge
 from callcenter.domain.workflow import SYSTEM, Actor
 from callcenter.jobs.executor import PermanentFailure, RetryLater
-from callcenter.jobs.outbox import Job, enqueue, finish_in
+from callcenter.jobs.outbox import Job, JobOutcome, enqueue, finish_in
 from callcenter.ports import ChannelPort, DeliveryError, OutboundMessage, SendResult
 from callcenter.runtime import Runtime
-from callcenter.store.db import Tx
+from callcenter.store.db import Conn, Tx
 from callcenter.store.queries import insert_id, insert_ignore, row_by_id
 from callcenter.store.tables import conversations, jobs, messages, opt_outs
 
@@ -242,7 +242,7 @@ async def record_delivery(
 QUIET_KINDS = frozenset({"notice", "survey", "reminder"})  # conversation replies are not held
 
 
-async def is_opted_out(conn: Any, channel: str, address: str) -> bool:
+async def is_opted_out(conn: Conn, channel: str, address: str) -> bool:
     found = await conn.scalar(
         select(opt_outs.c.id).where(opt_outs.c.channel == channel, opt_outs.c.address == address)
     )
@@ -267,7 +267,7 @@ _DELIVERIES_DUE = select(func.max(jobs.c.run_at)).where(
 )
 
 
-async def _earlier_due(conn: Any, conversation_id: int, message_id: int, now: Any) -> Any:
+async def _earlier_due(conn: Conn, conversation_id: int, message_id: int, now: Any) -> Any:
     """When an earlier message of the conversation is about to go (within a minute), or None.
 
     Messages held longer (quiet hours, long backoffs after failures) do not hold
@@ -328,7 +328,7 @@ async def _sent_before(
     return None
 
 
-async def deliver_message(rt: Runtime, job: Job) -> dict[str, Any] | None:
+async def deliver_message(rt: Runtime, job: Job) -> JobOutcome | None:
     """Job handler: hand a stored message to its channel, once.
 
     A message already marked sent is not sent again, and the adapter gets an

@@ -24,6 +24,7 @@ from callcenter.domain.workflow import SYSTEM
 from callcenter.runtime import Runtime
 from callcenter.store.db import Tx
 from callcenter.store.queries import row_by_id
+from callcenter.store.records import TicketRecord
 from callcenter.store.tables import citizens, conversations, departments, users
 
 # how long a department answer may grow before it is shortened, in characters
@@ -34,7 +35,7 @@ def status_url(rt: Runtime, number: str) -> str:
     return f"{rt.settings.effective_public_url}/s/{number}"
 
 
-def ticket_params(rt: Runtime, ticket: dict[str, Any], locale: str) -> dict[str, Any]:
+def ticket_params(rt: Runtime, ticket: TicketRecord, locale: str) -> dict[str, Any]:
     directory = rt.directory
     category = directory.category_by_id.get(ticket.get("category_id") or -1)
     dept = directory.by_id.get(ticket.get("department_id") or -1)
@@ -66,16 +67,17 @@ def render(rt: Runtime, key: str, locale: str, params: dict[str, Any], *, shorte
     return fit(text, budget)
 
 
-async def citizen_conversation(tx: Tx, rt: Runtime, ticket: dict[str, Any]) -> Any:
+async def citizen_conversation(tx: Tx, rt: Runtime, ticket: TicketRecord) -> Any:
     """Where to write to a ticket's citizen, or None when they cannot be reached."""
-    if ticket.get("conversation_id") is not None:
-        conversation = await row_by_id(tx, conversations, ticket["conversation_id"])
+    conversation_id, citizen_id = ticket["conversation_id"], ticket["citizen_id"]
+    if conversation_id is not None:
+        conversation = await row_by_id(tx, conversations, conversation_id)
         channel = rt.channels.get(conversation.channel) if conversation else None
         if channel is not None and channel.text_capable:
             return conversation
-    if ticket.get("citizen_id") is None or rt.channels.get("sms") is None:
+    if citizen_id is None or rt.channels.get("sms") is None:
         return None
-    citizen = await row_by_id(tx, citizens, ticket["citizen_id"])
+    citizen = await row_by_id(tx, citizens, citizen_id)
     if citizen is None or not citizen.phone or not is_mobile(citizen.phone):
         return None
     found = (
@@ -111,7 +113,7 @@ async def citizen_conversation(tx: Tx, rt: Runtime, ticket: dict[str, Any]) -> A
 async def notify_citizen(
     tx: Tx,
     rt: Runtime,
-    ticket: dict[str, Any],
+    ticket: TicketRecord,
     key: str,
     *,
     kind: str = "notice",
@@ -145,7 +147,7 @@ async def notify_citizen(
 async def notify_department(
     tx: Tx,
     rt: Runtime,
-    ticket: dict[str, Any],
+    ticket: TicketRecord,
     key: str,
     *,
     department_id: int | None = None,

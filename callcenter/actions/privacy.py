@@ -26,9 +26,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from sqlalchemy import and_, delete, or_, select, update
 
@@ -36,6 +37,7 @@ from callcenter.actions import audit
 from callcenter.domain.errors import Conflict, NotFound
 from callcenter.domain.privacy import mask_phone
 from callcenter.domain.workflow import OPEN_STATES, SYSTEM, Actor
+from callcenter.jobs.outbox import Job, JobOutcome
 from callcenter.runtime import Runtime
 from callcenter.store.db import Tx
 from callcenter.store.tables import (
@@ -60,7 +62,18 @@ ERASED = "[erased]"
 EXPIRED = "[expired]"
 
 
-async def view_ticket_contact(rt: Runtime, ref: int | str, *, actor: Actor) -> dict[str, Any]:
+class TicketContact(TypedDict):
+    """Who reported a ticket, with the full number (each look audited)."""
+
+    ticket_id: int
+    number: str
+    citizen_id: int | None
+    name: str | None
+    phone: str | None  # the number the citizen gave
+    phones: list[str]  # every number they reached the hotline from, and that one
+
+
+async def view_ticket_contact(rt: Runtime, ref: int | str, *, actor: Actor) -> TicketContact:
     """Who reported a ticket, with the full number; audited."""
     async with rt.transaction() as tx:
         ticket = await ticket_by_ref(tx.conn, ref)
@@ -90,7 +103,7 @@ async def view_ticket_contact(rt: Runtime, ref: int | str, *, actor: Actor) -> d
     }
 
 
-def masked_row(row: dict[str, Any], *fields: str) -> dict[str, Any]:
+def masked_row(row: Mapping[str, Any], *fields: str) -> dict[str, Any]:
     return {**row, **{name: mask_phone(row.get(name)) for name in fields}}
 
 
@@ -387,7 +400,7 @@ async def _rows_changed(tx: Tx, statement: Any) -> int:
     return int((await tx.execute(statement)).rowcount or 0)
 
 
-async def retention_job(rt: Runtime, job: Any) -> dict[str, Any]:
+async def retention_job(rt: Runtime, job: Job) -> JobOutcome:
     """The nightly job: apply retention, then schedule the next night's run. A run left
     pending after retention was turned off does nothing and schedules none."""
     if not retention_configured(rt):

@@ -24,7 +24,7 @@ from callcenter.domain.conversation import ConversationStep
 from callcenter.domain.routing import classify
 from callcenter.domain.workflow import SYSTEM, Actor
 from callcenter.runtime import Runtime
-from callcenter.store.db import Tx
+from callcenter.store.db import Reader, Tx
 from callcenter.store.queries import insert_id
 from callcenter.store.tables import messages, offers, queue_entries
 
@@ -76,7 +76,7 @@ async def open_entry(
     return await insert_id(tx, queue_entries, values)
 
 
-async def open_entry_of(conn: Any, conversation_id: int) -> Any:
+async def open_entry_of(conn: Reader, conversation_id: int) -> Any:
     """The conversation's open stay in a queue (waiting or with an agent), or None."""
     return (await conn.execute(_OPEN_STAY, {"conversation_id": conversation_id})).first()
 

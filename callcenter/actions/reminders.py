@@ -14,7 +14,6 @@ twice: its messages carry the job's key.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from callcenter.actions import notify
 from callcenter.actions.schedules import (  # noqa: F401  (found here before)
@@ -25,13 +24,13 @@ from callcenter.actions.schedules import (  # noqa: F401  (found here before)
 )
 from callcenter.actions.tickets import apply_step
 from callcenter.domain.workflow import SYSTEM, Step
-from callcenter.jobs.outbox import Job
+from callcenter.jobs.outbox import Job, JobOutcome
 from callcenter.runtime import Runtime
 from callcenter.store.queries import once, row_by_id
 from callcenter.store.tables import tickets
 
 
-async def remind_ticket(rt: Runtime, job: Job) -> dict[str, Any]:
+async def remind_ticket(rt: Runtime, job: Job) -> JobOutcome:
     """Job handler: remind the department if the ticket still needs it."""
     stage = job.payload["stage"]
     deadline = datetime.fromisoformat(job.payload["deadline"])

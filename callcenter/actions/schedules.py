@@ -23,7 +23,6 @@ hours), on the channel the citizen can be reached on.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
 
 from callcenter.actions import audit, notify
 from callcenter.domain.workflow import SYSTEM
@@ -31,6 +30,7 @@ from callcenter.jobs.outbox import enqueue, enqueue_many
 from callcenter.runtime import Runtime
 from callcenter.store.db import Tx
 from callcenter.store.queries import insert_row
+from callcenter.store.records import TicketRecord
 from callcenter.store.tables import surveys
 
 REMIND = "ticket.remind"
@@ -41,24 +41,26 @@ def epoch(when: datetime | None) -> int:
     return int(when.timestamp()) if when else 0
 
 
-def due_soon_at(rt: Runtime, ticket: dict[str, Any]) -> datetime:
-    start, due = ticket["handle_started_at"], ticket["due_at"]
+def due_soon_at(rt: Runtime, priority: str, start: datetime, due: datetime) -> datetime:
+    """When a handling clock running from ``start`` to ``due`` reaches the reminder's share."""
     share = rt.settings.notify.reminder_at
-    if rt.sla.is_working(ticket["priority"]):
+    if rt.sla.is_working(priority):
         return rt.calendar.add(start, rt.calendar.between(start, due) * share)
     return start + (due - start) * share
 
 
-async def schedule_reminders(tx: Tx, rt: Runtime, ticket: dict[str, Any]) -> None:
+async def schedule_reminders(tx: Tx, rt: Runtime, ticket: TicketRecord) -> None:
     if not rt.settings.notify.reminders or ticket["state"] not in ("dispatched", "accepted"):
         return
     now = tx.state["now"]
     plan: list[tuple[str, datetime, datetime]] = []
-    if ticket["state"] == "dispatched" and ticket["sign_due_at"]:
-        plan.append(("sign", ticket["sign_due_at"], ticket["sign_due_at"]))
-    if ticket["due_at"] and ticket["handle_started_at"]:
-        plan.append(("due_soon", due_soon_at(rt, ticket), ticket["due_at"]))
-        plan.append(("overdue", ticket["due_at"], ticket["due_at"]))
+    sign_due = ticket["sign_due_at"]
+    if ticket["state"] == "dispatched" and sign_due:
+        plan.append(("sign", sign_due, sign_due))
+    start, due = ticket["handle_started_at"], ticket["due_at"]
+    if due and start:
+        plan.append(("due_soon", due_soon_at(rt, ticket["priority"], start, due), due))
+        plan.append(("overdue", due, due))
     await enqueue_many(
         tx,
         [
@@ -79,7 +81,7 @@ async def schedule_reminders(tx: Tx, rt: Runtime, ticket: dict[str, Any]) -> Non
     )
 
 
-async def schedule_survey(tx: Tx, rt: Runtime, ticket: dict[str, Any]) -> int | None:
+async def schedule_survey(tx: Tx, rt: Runtime, ticket: TicketRecord) -> int | None:
     """Plan the survey of a ticket that was just closed. None when no survey is due."""
     settings = rt.settings.notify
     if not settings.survey or ticket.get("closure") not in ("replied", "direct_answer"):

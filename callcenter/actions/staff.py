@@ -19,18 +19,22 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, or_, select, update
 
 from callcenter.actions import audit
+from callcenter.domain import totp
 from callcenter.domain.errors import InvalidInput, RateLimited, Unauthenticated
-from callcenter.domain.passwords import MIN_LENGTH, hash_password, verify_password
+from callcenter.domain.passwords import verify_password
+from callcenter.domain.totp import accepted_step
 from callcenter.domain.workflow import SYSTEM, Actor, Role
 from callcenter.runtime import Runtime
-from callcenter.store.db import Tx
+from callcenter.store.db import Reader, Tx
 from callcenter.store.queries import insert_ignore
-from callcenter.store.tables import staff_sessions, throttles, users
+from callcenter.store.tables import staff_sessions, staff_tokens, throttles, users
+from callcenter.views import throttle_by_key
 
 TOUCH_EVERY = timedelta(seconds=60)
+SECOND_FACTOR = "second_factor"
 
 
 def session_key(token: str) -> str:
@@ -52,8 +56,8 @@ class Session:
 # --- throttles -----------------------------------------------------------------------------
 
 
-async def throttle_state(tx: Tx, key: str) -> Any:
-    return (await tx.execute(select(throttles).where(throttles.c.key == key))).first()
+async def throttle_state(tx: Reader, key: str) -> Any:
+    return await throttle_by_key(tx, key)
 
 
 async def count_attempt(
@@ -115,8 +119,10 @@ def _login_key(username: str) -> str:
 
 async def log_in(
     rt: Runtime, username: str, password: str, *, user_agent: str | None = None
-) -> Session:
-    """Check the password and open a session, or count a failure (and maybe lock)."""
+) -> Session | SecondStep:
+    """Check the password and open a session, or count a failure (and maybe lock). For an
+    account with two-factor sign-in (or a role that requires it) a right password opens
+    only the second step (:func:`complete_sign_in`)."""
     settings = rt.settings.staff
     if not isinstance(username, str) or not isinstance(password, str) or not username.strip():
         raise Unauthenticated("login_failed")
@@ -142,6 +148,18 @@ async def log_in(
                 window=timedelta(minutes=settings.failure_window_minutes),
                 lock=timedelta(minutes=settings.lockout_minutes),
             )
+            await audit.record(
+                tx,
+                actor=SYSTEM,
+                entity_type="user",
+                entity_id=row.id if row is not None else None,
+                action="user.login_failed",
+                details={
+                    "username": username.strip()[:64],
+                    "reason": _failure_reason(row, ok),
+                    "user_agent": (user_agent or "")[:300],
+                },
+            )
             if locked is not None and locked > tx.state["now"] and row is not None:
                 await audit.record(
                     tx,
@@ -152,32 +170,226 @@ async def log_in(
                     after={"locked_until": locked},
                 )
         raise Unauthenticated("login_failed")
+    if row.totp_secret is not None or row.role in settings.two_factor_roles:
+        return await _second_step(rt, row)
+    async with rt.transaction() as tx:
+        await tx.execute(delete(throttles).where(throttles.c.key == key))
+        return await _open_session(tx, rt, row, user_agent)
+
+
+async def _open_session(tx: Tx, rt: Runtime, row: Any, user_agent: str | None) -> Session:
     token = secrets.token_urlsafe(32)
     csrf = secrets.token_urlsafe(32)
+    now = tx.state["now"]
+    expires = now + timedelta(hours=rt.settings.staff.session_hours)
+    await tx.execute(update(users).where(users.c.id == row.id).values(last_login_at=now))
+    await tx.execute(
+        staff_sessions.insert().values(
+            id=session_key(token),
+            user_id=row.id,
+            csrf_token=csrf,
+            created_at=now,
+            seen_at=now,
+            expires_at=expires,
+            user_agent=(user_agent or "")[:300] or None,
+        )
+    )
+    await audit.record(
+        tx,
+        actor=actor_of(row),
+        entity_type="user",
+        entity_id=row.id,
+        action="user.login",
+        after={"user_agent": (user_agent or "")[:300]},
+    )
+    return Session(token, csrf, actor_of(row), expires)
+
+
+# --- the second step: a TOTP code, or enrolling an authenticator app -------------------------
+
+
+@dataclass(frozen=True)
+class SecondStep:
+    """The password was right; a code must follow (``enrol``: first scan ``qr``)."""
+
+    token: str  # the cookie value of this step; only its hash is stored
+    enrol: bool
+    secret: str | None = None  # shown (as text and as a QR code) only while enrolling
+    qr: str | None = None
+
+
+def _totp_issuer(rt: Runtime) -> str:
+    return f"{rt.settings.hotline_number} hotline"
+
+
+async def start_enrolment(rt: Runtime, *, actor: Actor) -> SecondStep:
+    """Someone whose role does not require it turns two-factor sign-in on: the same
+    step as a first sign-in's enrolment; the first right code keeps the app's secret."""
+    async with rt.db.read() as conn:
+        row = (await conn.execute(select(users).where(users.c.id == actor.id))).first()
+    if row is None or not row.active or row.totp_secret is not None:
+        raise InvalidInput("invalid_choice", field="code", choices="-")
+    return await _second_step(rt, row)
+
+
+async def _second_step(rt: Runtime, row: Any) -> SecondStep:
+    enrol = row.totp_secret is None
+    secret = totp.new_secret() if enrol else None
+    token = secrets.token_urlsafe(32)
     async with rt.transaction() as tx:
         now = tx.state["now"]
-        expires = now + timedelta(hours=settings.session_hours)
-        await tx.execute(delete(throttles).where(throttles.c.key == key))
         await tx.execute(
-            staff_sessions.insert().values(
+            staff_tokens.insert().values(
                 id=session_key(token),
                 user_id=row.id,
-                csrf_token=csrf,
+                kind=SECOND_FACTOR,
+                secret=secret,
+                failures=0,
                 created_at=now,
-                seen_at=now,
-                expires_at=expires,
-                user_agent=(user_agent or "")[:300] or None,
+                expires_at=now + timedelta(minutes=rt.settings.staff.second_step_minutes),
             )
         )
-        await audit.record(
-            tx,
-            actor=actor_of(row),
-            entity_type="user",
-            entity_id=row.id,
-            action="user.login",
-            after={"user_agent": (user_agent or "")[:300]},
-        )
-    return Session(token, csrf, actor_of(row), expires)
+    if secret is None:
+        return SecondStep(token, enrol=False)
+    uri = totp.provisioning_uri(secret, row.username, _totp_issuer(rt))
+    return SecondStep(token, enrol=True, secret=secret, qr=totp.qr_data_uri(uri))
+
+
+async def pending_step(rt: Runtime, token: str) -> SecondStep | None:
+    """The second step behind a cookie value, if it is still open (to show it again)."""
+    found = await _step_row(rt, token)
+    if found is None:
+        return None
+    step, user = found
+    if step.secret is None:
+        return SecondStep(token, enrol=False)
+    uri = totp.provisioning_uri(step.secret, user.username, _totp_issuer(rt))
+    return SecondStep(token, enrol=True, secret=step.secret, qr=totp.qr_data_uri(uri))
+
+
+async def _step_row(rt: Runtime, token: str) -> tuple[Any, Any] | None:
+    if not token or len(token) > 200:
+        return None
+    now = rt.clock.now()
+    async with rt.db.read() as conn:
+        step = (
+            await conn.execute(
+                select(staff_tokens).where(
+                    staff_tokens.c.id == session_key(token),
+                    staff_tokens.c.kind == SECOND_FACTOR,
+                    staff_tokens.c.used_at.is_(None),
+                    staff_tokens.c.expires_at > now,
+                )
+            )
+        ).first()
+        if step is None:
+            return None
+        user = (await conn.execute(select(users).where(users.c.id == step.user_id))).first()
+    if user is None or not user.active:
+        return None
+    return step, user
+
+
+async def complete_sign_in(
+    rt: Runtime, token: str, code: str, *, user_agent: str | None = None
+) -> Session:
+    """The code from the authenticator app: right (for now, and never used before) opens
+    the session, and while enrolling keeps the app's secret; wrong counts as a failed
+    sign-in (towards the lock-out) and after ``staff.max_failures`` the step is spent."""
+    settings = rt.settings.staff
+    found = await _step_row(rt, token)
+    if found is None:
+        raise Unauthenticated("second_step_expired")
+    step, user = found
+    secret = step.secret or user.totp_secret
+    now = rt.clock.now()
+    async with rt.db.read() as conn:
+        lock = (
+            await conn.execute(
+                select(throttles).where(throttles.c.key == _login_key(user.username))
+            )
+        ).first()
+    blocked = locked_until(lock, now)
+    if blocked is not None:
+        raise RateLimited("account_locked", minutes=minutes_left(blocked, now))
+    good = accepted_step(secret, str(code)[:20], now, last_step=user.totp_last_step)
+    async with rt.transaction() as tx:
+        if good is None:
+            failures = step.failures + 1
+            await tx.execute(
+                update(staff_tokens)
+                .where(staff_tokens.c.id == step.id)
+                .values(
+                    failures=failures,
+                    used_at=tx.state["now"] if failures >= settings.max_failures else None,
+                )
+            )
+            _, locked = await count_attempt(
+                tx,
+                _login_key(user.username),
+                limit=settings.max_failures,
+                window=timedelta(minutes=settings.failure_window_minutes),
+                lock=timedelta(minutes=settings.lockout_minutes),
+            )
+            await audit.record(
+                tx,
+                actor=SYSTEM,
+                entity_type="user",
+                entity_id=user.id,
+                action="user.login_failed",
+                details={"username": user.username, "reason": "wrong_code"},
+            )
+            if locked is not None and locked > tx.state["now"]:
+                await audit.record(
+                    tx,
+                    actor=SYSTEM,
+                    entity_type="user",
+                    entity_id=user.id,
+                    action="user.locked",
+                    after={"locked_until": locked},
+                )
+        else:
+            spent = await tx.execute(
+                update(staff_tokens)
+                .where(staff_tokens.c.id == step.id, staff_tokens.c.used_at.is_(None))
+                .values(used_at=tx.state["now"])
+            )
+            if spent.rowcount != 1:
+                raise Unauthenticated("second_step_expired")
+            # the step is taken only if no other sign-in took it (or a later one) meanwhile
+            taken = await tx.execute(
+                update(users)
+                .where(
+                    users.c.id == user.id,
+                    or_(users.c.totp_last_step.is_(None), users.c.totp_last_step < good),
+                )
+                .values(totp_last_step=good, totp_secret=secret)
+            )
+            if taken.rowcount != 1:
+                good = None
+            else:
+                if step.secret is not None:
+                    await audit.record(
+                        tx,
+                        actor=actor_of(user),
+                        entity_type="user",
+                        entity_id=user.id,
+                        action="user.two_factor_on",
+                        details={"username": user.username},
+                    )
+                await tx.execute(
+                    delete(throttles).where(throttles.c.key == _login_key(user.username))
+                )
+                return await _open_session(tx, rt, user, user_agent)
+    raise InvalidInput("totp_invalid")
+
+
+def _failure_reason(row: Any, password_ok: bool) -> str:
+    if row is None or row.role == Role.SYSTEM.value:
+        return "unknown_user"
+    if not row.active:
+        return "inactive"
+    return "wrong_password" if not password_ok else "refused"
 
 
 async def find_session(rt: Runtime, token: str) -> tuple[Session, Any] | None:
@@ -238,26 +450,6 @@ async def log_out(rt: Runtime, token: str) -> None:
             entity_type="user",
             entity_id=session.actor.id,
             action="user.logout",
-        )
-
-
-async def set_password(rt: Runtime, user_id: int, password: str, *, actor: Actor) -> None:
-    """Set a staff user's password (the user themself, or an admin)."""
-    if actor.role is not Role.ADMIN and actor.id != user_id:
-        from callcenter.domain.errors import Forbidden
-
-        raise Forbidden("role_not_allowed", role=actor.role.value)
-    if not isinstance(password, str) or len(password) < MIN_LENGTH:
-        raise InvalidInput("password_too_short", min=MIN_LENGTH)
-    hashed = await asyncio.to_thread(hash_password, password)
-    async with rt.transaction() as tx:
-        result = await tx.execute(
-            update(users).where(users.c.id == user_id).values(password_hash=hashed)
-        )
-        if result.rowcount != 1:
-            raise InvalidInput("unknown_agent", agent=user_id)
-        await audit.record(
-            tx, actor=actor, entity_type="user", entity_id=user_id, action="user.password"
         )
 
 

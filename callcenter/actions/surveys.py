@@ -17,7 +17,7 @@ Answers feed the satisfaction and resolution rates (docs/kpi.md).
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypedDict
 
 from sqlalchemy import select, update
 
@@ -34,10 +34,11 @@ from callcenter.domain.errors import Conflict, InvalidInput, NotFound
 from callcenter.domain.ids import parse_id
 from callcenter.domain.survey import AMBIGUOUS, Answer, parse_reply
 from callcenter.domain.workflow import SYSTEM, Actor, Step
-from callcenter.jobs.outbox import Job, enqueue
+from callcenter.jobs.outbox import Job, JobOutcome, enqueue
 from callcenter.runtime import Runtime
 from callcenter.store.db import Tx
 from callcenter.store.queries import row_by_id
+from callcenter.store.records import TicketRecord, ticket_record
 from callcenter.store.tables import surveys, tickets
 
 SEND, REMIND, EXPIRE = SURVEY_SEND, SURVEY_REMIND, SURVEY_EXPIRE
@@ -70,7 +71,7 @@ def _buttons(survey_id: int) -> dict[str, Any]:
 
 
 async def _ask(tx: Tx, rt: Runtime, survey: Any, key: str) -> bool:
-    ticket = (await row_by_id(tx, tickets, survey.ticket_id))._asdict()
+    ticket = ticket_record(await row_by_id(tx, tickets, survey.ticket_id))
     conversation = await notify.citizen_conversation(tx, rt, ticket)
     if conversation is None or await is_opted_out(
         tx.conn, conversation.channel, conversation.address
@@ -99,7 +100,7 @@ async def _survey_in(tx: Tx, job: Job, states: tuple[str, ...]) -> Any:
     return survey if survey is not None and survey.state in states else None
 
 
-async def send_survey(rt: Runtime, job: Job) -> dict[str, Any]:
+async def send_survey(rt: Runtime, job: Job) -> JobOutcome:
     """Job handler: ask the survey question, once."""
     async with rt.transaction() as tx:
         survey = await _survey_in(tx, job, ("scheduled",))
@@ -124,7 +125,7 @@ async def send_survey(rt: Runtime, job: Job) -> dict[str, Any]:
         return {"sent": survey.id}
 
 
-async def remind_survey(rt: Runtime, job: Job) -> dict[str, Any]:
+async def remind_survey(rt: Runtime, job: Job) -> JobOutcome:
     """Job handler: one reminder when the survey is still unanswered."""
     async with rt.transaction() as tx:
         survey = await _survey_in(tx, job, ("sent",))
@@ -145,7 +146,7 @@ async def remind_survey(rt: Runtime, job: Job) -> dict[str, Any]:
         return {"reminded": survey.id}
 
 
-async def expire_survey(rt: Runtime, job: Job) -> dict[str, Any]:
+async def expire_survey(rt: Runtime, job: Job) -> JobOutcome:
     """Job handler: no answer after the reminder: unanswered."""
     async with rt.transaction() as tx:
         survey = await _survey_in(tx, job, PENDING)
@@ -173,9 +174,16 @@ async def pending_surveys(tx: Tx, citizen_id: int, channel: str) -> list[Any]:
     )
 
 
+class SurveyAnswered(TypedDict):
+    """What an answer did: whether it reopened the ticket, and the ticket as it stands."""
+
+    reopened: bool
+    ticket: TicketRecord
+
+
 async def record_answer(
     tx: Tx, rt: Runtime, survey: Any, answer: Answer, *, actor: Actor, text: str | None = None
-) -> dict[str, Any]:
+) -> SurveyAnswered:
     """Store an answer; a low score or "not solved" reopens the ticket."""
     now = tx.state["now"]
     values = {
@@ -196,7 +204,7 @@ async def record_answer(
         before={"state": survey.state},
         after={"state": "answered", **values},
     )
-    ticket = (await row_by_id(tx, tickets, survey.ticket_id))._asdict()
+    ticket = ticket_record(await row_by_id(tx, tickets, survey.ticket_id))
     recorded = Answer(values["score"], values["solved"])
     if recorded.unhappy and ticket["state"] == "closed" and ticket["department_id"] is not None:
         reason = rt.text(
@@ -261,7 +269,7 @@ async def answer_survey(
     score: int | None = None,
     solved: bool | None = None,
     actor: Actor = SYSTEM,
-) -> dict[str, Any]:
+) -> SurveyAnswered:
     """An answer given by a button (Telegram, web): the same records as a text reply."""
     if score is not None and not 1 <= score <= 5:
         raise InvalidInput("invalid_field", field="score")

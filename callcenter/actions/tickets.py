@@ -34,8 +34,9 @@ from callcenter.domain.workflow import (
     diff,
 )
 from callcenter.runtime import Runtime
-from callcenter.store.db import Tx
+from callcenter.store.db import Reader, Tx
 from callcenter.store.queries import insert_row, next_value, row_by_id
+from callcenter.store.records import TicketRecord, ticket_record
 from callcenter.store.tables import citizens, conversations, tickets
 from callcenter.views import ticket_by_ref, visible_to
 
@@ -163,7 +164,7 @@ async def open_ticket(
     dispatch: bool = False,
     tell_citizen: bool = True,
     link_conversation: bool = True,
-) -> dict[str, Any]:
+) -> TicketRecord:
     """Create a ticket inside ``tx``, routed; with ``dispatch``, already sent to the
     routed department (unless routing left it to the desk).
 
@@ -216,7 +217,7 @@ async def open_ticket(
         )
         dispatched = diff(created, ticket.snapshot())
         values.update(dispatched[1])
-    row = (await insert_row(tx, tickets, values))._asdict()
+    row = ticket_record(await insert_row(tx, tickets, values))
     await index_ticket_text(tx, row["id"], searched_texts(row))
     await audit.record(
         tx,
@@ -255,7 +256,7 @@ async def open_ticket(
     return row
 
 
-async def load_ticket(tx: Tx, ref: int | str, *, actor: Actor | None = None) -> Any:
+async def load_ticket(tx: Reader, ref: int | str, *, actor: Actor | None = None) -> Any:
     """A ticket by id or number; department staff see only their department's."""
     row = await ticket_by_ref(tx, ref)
     if row is None or not visible_to(actor, row):
@@ -285,7 +286,7 @@ async def apply_step(
     actor: Actor,
     expected_version: int | None = None,
     **params: Any,
-) -> dict[str, Any]:
+) -> TicketRecord:
     """Take one workflow step inside ``tx`` (for actions that combine several)."""
     now = tx.state["now"]
     row = await load_ticket(tx, ref, actor=actor)
@@ -339,7 +340,7 @@ async def apply_step(
         after=changed_after,
         details=details or None,
     )
-    updated: dict[str, Any] = updated_row._asdict()
+    updated = ticket_record(updated_row)
     tx.publish(events.ticket_changed(updated, step.value, now))
     await followups.after_step(tx, rt, step.value, updated, actor=actor, params=details)
     return updated
@@ -347,7 +348,7 @@ async def apply_step(
 
 async def create_ticket(
     rt: Runtime, draft: TicketDraft, *, actor: Actor, dispatch: bool = False
-) -> dict[str, Any]:
+) -> TicketRecord:
     """Open a ticket; with ``dispatch``, send it at once to the routed department."""
     check_draft(rt, draft)
     async with rt.transaction() as tx:
@@ -375,7 +376,7 @@ async def take_step(
     actor: Actor,
     expected_version: int | None = None,
     **params: Any,
-) -> dict[str, Any]:
+) -> TicketRecord:
     """Take one workflow step in its own transaction."""
     async with rt.transaction() as tx:
         return await apply_step(
@@ -385,43 +386,39 @@ async def take_step(
 
 async def dispatch_ticket(
     rt: Runtime, ref: int | str, department_id: int | None = None, *, actor: Actor
-) -> dict[str, Any]:
+) -> TicketRecord:
     """派单: send to a department (the routed one when none is named)."""
     return await take_step(rt, ref, Step.DISPATCH, actor=actor, department_id=department_id)
 
 
-async def sign_for_ticket(rt: Runtime, ref: int | str, *, actor: Actor) -> dict[str, Any]:
+async def sign_for_ticket(rt: Runtime, ref: int | str, *, actor: Actor) -> TicketRecord:
     """签收: the department accepts the ticket."""
     return await take_step(rt, ref, Step.SIGN_FOR, actor=actor)
 
 
-async def return_ticket(
-    rt: Runtime, ref: int | str, reason: str, *, actor: Actor
-) -> dict[str, Any]:
+async def return_ticket(rt: Runtime, ref: int | str, reason: str, *, actor: Actor) -> TicketRecord:
     """退单: not ours; back to the dispatch desk with a reason."""
     return await take_step(rt, ref, Step.RETURN, actor=actor, reason=reason)
 
 
-async def reply_ticket(rt: Runtime, ref: int | str, text: str, *, actor: Actor) -> dict[str, Any]:
+async def reply_ticket(rt: Runtime, ref: int | str, text: str, *, actor: Actor) -> TicketRecord:
     """答复: the department's result."""
     return await take_step(rt, ref, Step.REPLY, actor=actor, text=text)
 
 
-async def close_ticket(rt: Runtime, ref: int | str, *, actor: Actor) -> dict[str, Any]:
+async def close_ticket(rt: Runtime, ref: int | str, *, actor: Actor) -> TicketRecord:
     """办结: the desk accepts the reply and closes the case."""
     return await take_step(rt, ref, Step.CLOSE, actor=actor)
 
 
-async def reopen_ticket(
-    rt: Runtime, ref: int | str, reason: str, *, actor: Actor
-) -> dict[str, Any]:
+async def reopen_ticket(rt: Runtime, ref: int | str, reason: str, *, actor: Actor) -> TicketRecord:
     """重办: back to the same department with fresh deadlines."""
     return await take_step(rt, ref, Step.REOPEN, actor=actor, reason=reason)
 
 
 async def dispatch_tickets(
     rt: Runtime, refs: Sequence[int | str], department_id: int | None = None, *, actor: Actor
-) -> list[dict[str, Any]]:
+) -> list[TicketRecord]:
     """派单 for several tickets at once, each to ``department_id`` or to its routed
     department, in one transaction: all are dispatched, or (the first failure raised)
     none is."""

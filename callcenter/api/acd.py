@@ -9,11 +9,13 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from callcenter import deskviews
-from callcenter.actions import agents, conversation_tickets, desk
+from callcenter.actions import agents, calls, conversation_tickets, desk
 from callcenter.actions.tickets import TicketDraft
 from callcenter.api.http import Context, endpoint
 from callcenter.api.schemas import Id, LangQuery, Strict, TicketDetailOut
+from callcenter.domain.errors import Conflict, NotFound
 from callcenter.domain.workflow import Priority, Role, TicketType
+from callcenter.views import TicketDetail, ticket_detail
 
 DESK = {Role.AGENT, Role.SUPERVISOR}
 DESK_READ = {Role.AGENT, Role.SUPERVISOR, Role.ADMIN}
@@ -29,6 +31,7 @@ class AgentConfigIn(Strict):
     languages: list[str] | None = None
     categories: list[str] | None = None
     queues: list[str] | None = None
+    voice: bool | None = None  # the voice skill: takes calls
 
 
 class AgentOut(BaseModel):
@@ -48,6 +51,7 @@ class AgentOut(BaseModel):
     languages: list[str]
     categories: list[str]
     queues: list[str]
+    voice: bool
 
 
 class OfferOut(BaseModel):
@@ -59,6 +63,7 @@ class OfferOut(BaseModel):
     state: str
     created_at: datetime
     expires_at: datetime
+    kind: str
 
 
 class WaitingOut(BaseModel):
@@ -98,6 +103,34 @@ class WrapUpIn(Strict):
     wrap_up_code: str
 
 
+class HoldIn(Strict):
+    on_hold: bool
+
+
+class CallOut(BaseModel):
+    call_id: int
+    conversation_id: int
+    caller: str | None
+    locale: str
+    path: list[str]
+    dtmf: str
+    transcript: str | None
+    queue_wait_s: float | None
+    agent_answered_at: datetime | None
+    on_hold: bool
+    hold_s: float | None
+    outcome: str | None
+    ended: bool
+    history: list[dict[str, Any]]
+
+
+class SoftphoneOut(BaseModel):
+    server: str
+    token: str
+    uri: str
+    identity: str
+
+
 class ConversationTicketIn(Strict):
     description: str = Field(max_length=4000)
     type: TicketType | None = None
@@ -116,7 +149,7 @@ class DirectAnswerIn(Strict):
     category: str | None = None
 
 
-async def agents_out(ctx: Context) -> list[dict[str, Any]]:
+async def agents_out(ctx: Context) -> list[deskviews.AgentRow]:
     async with ctx.rt.db.read() as conn:
         return await deskviews.agent_rows(conn, ctx.rt, ctx.locale, ctx.rt.clock.now())
 
@@ -154,7 +187,7 @@ async def my_desk(ctx: Context) -> dict[str, Any]:
     response=AgentOut,
     errors=(400, 401, 403),
 )
-async def post_presence(ctx: Context) -> dict[str, Any]:
+async def post_presence(ctx: Context) -> deskviews.AgentRow:
     actor = ctx.require_actor()
     await agents.set_presence(ctx.rt, ctx.body.presence, actor=actor)
     return next(a for a in await agents_out(ctx) if a["agent_id"] == actor.id)
@@ -170,21 +203,21 @@ async def post_presence(ctx: Context) -> dict[str, Any]:
     response=list[AgentOut],
     errors=(401, 403),
 )
-async def list_agents(ctx: Context) -> list[dict[str, Any]]:
+async def list_agents(ctx: Context) -> list[deskviews.AgentRow]:
     return await agents_out(ctx)
 
 
 @endpoint(
     "PUT",
     "/acd/agents/{agent_id}",
-    summary="Set an agent's capacity and skills (languages, categories, queues)",
+    summary="Set an agent's capacity and skills (languages, categories, queues, voice)",
     tag="acd",
     roles=SUPERVISORS,
     body=AgentConfigIn,
     response=AgentOut,
     errors=(400, 401, 403),
 )
-async def put_agent(ctx: Context) -> dict[str, Any]:
+async def put_agent(ctx: Context) -> deskviews.AgentRow:
     agent_id = ctx.int_param("agent_id")
     body: AgentConfigIn = ctx.body
     await agents.configure_agent(
@@ -195,6 +228,7 @@ async def put_agent(ctx: Context) -> dict[str, Any]:
         languages=body.languages,
         categories=body.categories,
         queues=body.queues,
+        voice=body.voice,
     )
     return next(a for a in await agents_out(ctx) if a["agent_id"] == agent_id)
 
@@ -209,7 +243,7 @@ async def put_agent(ctx: Context) -> dict[str, Any]:
     response=list[WaitingOut],
     errors=(401, 403),
 )
-async def list_waiting(ctx: Context) -> list[dict[str, Any]]:
+async def list_waiting(ctx: Context) -> list[deskviews.WaitingRow]:
     async with ctx.rt.db.read() as conn:
         return await deskviews.waiting_rows(conn, ctx.rt, ctx.rt.clock.now())
 
@@ -224,7 +258,7 @@ async def list_waiting(ctx: Context) -> list[dict[str, Any]]:
     response=OptionsOut,
     errors=(401, 403),
 )
-async def options(ctx: Context) -> dict[str, Any]:
+async def options(ctx: Context) -> deskviews.DeskOptions:
     return deskviews.desk_options(ctx.rt, ctx.locale)
 
 
@@ -298,12 +332,6 @@ async def end(ctx: Context) -> None:
     )
 
 
-async def _ticket_detail(ctx: Context, ticket_id: int) -> dict[str, Any]:
-    from callcenter.api.tickets import _detail
-
-    return await _detail(ctx, ticket_id)
-
-
 @endpoint(
     "POST",
     "/conversations/{conversation_id}/ticket",
@@ -315,7 +343,7 @@ async def _ticket_detail(ctx: Context, ticket_id: int) -> dict[str, Any]:
     status=201,
     errors=(400, 401, 403, 404, 409),
 )
-async def conversation_ticket(ctx: Context) -> dict[str, Any]:
+async def conversation_ticket(ctx: Context) -> TicketDetail:
     body: ConversationTicketIn = ctx.body
     draft = TicketDraft(
         description=body.description,
@@ -334,7 +362,7 @@ async def conversation_ticket(ctx: Context) -> dict[str, Any]:
         actor=ctx.require_actor(),
         dispatch=body.dispatch,
     )
-    return await _ticket_detail(ctx, ticket["id"])
+    return await ticket_detail(ctx.rt, ticket["id"], actor=ctx.actor, locale=ctx.locale)
 
 
 @endpoint(
@@ -348,7 +376,7 @@ async def conversation_ticket(ctx: Context) -> dict[str, Any]:
     status=201,
     errors=(400, 401, 403, 404, 409),
 )
-async def conversation_direct_answer(ctx: Context) -> dict[str, Any]:
+async def conversation_direct_answer(ctx: Context) -> TicketDetail:
     body: DirectAnswerIn = ctx.body
     ticket = await conversation_tickets.answer_directly(
         ctx.rt,
@@ -358,4 +386,88 @@ async def conversation_direct_answer(ctx: Context) -> dict[str, Any]:
         category=body.category or None,
         actor=ctx.require_actor(),
     )
-    return await _ticket_detail(ctx, ticket["id"])
+    return await ticket_detail(ctx.rt, ticket["id"], actor=ctx.actor, locale=ctx.locale)
+
+
+@endpoint(
+    "GET",
+    "/conversations/{conversation_id}/call",
+    summary="A call as the softphone shows it: number, IVR path, keys, transcript, history",
+    tag="acd",
+    roles=DESK_READ,
+    response=CallOut,
+    errors=(401, 403, 404, 409),
+)
+async def get_call(ctx: Context) -> dict[str, Any]:
+    conversation_id = ctx.int_param("conversation_id")
+    async with ctx.rt.db.read() as conn:
+        panel = await deskviews.call_panel(conn, conversation_id, actor=ctx.require_actor())
+        if panel is None:
+            if not await deskviews.conversation_exists(conn, conversation_id):
+                raise NotFound("conversation_not_found", id=conversation_id)
+            raise Conflict("not_a_call", id=conversation_id)
+    return panel
+
+
+@endpoint(
+    "POST",
+    "/conversations/{conversation_id}/call/softphone",
+    summary="Bridge the calling agent's softphone to the call they took (Janus SIP plugin)",
+    tag="acd",
+    roles=DESK,
+    response=SoftphoneOut,
+    errors=(401, 403, 404, 409, 503),
+)
+async def softphone(ctx: Context) -> dict[str, Any]:
+    return await calls.open_softphone(
+        ctx.rt, ctx.int_param("conversation_id"), actor=ctx.require_actor()
+    )
+
+
+@endpoint(
+    "POST",
+    "/conversations/{conversation_id}/call/hold",
+    summary="Put the caller on hold (they hear music) or take them back",
+    tag="acd",
+    roles=DESK,
+    body=HoldIn,
+    response=None,
+    status=204,
+    errors=(400, 401, 403, 404, 409),
+)
+async def hold(ctx: Context) -> None:
+    await calls.hold_call(
+        ctx.rt,
+        ctx.int_param("conversation_id"),
+        on_hold=ctx.body.on_hold,
+        actor=ctx.require_actor(),
+    )
+
+
+@endpoint(
+    "POST",
+    "/conversations/{conversation_id}/call/hangup",
+    summary="Hang up the call (the caller's line is ended; wrap-up follows)",
+    tag="acd",
+    roles=DESK,
+    response=None,
+    status=204,
+    errors=(401, 403, 404, 409),
+)
+async def hangup(ctx: Context) -> None:
+    await calls.hang_up_call(ctx.rt, ctx.int_param("conversation_id"), actor=ctx.require_actor())
+
+
+@endpoint(
+    "POST",
+    "/conversations/{conversation_id}/call/listen",
+    summary="A supervisor listens in on a call (hears both sides, is not heard; audited)",
+    tag="acd",
+    roles={Role.SUPERVISOR},
+    response=SoftphoneOut,
+    errors=(401, 403, 404, 409, 503),
+)
+async def listen(ctx: Context) -> dict[str, Any]:
+    return await calls.open_softphone(
+        ctx.rt, ctx.int_param("conversation_id"), actor=ctx.require_actor(), listen=True
+    )

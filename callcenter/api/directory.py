@@ -4,15 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
-
 from callcenter.api.http import Context, endpoint
 from callcenter.api.schemas import CategoryOut, DepartmentOut, GridOut, LangQuery
 from callcenter.domain.errors import NotFound
 from callcenter.domain.ids import parse_id
 from callcenter.domain.routing import Department
 from callcenter.domain.workflow import Role
-from callcenter.store.tables import grid_cells
+from callcenter.views import grid_cell_rows
 
 STAFF = {Role.AGENT, Role.SUPERVISOR, Role.DEPARTMENT, Role.ADMIN}
 
@@ -102,7 +100,7 @@ async def list_categories(ctx: Context) -> list[dict[str, Any]]:
 )
 async def grid(ctx: Context) -> dict[str, Any]:
     async with ctx.rt.db.read() as conn:
-        rows = (await conn.execute(select(grid_cells).order_by(grid_cells.c.id))).all()
+        rows = await grid_cell_rows(conn)
     directory = ctx.rt.directory
     return {
         "type": "FeatureCollection",

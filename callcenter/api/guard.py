@@ -29,6 +29,12 @@ the ``throttles`` table so that every server shares them:
   failures count: an office of agents behind one address signing in at nine
   is not refused, and a valid token's 403 is no guess;
 - web chat connections: each counts.
+
+The paths are not the guard's to know: the part of the server that owns a route
+declares it while it sets up its routes, as it declares a frameable page
+(:data:`FRAMEABLE`): a private area (:data:`PRIVATE`, answered ``no-store``; the
+API's ``/api/`` is the core's own) and a rate-limited route (:data:`LIMITED`, a
+:class:`Limit`; the staff sign-in is the pages', the chat's socket the web chat's).
 Per-account limits stay where the account is known (the staff sign-in's
 lockout, the status page's per-ticket lock, the web chat's per-socket rate).
 """
@@ -37,22 +43,43 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import select
 
 from callcenter.api.keys import RUNTIME
 from callcenter.config import Settings
 from callcenter.domain.errors import HotlineError, RateLimited
-from callcenter.store.tables import throttles
+from callcenter.views import throttle_by_key
 
 log = logging.getLogger(__name__)
 
+
+@dataclass(frozen=True)
+class Limit:
+    """A rate limit per client address on one route.
+
+    ``counts`` is ``"all"`` (every request counts, and the one over the limit is
+    refused) or a set of statuses (those answers count, and once locked every request
+    is refused until the lock ends). ``key`` names the counter in ``throttles``.
+    """
+
+    method: str
+    path: str
+    key: str
+    limit: int
+    window: timedelta
+    counts: Any
+
+
 # path -> origins that may frame it; a channel adds its own pages in setup_web
 FRAMEABLE: web.AppKey[dict[str, list[str]]] = web.AppKey("frameable", dict)
-PRIVATE_PREFIXES = ("/api/", "/ui/")
+# path prefixes of areas that carry personal data (no-store), and limited routes:
+# each part adds its own as it sets up its routes
+PRIVATE: web.AppKey[list[str]] = web.AppKey("private_prefixes", list)
+LIMITED: web.AppKey[list[Limit]] = web.AppKey("limited_routes", list)
 FORWARDING_HEADERS = ("Forwarded", "X-Forwarded-For", "X-Real-IP")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -118,32 +145,34 @@ def _websocket_origins(settings: Settings) -> list[str]:
 class Guard:
     """The middleware and what it precomputes from the settings."""
 
-    def __init__(self, settings: Settings, frameable: dict[str, list[str]]) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        frameable: dict[str, list[str]],
+        private: list[str],
+        limited: list[Limit],
+    ) -> None:
         self.settings = settings
         self.frameable = frameable
+        self.private = private  # filled while the routes are set up: read per request
+        self.routes = limited
         self.https = settings.effective_public_url.startswith("https://")
         self._policies: dict[str, str] = {}
         sec = settings.security
         window = timedelta(minutes=sec.window_minutes)
-        # (method, path or None for any, key prefix, limit, window, what counts):
-        # "all" counts every request (and refuses the one over the limit); a set of
-        # statuses counts those answers (and refuses every request once locked). A
-        # valid token's 403 (a role that may not) is no guess and does not count.
-        self.limits: list[tuple[str, str | None, str, int, timedelta, Any]] = [
-            ("POST", "/ui/login", "login-ip", sec.failed_logins_per_ip, window, {401, 403}),
-            ("GET", "/chat/ws", "chat-ip", sec.chat_connections_per_ip, window, "all"),
-            ("*", None, "token-ip", sec.bad_tokens_per_ip, window, {401}),
-        ]
+        # wrong tokens on any route: a valid token's 403 (a role that may not) is no
+        # guess and does not count
+        self.tokens = Limit("*", "*", "token-ip", sec.bad_tokens_per_ip, window, {401})
 
     def _rules(self, request: web.Request) -> list[tuple[str, int, timedelta, Any]]:
-        found = []
-        for method, path, prefix, limit, window, counts in self.limits:
-            if path is None:
-                if "Authorization" not in request.headers:
-                    continue
-            elif request.method != method or request.path != path:
-                continue
-            found.append((f"{prefix}:{client_ip(request)}", limit, window, counts))
+        found = [
+            (f"{rule.key}:{client_ip(request)}", rule.limit, rule.window, rule.counts)
+            for rule in self.routes
+            if request.method == rule.method and request.path == rule.path
+        ]
+        if "Authorization" in request.headers:
+            rule = self.tokens
+            found.append((f"{rule.key}:{client_ip(request)}", rule.limit, rule.window, rule.counts))
         return found
 
     def _frame_origins(self, path: str) -> list[str] | None:
@@ -183,7 +212,7 @@ class Guard:
                 await check_rate(rt, key, limit=limit, window=window)
                 continue
             async with rt.db.read() as conn:
-                row = (await conn.execute(select(throttles).where(throttles.c.key == key))).first()
+                row = await throttle_by_key(conn, key)
             now = rt.clock.now()
             blocked = locked_until(row, now)
             if blocked is not None:
@@ -217,7 +246,7 @@ class Guard:
         )
         if self.https:
             headers.setdefault("Strict-Transport-Security", "max-age=31536000")
-        private = request.path.startswith(PRIVATE_PREFIXES) and "/static/" not in request.path
+        private = request.path.startswith(tuple(self.private)) and "/static/" not in request.path
         if private and "Cache-Control" not in headers:
             headers["Cache-Control"] = "no-store"
         for morsel in response.cookies.values():
@@ -236,4 +265,7 @@ def _error_response(request: web.Request, error: HotlineError) -> web.Response:
 def setup_guard(app: web.Application, settings: Settings) -> None:
     """Install the guard as the application's outermost middleware."""
     app[FRAMEABLE] = {}
-    app.middlewares.insert(0, Guard(settings, app[FRAMEABLE]).middleware)
+    app[PRIVATE] = ["/api/"]
+    app[LIMITED] = []
+    guard = Guard(settings, app[FRAMEABLE], app[PRIVATE], app[LIMITED])
+    app.middlewares.insert(0, guard.middleware)

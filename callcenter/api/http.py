@@ -16,7 +16,6 @@ from typing import Any
 import orjson
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import select
 
 from callcenter.api.bodies import read_body
 from callcenter.api.keys import RUNTIME
@@ -32,7 +31,7 @@ from callcenter.domain.errors import (
 from callcenter.domain.ids import require_id
 from callcenter.domain.workflow import Actor, Role
 from callcenter.runtime import Runtime
-from callcenter.store.tables import users
+from callcenter.views import user_by_token_hash
 
 log = logging.getLogger(__name__)
 
@@ -81,9 +80,7 @@ async def bearer_actor(request: web.Request) -> Actor | None:
         return None
     rt = request.config_dict[RUNTIME]
     async with rt.db.read() as conn:
-        row = (
-            await conn.execute(select(users).where(users.c.token_hash == token_hash(token.strip())))
-        ).first()
+        row = await user_by_token_hash(conn, token_hash(token.strip()))
     if row is None or not row.active:
         raise Unauthenticated("invalid_token")
     return actor_from_user(row)

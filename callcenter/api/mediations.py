@@ -7,15 +7,21 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select
 
 from callcenter.actions import mediations as med
 from callcenter.api.http import Context, endpoint
 from callcenter.domain.errors import Conflict, InvalidInput, NotFound
 from callcenter.domain.workflow import Role
-from callcenter.store.queries import row_by_id
-from callcenter.store.tables import mediation_recordings, mediations, tickets, users
-from callcenter.views import visible_to
+from callcenter.views import (
+    mediation_by_id,
+    mediation_list,
+    mediation_party_by_id,
+    mediation_recording_by_id,
+    mediation_recordings_of,
+    ticket_by_ref,
+    user_by_id,
+    visible_to,
+)
 
 STAFF = {Role.AGENT, Role.SUPERVISOR, Role.DEPARTMENT, Role.ADMIN}
 # who may act on a case at all; the case's own table then says which step (the mediator
@@ -88,20 +94,14 @@ async def view(ctx: Context, mediation_id: int) -> dict[str, Any]:
     """A mediation as staff see it (never the room's secrets)."""
     rt, actor = ctx.rt, ctx.require_actor()
     async with rt.db.read() as conn:
-        m = await row_by_id(conn, mediations, mediation_id)
-        ticket = await row_by_id(conn, tickets, m.ticket_id) if m else None
+        m = await mediation_by_id(conn, mediation_id)
+        ticket = await ticket_by_ref(conn, m.ticket_id) if m else None
         if m is None or ticket is None or not _may_see(actor, m, ticket):
             raise NotFound("mediation_not_found", mediation=mediation_id)
         who = None if actor.role is Role.ADMIN else await med.who_is(conn, rt, actor, m, ticket)
         parties = await med.load_parties(conn, mediation_id)
-        mediator = await row_by_id(conn, users, m.mediator_id) if m.mediator_id else None
-        recs = (
-            await conn.execute(
-                select(mediation_recordings).where(
-                    mediation_recordings.c.mediation_id == mediation_id
-                )
-            )
-        ).all()
+        mediator = await user_by_id(conn, m.mediator_id) if m.mediator_id else None
+        recs = await mediation_recordings_of(conn, mediation_id)
     from callcenter.domain.mediation import MediationState, allowed_steps
 
     locale = ctx.locale
@@ -187,7 +187,7 @@ async def propose(ctx: Context) -> dict[str, Any]:
 async def show(ctx: Context) -> dict[str, Any]:
     mediation_id = ctx.int_param("id")
     async with ctx.rt.db.read() as conn:
-        m = await row_by_id(conn, mediations, mediation_id)
+        m = await mediation_by_id(conn, mediation_id)
     if m is not None and m.state == "in_session":
         await med.sweep_presence(ctx.rt, mediation_id)
     return await view(ctx, mediation_id)
@@ -274,7 +274,7 @@ async def mediator_media(ctx: Context) -> dict[str, Any]:
     actor = ctx.require_actor()
     mediation_id = ctx.int_param("id")
     async with ctx.rt.db.read() as conn:
-        m = await row_by_id(conn, mediations, mediation_id)
+        m = await mediation_by_id(conn, mediation_id)
     ticket = await _visible_ticket(ctx, m)
     if m.state != "in_session" or not m.mediator_token:
         raise Conflict("mediation_not_in_session", number=ticket.number)
@@ -292,7 +292,7 @@ async def mediator_media(ctx: Context) -> dict[str, Any]:
 
 async def _visible_ticket(ctx: Context, m: Any) -> Any:
     async with ctx.rt.db.read() as conn:
-        ticket = await row_by_id(conn, tickets, m.ticket_id) if m else None
+        ticket = await ticket_by_ref(conn, m.ticket_id) if m else None
     if m is None or ticket is None or not _may_see(ctx.require_actor(), m, ticket):
         raise NotFound("mediation_not_found", mediation=ctx.params.get("id"))
     return ticket
@@ -306,10 +306,10 @@ def _may_see(actor: Any, m: Any, ticket: Any) -> bool:
 async def _party_of(ctx: Context) -> int:
     mediation_id, party_id = ctx.int_param("id"), ctx.int_param("party")
     async with ctx.rt.db.read() as conn:
-        m = await row_by_id(conn, mediations, mediation_id)
+        m = await mediation_by_id(conn, mediation_id)
         ticket = await _visible_ticket(ctx, m)
         await med.who_is(conn, ctx.rt, ctx.require_actor(), m, ticket)
-        party = await row_by_id(conn, med.mediation_parties, party_id)
+        party = await mediation_party_by_id(conn, party_id)
     if party is None or party.mediation_id != mediation_id:
         raise NotFound("mediation_party_not_found", party=party_id)
     return party_id
@@ -392,8 +392,8 @@ async def recording_file(ctx: Context) -> Any:
 
     actor = ctx.require_actor()
     async with ctx.rt.db.read() as conn:
-        rec = await row_by_id(conn, mediation_recordings, ctx.int_param("recording"))
-        ticket = await row_by_id(conn, tickets, rec.ticket_id) if rec else None
+        rec = await mediation_recording_by_id(conn, ctx.int_param("recording"))
+        ticket = await ticket_by_ref(conn, rec.ticket_id) if rec else None
     if (
         rec is None
         or ticket is None
@@ -427,26 +427,21 @@ async def list_mediations(ctx: Context) -> dict[str, Any]:
 
     actor = ctx.require_actor()
     q: ListQuery = ctx.query
-    query = select(mediations, tickets.c.number, tickets.c.department_id).join(
-        tickets, tickets.c.id == mediations.c.ticket_id
-    )
+    states: list[str] | None = None
     if q.state == "open":
-        query = query.where(mediations.c.state.in_([s.value for s in OPEN_STATES]))
+        states = [s.value for s in OPEN_STATES]
     elif q.state:
         if q.state not in MediationState.__members__.values():
             raise InvalidInput("invalid_choice", field="state", choices=", ".join(MediationState))
-        query = query.where(mediations.c.state == q.state)
-    if actor.role is Role.DEPARTMENT:
-        query = query.where(
-            (tickets.c.department_id == actor.department_id)
-            | (mediations.c.mediator_id == actor.id)
-        )
+        states = [q.state]
     async with ctx.rt.db.read() as conn:
-        rows = (
-            await conn.execute(
-                query.order_by(mediations.c.scheduled_at, mediations.c.id).limit(200)
-            )
-        ).all()
+        rows = await mediation_list(
+            conn,
+            states=states,
+            of_department=actor.role is Role.DEPARTMENT,
+            department_id=actor.department_id,
+            mediator_id=actor.id,
+        )
     label = ctx.rt.catalog.label
     return {
         "items": [

@@ -24,6 +24,9 @@ from callcenter.domain.phone import normalize_phone
 from callcenter.domain.privacy import mask_phone
 from callcenter.domain.workflow import Role
 from callcenter.views import (
+    CitizenWithTickets,
+    ConversationDetail,
+    MessageView,
     TicketFilter,
     citizen_profile,
     citizens_matching,
@@ -79,7 +82,7 @@ async def find_citizens(ctx: Context) -> list[dict[str, Any]]:
     response=CitizenOut,
     errors=(401, 403, 404),
 )
-async def show_citizen(ctx: Context) -> dict[str, Any]:
+async def show_citizen(ctx: Context) -> CitizenWithTickets:
     citizen_id = ctx.int_param("citizen_id")
     async with ctx.rt.db.read() as conn:
         profile = await citizen_profile(conn, citizen_id)
@@ -94,8 +97,10 @@ async def show_citizen(ctx: Context) -> dict[str, Any]:
             per_page=100,
             sort="newest",
         )
-    profile["tickets"] = [ticket_view(ctx.rt, r, ctx.locale, actor=ctx.actor) for r in rows]
-    return profile
+    return {
+        **profile,
+        "tickets": [ticket_view(ctx.rt, r, ctx.locale, actor=ctx.actor) for r in rows],
+    }
 
 
 @endpoint(
@@ -138,16 +143,14 @@ async def list_conversations(ctx: Context) -> dict[str, Any]:
     response=ConversationDetailOut,
     errors=(401, 403, 404),
 )
-async def show_conversation(ctx: Context) -> dict[str, Any]:
+async def show_conversation(ctx: Context) -> ConversationDetail:
     conversation_id = ctx.int_param("conversation_id")
     async with ctx.rt.db.read() as conn:
         row = await conversation_by_id(conn, conversation_id)
         if row is None:
             raise NotFound("conversation_not_found", id=conversation_id)
         items = await conversation_messages(conn, conversation_id)
-    view = conversation_for(ctx.actor, row)
-    view["messages"] = [message_view(m) for m in items]
-    return view
+    return {**conversation_for(ctx.actor, row), "messages": [message_view(m) for m in items]}
 
 
 @endpoint(
@@ -161,7 +164,7 @@ async def show_conversation(ctx: Context) -> dict[str, Any]:
     status=201,
     errors=(400, 401, 403, 404, 409),
 )
-async def post_message(ctx: Context) -> dict[str, Any]:
+async def post_message(ctx: Context) -> MessageView:
     conversation_id = ctx.int_param("conversation_id")
     message_id = await send_reply(ctx.rt, conversation_id, ctx.body.body, actor=ctx.require_actor())
     async with ctx.rt.db.read() as conn:

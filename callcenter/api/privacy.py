@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from callcenter.actions.privacy import (
+    TicketContact,
     apply_retention,
     erase_citizen,
     export_citizen,
@@ -60,7 +61,7 @@ class RetentionOut(BaseModel):
     roles=STAFF,
     response=ContactOut,
 )
-async def get_ticket_contact(ctx: Context) -> dict[str, Any]:
+async def get_ticket_contact(ctx: Context) -> TicketContact:
     return await view_ticket_contact(ctx.rt, ctx.params["ticket"], actor=ctx.require_actor())
 
 

@@ -53,6 +53,7 @@ class WallboardOut(BaseModel):
     overdue_by_department: list[dict[str, Any]]
     overdue_total: int
     mediations: dict[str, Any]  # sessions today and now, this month's figures
+    calls: dict[str, Any]  # calls apart from text: waiting, talking, on hold, service level
 
 
 class KpiReportOut(BaseModel):

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, select
-
 from callcenter import __version__
 from callcenter.actions.audit import verify_chain
 from callcenter.api.http import Context, endpoint, json_response
 from callcenter.api.schemas import AuditVerifyOut, HealthOut, LangQuery, MeOut
 from callcenter.domain.workflow import Role
-from callcenter.store.tables import jobs
+from callcenter.views import job_counts
 
 
 @endpoint(
@@ -24,9 +22,7 @@ from callcenter.store.tables import jobs
 )
 async def health(ctx: Context) -> dict[str, Any]:
     async with ctx.rt.db.read(long=True) as conn:
-        counts: dict[str, int] = dict(
-            (await conn.execute(select(jobs.c.state, func.count()).group_by(jobs.c.state))).all()
-        )
+        counts = await job_counts(conn)
     return {
         "status": "ok",
         "version": __version__,

@@ -16,21 +16,26 @@ from callcenter.api.schemas import (
     TicketListOut,
     TicketQuery,
 )
-from callcenter.domain.errors import InvalidInput, NotFound
+from callcenter.domain.errors import InvalidInput
 from callcenter.domain.routing import Location
 from callcenter.domain.workflow import WORKFLOW, Role, Step, TicketState
 from callcenter.views import (
+    TicketDetail,
     TicketFilter,
     list_tickets,
     routing_suggestion,
-    ticket_by_ref,
-    ticket_history,
+    ticket_detail,
     ticket_view,
-    visible_to,
 )
 
 STAFF = {Role.AGENT, Role.SUPERVISOR, Role.DEPARTMENT, Role.ADMIN}
 DESK = {Role.AGENT, Role.SUPERVISOR}
+
+
+async def _detail(ctx: Context, ref: int | str, *, check_visible: bool = True) -> TicketDetail:
+    return await ticket_detail(
+        ctx.rt, ref, actor=ctx.actor, locale=ctx.locale, check_visible=check_visible
+    )
 
 
 @endpoint(
@@ -84,7 +89,7 @@ async def list_tickets_endpoint(ctx: Context) -> dict[str, Any]:
     status=201,
     errors=(400, 401, 403),
 )
-async def create_ticket_endpoint(ctx: Context) -> dict[str, Any]:
+async def create_ticket_endpoint(ctx: Context) -> TicketDetail:
     body: TicketCreate = ctx.body
     draft = TicketDraft(
         description=body.description,
@@ -104,17 +109,6 @@ async def create_ticket_endpoint(ctx: Context) -> dict[str, Any]:
     return await _detail(ctx, ticket["id"])
 
 
-async def _detail(ctx: Context, ref: int | str, *, check_visible: bool = True) -> dict[str, Any]:
-    async with ctx.rt.db.read() as conn:
-        row = await ticket_by_ref(conn, ref)
-        if row is None or (check_visible and not visible_to(ctx.actor, row)):
-            raise NotFound("ticket_not_found", ticket=str(ref))
-        history = await ticket_history(conn, row.id)
-    view = ticket_view(ctx.rt, row, ctx.locale, actor=ctx.actor)
-    view["history"] = history
-    return view
-
-
 @endpoint(
     "GET",
     "/tickets/{ticket}",
@@ -125,7 +119,7 @@ async def _detail(ctx: Context, ref: int | str, *, check_visible: bool = True) -
     response=TicketDetailOut,
     errors=(401, 403, 404),
 )
-async def show_ticket(ctx: Context) -> dict[str, Any]:
+async def show_ticket(ctx: Context) -> TicketDetail:
     return await _detail(ctx, ctx.params["ticket"])
 
 
@@ -133,7 +127,7 @@ def _step_endpoint(step: Step) -> None:
     rule = WORKFLOW[step]
     roles = set(rule.roles) - {Role.SYSTEM}
 
-    async def take(ctx: Context) -> dict[str, Any]:
+    async def take(ctx: Context) -> TicketDetail:
         body = ctx.body.model_dump(exclude_none=True)
         version = body.pop("version", None)
         ticket = await take_step(

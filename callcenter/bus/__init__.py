@@ -1,7 +1,8 @@
 """Live events for browsers and other listeners, published after commit.
 
-:class:`MemoryBus` serves one process. A Redis pub/sub bus implements the same
-:class:`EventBus` interface for several web nodes.
+:class:`MemoryBus` serves one process. :class:`callcenter.bus.redis_bus.RedisBus`
+(a Redis Stream) implements the same :class:`EventBus` interface for several nodes,
+and keeps the recent events for a page that reconnects to another node (:meth:`EventBus.since`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,10 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+
+# offered to a bus's subscribers (never published) when the bus lost the events it
+# kept and its ids start again: listeners that keep ids (the staff pages) refetch
+BUS_RESET = "bus.reset"
 
 
 @dataclass(frozen=True)
@@ -53,15 +58,31 @@ class Subscription:
 
 
 class EventBus(ABC):
+    def __init__(self) -> None:
+        self._subscribers: set[Subscription] = set()
+
     @abstractmethod
     def publish(self, event: Event) -> None:
         """Send an event to every subscriber; never blocks."""
 
-    @abstractmethod
-    def subscribe(self, maxsize: int = 1000) -> Subscription: ...
+    def subscribe(self, maxsize: int = 1000) -> Subscription:
+        subscription = Subscription(self, maxsize)
+        self._subscribers.add(subscription)
+        return subscription
 
-    @abstractmethod
-    def unsubscribe(self, subscription: Subscription) -> None: ...
+    def unsubscribe(self, subscription: Subscription) -> None:
+        with contextlib.suppress(KeyError):
+            self._subscribers.remove(subscription)
+
+    def _offer(self, event: Event) -> None:
+        for subscription in list(self._subscribers):
+            subscription.offer(event)
+
+    async def since(self, last_id: int) -> list[Event] | None:
+        """The events after ``last_id``, if this bus still has them all (else None).
+
+        The in-process bus keeps none: each page's queue on the server keeps its own."""
+        return None
 
     async def start(self) -> None:
         return None
@@ -74,19 +95,8 @@ class MemoryBus(EventBus):
     """The in-process bus: fan-out to subscriber queues."""
 
     def __init__(self) -> None:
-        self._subscribers: set[Subscription] = set()
+        super().__init__()
         self._ids = itertools.count(1)
 
     def publish(self, event: Event) -> None:
-        stamped = Event(event.type, event.data, event.at, next(self._ids), event.scope)
-        for subscription in list(self._subscribers):
-            subscription.offer(stamped)
-
-    def subscribe(self, maxsize: int = 1000) -> Subscription:
-        subscription = Subscription(self, maxsize)
-        self._subscribers.add(subscription)
-        return subscription
-
-    def unsubscribe(self, subscription: Subscription) -> None:
-        with contextlib.suppress(KeyError):
-            self._subscribers.remove(subscription)
+        self._offer(Event(event.type, event.data, event.at, next(self._ids), event.scope))

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from callcenter.bus import Event
+from callcenter.store.records import TicketRecord
 
 TICKET_CHANGED = "ticket.changed"
 MESSAGE_CREATED = "message.created"
@@ -31,7 +32,7 @@ EVENT_TYPES = (
 )
 
 
-def ticket_changed(ticket: dict[str, Any], action: str, at: datetime) -> Event:
+def ticket_changed(ticket: TicketRecord, action: str, at: datetime) -> Event:
     return Event(
         TICKET_CHANGED,
         {

@@ -39,6 +39,7 @@ from callcenter.domain.routing import Department
 from callcenter.domain.workflow import Actor, Step
 from callcenter.queueing import pending_offers
 from callcenter.runtime import Runtime
+from callcenter.store.records import TicketRecord
 from callcenter.views import staff_actors, survey_waiting_for_answer
 
 Next = tuple[datetime, str] | None  # when the next stage comes, and which
@@ -53,7 +54,7 @@ class Case:
     channel: str
     text: str
     street: Department | None  # where the citizen is, when they said it
-    ticket: dict[str, Any] | None = None
+    ticket: TicketRecord | None = None
     conversation_id: int | None = None
     survey_tries: int = 0
     answer_tries: int = 0
@@ -291,7 +292,7 @@ class History:
         department the category and the citizen's place call for."""
         assert case.ticket is not None
         agent = self._agent()
-        if case.ticket["routing"].get("to_desk"):
+        if (case.ticket["routing"] or {}).get("to_desk"):
             target = self.responsible(case)
             if target is None:
                 return None

@@ -19,6 +19,9 @@ transaction. See ``docs/acd.md``.
   return to availability, is oldest), ``round_robin`` (the next agent by id
   after the one this queue picked last), ``fewest_contacts`` (fewest contacts
   taken today, then fewest held now, then longest idle).
+- **Calls** (``Waiting.voice``) go only to agents with the voice skill, and a call
+  takes an agent's whole capacity: it is offered only to an agent who holds and is
+  offered nothing, and an agent on a call (or offered one) gets nothing else.
 - **Offers** run out after ``offer_timeout``; a declined or timed-out offer
   is not made to the same agent again during that stay in the queue.
 - **Overflow**: a conversation that waited ``overflow_after`` in a queue with
@@ -76,6 +79,31 @@ class AgentView:
     languages: frozenset[str] = frozenset()  # empty: every language
     categories: frozenset[str] = frozenset()
     queues: frozenset[str] = frozenset()  # empty: every queue
+    voice: bool = True  # the voice skill: takes calls
+    on_call: bool = False  # holds a call, or is offered one: the whole capacity is taken
+    # at most this many at once on a channel (e.g. one call, three chats), within
+    # ``capacity``; a channel not named is limited by ``capacity`` alone
+    channel_capacity: tuple[tuple[str, int], ...] = ()
+    # what the agent holds or is offered now, per channel
+    channel_load: tuple[tuple[str, int], ...] = ()
+
+    def free_for(self, channel: str, now: datetime) -> int:
+        """Free slots for a conversation on ``channel``."""
+        slots = self.free_slots(now)
+        cap = dict(self.channel_capacity).get(channel)
+        if cap is None:
+            return slots
+        return min(slots, max(0, cap - dict(self.channel_load).get(channel, 0)))
+
+    def offered(self, channel: str, delta: int) -> AgentView:
+        """The agent with one offer more (``delta`` 1) or less (-1) on ``channel``."""
+        load = dict(self.channel_load)
+        load[channel] = max(0, load.get(channel, 0) + delta)
+        return replace(
+            self,
+            pending=max(0, self.pending + delta),
+            channel_load=tuple(sorted(load.items())),
+        )
 
     def presence_at(self, now: datetime) -> Presence:
         """Wrap-up ends by itself when its time is up."""
@@ -98,14 +126,19 @@ class AgentView:
         return since
 
     def free_slots(self, now: datetime) -> int:
-        if self.presence_at(now) is not Presence.AVAILABLE:
+        if self.presence_at(now) is not Presence.AVAILABLE or self.on_call:
             return 0
         return max(0, self.capacity - self.active - self.pending)
+
+    def takes_call(self, channel: str, now: datetime) -> bool:
+        """A call needs the whole agent: the voice skill, available, room on the call's
+        channel, holding and offered nothing else."""
+        return self.voice and self.free_for(channel, now) > 0 and self.active + self.pending == 0
 
     def state(self, now: datetime) -> str:
         """What a wallboard shows: an available agent with every slot taken is busy."""
         presence = self.presence_at(now)
-        if presence is Presence.AVAILABLE and self.active >= self.capacity:
+        if presence is Presence.AVAILABLE and (self.on_call or self.active >= self.capacity):
             return Presence.BUSY.value
         return presence.value
 
@@ -126,6 +159,8 @@ class Waiting:
     queued_at: datetime  # when the citizen started waiting (kept across overflow)
     language: str = "zh-CN"
     category: str | None = None
+    channel: str = ""  # sms, webchat, voice...: an agent's capacity may differ per channel
+    voice: bool = False  # a live call (takes the agent's whole capacity)
     offer_id: int | None = None  # the offer that is out, if any
     offered_to: int | None = None
     offer_expires_at: datetime | None = None
@@ -196,7 +231,11 @@ def choose_agent(
     candidates = [
         a
         for a in agents
-        if a.free_slots(now) > 0
+        if (
+            a.takes_call(waiting.channel, now)
+            if waiting.voice
+            else a.free_for(waiting.channel, now) > 0
+        )
         and a.serves(waiting.queue, waiting.language)
         and not _passed_on(a, waiting, now)
     ]
@@ -244,7 +283,7 @@ def plan(
                 result.expired.append(ExpiredOffer(item.offer_id, item.entry_id, item.offered_to))
                 agent = by_id.get(item.offered_to)
                 if agent is not None:
-                    by_id[agent.agent_id] = replace(agent, pending=max(0, agent.pending - 1))
+                    by_id[agent.agent_id] = agent.offered(item.channel, -1)
                 item = replace(
                     item,
                     offer_id=None,
@@ -264,7 +303,7 @@ def plan(
                 )
                 if item.offered_to is not None and item.offered_to in by_id:
                     agent = by_id[item.offered_to]
-                    by_id[agent.agent_id] = replace(agent, pending=max(0, agent.pending - 1))
+                    by_id[agent.agent_id] = agent.offered(item.channel, -1)
                 continue
             deadlines.append(overflow_at)
         still.append(item)
@@ -281,7 +320,9 @@ def plan(
             NewOffer(item.entry_id, item.conversation_id, agent.agent_id, item.queue, expires)
         )
         deadlines.append(expires)
-        by_id[agent.agent_id] = replace(agent, pending=agent.pending + 1)
+        by_id[agent.agent_id] = replace(
+            agent.offered(item.channel, 1), on_call=agent.on_call or item.voice
+        )
         last[item.queue] = agent.agent_id
 
     for agent in agents:

@@ -8,6 +8,7 @@ States::
      │               ├──overflow──▶ queued (another queue)
      │               ├──leave_message──▶ closed (a ticket)
      │               └──finish──▶ closed (the IVR took it back: a callback task instead)
+     │        assigned ──agent_lost──▶ queued (a call whose agent's leg dropped waits again)
      ├──finish──▶ closed (the bot or auto-intake answered: a ticket, STOP, a survey answer)
      └──citizen_left──▶ closed (from bot, queued or assigned: the chat closed, the caller hung up)
 
@@ -59,6 +60,7 @@ class ConversationStep(StrEnum):
     LEAVE_MESSAGE = "leave_message"
     CITIZEN_LEFT = "citizen_left"
     TAKE_OVER = "take_over"  # a supervisor takes a conversation over from its agent
+    AGENT_LOST = "agent_lost"  # a call's agent leg dropped: the caller waits again
 
 
 @dataclass(frozen=True)
@@ -106,6 +108,7 @@ CONVERSATION_STEPS: dict[ConversationStep, ConversationRule] = {
         _rule(S.LEAVE_MESSAGE, {C.QUEUED}, C.CLOSED, SYSTEM_ONLY),
         _rule(S.CITIZEN_LEFT, {C.BOT, C.QUEUED, C.ASSIGNED}, C.CLOSED, SYSTEM_ONLY),
         _rule(S.TAKE_OVER, {C.ASSIGNED}, C.ASSIGNED, frozenset({R.SUPERVISOR})),
+        _rule(S.AGENT_LOST, {C.ASSIGNED}, C.QUEUED, SYSTEM_ONLY),
     )
 }
 del C, R, S

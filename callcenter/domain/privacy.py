@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
+from typing import overload
 
 # E.164 numbers, and Chinese mobile numbers as people write them (13800000000, 138 0000 0000);
 # not dates, times or ticket numbers (20261127-0042)
@@ -19,6 +20,12 @@ _NUMBERS = re.compile(
 )
 
 
+@overload
+def mask_phone(value: str) -> str: ...
+@overload
+def mask_phone(value: None) -> None: ...
+@overload
+def mask_phone(value: str | None) -> str | None: ...
 def mask_phone(value: str | None) -> str | None:
     """``+8613812345678`` -> ``+86138****5678``; addresses that are no phone number (a
     Telegram id, a web session) keep only their last four characters."""

@@ -31,6 +31,8 @@ class Catalog:
     def __init__(self, default_locale: str = "zh-CN") -> None:
         self.default_locale = self.normalize(default_locale)
         self.texts: dict[str, dict[str, str]] = {locale: {} for locale in LOCALES}
+        # the shipped text of each key an administrator rewrote, by (locale, key)
+        self._shipped: dict[tuple[str, str], str] = {}
 
     @classmethod
     def core(cls, default_locale: str = "zh-CN") -> Catalog:
@@ -95,6 +97,21 @@ class Catalog:
         if not params:
             return template
         return string.Formatter().vformat(template, (), _Lenient(params))
+
+    def apply_overrides(self, overrides: Mapping[tuple[str, str], str]) -> None:
+        """Texts rewritten by an administrator, by (locale, key), over the shipped ones;
+        a key no longer in ``overrides`` gets its shipped text back."""
+        for (locale, key), text in self._shipped.items():
+            self.texts[locale][key] = text
+        self._shipped = {}
+        for (locale, key), text in overrides.items():
+            if locale in self.texts and key in self.texts[locale]:
+                self._shipped[(locale, key)] = self.texts[locale][key]
+                self.texts[locale][key] = text
+
+    def shipped(self, key: str, locale: str) -> str:
+        """The text as the release ships it (whatever an administrator made of it)."""
+        return self._shipped.get((locale, key), self.texts[locale].get(key, key))
 
     def has(self, key: str) -> bool:
         return all(key in texts for texts in self.texts.values())

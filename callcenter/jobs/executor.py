@@ -21,7 +21,7 @@ from callcenter.background import Loop
 from callcenter.clock import Clock
 from callcenter.config import Settings
 from callcenter.foreground import Foreground
-from callcenter.jobs.outbox import Job
+from callcenter.jobs.outbox import Job, JobOutcome
 from callcenter.store.db import Database
 from callcenter.store.tables import jobs
 
@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 # a handler takes the runtime (callcenter.runtime.Runtime, which holds this module's
 # registry: the one type this module does not name, so that the imports run one way)
-Handler = Callable[[Any, Job], Awaitable[dict[str, Any] | None]]
+Handler = Callable[[Any, Job], Awaitable[JobOutcome | None]]
 
 
 class PermanentFailure(Exception):
@@ -105,12 +105,30 @@ class JobRunner:
         """Lease up to ``limit`` due jobs to this runner."""
         now = self.rt.clock.now()
         async with self.rt.db.transaction(serialize=False) as tx:
-            query = select(jobs.c.id).where(self._due(now))
+            query = select(jobs.c.id, jobs.c.attempts, jobs.c.max_attempts).where(self._due(now))
             if ids is not None:
                 query = query.where(jobs.c.id.in_(ids))
             query = query.order_by(jobs.c.run_at, jobs.c.id).limit(limit)
             query = query.with_for_update(skip_locked=True)
-            chosen = [row.id for row in (await tx.execute(query)).all()]
+            due = (await tx.execute(query)).all()
+            # every attempt spent, yet due again: each attempt was lost with its worker
+            # (killed mid-job, no outcome recorded). A job that kills whoever runs it
+            # goes to the dead letters instead of going round for ever.
+            lost = [row.id for row in due if row.attempts >= row.max_attempts]
+            if lost:
+                await tx.execute(
+                    update(jobs)
+                    .where(jobs.c.id.in_(lost), self._due(now))
+                    .values(
+                        state="dead",
+                        last_error="every attempt was lost with the worker running it",
+                        locked_by=None,
+                        locked_until=None,
+                        finished_at=now,
+                        updated_at=now,
+                    )
+                )
+            chosen = [row.id for row in due if row.attempts < row.max_attempts]
             if not chosen:
                 return []
             result = await tx.execute(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -11,6 +12,11 @@ from sqlalchemy import bindparam, update
 from callcenter.store.db import Tx
 from callcenter.store.queries import insert_ignore
 from callcenter.store.tables import jobs
+
+# what a job's handler records as its outcome (the jobs table's JSON ``result``): JSON
+# values only (read-only shapes, so that a dict of str or a list of ids is one)
+Json = str | int | float | bool | None | Sequence["Json"] | Mapping[str, "Json"]
+JobOutcome = Mapping[str, Json]
 
 
 @dataclass(frozen=True)

@@ -391,3 +391,7 @@ def null_pool_engine(url: str) -> AsyncEngine:
     """An engine that holds no connections between uses (for migrations and tools)."""
     ensure_sqlite_folder(url)
     return create_async_engine(url, poolclass=NullPool, **_JSON)
+
+
+# what a read runs on: a connection, or an open unit of work (reads inside an action)
+Reader = Conn | Tx

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy import Table, bindparam, func, literal_column, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from callcenter.store.db import Conn, Database, Tx
@@ -98,3 +99,22 @@ async def once(tx: Tx, key: str) -> bool:
     return await insert_ignore(
         tx, counters, {"name": f"once:{key}"[:64], "value": 1}, conflict=("name",)
     )
+
+
+def local_bucket(db: Database, column: Any, *, zone: str, offset: timedelta, hour: bool) -> Any:
+    """``column`` (UTC) as its local day (``YYYY-MM-DD``) or hour (``HH``), counted in the
+    database: PostgreSQL converts with the zone's rules, SQLite shifts by ``offset``
+    (the zone's offset now; the hotline's zones keep no daylight saving)."""
+    if db.dialect == "postgresql":
+        return func.to_char(func.timezone(zone, column), "HH24" if hour else "YYYY-MM-DD")
+    shift = f"{int(offset.total_seconds() // 60):+d} minutes"
+    return func.strftime("%H" if hour else "%Y-%m-%d", column, shift)
+
+
+def rarely_true(db: Database, condition: Any) -> Any:
+    """``condition``, said to be rare to SQLite's planner (which has no statistics of skew),
+    so that it seeks the rows rather than walking an ordered index. PostgreSQL's planner
+    knows it from its statistics."""
+    if not db.is_sqlite:
+        return condition
+    return func.likelihood(condition, literal_column("0.02"))

@@ -11,6 +11,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Date,
     Float,
     ForeignKey,
     Index,
@@ -21,6 +22,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    true,
 )
 
 from callcenter.store.types import UTCDateTime
@@ -92,6 +94,10 @@ users = Table(
     Column("password_hash", String(200), nullable=True),
     Column("active", Boolean, nullable=False, default=True),
     Column("created_at", UTCDateTime, nullable=False),
+    Column("last_login_at", UTCDateTime, nullable=True),
+    Column("password_changed_at", UTCDateTime, nullable=True),
+    Column("totp_secret", String(64), nullable=True),  # two-factor sign-in (RFC 6238)
+    Column("totp_last_step", BigInteger, nullable=True),  # the last code's step: none twice
 )
 
 citizens = Table(
@@ -212,6 +218,8 @@ calls = Table(
     Column("confidence", Float, nullable=True),
     Column("queue_wait_s", Float, nullable=True),
     Column("talk_s", Float, nullable=True),
+    Column("held_at", UTCDateTime, nullable=True),  # on hold since (the caller hears music)
+    Column("hold_s", Float, nullable=True),  # time on hold, all holds together
     Column("outcome", String(32), nullable=True),
     Column("end_node", String(64), nullable=True),  # the IVR node the call ended at
     UniqueConstraint("channel", "provider_call_id"),
@@ -439,6 +447,71 @@ staff_sessions = Table(
     Column("user_agent", String(300), nullable=True),
 )
 
+# one-time set-password links (kind "set_password") and the second step of a sign-in
+# ("second_factor": a code, or enrolling an app with ``secret``); kept by SHA-256 only
+staff_tokens = Table(
+    "staff_tokens",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("user_id", Id, ForeignKey("users.id"), nullable=False, index=True),
+    Column("kind", String(20), nullable=False),
+    Column("secret", String(64), nullable=True),
+    Column("failures", Integer, nullable=False, default=0, server_default="0"),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("used_at", UTCDateTime, nullable=True),
+)
+
+# days an administrator made a holiday ("holiday") or a working day ("workday") locally
+calendar_days = Table(
+    "calendar_days",
+    metadata,
+    Column("day", Date, primary_key=True),
+    Column("kind", String(10), nullable=False),
+    Column("note", String(200), nullable=False, default="", server_default=""),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# canned replies and SMS texts an administrator rewrote, over the shipped catalog
+text_overrides = Table(
+    "text_overrides",
+    metadata,
+    Column("key", String(100), primary_key=True),
+    Column("locale", String(10), primary_key=True),
+    Column("body", Text, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# ACD queues as an administrator set them (over the [acd.queues] settings)
+queue_settings = Table(
+    "queue_settings",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("strategy", String(20), nullable=False),
+    Column("overflow_to", String(64), nullable=True),
+    Column("overflow_after_s", Float, nullable=False),
+    Column("offer_timeout_s", Float, nullable=False),
+    Column("wrap_up_s", Float, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# one row: the deadlines an administrator set (an SlaSettings document), over [sla]
+sla_policy = Table(
+    "sla_policy",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("policy", JSON, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# one row: moved by every configuration change, watched by every process
+config_version = Table(
+    "config_version",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("version", BigInteger, nullable=False),
+)
+
 # counters for lockouts and rate limits ("login:<username>", "lookup-ip:<address>"...)
 throttles = Table(
     "throttles",
@@ -462,6 +535,10 @@ agent_states = Table(
     Column("categories", JSON, nullable=False),
     Column("queues", JSON, nullable=False),
     Column("last_contact_at", UTCDateTime, nullable=True),
+    # the voice skill: calls are offered only to agents who take them
+    Column("voice", Boolean, nullable=False, default=True, server_default=true()),
+    # at most this many at once per channel ({"voice": 1, "webchat": 3}), within capacity
+    Column("channel_capacity", JSON, nullable=True),
 )
 
 # one stay of a conversation in an ACD queue, from entering it until it ends

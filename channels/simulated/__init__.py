@@ -200,7 +200,7 @@ class SimulatedSms(SmsChannel):
         # no segment budget and no pacing unless configured (``max_segments``,
         # ``rate_segments_per_second``), as for every SMS gateway
         body = self.fit_body(message.body)
-        self.pace(message.sender or "", self.segments(body).segments)
+        await self.pace(message.sender or "", self.segments(body).segments)
         if self.delay:
             await asyncio.sleep(self.delay)
         sid, _ = await asyncio.to_thread(

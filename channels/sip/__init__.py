@@ -24,6 +24,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
+from callcenter.actions.calls import read_leg_user
 from callcenter.channel import (
     Access,
     Channel,
@@ -37,6 +38,7 @@ from ivr.setup import build_engine, build_prompts, build_recognizers
 from ivr.stt import Recognizers
 from ivr.tts import check_tools
 
+from .bridge import AgentLeg, AgentLegs
 from .mediation import MediationCall
 from .runner import CallContext, CallRunner
 from .stack import CallAudio, HotlinePhone
@@ -98,6 +100,7 @@ class SipChannel(Channel):
         self.recognizers = Recognizers()
         self.threads: set[threading.Thread] = set()
         self.context: CallContext | None = None
+        self.legs = AgentLegs()
 
     def access(self) -> list[Access]:
         if self.mode == "register":  # registered with a PBX: calls come through it
@@ -119,6 +122,8 @@ class SipChannel(Channel):
             channel=self.name,
             no_media_seconds=self.rt.settings.voice.no_media_seconds,
             media_gap_seconds=self.rt.settings.voice.media_gap_seconds,
+            legs=self.legs,
+            record_calls=self.rt.settings.voice.record_calls,
         )
         self.phone = HotlinePhone(
             self.server,
@@ -143,6 +148,14 @@ class SipChannel(Channel):
         headers = call.request.headers
         caller = headers.get("From", {}).get("number") or headers.get("From", {}).get("caller")
         called = headers.get("To", {}).get("number")
+        if (called or "").startswith(("agent-", "listen-")):
+            try:
+                self._agent_leg(call, called or "")
+            finally:
+                if self.phone is not None:
+                    self.phone.sip.forget(call.call_id)  # type: ignore[attr-defined]
+                self.threads.discard(thread)
+            return
         runner = CallRunner(self.context, CallAudio(call), call.call_id, caller, called)
         try:
             if len(self.threads) > self.rt.settings.voice.max_calls:
@@ -156,6 +169,28 @@ class SipChannel(Channel):
             if self.phone is not None:
                 self.phone.sip.forget(call.call_id)  # type: ignore[attr-defined]
             self.threads.discard(thread)
+
+    def _agent_leg(self, call: Any, user: str) -> None:
+        """An agent's softphone calls in to be bridged to the call they took (bridge.py)."""
+        found = read_leg_user(self.rt, user)
+        if found is None:
+            log.warning("SIP: a call to %r, not a leg this hotline signed: refused", user[:80])
+            call.deny()
+            return
+        kind, conversation_id, agent_id = found
+        call.answer()
+        leg = AgentLeg(conversation_id, agent_id, CallAudio(call), listener=kind == "listen")
+        self.legs.arrive(leg)
+        log.info("SIP: %s leg of %s for conversation %s answered", kind, agent_id, conversation_id)
+        while not leg.done.wait(0.1):
+            if leg.audio.ended:
+                break
+        self.legs.leave(leg)
+        if not leg.audio.ended:
+            try:
+                call.hangup()
+            except Exception:
+                log.debug("hangup of an agent leg did not work", exc_info=True)
 
     @property
     def active_calls(self) -> int:

@@ -326,6 +326,11 @@ class CallAudio:
         client = self.call.RTPClients[0]
         return g711_to_s16(client.pmin.read(count), getattr(client, "hotline_codec", "ulaw"))
 
+    def discard_in(self) -> None:
+        """Drop the caller audio that arrived and was not read (a leg that waited)."""
+        while self.read(8000):
+            pass
+
     def write(self, pcm: bytes) -> None:
         if not self.ended:
             self.call.write_audio(s16_to_u8(pcm))

@@ -35,7 +35,6 @@ import aiohttp
 from aiohttp import web
 from multidict import MultiDictProxy
 from pydantic import Field, field_validator
-from sqlalchemy import select
 from twilio.base.exceptions import TwilioRestException
 from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.rest import Client
@@ -65,7 +64,7 @@ from callcenter.domain.errors import Forbidden, InvalidInput
 from callcenter.domain.ids import ascii_int
 from callcenter.domain.phone import normalize_phone
 from callcenter.runtime import Runtime
-from callcenter.store.tables import messages
+from callcenter.views import provider_ids_recorded
 from channels.twilio.webhooks import TwilioWebhook
 
 log = logging.getLogger(__name__)
@@ -331,7 +330,7 @@ class TwilioSms(SmsChannel):
         body = self.fit_body(message.body)
         count = self.segments(body)
         sender = self.sender_for(message)
-        self.pace(sender, count.segments)  # may defer the job, spending no attempt
+        await self.pace(sender, count.segments)  # may defer the job, spending no attempt
         detail: dict[str, Any] = {
             "from": sender,
             "segments": count.segments,
@@ -447,12 +446,7 @@ class TwilioSms(SmsChannel):
 
     async def _sids_recorded(self, sids: list[str]) -> set[str]:
         async with self.rt.db.read() as conn:
-            rows = await conn.execute(
-                select(messages.c.provider_id).where(
-                    messages.c.channel == self.name, messages.c.provider_id.in_(sids)
-                )
-            )
-            return {str(sid) for sid in rows.scalars()}
+            return await provider_ids_recorded(conn, self.name, sids)
 
     async def _refused(
         self,
@@ -479,7 +473,7 @@ class TwilioSms(SmsChannel):
                 detail["meaning"] = known
         elif status == 429:
             # the sender (or the account) is over its rate: hold this number's other sends too
-            self.pacer_hold(sender, retry_after)
+            await self.pacer_hold(sender, retry_after)
         if status in (401, 403):
             log.error(
                 "Twilio refused our credentials (%s %s): check channel_options.sms", status, code
@@ -500,9 +494,12 @@ class TwilioSms(SmsChannel):
             retry_after=retry_after,
         )
 
-    def pacer_hold(self, sender: str, seconds: float | None) -> None:
+    async def pacer_hold(self, sender: str, seconds: float | None) -> None:
         if self.pacer is not None and seconds:
-            self.pacer.hold(sender, seconds, self.rt.clock.now())
+            now = self.rt.clock.now()
+            self.pacer.hold(sender, seconds, now)
+            if self.shared_pacer is not None:
+                await self.shared_pacer.hold(sender, seconds, now)
 
 
 def _required(form: MultiDictProxy[str], *names: str) -> str:

@@ -19,6 +19,7 @@ Routes (all POST, all signed)::
     /channels/twilio/voice/status     status callback: the call ended
 
     /channels/twilio/voice/tone.wav   the tone played before the caller speaks (GET)
+    /channels/twilio/voice/music.wav  hold music, as long as the wait between announcements (GET)
 
 Options (``[channel_options.twilio_voice]``): ``auth_token`` (required),
 ``public_url`` (the URL Twilio calls; default: the server's public URL),
@@ -32,6 +33,14 @@ A speech prompt ends with the tone (``<Play>`` of ``tone.wav`` inside the
 ``<Gather>``), as the prompt promises. Calls beyond ``voice.max_calls`` at
 once hear ``voice.lines_busy`` and are hung up; they are counted (outcome
 ``busy``).
+
+A caller in the queue hears the position and expected wait, then hold music
+(``<Play>`` of ``music.wav`` inside the wait URL's ``<Gather>``) until the next
+announcement. When an agent takes the call, the wait URL answers ``<Leave>``
+and the call goes on with ``<Say>`` "connecting" and ``<Dial>`` to the agent's
+leg (``agent_sip``: a SIP URI template with ``{user}``, the signed leg user of
+:func:`callcenter.actions.calls.leg_user`); a dial that does not connect puts
+the caller back in the queue, in their place, with an apology.
 """
 
 from __future__ import annotations
@@ -48,7 +57,7 @@ from multidict import MultiDict
 from pydantic import Field, field_validator
 from twilio.twiml.voice_response import VoiceResponse
 
-from callcenter.actions.calls import CallStart, start_call
+from callcenter.actions.calls import CallStart, hold_music_seconds, leg_user, start_call
 from callcenter.channel import (
     Access,
     Channel,
@@ -59,6 +68,7 @@ from callcenter.channel import (
 )
 from callcenter.domain.errors import InvalidInput
 from callcenter.runtime import Runtime
+from ivr.audio import hold_music
 from ivr.categories import category_phrases
 from ivr.engine import Engine, Reply, Say, Session, Turn
 from ivr.setup import build_engine, place_names
@@ -92,6 +102,8 @@ class TwilioVoiceOptions(ChannelOptions):
     public_url: str | None = None  # default: the server's public_url
     speech_languages: list[str] = Field(default_factory=lambda: ["zh-CN", "en"])
     voices: dict[str, dict[str, str]] = Field(default_factory=dict)  # per locale
+    # where <Dial><Sip> reaches an agent's leg: "{user}" is the call's signed leg user
+    agent_sip: str = "sip:{user}@127.0.0.1:5060"
 
     @field_validator("voices")
     @classmethod
@@ -135,16 +147,15 @@ class TwilioVoice(Channel):
         app.router.add_post(f"{BASE}/leave", self.leave)
         app.router.add_post(f"{BASE}/status", self.status)
         app.router.add_get(f"{BASE}/tone.wav", self.tone)
+        app.router.add_get(f"{BASE}/music.wav", self.music)
+
+    async def music(self, request: web.Request) -> web.Response:
+        """Hold music for the time between two queue announcements."""
+        return _wav(hold_music(hold_music_seconds(self.rt)))
 
     async def tone(self, request: web.Request) -> web.Response:
         """The tone before the caller speaks: a 1 kHz beep of a quarter second."""
-        out = io.BytesIO()
-        with wave.open(out, "wb") as wav:
-            wav.setnchannels(1)
-            wav.setsampwidth(2)
-            wav.setframerate(8000)
-            wav.writeframes(tone())
-        return web.Response(body=out.getvalue(), content_type="audio/wav")
+        return _wav(tone())
 
     def _say(self, verb: Any, say: Say) -> None:
         chosen = self.voices.get(say.locale, {})
@@ -157,6 +168,7 @@ class TwilioVoice(Channel):
         return [
             Access(f"POST {BASE}/*", "signed", "X-Twilio-Signature"),
             Access(f"GET {BASE}/tone.wav", "everyone"),
+            Access(f"GET {BASE}/music.wav", "everyone"),
         ]
 
     async def send(self, message: OutboundMessage) -> SendResult:
@@ -220,7 +232,10 @@ class TwilioVoice(Channel):
                         turn, state.pending = state.pending, None
                         return self._respond(sid, state, turn)
                     return _hangup()
-                turn = await self.engine.resume(state.session, self._reply(form, request))
+                reply = self._reply(form, request)
+                if request.query.get("bridged"):  # the dial to the agent is over
+                    reply = Reply(lost=form.get("DialCallStatus") != "completed")
+                turn = await self.engine.resume(state.session, reply)
                 return self._respond(sid, state, turn)
 
         return await self._handle(request, work)
@@ -243,12 +258,13 @@ class TwilioVoice(Channel):
                 gather = response.gather(
                     input="dtmf",
                     num_digits=1,
-                    timeout=max(1, int(turn.expect.timeout)),
+                    timeout=1,  # the music fills the time until the next announcement
                     action=self._url("leave", form["CallSid"]),
                     method="POST",
                 )
                 for say in turn.says:
                     self._say(gather, say)
+                gather.play(f"{self.public_url}{BASE}/music.wav")
                 return str(response)
 
         return await self._handle(request, work)
@@ -361,6 +377,16 @@ class TwilioVoice(Channel):
                     play_beep=True,
                 )
                 response.redirect(self._url("input", call_sid, timeout="1"), method="POST")
+            elif expect.kind == "bridge":
+                conversation = state.session.call.conversation_id
+                agent = state.session.vars.get("agent_id")
+                dial = response.dial(
+                    action=self._url("input", call_sid, bridged="1"),
+                    method="POST",
+                    answer_on_bridge=True,
+                )
+                user = leg_user(self.rt, conversation, int(agent)) if agent else "agent-none"
+                dial.sip(self.config.agent_sip.format(user=user))
             elif expect.kind == "hold":
                 response.enqueue(
                     self.rt.settings.voice.queue,
@@ -373,6 +399,17 @@ class TwilioVoice(Channel):
                 response.hangup()
         state.last_twiml = str(response)
         return state.last_twiml
+
+
+def _wav(samples: bytes) -> web.Response:
+    """8 kHz 16-bit mono samples as a WAV file."""
+    out = io.BytesIO()
+    with wave.open(out, "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(8000)
+        wav.writeframes(samples)
+    return web.Response(body=out.getvalue(), content_type="audio/wav")
 
 
 def _hangup() -> str:

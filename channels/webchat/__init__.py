@@ -28,12 +28,13 @@ import contextlib
 import functools
 import json
 import weakref
+from datetime import timedelta
 from typing import Any
 
 from aiohttp import web
 from pydantic import Field
 
-from callcenter.api.guard import FRAMEABLE
+from callcenter.api.guard import FRAMEABLE, LIMITED, Limit
 from callcenter.api.http import json_response
 from callcenter.channel import Access, Channel, ChannelOptions, OutboundMessage, Page, SendResult
 from callcenter.runtime import Runtime
@@ -92,6 +93,18 @@ class WebChat(WidgetSocket, Push, Channel):
     def setup_web(self, app: web.Application) -> None:
         if FRAMEABLE in app:  # the chat page may be framed by the sites that embed the widget
             app[FRAMEABLE]["/chat/"] = self.allowed_origins
+        if LIMITED in app:  # each connection counts against the client's address
+            security = self.rt.settings.security
+            app[LIMITED].append(
+                Limit(
+                    "GET",
+                    "/chat/ws",
+                    "chat-ip",
+                    security.chat_connections_per_ip,
+                    timedelta(minutes=security.window_minutes),
+                    "all",
+                )
+            )
         app.router.add_get("/chat/widget.js", self.widget_js)
         app.router.add_get("/chat/widget.css", self.static_file("widget.css", "text/css"))
         app.router.add_get("/chat/demo.css", self.static_file("demo.css", "text/css"))

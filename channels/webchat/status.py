@@ -17,7 +17,7 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from callcenter.actions.lookup import WINDOW, look_up_ticket
+from callcenter.actions.lookup import WINDOW, StatusLookup, look_up_ticket
 from callcenter.actions.staff import check_rate
 from callcenter.api.bodies import read_json_body
 from callcenter.api.http import error_body, json_response, retry_after
@@ -65,7 +65,7 @@ def _locale(request: web.Request) -> str:
     )
 
 
-async def _check(request: web.Request, number: str, digits: str, locale: str) -> dict[str, Any]:
+async def _check(request: web.Request, number: str, digits: str, locale: str) -> StatusLookup:
     """Validate, count against the client's address, and look the ticket up."""
     rt = request.config_dict[RUNTIME]
     if not NUMBER.match(number):
@@ -86,7 +86,7 @@ def status_page(channel: WebChat) -> Any:
         texts = channel.texts(locale)
         number = request.query.get("ticket", "")
         number = number if NUMBER.match(number) else ""
-        result: dict[str, Any] | None = None
+        result: StatusLookup | None = None
         error = ""
         status = 200
         refused: HotlineError | None = None

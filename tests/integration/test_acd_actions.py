@@ -168,3 +168,39 @@ async def test_the_driver_waits_for_a_gap_in_the_webhooks(rt: Runtime) -> None:
         assert entry.agent_id is None  # offered, not yet accepted
     finally:
         await driver.stop()
+
+
+async def test_with_several_nodes_one_decides_and_another_takes_over(
+    rt: Runtime, redis_url: str
+) -> None:
+    """Two ACD drivers (two nodes) on one database and one Redis lease: one offers, the
+    other waits; when the first dies without a word, the second takes over."""
+    from callcenter.background import Loop
+    from callcenter.lease import RedisLease
+    from tests.conftest import redis_names
+
+    key = f"{redis_names()}:lease:acd"
+    first, second = (acd.AcdDriver(rt, lease=RedisLease(redis_url, key, ttl=1.0)) for _ in range(2))
+    for driver in (first, second):
+        driver.LEASE_SECONDS = 1.0  # type: ignore[misc]
+    await first.start()
+    await asyncio.sleep(0.2)
+    await second.start()
+    try:
+        a1 = await actor(rt, "agent1")
+        await acd.set_presence(rt, "available", actor=a1)
+        await _queued(rt, "+8613800000041")
+        deadline = asyncio.get_running_loop().time() + 10
+        while not await _rows(rt, offers, offers.c.agent_id == a1.id):
+            assert asyncio.get_running_loop().time() < deadline
+            await asyncio.sleep(0.02)
+        assert first.decided >= 1 and second.decided == 0
+        await Loop.stop(first)  # dies: stops renewing, never releases
+        before = second.decided
+        deadline = asyncio.get_running_loop().time() + 10
+        while second.decided == before:
+            assert asyncio.get_running_loop().time() < deadline, "nobody took the lease over"
+            await asyncio.sleep(0.05)
+    finally:
+        await first.stop()
+        await second.stop()

@@ -6,6 +6,7 @@ answered by the server's one error path), and no core file knows its name."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from pydantic import Field
 from sqlalchemy import select
 
 from callcenter.actions.intake import Inbound, receive_message
+from callcenter.api.guard import LIMITED, PRIVATE, Limit
 from callcenter.api.http import json_response
 from callcenter.bootstrap import build_runtime, create_app
 from callcenter.channel import Channel, ChannelOptions, OutboundMessage, Page, SendResult
@@ -47,6 +49,13 @@ class PigeonPost(Channel):
     def setup_web(self, app: web.Application) -> None:
         app.router.add_post("/pigeon/letters", self.letter)
         app.router.add_get("/pigeon/", self.loft_page)
+        # its own private area (answered no-store) and a route limited per address
+        app.router.add_get("/pigeon/keeper/log", self.loft_page)
+        app[PRIVATE].append("/pigeon/keeper/")
+        app.router.add_get("/pigeon/whistle", self.loft_page)
+        app[LIMITED].append(
+            Limit("GET", "/pigeon/whistle", "whistle", 2, timedelta(hours=1), "all")
+        )
 
     async def letter(self, request: web.Request) -> web.Response:
         data = await request.json()
@@ -133,6 +142,15 @@ async def test_a_channel_the_core_has_never_heard_of(server: TestClient) -> None
         ("pigeon", "CN-2026-0042", "text"),
     ]
     assert PigeonPost.delivered[-1].body == "您好，请问有什么可以帮您？"
+
+
+async def test_its_private_pages_and_its_limits_are_declared_by_it(server: TestClient) -> None:
+    private = await server.get("/pigeon/keeper/log")
+    public = await server.get("/pigeon/")
+    assert (private.status, private.headers.get("Cache-Control")) == (200, "no-store")
+    assert (public.status, public.headers.get("Cache-Control")) == (200, None)
+    answers = [(await server.get("/pigeon/whistle")).status for _ in range(3)]
+    assert answers == [200, 200, 429]
 
 
 def test_no_core_file_names_it() -> None:

@@ -177,6 +177,21 @@ async def test_the_portal_takes_a_department_only_in_ascii_digits(api: TestClien
         await pages.close()
 
 
+@pytest.mark.parametrize("raw", ["²", "१", TOO_BIG])
+async def test_a_mediation_or_a_party_is_named_only_in_ascii_digits(
+    api: TestClient, raw: str
+) -> None:
+    pages = await signed_in_client(api.app, "supervisor")
+    try:
+        page = await pages.get(f"/ui/mediations/{raw}", allow_redirects=False)
+        assert page.status == 404, await page.text()
+        # a party's link: the party's id, a nonce and a signature
+        link = await pages.get(f"/m/{raw}-nonce-signature", allow_redirects=False)
+        assert 400 <= link.status < 500, await link.text()
+    finally:
+        await pages.close()
+
+
 # --- an agent writes only into their own conversations (and waiting ones) ----------------
 
 

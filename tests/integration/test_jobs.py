@@ -16,13 +16,12 @@ import pytest
 from sqlalchemy import select
 
 from callcenter.actions.intake import Inbound, receive_message
-from callcenter.actions.messages import send_reply
 from callcenter.clock import ManualClock
 from callcenter.jobs.executor import JobRunner, PermanentFailure, RetryLater
 from callcenter.jobs.outbox import Job, enqueue
 from callcenter.runtime import Runtime
 from callcenter.store.tables import jobs, messages
-from tests.helpers import actor, start_worker, until_all_jobs_done
+from tests.helpers import jsonl, replies_to_send, start_worker, until_all_jobs_done
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -116,6 +115,19 @@ async def test_a_lease_that_runs_out_lets_another_runner_take_the_job(
     assert await survivor.run_due() == 0  # done is done
 
 
+async def test_a_job_that_loses_every_worker_goes_dead(rt: Runtime, clock: ManualClock) -> None:
+    """A poison job (its worker dies every time) stops after max_attempts claims."""
+    rt.jobs.register("test.poison", lambda rt, job: asyncio.sleep(0))
+    await add_job(rt, "test.poison", "poison-1")  # max_attempts=3
+    for n in range(3):
+        assert len(await JobRunner(rt, name=f"dies-{n}").claim(10)) == 1  # ...and dies
+        clock.advance(seconds=rt.settings.jobs.lease_seconds + 1)
+    assert await JobRunner(rt, name="next").claim(10) == []
+    row = await job_row(rt, "poison-1")
+    assert (row.state, row.attempts, row.locked_by) == ("dead", 3, None)
+    assert "lost with the worker" in row.last_error
+
+
 async def test_the_in_process_driver_runs_jobs_after_commit(rt: Runtime) -> None:
     import asyncio
 
@@ -157,30 +169,18 @@ def _worker(tmp_path: Path, database_url: str) -> subprocess.Popen[bytes]:
     )
 
 
-def _lines(path: Path) -> list[dict[str, Any]]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line]
-
-
 @pytest.mark.slow
 async def test_sigkill_mid_run_loses_nothing_and_repeats_no_effect(
     rt: Runtime, tmp_path: Path, database_url: str
 ) -> None:
-    agent = await actor(rt, "agent1")
-    result = await receive_message(
-        rt, Inbound("sms", "phone", "+8613800000001", "你好", provider_id="SM0")
-    )
-    ids = [result.reply_message_id]
-    for i in range(30):
-        ids.append(await send_reply(rt, result.conversation_id, f"第 {i} 条", actor=agent))
+    ids = await replies_to_send(rt, 30)
     keys = {f"msg-{i}" for i in ids}
     provider = tmp_path / "data" / "simulated-sms"
 
     worker = _worker(tmp_path, database_url)
     try:
         deadline = time.monotonic() + 60
-        while len(_lines(provider / "sent.jsonl")) < 8:
+        while len(jsonl(provider / "sent.jsonl")) < 8:
             assert worker.poll() is None, worker.stdout.read()  # type: ignore[union-attr]
             assert time.monotonic() < deadline, "the worker sent nothing"
             await asyncio.sleep(0.02)
@@ -197,12 +197,12 @@ async def test_sigkill_mid_run_loses_nothing_and_repeats_no_effect(
         )
         running = (await conn.execute(select(jobs.c.key).where(jobs.c.state == "running"))).all()
     assert done_before and running, "the kill should land mid-run"
-    calls_before = Counter(c["key"] for c in _lines(provider / "calls.jsonl"))
+    calls_before = Counter(c["key"] for c in jsonl(provider / "calls.jsonl"))
 
     await until_all_jobs_done(rt, _worker(tmp_path, database_url), len(ids))
 
-    sent = _lines(provider / "sent.jsonl")
-    calls = Counter(c["key"] for c in _lines(provider / "calls.jsonl"))
+    sent = jsonl(provider / "sent.jsonl")
+    calls = Counter(c["key"] for c in jsonl(provider / "calls.jsonl"))
     effects = Counter(s["key"] for s in sent)
     assert set(effects) == keys, "every message reached the provider"
     assert max(effects.values()) == 1, "no message was sent twice"

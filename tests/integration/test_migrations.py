@@ -55,7 +55,7 @@ async def test_the_search_pairs_migration_fills_them_for_the_tickets_there(
     def down_and_up(sync: Connection) -> None:
         config = alembic_config()
         config.attributes["connection"] = sync
-        command.downgrade(config, "0012_light_thresholds")
+        command.downgrade(config, "0014_live_calls")
         assert "ticket_terms" not in inspect(sync).get_table_names()
         command.upgrade(config, "head")
 

@@ -95,7 +95,10 @@ async def test_a_callback_takes_the_calls_place_and_the_call_stops_waiting(
     spot_task, spot_second = await queue_spot(rt, task), await queue_spot(rt, conv_second)
     assert spot_task is not None and spot_second is not None
     assert (spot_task.position, spot_second.position, spot_second.waiting) == (1, 2, 2)
-    a1 = await actor(rt, "agent1")
+    a1, a2 = await actor(rt, "agent1"), await actor(rt, "agent2")
     await acd.set_presence(rt, "available", actor=a1)
+    await acd.set_presence(rt, "available", actor=a2)
     offered = [o.conversation_id for o in (await acd.distribute(rt)).offers]
-    assert offered == [task, conv_second]  # the callback in the call's place; not the call
+    # the callback in the call's place; not the call; the live call to the other agent
+    # (a call takes an agent's whole capacity: not to the one offered the callback)
+    assert offered == [task, conv_second]

@@ -119,3 +119,22 @@ async def test_wallboard_counts(rt: Runtime, clock: ManualClock) -> None:
     assert board["waiting"] == 2
     assert board["today"]["answer_rate"]["numerator"] == 1
     assert board["today"]["service_level"]["value"] == 0.0  # answered after 25 s > 20 s
+
+
+async def test_trends_count_by_the_local_day_and_hour(rt: Runtime, clock: ManualClock) -> None:
+    """17:30 UTC is 01:30 of the next day in Shanghai: the text and its ticket count there."""
+    from datetime import UTC, datetime
+
+    from callcenter.reports import trends
+
+    clock.set(datetime(2026, 11, 27, 17, 30, tzinfo=UTC))
+    await receive_message(rt, Inbound("sms", "phone", "+8613800000300", "港湾路路灯不亮，晚上很黑"))
+    await create_ticket(
+        rt, TicketDraft(description="港湾路的井盖坏了"), actor=await actor(rt, "agent1")
+    )
+    async with rt.db.read() as conn:
+        found = await trends(conn, rt, days=3)
+    assert found["days"] == ["2026-11-26", "2026-11-27", "2026-11-28"]
+    assert found["opened"][-1] >= 1 and found["opened"][:2] == [0, 0]
+    assert found["contacts"] == [0, 0, 1]
+    assert found["contacts_today"][1] == 1 and sum(found["contacts_today"]) == 1

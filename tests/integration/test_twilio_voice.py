@@ -491,3 +491,124 @@ async def test_an_empty_voice_message_is_offered_to_no_one(
         ).all()
         kept = (await conn.execute(select(messages).where(messages.c.kind == "voicemail"))).all()
     assert queued == [] and kept == []
+
+
+async def _queued_phone(client: TestClient, sid: str, caller: str) -> tuple[Phone, str]:
+    phone = Phone(client, sid, caller=caller)
+    await phone.call()
+    await phone.press("2")  # English
+    await phone.press("0")  # a person
+    enqueue = phone.twiml.find("Enqueue")  # type: ignore[union-attr]
+    assert enqueue is not None
+    return phone, enqueue.attrib["waitUrl"]
+
+
+async def test_a_waiting_caller_hears_music_then_is_dialled_to_the_agent_who_took_it(
+    voice: tuple[Runtime, TestClient],
+) -> None:
+    from callcenter.actions import acd
+    from callcenter.actions.calls import read_leg_user
+    from callcenter.store.tables import offers
+    from tests.helpers import actor
+
+    rt, client = voice
+    phone, wait_url = await _queued_phone(client, "CA-agent-1", "+8613900000021")
+    await phone.post(wait_url)
+    gather = phone.gather()
+    plays = [p.text or "" for p in gather.iter("Play")]
+    assert plays == [f"{PUBLIC}/channels/twilio/voice/music.wav"]  # music, not silence
+    assert gather.attrib["timeout"] == "1"
+    music = await client.get("/channels/twilio/voice/music.wav")
+    assert music.status == 200 and music.content_type == "audio/wav"
+    body = await music.read()
+    assert len(body) - 44 == 2 * 8000 * int(rt.settings.voice.hold_announce_seconds)
+
+    agent = await actor(rt, "agent1")
+    await acd.set_presence(rt, "available", actor=agent)
+    await acd.distribute(rt)
+    async with rt.db.read() as conn:
+        offer = (await conn.execute(select(offers))).one()
+    await acd.accept_offer(rt, offer.id, actor=agent)
+    left = await phone.post(wait_url)
+    assert [c.tag for c in left] == ["Leave"]
+    await phone.post(
+        f"{PUBLIC}/channels/twilio/voice/input?call=CA-agent-1&queued=1", QueueResult="leave"
+    )
+    assert "Connecting you to an agent now." in [t for _, t in phone.spoken()]
+    dial = phone.twiml.find("Dial")  # type: ignore[union-attr]
+    assert dial is not None
+    uri = dial.find("Sip").text or ""  # type: ignore[union-attr]
+    user = uri.removeprefix("sip:").split("@")[0]
+    call = await the_call(rt)
+    assert read_leg_user(rt, user) == ("agent", call.conversation_id, agent.id)
+    assert call.outcome == "answered" and call.agent_answered_at == rt.clock.now()
+
+    # the dial did not connect (the agent's softphone never answered): back in the queue
+    await phone.post(dial.attrib["action"], DialCallStatus="no-answer")
+    said = " ".join(t for _, t in phone.spoken())
+    assert "You are back in the queue, in your place." in said
+    assert phone.verbs()[-1] == "Enqueue"
+    call = await the_call(rt)
+    async with rt.db.read() as conn:
+        conversation = (await conn.execute(select(conversations))).one()
+    assert conversation.state == "queued" and call.outcome == "queued"
+
+
+async def test_a_bridged_call_the_agent_ends_says_goodbye(
+    voice: tuple[Runtime, TestClient],
+) -> None:
+    from callcenter.actions import acd
+    from callcenter.store.tables import offers
+    from tests.helpers import actor
+
+    rt, client = voice
+    phone, wait_url = await _queued_phone(client, "CA-agent-2", "+8613900000022")
+    agent = await actor(rt, "agent1")
+    await acd.set_presence(rt, "available", actor=agent)
+    await acd.distribute(rt)
+    async with rt.db.read() as conn:
+        offer = (await conn.execute(select(offers))).one()
+    await acd.accept_offer(rt, offer.id, actor=agent)
+    await phone.post(wait_url)
+    await phone.post(
+        f"{PUBLIC}/channels/twilio/voice/input?call=CA-agent-2&queued=1", QueueResult="leave"
+    )
+    dial = phone.twiml.find("Dial")  # type: ignore[union-attr]
+    assert dial is not None
+    rt.clock.advance(seconds=95)  # type: ignore[attr-defined]
+    await phone.post(dial.attrib["action"], DialCallStatus="completed")
+    assert phone.verbs() == ["Say", "Hangup"]
+    await phone.post("/channels/twilio/voice/status", CallStatus="completed")
+    call = await the_call(rt)
+    assert call.talk_s == 95 and call.outcome == "answered"
+
+
+async def test_a_chinese_caller_is_told_in_chinese_that_an_agent_answers(
+    voice: tuple[Runtime, TestClient],
+) -> None:
+    from callcenter.actions import acd
+    from callcenter.store.tables import offers
+    from tests.helpers import actor
+
+    rt, client = voice
+    phone = Phone(client, "CA-zh-1", caller="+8613900000023")
+    await phone.call()
+    await phone.press("1")  # 中文
+    await phone.press("0")  # 人工
+    wait_url = phone.twiml.find("Enqueue").attrib["waitUrl"]  # type: ignore[union-attr]
+    await phone.post(wait_url)
+    said = " ".join(t for _, t in phone.spoken())
+    assert "您现在排在第一位" in said
+    assert [p.text for p in phone.gather().iter("Play")][-1].endswith("/music.wav")
+    agent = await actor(rt, "agent1")
+    await acd.set_presence(rt, "available", actor=agent)
+    await acd.distribute(rt)
+    async with rt.db.read() as conn:
+        offer = (await conn.execute(select(offers))).one()
+    await acd.accept_offer(rt, offer.id, actor=agent)
+    await phone.post(wait_url)
+    await phone.post(
+        f"{PUBLIC}/channels/twilio/voice/input?call=CA-zh-1&queued=1", QueueResult="leave"
+    )
+    assert ("cmn-CN", "正在为您接通坐席。") in phone.spoken()
+    assert phone.twiml.find("Dial/Sip") is not None  # type: ignore[union-attr]

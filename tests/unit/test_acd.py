@@ -192,3 +192,24 @@ def test_positions_of_a_long_queue_in_one_sort() -> None:
     assert places[3] == (1, 1000) and places[3000] == (1000, 1000)
     same_time = [waiting(7, waited=5), waiting(4, waited=5)]  # a tie: the older stay first
     assert positions(same_time) == {4: (1, 2), 7: (2, 2)}
+
+
+def test_capacity_per_channel() -> None:
+    """Three at once, but one call: a second call waits for another agent, a chat does not."""
+    busy_on_a_call = agent(
+        1,
+        capacity=3,
+        active=1,
+        channel_capacity=(("sip", 1),),
+        channel_load=(("sip", 1),),
+    )
+    rules = {"general": QueueRule("general")}
+    call = waiting(1, channel="sip")
+    chat = waiting(2, channel="webchat", waited=-1)
+    decided = plan(at(10), rules, [call, chat], [busy_on_a_call])
+    assert [(o.entry_id, o.agent_id) for o in decided.offers] == [(2, 1)]
+    # one offer of a call out to an agent with room for one call: no second call offered
+    free = agent(2, capacity=3, channel_capacity=(("sip", 1),))
+    two_calls = plan(at(10), rules, [waiting(3, channel="sip"), waiting(4, channel="sip")], [free])
+    assert [o.entry_id for o in two_calls.offers] == [3]
+    assert free.free_for("webchat", at(10)) == 3 and free.free_for("sip", at(10)) == 1

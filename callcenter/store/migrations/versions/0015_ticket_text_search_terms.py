@@ -5,8 +5,8 @@ title, description and address (see ``callcenter.domain.textsearch``); the searc
 confirms the tickets that hold all of a search's pairs with the ``LIKE`` it used
 before. The tickets already there get theirs here, a batch at a time.
 
-Revision ID: 0013_ticket_terms
-Revises: 0012_light_thresholds
+Revision ID: 0015_ticket_terms
+Revises: 0014_live_calls
 Create Date: 2026-12-01
 """
 
@@ -17,8 +17,8 @@ from alembic import op
 
 from callcenter.domain.textsearch import ticket_terms
 
-revision: str = "0013_ticket_terms"
-down_revision: str | None = "0012_light_thresholds"
+revision: str = "0015_ticket_terms"
+down_revision: str | None = "0014_live_calls"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -5,8 +5,9 @@ address; across a year of a city's tickets that reads every row. Most Chinese se
 words are two characters, too short for a trigram index (pg_trgm, FTS5's trigram
 tokenizer), so each ticket's text is kept as the set of its pairs of neighbouring
 characters (``ticket_terms``): a text that contains the searched words contains every
-pair of them. The search takes the tickets holding all the pairs and confirms each with
-the same ``LIKE`` as before, so it finds exactly what the ``LIKE`` alone would.
+pair of them. The search takes the tickets holding two of its pairs (the rarest, see
+:func:`narrowest`) and confirms each with the same ``LIKE`` as before, so it finds
+exactly what the ``LIKE`` alone would.
 
 Letters A-Z are folded to a-z (SQLite's ``LIKE`` ignores their case, PostgreSQL's does
 not: the pairs serve both, the ``LIKE`` decides). A pair is one integer: the first

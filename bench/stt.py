@@ -1,6 +1,6 @@
 """Speech recognition benchmark on held-out callers: words, categories, places, speed.
 
-The test set (``bench/data/heldout_*.tsv``, 40 complaints per language) was
+The test set (``bench/data/heldout_*.tsv``, 42 complaints per language) was
 written as citizens say them, with addresses and numbers, and nothing was
 built from it: not the recognisers' models, not the Whisper prompt (the
 city's street and category names), not the category keywords. Each sentence

@@ -32,7 +32,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -158,6 +158,10 @@ class Run:
         self.runner = web.AppRunner(app)
         await self.runner.setup()
         await web.TCPSite(self.runner, "127.0.0.1", port).start()
+        assert self.rt.media is not None  # started with the server
+        # the bare baseline's page talks to Janus itself, not through the hotline's relay
+        janus = urlsplit(self.rt.media.nodes["local"].client.node.ws_url)
+        self.settings.security.connect_src.append(f"{janus.scheme}://{janus.netloc}")
         self.url = f"http://127.0.0.1:{port}"
         await load_test_city(self.rt)
         self.agent = await actor(self.rt, "agent1")
